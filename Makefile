@@ -67,7 +67,8 @@ endif
 # Tests (Catch2 v2). One main object is shared by every suite.
 # ---------------------------------------------------------------------------
 CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
-TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp test/test_torch_reference.cpp
+TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp \
+                   test/test_torch_reference.cpp test/test_trainer.cpp
 TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model
@@ -122,8 +123,11 @@ $(BUILD)/obj/train_llama_cpu.o: train_llama.cu
 $(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
-$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS)
+# test_model runs the trainer binary too, so it is built first.
+$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu
 	$(CXX) $^ -o $@ $(LDFLAGS)
+
+$(BUILD)/obj/test/test_trainer.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
 

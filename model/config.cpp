@@ -1,0 +1,230 @@
+#include "model/config.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace llama {
+
+void ModelConfig::validate() const {
+    auto fail = [&](const std::string& what) {
+        throw std::invalid_argument("model config '" + name + "': " + what);
+    };
+    auto positive = [&](const char* field, long v) {
+        if (v <= 0) fail(std::string(field) + " must be positive (got " + std::to_string(v) + ")");
+    };
+    positive("vocab_size", vocab_size);
+    positive("hidden", hidden);
+    positive("n_layers", n_layers);
+    positive("n_heads", n_heads);
+    positive("n_kv_heads", n_kv_heads);
+    positive("head_dim", head_dim);
+    positive("ffn_hidden", ffn_hidden);
+    positive("max_seq_len", max_seq_len);
+    if (n_heads % n_kv_heads != 0)
+        fail("n_heads (" + std::to_string(n_heads) + ") must be a multiple of n_kv_heads (" +
+             std::to_string(n_kv_heads) + ")");
+    if (head_dim % 2 != 0) fail("head_dim must be even for RoPE (got " + std::to_string(head_dim) + ")");
+    if (!(norm_eps > 0.0f)) fail("norm_eps must be positive");
+    if (!(rope_theta > 0.0f)) fail("rope_theta must be positive");
+    if (!(init_std > 0.0f)) fail("init_std must be positive");
+    if (rope_scaling.enabled) {
+        if (!(rope_scaling.factor >= 1.0f)) fail("rope_scaling.factor must be >= 1");
+        if (!(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor))
+            fail("rope_scaling.high_freq_factor must exceed low_freq_factor");
+        if (rope_scaling.original_max_position <= 0)
+            fail("rope_scaling.original_max_position must be positive");
+    }
+}
+
+std::string ModelConfig::describe() const {
+    std::ostringstream s;
+    s << "model " << name << ": vocab " << vocab_size << ", hidden " << hidden << ", layers " << n_layers
+      << ", heads " << n_heads << " (kv " << n_kv_heads << ", dim " << head_dim << "), ffn " << ffn_hidden
+      << ", max seq " << max_seq_len << ", eps " << norm_eps << ", rope theta " << rope_theta;
+    if (rope_scaling.enabled)
+        s << " (llama3 scaling x" << rope_scaling.factor << ", low " << rope_scaling.low_freq_factor << ", high "
+          << rope_scaling.high_freq_factor << ", original " << rope_scaling.original_max_position << ")";
+    s << ", " << (tied_embeddings ? "tied" : "untied") << " embeddings" << (qk_norm ? ", qk-norm" : "")
+      << (bias ? ", biases" : "");
+    return s.str();
+}
+
+std::string ModelConfig::first_difference(const ModelConfig& o) const {
+    std::ostringstream s;
+#define LLAMA_CMP(field)                                                               \
+    if (field != o.field) {                                                            \
+        s << #field << " is " << field << " here but " << o.field << " there";        \
+        return s.str();                                                                \
+    }
+    LLAMA_CMP(vocab_size) LLAMA_CMP(hidden) LLAMA_CMP(n_layers) LLAMA_CMP(n_heads) LLAMA_CMP(n_kv_heads)
+    LLAMA_CMP(head_dim) LLAMA_CMP(ffn_hidden) LLAMA_CMP(norm_eps) LLAMA_CMP(rope_theta)
+    LLAMA_CMP(rope_scaling.enabled) LLAMA_CMP(rope_scaling.factor) LLAMA_CMP(rope_scaling.low_freq_factor)
+    LLAMA_CMP(rope_scaling.high_freq_factor) LLAMA_CMP(rope_scaling.original_max_position)
+    LLAMA_CMP(tied_embeddings) LLAMA_CMP(qk_norm) LLAMA_CMP(bias)
+#undef LLAMA_CMP
+    return "";
+}
+
+namespace {
+
+ModelConfig make(const char* name, int vocab, int hidden, int layers, int heads, int kv_heads, int ffn,
+                 int seq) {
+    ModelConfig c;
+    c.name = name;
+    c.vocab_size = vocab;
+    c.hidden = hidden;
+    c.n_layers = layers;
+    c.n_heads = heads;
+    c.n_kv_heads = kv_heads;
+    c.head_dim = hidden / heads;
+    c.ffn_hidden = ffn;
+    c.max_seq_len = seq;
+    return c;
+}
+
+// open-sci-ref baselines: QK-norm, biases in every linear layer, SwiGLU, tied
+// embeddings, GPT-NeoX vocabulary padded to 50304, full multi-head attention.
+ModelConfig open_sci_ref(const char* name, int layers, int hidden, int heads, int ffn) {
+    ModelConfig c = make(name, 50304, hidden, layers, heads, heads, ffn, 4096);
+    c.qk_norm = true;
+    c.bias = true;
+    return c;
+}
+
+std::map<std::string, ModelConfig> all_presets() {
+    std::map<std::string, ModelConfig> p;
+    // Llama-3.2-style 0.4B model of the Zagreus recipe.
+    ModelConfig z = make("zagreus-0.4b", 128256, 960, 32, 15, 5, 2560, 4096);
+    z.init_std = 0.02f;
+    p[z.name] = z;
+
+    p["osr-0.13b"] = open_sci_ref("osr-0.13b", 22, 512, 8, 2256);
+    p["osr-0.4b"] = open_sci_ref("osr-0.4b", 22, 1024, 16, 3840);
+    p["osr-1.3b"] = open_sci_ref("osr-1.3b", 24, 2048, 32, 5440);
+    p["osr-1.7b"] = open_sci_ref("osr-1.7b", 24, 2048, 32, 8192);
+
+    // Meta's Llama-3.2-1B architecture (as in its config.json).
+    ModelConfig l = make("llama-3.2-1b", 128256, 2048, 16, 32, 8, 8192, 131072);
+    l.rope_theta = 500000.0f;
+    l.rope_scaling.enabled = true;
+    l.rope_scaling.factor = 32.0f;
+    l.rope_scaling.low_freq_factor = 1.0f;
+    l.rope_scaling.high_freq_factor = 4.0f;
+    l.rope_scaling.original_max_position = 8192;
+    p[l.name] = l;
+
+    // Small enough to train on a CPU in minutes; byte-level vocabulary.
+    p["tiny"] = make("tiny", 256, 64, 2, 4, 2, 176, 256);
+    ModelConfig t = make("tiny-osr", 256, 64, 2, 4, 4, 176, 256);
+    t.qk_norm = true;
+    t.bias = true;
+    p[t.name] = t;
+    return p;
+}
+
+}  // namespace
+
+std::vector<std::string> preset_names() {
+    std::vector<std::string> names;
+    for (const auto& kv : all_presets()) names.push_back(kv.first);
+    return names;
+}
+
+ModelConfig preset(const std::string& name) {
+    auto presets = all_presets();
+    auto it = presets.find(name);
+    if (it == presets.end()) {
+        std::string known;
+        for (const auto& kv : presets) known += (known.empty() ? "" : ", ") + kv.first;
+        throw std::invalid_argument("unknown preset '" + name + "' (known: " + known + ")");
+    }
+    it->second.validate();
+    return it->second;
+}
+
+ModelConfig config_from_hf_json(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(path + ": cannot open Hugging Face config");
+    nlohmann::json j;
+    try {
+        in >> j;
+    } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": not valid JSON: " + e.what());
+    }
+    auto need = [&](const char* key) -> const nlohmann::json& {
+        if (!j.contains(key)) throw std::runtime_error(path + ": missing field '" + key + "'");
+        return j.at(key);
+    };
+    ModelConfig c;
+    try {
+        if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
+            std::string arch = j["architectures"][0].get<std::string>();
+            if (arch != "LlamaForCausalLM")
+                throw std::runtime_error("architecture '" + arch + "' is not LlamaForCausalLM");
+        }
+        c.name = path;
+        c.vocab_size = need("vocab_size").get<int>();
+        c.hidden = need("hidden_size").get<int>();
+        c.n_layers = need("num_hidden_layers").get<int>();
+        c.n_heads = need("num_attention_heads").get<int>();
+        c.n_kv_heads = j.value("num_key_value_heads", c.n_heads);
+        if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim = j["head_dim"].get<int>();
+        else c.head_dim = c.n_heads > 0 ? c.hidden / c.n_heads : 0;
+        c.ffn_hidden = need("intermediate_size").get<int>();
+        c.max_seq_len = j.value("max_position_embeddings", 2048);
+        c.norm_eps = j.value("rms_norm_eps", 1e-6f);
+        c.rope_theta = j.value("rope_theta", 10000.0f);
+        c.tied_embeddings = j.value("tie_word_embeddings", false);  // LlamaConfig's default
+        bool attention_bias = j.value("attention_bias", false);
+        bool mlp_bias = j.value("mlp_bias", false);
+        if (attention_bias != mlp_bias)
+            throw std::runtime_error("attention_bias and mlp_bias differ; this library has biases in all "
+                                     "linear layers or in none");
+        c.bias = attention_bias;
+        c.qk_norm = j.value("qk_norm", false);
+        c.init_std = j.value("initializer_range", 0.02f);
+        if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+            const auto& rs = j["rope_scaling"];
+            std::string type = rs.value("rope_type", rs.value("type", std::string("default")));
+            if (type == "llama3") {
+                c.rope_scaling.enabled = true;
+                c.rope_scaling.factor = rs.at("factor").get<float>();
+                c.rope_scaling.low_freq_factor = rs.at("low_freq_factor").get<float>();
+                c.rope_scaling.high_freq_factor = rs.at("high_freq_factor").get<float>();
+                c.rope_scaling.original_max_position = rs.at("original_max_position_embeddings").get<int>();
+            } else if (type != "default") {
+                throw std::runtime_error("rope_scaling type '" + type + "' is not supported (only llama3)");
+            }
+        }
+        std::string act = j.value("hidden_act", std::string("silu"));
+        if (act != "silu") throw std::runtime_error("hidden_act '" + act + "' is not supported (only silu)");
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(path + ": bad field type: " + e.what());
+    } catch (const std::runtime_error& e) {
+        std::string msg = e.what();
+        if (msg.rfind(path, 0) == 0) throw;
+        throw std::runtime_error(path + ": " + msg);
+    }
+    try {
+        c.validate();
+    } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(e.what());
+    }
+    return c;
+}
+
+int64_t parameter_count_formula(const ModelConfig& c) {
+    const int64_t C = c.hidden, V = c.vocab_size, F = c.ffn_hidden, Dq = int64_t(c.n_heads) * c.head_dim,
+                  Dkv = int64_t(c.n_kv_heads) * c.head_dim, b = c.bias ? 1 : 0;
+    int64_t attention = C * Dq + 2 * C * Dkv + Dq * C + b * (Dq + 2 * Dkv + C);
+    int64_t mlp = 3 * C * F + b * (2 * F + C);
+    int64_t norms = 2 * C + (c.qk_norm ? 2 * int64_t(c.head_dim) : 0);
+    int64_t per_layer = attention + mlp + norms;
+    return V * C + c.n_layers * per_layer + C + (c.tied_embeddings ? 0 : V * C);
+}
+
+}  // namespace llama
