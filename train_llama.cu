@@ -1,6 +1,6 @@
 // train_llama: pretrain a Llama-style model. One flat loop, read top to bottom:
-//   flags -> config -> model and optimizer state -> data -> loop { forward,
-//   backward, clip, AdamW, log, validate }.
+//   flags -> config -> model and optimizer state -> data -> resume -> loop {
+//   forward, backward, gradient norm, clip, AdamW, log, validate, checkpoint }.
 //
 // This build (train_llama_cpu, compiled as C++ with LLAMA_BACKEND_CPU) runs the
 // loop on the fp32 CPU reference ops of reference/, which the tests prove
@@ -9,14 +9,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include "lifecycle/checkpoint.h"
+#include "lifecycle/schedule.h"
 #include "model/config.h"
 #include "model/params.h"
 #include "model/rng.h"
@@ -30,13 +36,12 @@ using namespace llama;
 
 namespace {
 
-// Linear warmup from lr/warmup to lr, then cosine decay to min_lr_frac * lr.
-double learning_rate(int step, int total_steps, int warmup, double lr, double min_lr_frac) {
-    if (step <= warmup) return lr * step / std::max(warmup, 1);
-    double progress = double(step - warmup) / std::max(total_steps - warmup, 1);
-    double cosine = 0.5 * (1.0 + std::cos(3.14159265358979323846 * progress));
-    return lr * (min_lr_frac + (1.0 - min_lr_frac) * cosine);
-}
+// Exit status after SIGTERM or SIGUSR1 (a checkpoint was written): EX_TEMPFAIL,
+// "try again", so a job script can requeue.
+constexpr int kExitPreempted = 75;
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 [[noreturn]] void die(const std::string& msg) {
     std::fprintf(stderr, "train_llama: %s\n", msg.c_str());
@@ -66,12 +71,15 @@ struct ByteCorpus {
 int main(int argc, char** argv) {
     // ---------------------------------------------------------------- flags
     CLI::App app{"train_llama: pretrain a Llama-style language model"};
-    std::string preset_name = "tiny", config_path, text_path;
+    std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
+    std::string checkpoint_dir, log_jsonl;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
+    int decay_start = -1, decay_steps = -1, checkpoint_every = 0, keep_checkpoints = 0, max_bad_steps = 5;
     uint64_t seed = 42;
-    double lr = 3e-3, min_lr_frac = 0.1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, grad_clip = 1.0,
-           val_fraction = 0.05;
-    bool dry_run = false;
+    double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
+           grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
+    bool dry_run = false, resume = false;
+    std::vector<int> debug_nan_steps;
     app.add_option("--preset", preset_name, "model preset: " + [] {
         std::string s;
         for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
@@ -83,27 +91,54 @@ int main(int argc, char** argv) {
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--batch", batch, "sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--seq-len", seq_len, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
+    // Schedule.
     app.add_option("--lr", lr, "peak learning rate")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--min-lr-frac", min_lr_frac, "final learning rate as a fraction of the peak")
-        ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    app.add_option("--schedule", schedule_name, "constant, cosine or wsd (warmup-stable-decay)")
+        ->capture_default_str()->check(CLI::IsMember({"constant", "cosine", "wsd"}));
+    app.add_option("--min-lr", min_lr, "floor of cosine / end of the WSD cooldown (default lr/10)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--warmup", warmup, "linear warmup steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--decay-start", decay_start, "wsd: last step at the peak learning rate")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--decay-steps", decay_steps, "wsd: length of the cooldown")->check(CLI::PositiveNumber);
+    app.add_option("--cooldown-fraction", cooldown_fraction, "wsd: cooldown over this last fraction of --steps")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--decay-shape", decay_shape, "wsd cooldown: linear or cosine")
+        ->capture_default_str()->check(CLI::IsMember({"linear", "cosine"}));
+    // Optimizer.
     app.add_option("--weight-decay", weight_decay, "AdamW decoupled weight decay (not on norms and biases)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     app.add_option("--beta1", beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
     app.add_option("--beta2", beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
     app.add_option("--grad-clip", grad_clip, "clip the global gradient norm to this (0: off)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--max-bad-steps", max_bad_steps, "abort after this many non-finite steps in a row")
+        ->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--seed", seed, "seed of the weights and the data order")->capture_default_str();
+    // Evaluation and logs.
     app.add_option("--log-every", log_every, "steps between log lines")->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--log-jsonl", log_jsonl, "append every step's metrics to this JSONL file");
+    app.add_option("--peak-tflops", peak_tflops, "the device's peak TFLOP/s, to report MFU")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--val-every", val_every, "steps between validation losses (0: only at the end)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     app.add_option("--val-fraction", val_fraction, "share of the text held out for validation")
         ->capture_default_str()->check(CLI::Range(0.0, 0.5));
     app.add_option("--val-batches", val_batches, "batches per validation")->capture_default_str()
         ->check(CLI::PositiveNumber);
+    // Checkpoints.
+    app.add_option("--checkpoint-dir", checkpoint_dir, "directory of checkpoints");
+    app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints (0: only at the end)")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--keep-checkpoints", keep_checkpoints, "keep only the newest K checkpoints (0: all)")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
     app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
+    app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
+        ->group("Testing");
     CLI11_PARSE(app, argc, argv);
+    if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
 
     // ---------------------------------------------------------------- config
     ModelConfig config;
@@ -117,12 +152,39 @@ int main(int argc, char** argv) {
             std::to_string(config.max_seq_len));
     std::printf("%s\n", config.describe().c_str());
 
+    LrSchedule schedule;
+    schedule.kind = LrSchedule::parse_kind(schedule_name);
+    schedule.cooldown = LrSchedule::parse_shape(decay_shape);
+    schedule.lr = lr;
+    schedule.min_lr = min_lr >= 0 ? min_lr : lr / 10;
+    schedule.warmup = warmup;
+    schedule.total_steps = steps;
+    if (schedule.kind == LrSchedule::Kind::Wsd) {
+        if (cooldown_fraction >= 0 && (decay_start >= 0 || decay_steps >= 0))
+            die("--cooldown-fraction and --decay-start/--decay-steps are alternatives; give one");
+        schedule.decay_steps = cooldown_fraction >= 0 ? int(std::lround(cooldown_fraction * steps))
+                                                      : (decay_steps >= 0 ? decay_steps : int(std::lround(0.2 * steps)));
+        schedule.decay_start = decay_start >= 0 ? decay_start : steps - schedule.decay_steps;
+    } else if (decay_start >= 0 || decay_steps >= 0 || cooldown_fraction >= 0) {
+        die("--decay-start, --decay-steps and --cooldown-fraction apply to --schedule wsd only");
+    }
+
     // ---------------------------------------------------------------- model and optimizer state
-    const int64_t n_params = ParamLayout(config).total();
+    const ParamLayout layout(config);
+    const int64_t n_params = layout.total();
     std::printf("parameters: %s (%lld; formula %lld)\n", format_count(n_params).c_str(), (long long)n_params,
                 (long long)parameter_count_formula(config));
     const double gb = 1e-9 * sizeof(float) * n_params;
     std::printf("memory: weights %.4g GB, gradients %.4g GB, AdamW moments %.4g GB (fp32)\n", gb, gb, 2 * gb);
+    // Model FLOPs per token: 6 per weight of every matrix product (forward and
+    // backward), and the attention scores and values: 6 * layers * heads *
+    // head_dim * seq_len for the causal half of the T x T products.
+    int64_t matmul_params = 0;
+    for (const ParamTensor& t : layout.tensors())
+        if (t.kind == ParamKind::Matrix) matmul_params += t.numel;
+    if (config.tied_embeddings) matmul_params += int64_t(config.vocab_size) * config.hidden;
+    const double flops_per_token =
+        6.0 * matmul_params + 6.0 * config.n_layers * config.n_heads * config.head_dim * double(seq_len);
     if (dry_run) return 0;
     ref::Model<float> model(config);
     model.init(seed);
@@ -161,35 +223,168 @@ int main(int argc, char** argv) {
         return sum / val_batches;
     };
 
+    // ---------------------------------------------------------------- checkpoints and resume
+    Rng data_rng(seed);
+    int first_step = 1;   // the next optimizer step to run
+    int adam_step = 0;    // updates applied (AdamW's bias correction counts these)
+    int bad_steps_total = 0;
+    auto tensor_refs = [&](const std::string& prefix, std::vector<float>& buffer) {
+        std::vector<safetensors::TensorRef> refs;
+        for (const ParamTensor& t : layout.tensors())
+            refs.push_back({prefix + t.name, safetensors::DType::F32, t.shape, buffer.data() + t.offset});
+        return refs;
+    };
+    auto save_checkpoint = [&](int step) -> bool {
+        std::vector<safetensors::TensorRef> optimizer = tensor_refs("exp_avg/", model.adam_m());
+        for (auto& r : tensor_refs("exp_avg_sq/", model.adam_v())) optimizer.push_back(r);
+        nlohmann::json state = {{"step", step},
+                                {"adam_step", adam_step},
+                                {"bad_steps_total", bad_steps_total},
+                                {"seed", seed},
+                                {"world_size", 1},
+                                {"data", {{"kind", "bytes"}, {"file", text_path}, {"rng", data_rng.state()}}},
+                                {"model", nlohmann::json::parse(config_to_json(config))}};
+        try {
+            std::string path = checkpoint::write(checkpoint_dir, step, tensor_refs("", model.params()), optimizer, state);
+            checkpoint::prune(checkpoint_dir, keep_checkpoints);
+            std::printf("checkpoint: %s\n", path.c_str());
+            return true;
+        } catch (const std::exception& e) {
+            std::vector<std::string> ignored;
+            std::string previous = checkpoint::find_latest(checkpoint_dir, ignored);
+            std::fprintf(stderr, "train_llama: checkpoint of step %d not written: %s; %s\n", step, e.what(),
+                         previous.empty() ? "there is no earlier checkpoint"
+                                          : ("the previous checkpoint " + previous + " is intact").c_str());
+            return false;
+        }
+    };
+    if (resume) {
+        std::vector<std::string> skipped;
+        const std::string path = checkpoint::find_latest(checkpoint_dir, skipped);
+        for (const auto& line : skipped) std::fprintf(stderr, "train_llama: %s\n", line.c_str());
+        if (path.empty()) {
+            std::printf("resume: no complete checkpoint in %s; starting from step 1\n", checkpoint_dir.c_str());
+        } else {
+            try {
+                nlohmann::json state = checkpoint::read_state(path);
+                ModelConfig saved = config_from_json(state.at("model").dump(), path + "/state.json");
+                std::string diff = config.first_difference(saved);
+                if (!diff.empty()) die("cannot resume from " + path + " with another model: " + diff);
+                if (state.at("world_size").get<int>() != 1)
+                    die("cannot resume from " + path + ": it was written by " +
+                        std::to_string(state["world_size"].get<int>()) + " ranks, this run has 1");
+                safetensors::Reader weights(path + "/model.safetensors"), moments(path + "/optimizer.safetensors");
+                for (const ParamTensor& t : layout.tensors()) {
+                    weights.read(t.name, safetensors::DType::F32, t.shape, model.params().data() + t.offset);
+                    moments.read("exp_avg/" + t.name, safetensors::DType::F32, t.shape, model.adam_m().data() + t.offset);
+                    moments.read("exp_avg_sq/" + t.name, safetensors::DType::F32, t.shape,
+                                 model.adam_v().data() + t.offset);
+                }
+                first_step = state.at("step").get<int>() + 1;
+                adam_step = state.at("adam_step").get<int>();
+                bad_steps_total = state.at("bad_steps_total").get<int>();
+                data_rng.set_state(state.at("data").at("rng").get<uint64_t>());
+            } catch (const nlohmann::json::exception& e) {
+                die(path + "/state.json: " + e.what());
+            } catch (const std::exception& e) {
+                die(e.what());
+            }
+            std::printf("resume: %s (continuing at step %d)\n", path.c_str(), first_step);
+        }
+    }
+    FILE* jsonl = nullptr;
+    if (!log_jsonl.empty()) {
+        jsonl = std::fopen(log_jsonl.c_str(), "a");
+        if (!jsonl) die("--log-jsonl " + log_jsonl + ": cannot open for appending");
+    }
+    std::signal(SIGTERM, on_stop_signal);
+    std::signal(SIGUSR1, on_stop_signal);
+    std::signal(SIGXFSZ, SIG_IGN);  // a file-size limit shows as a write error, handled like a full disk
+
     // ---------------------------------------------------------------- training loop
     ref::AdamWHyper hyper;
     hyper.beta1 = beta1;
     hyper.beta2 = beta2;
     hyper.weight_decay = weight_decay;
-    Rng data_rng(seed);
     std::vector<int> inputs, targets;
+    const std::set<int> nan_steps(debug_nan_steps.begin(), debug_nan_steps.end());
     const int64_t tokens_per_step = int64_t(batch) * seq_len;
-    std::printf("training: %d steps of %d x %d tokens, lr %.2e (warmup %d, cosine to %.2e)\n", steps, batch, seq_len,
-                lr, warmup, lr * min_lr_frac);
+    std::printf("training: steps %d to %d of %d x %d tokens, lr %.2e, %s schedule, warmup %d\n", first_step, steps,
+                batch, seq_len, lr, schedule_name.c_str(), warmup);
     auto run_start = std::chrono::steady_clock::now();
-    for (int step = 1; step <= steps; ++step) {
+    bool last_checkpoint_ok = true;
+    int bad_in_row = 0;
+    for (int step = first_step; step <= steps; ++step) {
         auto t0 = std::chrono::steady_clock::now();
-        hyper.lr = learning_rate(step, steps, warmup, lr, min_lr_frac);
+        hyper.lr = schedule.at(step);
         train.sample(data_rng, batch, seq_len, inputs, targets);
         model.zero_grad();
         const float loss = model.forward(inputs.data(), targets.data(), batch, seq_len);
         model.backward();
-        const double norm = model.update(hyper, step, grad_clip);
+        if (nan_steps.count(step)) model.grads()[0] = NAN;
+        const double norm = model.grad_norm();
+        const bool finite = std::isfinite(loss) && std::isfinite(norm);
+        if (finite) {
+            bad_in_row = 0;
+            model.apply_update(hyper, ++adam_step, ref::clip_scale(norm, grad_clip));
+        } else {
+            ++bad_in_row;
+            ++bad_steps_total;
+            std::printf("step %5d/%d | non-finite %s: update skipped (%d in a row, %d in all)\n", step, steps,
+                        std::isfinite(loss) ? "gradient norm" : "loss", bad_in_row, bad_steps_total);
+        }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (!std::isfinite(loss)) die("loss is not finite at step " + std::to_string(step));
-        if (step % log_every == 0 || step == 1 || step == steps)
-            std::printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s | %.1f ms\n", step, steps,
-                        loss, hyper.lr, norm, tokens_per_step / seconds, 1e3 * seconds);
-        if (!val.tokens.empty() && ((val_every > 0 && step % val_every == 0) || step == steps))
-            std::printf("step %5d/%d | val loss %.4f\n", step, steps, validation_loss());
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+        const double tflops = flops_per_token * tokens_per_step / seconds / 1e12;
+        if (finite && (step % log_every == 0 || step == first_step || step == steps)) {
+            const double eta = elapsed / (step - first_step + 1) * (steps - step);
+            std::printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3g TFLOP/s", step, steps,
+                        loss, hyper.lr, norm, tokens_per_step / seconds, tflops);
+            if (peak_tflops > 0) std::printf(" | MFU %.1f%%", 100 * tflops / peak_tflops);
+            std::printf(" | %.1f ms | ETA %.0f s\n", 1e3 * seconds, eta);
+        }
+        double val_loss = NAN;
+        if (!val.tokens.empty() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
+            val_loss = validation_loss();
+            std::printf("step %5d/%d | val loss %.4f\n", step, steps, val_loss);
+        }
+        if (jsonl) {
+            nlohmann::json rec = {{"step", step}, {"lr", hyper.lr}, {"tokens_per_s", tokens_per_step / seconds},
+                                  {"ms", 1e3 * seconds}, {"tflops", tflops}, {"skipped", !finite}};
+            // Losses printed in full precision (round-trip) so runs compare bit for bit.
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.9g", double(loss));
+            rec["loss"] = std::isfinite(loss) ? nlohmann::json::parse(buf) : nlohmann::json(nullptr);
+            rec["grad_norm"] = std::isfinite(norm) ? nlohmann::json(norm) : nlohmann::json(nullptr);
+            if (std::isfinite(val_loss)) rec["val_loss"] = val_loss;
+            std::fprintf(jsonl, "%s\n", rec.dump().c_str());
+            std::fflush(jsonl);
+        }
         std::fflush(stdout);
+        if (bad_in_row >= max_bad_steps) {
+            // The weights are still those of the last good step: keep them.
+            if (!checkpoint_dir.empty()) save_checkpoint(step);
+            die(std::to_string(bad_in_row) + " non-finite steps in a row (--max-bad-steps " +
+                std::to_string(max_bad_steps) + "); stopping" +
+                (checkpoint_dir.empty() ? std::string("") : " after saving the last good state"));
+        }
+        const bool stop = g_stop_signal != 0;
+        if (!checkpoint_dir.empty() &&
+            (step == steps || stop || (checkpoint_every > 0 && step % checkpoint_every == 0)))
+            last_checkpoint_ok = save_checkpoint(step);
+        if (stop) {
+            std::printf("received %s: %s; exiting with status %d\n", g_stop_signal == SIGTERM ? "SIGTERM" : "SIGUSR1",
+                        checkpoint_dir.empty() ? "no --checkpoint-dir, nothing saved"
+                                               : (last_checkpoint_ok ? "checkpoint written" : "checkpoint FAILED"),
+                        kExitPreempted);
+            return kExitPreempted;
+        }
     }
+    if (jsonl) std::fclose(jsonl);
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-    std::printf("done: %d steps in %.1f s (%.0f tok/s)\n", steps, total, steps * tokens_per_step / total);
+    const int ran = steps - first_step + 1;
+    std::printf("done: %d steps in %.1f s (%.0f tok/s), %d non-finite steps skipped\n", ran, total,
+                ran * tokens_per_step / std::max(total, 1e-9), bad_steps_total);
+    if (!last_checkpoint_ok) die("the final checkpoint was not written (see above)");
     return 0;
 }

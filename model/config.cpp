@@ -149,12 +149,19 @@ ModelConfig preset(const std::string& name) {
 ModelConfig config_from_hf_json(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw std::runtime_error(path + ": cannot open Hugging Face config");
+    std::stringstream text;
+    text << in.rdbuf();
+    return config_from_hf_json_text(text.str(), path);
+}
+
+ModelConfig config_from_hf_json_text(const std::string& text, const std::string& path) {
     nlohmann::json j;
     try {
-        in >> j;
+        j = nlohmann::json::parse(text);
     } catch (const std::exception& e) {
         throw std::runtime_error(path + ": not valid JSON: " + e.what());
     }
+    if (!j.is_object()) throw std::runtime_error(path + ": not a JSON object");
     auto need = [&](const char* key) -> const nlohmann::json& {
         if (!j.contains(key)) throw std::runtime_error(path + ": missing field '" + key + "'");
         return j.at(key);
@@ -213,6 +220,68 @@ ModelConfig config_from_hf_json(const std::string& path) {
         c.validate();
     } catch (const std::invalid_argument& e) {
         throw std::runtime_error(e.what());
+    }
+    return c;
+}
+
+std::string config_to_json(const ModelConfig& c) {
+    nlohmann::json j = {{"name", c.name},
+                        {"vocab_size", c.vocab_size},
+                        {"hidden", c.hidden},
+                        {"n_layers", c.n_layers},
+                        {"n_heads", c.n_heads},
+                        {"n_kv_heads", c.n_kv_heads},
+                        {"head_dim", c.head_dim},
+                        {"ffn_hidden", c.ffn_hidden},
+                        {"max_seq_len", c.max_seq_len},
+                        {"norm_eps", c.norm_eps},
+                        {"rope_theta", c.rope_theta},
+                        {"rope_scaling",
+                         {{"enabled", c.rope_scaling.enabled},
+                          {"factor", c.rope_scaling.factor},
+                          {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                          {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                          {"original_max_position", c.rope_scaling.original_max_position}}},
+                        {"tied_embeddings", c.tied_embeddings},
+                        {"qk_norm", c.qk_norm},
+                        {"bias", c.bias},
+                        {"init_std", c.init_std}};
+    return j.dump(2);
+}
+
+ModelConfig config_from_json(const std::string& json_text, const std::string& origin) {
+    ModelConfig c;
+    try {
+        nlohmann::json j = nlohmann::json::parse(json_text);
+        const nlohmann::json& m = j.contains("model") ? j.at("model") : j;
+        c.name = m.at("name").get<std::string>();
+        c.vocab_size = m.at("vocab_size").get<int>();
+        c.hidden = m.at("hidden").get<int>();
+        c.n_layers = m.at("n_layers").get<int>();
+        c.n_heads = m.at("n_heads").get<int>();
+        c.n_kv_heads = m.at("n_kv_heads").get<int>();
+        c.head_dim = m.at("head_dim").get<int>();
+        c.ffn_hidden = m.at("ffn_hidden").get<int>();
+        c.max_seq_len = m.at("max_seq_len").get<int>();
+        c.norm_eps = m.at("norm_eps").get<float>();
+        c.rope_theta = m.at("rope_theta").get<float>();
+        const nlohmann::json& rs = m.at("rope_scaling");
+        c.rope_scaling.enabled = rs.at("enabled").get<bool>();
+        c.rope_scaling.factor = rs.at("factor").get<float>();
+        c.rope_scaling.low_freq_factor = rs.at("low_freq_factor").get<float>();
+        c.rope_scaling.high_freq_factor = rs.at("high_freq_factor").get<float>();
+        c.rope_scaling.original_max_position = rs.at("original_max_position").get<int>();
+        c.tied_embeddings = m.at("tied_embeddings").get<bool>();
+        c.qk_norm = m.at("qk_norm").get<bool>();
+        c.bias = m.at("bias").get<bool>();
+        c.init_std = m.at("init_std").get<float>();
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(origin + ": bad model config: " + e.what());
+    }
+    try {
+        c.validate();
+    } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(origin + ": " + e.what());
     }
     return c;
 }

@@ -54,6 +54,13 @@ std::vector<std::string> preset_names();
 // Reads the architecture part of a Hugging Face Llama config.json (LlamaForCausalLM).
 // Throws std::runtime_error naming the file and the field on bad input.
 ModelConfig config_from_hf_json(const std::string& path);
+// The same from the file's text; `path` names it in messages.
+ModelConfig config_from_hf_json_text(const std::string& text, const std::string& path);
+
+// The config as JSON (for checkpoints) and back; the reader names `origin` and
+// the field on bad input (std::runtime_error).
+std::string config_to_json(const ModelConfig& c);
+ModelConfig config_from_json(const std::string& json_text, const std::string& origin);
 
 // Parameter count from the closed formula (independent of the tensor layout).
 int64_t parameter_count_formula(const ModelConfig& c);

@@ -194,12 +194,21 @@ void Model<T>::backward(T loss_scale) {
 }
 
 template <typename T>
-double Model<T>::update(const AdamWHyper& hyper, int step, double max_norm) {
-    const double norm = std::sqrt(grad_norm_squared(grads_.data(), int64_t(grads_.size())));
-    const double scale = clip_scale(norm, max_norm);
+double Model<T>::grad_norm() const {
+    return std::sqrt(grad_norm_squared(grads_.data(), int64_t(grads_.size())));
+}
+
+template <typename T>
+void Model<T>::apply_update(const AdamWHyper& hyper, int step, double grad_scale) {
     for (const ParamTensor& t : layout_.tensors())
         adamw_update(params_.data() + t.offset, grads_.data() + t.offset, m_.data() + t.offset,
-                     v_.data() + t.offset, t.numel, hyper, step, scale, t.decay);
+                     v_.data() + t.offset, t.numel, hyper, step, grad_scale, t.decay);
+}
+
+template <typename T>
+double Model<T>::update(const AdamWHyper& hyper, int step, double max_norm) {
+    const double norm = grad_norm();
+    apply_update(hyper, step, clip_scale(norm, max_norm));
     return norm;
 }
 

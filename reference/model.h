@@ -85,6 +85,14 @@ public:
     // step on every tensor with its own weight-decay flag. `step` counts from 1.
     // Returns the norm before clipping.
     double update(const AdamWHyper& hyper, int step, double max_norm);
+    // The two halves of update(), for callers that inspect the norm first
+    // (e.g. to skip a step whose gradient is not finite).
+    double grad_norm() const;
+    void apply_update(const AdamWHyper& hyper, int step, double grad_scale);
+
+    // AdamW's first and second moments, one value per parameter (for checkpoints).
+    std::vector<T>& adam_m() { return m_; }
+    std::vector<T>& adam_v() { return v_; }
 
 private:
     ModelConfig config_;
