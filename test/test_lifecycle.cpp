@@ -483,3 +483,20 @@ TEST_CASE("non-finite steps are skipped and counted; too many in a row abort aft
     CHECK(fs::exists(checkpoint::path_for_step(base + "/ck2", 9)));
     fs::remove_all(base);
 }
+
+TEST_CASE("scripts/plot draws a real run's JSONL log to a PNG", "[lifecycle][plot]") {
+    std::string base = temp_dir("plot");
+    std::string args = common_args(base + "/ck", base + "/run.jsonl", 12);
+    args.replace(args.find("--val-every 0"), 13, "--val-every 4");
+    REQUIRE(run_shell(std::string(LLAMA_TRAINER) + " " + args) == 0);
+    std::string out;
+    REQUIRE(run_shell("scripts/plot " + base + "/run.jsonl --out " + base + "/run.png", &out) == 0);
+    CHECK_THAT(out, Catch::Contains("12 steps"));
+    std::string png = bytes_of(base + "/run.png");
+    REQUIRE(png.size() > 10000);
+    CHECK(png.substr(1, 3) == "PNG");
+    put_bytes(base + "/bad.jsonl", "{\"step\": 1, \"loss\": 2}\nnot json\n");
+    CHECK(run_shell("scripts/plot " + base + "/bad.jsonl", &out) != 0);
+    CHECK_THAT(out, Catch::Contains("bad.jsonl:2"));
+    fs::remove_all(base);
+}
