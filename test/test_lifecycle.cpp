@@ -3,6 +3,8 @@
 // resume, preemption, fault and full-disk behaviour.
 #include <catch2/catch.hpp>
 
+#include "test/test_corpus.h"
+
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -268,14 +270,7 @@ TEST_CASE("a failed checkpoint write leaves the previous one intact", "[lifecycl
 // ---------------------------------------------------------------------------
 namespace {
 
-const std::string& corpus() {
-    static std::string path;
-    if (path.empty()) {
-        path = "/tmp/llama_test_kjv_lifecycle.txt";
-        REQUIRE(std::system(("bible -f Gen1:1-Rev22:21 > " + path).c_str()) == 0);
-    }
-    return path;
-}
+const std::string& corpus() { return testcorpus::kjv_path(); }
 
 std::string common_args(const std::string& ckdir, const std::string& jsonl, int steps) {
     return "--preset tiny-osr --text " + corpus() + " --steps " + std::to_string(steps) +

@@ -4,6 +4,8 @@
 // a message naming the flag or file and a non-zero exit.
 #include <catch2/catch.hpp>
 
+#include "test/test_corpus.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
@@ -34,14 +36,7 @@ Run run(const std::string& args) {
     return r;
 }
 
-const std::string& bible_text() {
-    static std::string path;
-    if (path.empty()) {
-        path = "/tmp/llama_test_kjv.txt";
-        REQUIRE(std::system(("bible -f Gen1:1-Rev22:21 > " + path).c_str()) == 0);
-    }
-    return path;
-}
+const std::string& bible_text() { return testcorpus::kjv_path(); }
 
 }  // namespace
 

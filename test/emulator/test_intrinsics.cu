@@ -1,0 +1,469 @@
+// The emulator's execution model and intrinsics, each against its documented behaviour.
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "emu/control.h"
+
+#define CHECK_CUDA(call) REQUIRE((call) == cudaSuccess)
+
+template <class T>
+struct DeviceBuffer {
+    T* ptr = nullptr;
+    std::size_t n;
+    explicit DeviceBuffer(std::size_t count) : n(count) { CHECK_CUDA(cudaMalloc(&ptr, n * sizeof(T))); }
+    ~DeviceBuffer() { cudaFree(ptr); }
+    std::vector<T> get() const {
+        std::vector<T> h(n);
+        REQUIRE(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
+        return h;
+    }
+    void put(const std::vector<T>& h) { CHECK_CUDA(cudaMemcpy(ptr, h.data(), n * sizeof(T), cudaMemcpyHostToDevice)); }
+};
+
+// ---------------------------------------------------------------------------
+__global__ void coords_kernel(int* out) {
+    int block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    int thread = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    int nthreads = blockDim.x * blockDim.y * blockDim.z;
+    int* o = out + 8 * (block * nthreads + thread);
+    o[0] = threadIdx.x; o[1] = threadIdx.y; o[2] = threadIdx.z;
+    o[3] = blockIdx.x; o[4] = blockIdx.y; o[5] = blockIdx.z;
+    o[6] = gridDim.x * 100 + gridDim.y * 10 + gridDim.z;
+    o[7] = warpSize;
+}
+
+TEST_CASE("every thread of a 3-D grid sees its own coordinates", "[emulator][model]") {
+    dim3 grid(3, 2, 2), block(4, 3, 2);
+    int nthreads = 24, nblocks = 12;
+    DeviceBuffer<int> out(8 * nthreads * nblocks);
+    coords_kernel<<<grid, block>>>(out.ptr);
+    CHECK_CUDA(cudaGetLastError());
+    auto h = out.get();
+    for (int bz = 0; bz < 2; ++bz) for (int by = 0; by < 2; ++by) for (int bx = 0; bx < 3; ++bx)
+        for (int tz = 0; tz < 2; ++tz) for (int ty = 0; ty < 3; ++ty) for (int tx = 0; tx < 4; ++tx) {
+            int b = bx + 3 * (by + 2 * bz), t = tx + 4 * (ty + 3 * tz);
+            const int* o = &h[8 * (b * nthreads + t)];
+            REQUIRE(o[0] == tx); REQUIRE(o[1] == ty); REQUIRE(o[2] == tz);
+            REQUIRE(o[3] == bx); REQUIRE(o[4] == by); REQUIRE(o[5] == bz);
+            REQUIRE(o[6] == 322); REQUIRE(o[7] == 32);
+        }
+}
+
+// ---------------------------------------------------------------------------
+template <int BLOCK>
+__global__ void block_sum_kernel(const float* in, float* out) {
+    __shared__ float partial[BLOCK];
+    int t = threadIdx.x;
+    partial[t] = in[blockIdx.x * BLOCK + t];
+    __syncthreads();
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (t < s) partial[t] += partial[t + s];
+        __syncthreads();
+    }
+    if (t == 0) out[blockIdx.x] = partial[0];
+}
+
+TEST_CASE("__syncthreads orders a tree reduction in static shared memory", "[emulator][model]") {
+    const int blocks = 16;
+    std::vector<float> h(blocks * 256);
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(i % 97);
+    DeviceBuffer<float> in(h.size()), out(blocks);
+    in.put(h);
+    emu::set_block_threads(2);
+    block_sum_kernel<256><<<blocks, 256>>>(in.ptr, out.ptr);
+    CHECK_CUDA(cudaGetLastError());
+    auto r = out.get();
+    for (int b = 0; b < blocks; ++b) {
+        double want = 0;
+        for (int i = 0; i < 256; ++i) want += h[b * 256 + i];
+        REQUIRE(r[b] == Approx(want));
+    }
+}
+
+__global__ void sync_forms_kernel(int* out) {
+    int t = threadIdx.x;
+    int c = __syncthreads_count(t % 3 == 0);
+    int a = __syncthreads_and(t < 1000);
+    int a2 = __syncthreads_and(t != 5);
+    int o = __syncthreads_or(t == 77);
+    if (t == 0) {
+        out[4 * blockIdx.x + 0] = c;
+        out[4 * blockIdx.x + 1] = a;
+        out[4 * blockIdx.x + 2] = a2;
+        out[4 * blockIdx.x + 3] = o;
+    }
+}
+
+TEST_CASE("__syncthreads_count, _and and _or reduce a predicate over the block", "[emulator][model]") {
+    DeviceBuffer<int> out(8);
+    sync_forms_kernel<<<2, 100>>>(out.ptr);
+    auto h = out.get();
+    for (int b = 0; b < 2; ++b) {
+        REQUIRE(h[4 * b + 0] == 34);  // 0, 3, ..., 99
+        REQUIRE(h[4 * b + 1] == 1);
+        REQUIRE(h[4 * b + 2] == 0);
+        REQUIRE(h[4 * b + 3] == 1);
+    }
+}
+
+__global__ void early_exit_kernel(int* out, int n) {
+    __shared__ int count;
+    if (threadIdx.x == 0) count = 0;
+    __syncthreads();
+    if ((int)threadIdx.x >= n) return;  // threads that left do not hold up the barrier
+    atomicAdd(&count, 1);
+    __syncthreads();
+    if (threadIdx.x == 0) *out = count;
+}
+
+TEST_CASE("threads that returned do not block __syncthreads", "[emulator][model]") {
+    DeviceBuffer<int> out(1);
+    early_exit_kernel<<<1, 128>>>(out.ptr, 50);
+    REQUIRE(out.get()[0] == 50);
+}
+
+// ---------------------------------------------------------------------------
+// Warp intrinsics: each lane records what it received; the host recomputes it
+// from the documented rules.
+__global__ void shuffle_kernel(int* out, int width) {
+    int lane = threadIdx.x % 32;
+    int v = 1000 * (threadIdx.x / 32) + lane * 7 + 1;
+    int* o = out + 8 * threadIdx.x;
+    o[0] = __shfl_sync(0xffffffffu, v, (lane * 5 + 3) % 64, width);
+    o[1] = __shfl_up_sync(0xffffffffu, v, 3, width);
+    o[2] = __shfl_down_sync(0xffffffffu, v, 5, width);
+    o[3] = __shfl_xor_sync(0xffffffffu, v, 6, width);
+    o[4] = (int)__ballot_sync(0xffffffffu, (v % 3) == 0);
+    o[5] = __any_sync(0xffffffffu, lane == 17);
+    o[6] = __all_sync(0xffffffffu, lane < 31);
+    o[7] = __all_sync(0xffffffffu, lane < 32);
+}
+
+TEST_CASE("shuffles, ballots and votes follow the documented lane rules", "[emulator][warp]") {
+    for (int width : {32, 16, 8, 4}) {
+        DeviceBuffer<int> out(8 * 64);
+        shuffle_kernel<<<1, 64>>>(out.ptr, width);
+        CHECK_CUDA(cudaGetLastError());
+        auto h = out.get();
+        for (int t = 0; t < 64; ++t) {
+            int warp = t / 32, lane = t % 32;
+            auto val = [&](int l) { return 1000 * warp + l * 7 + 1; };
+            int seg = lane & ~(width - 1);
+            INFO("width " << width << " thread " << t);
+            REQUIRE(h[8 * t + 0] == val(seg + ((lane * 5 + 3) % 64) % width));
+            REQUIRE(h[8 * t + 1] == ((lane - seg) < 3 ? val(lane) : val(lane - 3)));
+            REQUIRE(h[8 * t + 2] == ((lane - seg) + 5 >= width ? val(lane) : val(lane + 5)));
+            int x = lane ^ 6;
+            REQUIRE(h[8 * t + 3] == ((x < seg || x >= seg + width) ? val(lane) : val(x)));
+            unsigned ballot = 0;
+            for (int l = 0; l < 32; ++l) if (val(l) % 3 == 0) ballot |= 1u << l;
+            REQUIRE((unsigned)h[8 * t + 4] == ballot);
+            REQUIRE(h[8 * t + 5] == 1);
+            REQUIRE(h[8 * t + 6] == 0);
+            REQUIRE(h[8 * t + 7] == 1);
+        }
+    }
+}
+
+__global__ void partial_mask_kernel(unsigned* out) {
+    int lane = threadIdx.x % 32;
+    unsigned even = 0x55555555u;
+    out[threadIdx.x] = 0;
+    if (lane % 2 == 0) {
+        // Only the even lanes take part; the odd lanes never reach this.
+        unsigned b = __ballot_sync(even, lane % 4 == 0);
+        int from = __shfl_sync(even, lane * 10, (lane + 2) % 32);
+        out[threadIdx.x] = b ^ (unsigned(from) << 1);
+    } else {
+        __syncwarp(~even);
+        out[threadIdx.x] = 0xabcd;
+    }
+}
+
+TEST_CASE("warp collectives work over a partial mask of diverged lanes", "[emulator][warp]") {
+    DeviceBuffer<unsigned> out(32);
+    partial_mask_kernel<<<1, 32>>>(out.ptr);
+    CHECK_CUDA(cudaGetLastError());
+    auto h = out.get();
+    unsigned ballot = 0x11111111u;
+    for (int lane = 0; lane < 32; ++lane) {
+        if (lane % 2 == 0) {
+            unsigned from = unsigned(((lane + 2) % 32) * 10);
+            REQUIRE(h[lane] == (ballot ^ (from << 1)));
+        } else {
+            REQUIRE(h[lane] == 0xabcdu);
+        }
+    }
+}
+
+__global__ void warp_reduce_kernel(const float* in, float* out) {
+    float v = in[threadIdx.x];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    out[threadIdx.x] = v;
+    unsigned u = __reduce_add_sync(0xffffffffu, unsigned(threadIdx.x));
+    int m = __reduce_max_sync(0xffffffffu, int(threadIdx.x % 32) * -3);
+    if (threadIdx.x % 32 == 0) { out[64 + threadIdx.x / 32] = float(u); out[66 + threadIdx.x / 32] = float(m); }
+}
+
+TEST_CASE("a butterfly reduction with __shfl_xor_sync gives every lane the warp sum", "[emulator][warp]") {
+    std::vector<float> h(64);
+    for (int i = 0; i < 64; ++i) h[i] = float(i * i % 13);
+    DeviceBuffer<float> in(64), out(68);
+    in.put(h);
+    warp_reduce_kernel<<<1, 64>>>(in.ptr, out.ptr);
+    auto r = out.get();
+    for (int w = 0; w < 2; ++w) {
+        float s = 0;
+        for (int l = 0; l < 32; ++l) s += h[32 * w + l];
+        for (int l = 0; l < 32; ++l) REQUIRE(r[32 * w + l] == s);
+        REQUIRE(r[64 + w] == float(32 * 31 / 2 + w * 32 * 32));
+        REQUIRE(r[66 + w] == 0.0f);
+    }
+}
+
+__global__ void shfl_types_kernel(double* d, long long* ll, __nv_bfloat16* b) {
+    int lane = threadIdx.x;
+    d[lane] = __shfl_sync(0xffffffffu, 0.5 + lane, 31 - lane);
+    ll[lane] = __shfl_down_sync(0xffffffffu, (1LL << 40) + lane, 1);
+    b[lane] = __shfl_xor_sync(0xffffffffu, __float2bfloat16(float(lane)), 1);
+}
+
+TEST_CASE("shuffles move 64-bit and 16-bit values intact", "[emulator][warp]") {
+    DeviceBuffer<double> d(32);
+    DeviceBuffer<long long> ll(32);
+    DeviceBuffer<__nv_bfloat16> b(32);
+    shfl_types_kernel<<<1, 32>>>(d.ptr, ll.ptr, b.ptr);
+    auto hd = d.get(); auto hl = ll.get(); auto hb = b.get();
+    for (int l = 0; l < 32; ++l) {
+        REQUIRE(hd[l] == 0.5 + (31 - l));
+        REQUIRE(hl[l] == (1LL << 40) + (l == 31 ? 31 : l + 1));
+        REQUIRE(__bfloat162float(hb[l]) == float(l ^ 1));
+    }
+}
+
+__global__ void activemask_kernel(unsigned* out) {
+    out[threadIdx.x] = __activemask();
+    __syncwarp(__activemask());
+}
+
+TEST_CASE("__activemask names the lanes of a partial last warp", "[emulator][warp]") {
+    DeviceBuffer<unsigned> out(40);
+    activemask_kernel<<<1, 40>>>(out.ptr);
+    auto h = out.get();
+    for (int t = 0; t < 32; ++t) REQUIRE(h[t] == 0xffffffffu);
+    for (int t = 32; t < 40; ++t) REQUIRE(h[t] == 0xffu);
+}
+
+// ---------------------------------------------------------------------------
+__global__ void dynamic_shared_kernel(float* out, int n) {
+    extern __shared__ float buf[];
+    for (int i = threadIdx.x; i < n; i += blockDim.x) buf[i] = float(i) * 2.0f + blockIdx.x;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[blockIdx.x * n + i] = buf[n - 1 - i];
+}
+
+TEST_CASE("extern __shared__ arrays get the launch's dynamic shared memory, per block", "[emulator][shared]") {
+    const int n = 1000;
+    DeviceBuffer<float> out(3 * n);
+    dynamic_shared_kernel<<<3, 128, n * sizeof(float)>>>(out.ptr, n);
+    CHECK_CUDA(cudaGetLastError());
+    auto h = out.get();
+    for (int b = 0; b < 3; ++b)
+        for (int i = 0; i < n; ++i) REQUIRE(h[b * n + i] == float(n - 1 - i) * 2.0f + b);
+}
+
+__global__ void shared_garbage_kernel(float* out) {
+    __shared__ float never_written[4][8];
+    __shared__ int counter;
+    if (threadIdx.x == 0) counter = 5;
+    __syncthreads();
+    out[threadIdx.x] = never_written[threadIdx.x / 8][threadIdx.x % 8];
+    out[32 + threadIdx.x] = float(counter);
+}
+
+TEST_CASE("shared memory starts as garbage (NaN) and scalars are shared by the block", "[emulator][shared]") {
+    DeviceBuffer<float> out(64);
+    shared_garbage_kernel<<<1, 32>>>(out.ptr);
+    auto h = out.get();
+    for (int i = 0; i < 32; ++i) REQUIRE(std::isnan(h[i]));
+    for (int i = 32; i < 64; ++i) REQUIRE(h[i] == 5.0f);
+}
+
+// ---------------------------------------------------------------------------
+__global__ void atomics_kernel(int* i, unsigned* u, float* f, int* mx, int* mn, unsigned long long* ull, int* cas_count) {
+    int g = blockIdx.x * blockDim.x + threadIdx.x;
+    atomicAdd(i, 1);
+    atomicAdd(u, 2u);
+    atomicAdd(f, 0.5f);
+    atomicMax(mx, (g * 7919) % 10007);
+    atomicMin(mn, (g * 7919) % 10007 + 5);
+    atomicAdd(ull, 1ull << 33);
+    // A CAS loop that increments: every attempt that wins adds one.
+    int old = atomicAdd(cas_count, 0), assumed;  // an atomic read: a plain one would race
+    do {
+        assumed = old;
+        old = atomicCAS(cas_count, assumed, assumed + 1);
+    } while (old != assumed);
+}
+
+TEST_CASE("atomics stay exact when blocks run on several OS threads", "[emulator][atomic]") {
+    emu::set_block_threads(4);
+    const int blocks = 64, threads = 128, n = blocks * threads;
+    DeviceBuffer<int> i(1), mx(1), mn(1), cas(1);
+    DeviceBuffer<unsigned> u(1);
+    DeviceBuffer<float> f(1);
+    DeviceBuffer<unsigned long long> ull(1);
+    i.put({0}); u.put({0}); f.put({0.0f}); mx.put({-1}); mn.put({1 << 30}); ull.put({0}); cas.put({0});
+    atomics_kernel<<<blocks, threads>>>(i.ptr, u.ptr, f.ptr, mx.ptr, mn.ptr, ull.ptr, cas.ptr);
+    CHECK_CUDA(cudaGetLastError());
+    int want_max = -1, want_min = 1 << 30;
+    for (int g = 0; g < n; ++g) { want_max = std::max(want_max, (g * 7919) % 10007); want_min = std::min(want_min, (g * 7919) % 10007 + 5); }
+    REQUIRE(i.get()[0] == n);
+    REQUIRE(u.get()[0] == 2u * n);
+    REQUIRE(f.get()[0] == 0.5f * n);
+    REQUIRE(mx.get()[0] == want_max);
+    REQUIRE(mn.get()[0] == want_min);
+    REQUIRE(ull.get()[0] == (unsigned long long)n << 33);
+    REQUIRE(cas.get()[0] == n);
+    emu::set_block_threads(0);
+}
+
+__global__ void exch_kernel(int* slot, int* seen) {
+    seen[threadIdx.x] = atomicExch(slot, int(threadIdx.x) + 1);
+}
+
+TEST_CASE("atomicExch hands every old value to exactly one thread", "[emulator][atomic]") {
+    DeviceBuffer<int> slot(1), seen(64);
+    slot.put({0});
+    exch_kernel<<<1, 64>>>(slot.ptr, seen.ptr);
+    auto h = seen.get();
+    h.push_back(slot.get()[0]);
+    std::sort(h.begin(), h.end());
+    for (int k = 0; k <= 64; ++k) REQUIRE(h[k] == k);
+}
+
+// ---------------------------------------------------------------------------
+__global__ void math_kernel(const float* x, float* out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = __ldg(&x[i]);
+    out[6 * i + 0] = __expf(v);
+    out[6 * i + 1] = rsqrtf(v + 2.0f);
+    out[6 * i + 2] = __fdividef(v, 3.0f);
+    out[6 * i + 3] = fmaf(v, 2.0f, 1.0f);
+    out[6 * i + 4] = __logf(v + 2.0f);
+    out[6 * i + 5] = tanhf(v);
+}
+
+TEST_CASE("device math functions agree with the C library", "[emulator][math]") {
+    const int n = 300;
+    std::vector<float> h(n);
+    for (int i = 0; i < n; ++i) h[i] = -1.5f + 0.01f * i;
+    DeviceBuffer<float> x(n), out(6 * n);
+    x.put(h);
+    math_kernel<<<(n + 127) / 128, 128>>>(x.ptr, out.ptr, n);
+    auto r = out.get();
+    for (int i = 0; i < n; ++i) {
+        REQUIRE(r[6 * i + 0] == Approx(std::exp(h[i])).epsilon(1e-6));
+        REQUIRE(r[6 * i + 1] == Approx(1.0 / std::sqrt(h[i] + 2.0f)).epsilon(1e-6));
+        REQUIRE(r[6 * i + 2] == Approx(h[i] / 3.0).epsilon(1e-6));
+        REQUIRE(r[6 * i + 3] == std::fma(h[i], 2.0f, 1.0f));
+        REQUIRE(r[6 * i + 4] == Approx(std::log(h[i] + 2.0f)).epsilon(1e-6));
+        REQUIRE(r[6 * i + 5] == Approx(std::tanh(h[i])).epsilon(1e-6));
+    }
+}
+
+__global__ void vector_kernel(const float4* in, float4* out, const int4* iin, int* iout) {
+    float4 v = in[threadIdx.x];
+    out[threadIdx.x] = make_float4(v.w, v.z, v.y, v.x);
+    int4 w = iin[threadIdx.x];
+    iout[threadIdx.x] = w.x + w.y + w.z + w.w;
+}
+
+TEST_CASE("float4 and int4 are 16-byte vector types", "[emulator][types]") {
+    static_assert(sizeof(float4) == 16 && alignof(float4) == 16, "float4 layout");
+    static_assert(sizeof(int4) == 16 && alignof(int4) == 16, "int4 layout");
+    static_assert(sizeof(float2) == 8 && alignof(float2) == 8, "float2 layout");
+    std::vector<float4> h(32);
+    std::vector<int4> hi(32);
+    for (int i = 0; i < 32; ++i) { h[i] = make_float4(i, i + 0.25f, i + 0.5f, i + 0.75f); hi[i] = make_int4(i, 2 * i, 3 * i, 4 * i); }
+    DeviceBuffer<float4> in(32), out(32);
+    DeviceBuffer<int4> iin(32);
+    DeviceBuffer<int> iout(32);
+    in.put(h); iin.put(hi);
+    vector_kernel<<<1, 32>>>(in.ptr, out.ptr, iin.ptr, iout.ptr);
+    auto r = out.get(); auto ri = iout.get();
+    for (int i = 0; i < 32; ++i) {
+        REQUIRE(r[i].x == h[i].w); REQUIRE(r[i].w == h[i].x); REQUIRE(r[i].y == h[i].z);
+        REQUIRE(ri[i] == 10 * i);
+    }
+}
+
+// ---------------------------------------------------------------------------
+TEST_CASE("bf16 conversion rounds to nearest even and keeps NaN and infinity", "[emulator][bf16]") {
+    auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; };
+    auto from_bits = [](uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; };
+    REQUIRE(__bfloat16_as_ushort(__float2bfloat16(1.0f)) == 0x3f80);
+    // Exactly halfway: 1 + 2^-8 rounds down to even (0x3f80), 1 + 3*2^-8 rounds up to 0x3f82.
+    REQUIRE(__bfloat16_as_ushort(__float2bfloat16(from_bits(0x3f808000u))) == 0x3f80);
+    REQUIRE(__bfloat16_as_ushort(__float2bfloat16(from_bits(0x3f818000u))) == 0x3f82);
+    REQUIRE(__bfloat16_as_ushort(__float2bfloat16(from_bits(0x3f808001u))) == 0x3f81);
+    REQUIRE(std::isnan(__bfloat162float(__float2bfloat16(NAN))));
+    REQUIRE(std::isinf(__bfloat162float(__float2bfloat16(INFINITY))));
+    REQUIRE(__bfloat16_as_ushort(__float2bfloat16(-2.5f)) == 0xc020);
+    std::mt19937 rng(7);
+    for (int k = 0; k < 10000; ++k) {
+        float f = std::uniform_real_distribution<float>(-1e6f, 1e6f)(rng);
+        float back = __bfloat162float(__float2bfloat16(f));
+        // The result is one of the two neighbours and the nearer one.
+        uint32_t lo = bits(f) & 0xffff0000u;
+        float a = from_bits(lo), b = from_bits(lo + 0x10000u);
+        REQUIRE((back == a || back == b));
+        REQUIRE(std::fabs(back - f) <= std::fabs((back == a ? b : a) - f));
+    }
+    __nv_bfloat16 x = __float2bfloat16(3.0f), y = __float2bfloat16(0.5f);
+    REQUIRE(__bfloat162float(x * y) == 1.5f);
+    REQUIRE(__bfloat162float(__hfma(x, y, x)) == 4.5f);
+    REQUIRE(__bfloat162float(hexp(__float2bfloat16(0.0f))) == 1.0f);
+    float2 f2 = __bfloat1622float2(__floats2bfloat162_rn(1.25f, -7.0f));
+    REQUIRE(f2.x == 1.25f);
+    REQUIRE(f2.y == -7.0f);
+}
+
+TEST_CASE("half conversion is exact for every half value and rounds to nearest even", "[emulator][half]") {
+    for (uint32_t h = 0; h < 65536; ++h) {
+        __half v = __ushort_as_half((unsigned short)h);
+        float f = __half2float(v);
+        if (std::isnan(f)) { REQUIRE(((h >> 10) & 0x1f) == 0x1f); continue; }
+        REQUIRE(__half_as_ushort(__float2half(f)) == h);
+    }
+    REQUIRE(__half2float(__float2half(65504.0f)) == 65504.0f);
+    REQUIRE(std::isinf(__half2float(__float2half(65520.0f))));           // halfway to the next, rounds to even: inf
+    REQUIRE(__half2float(__float2half(65519.0f)) == 65504.0f);
+    REQUIRE(__half2float(__float2half(5.960464477539063e-08f)) == 5.960464477539063e-08f);  // smallest subnormal
+    REQUIRE(__half2float(__float2half(2.9802322387695312e-08f)) == 0.0f);  // half of it: ties to even (zero)
+    REQUIRE(__half2float(__float2half(1.0009765625f + 0.00048828125f)) == 1.001953125f);  // tie rounds to even (up)
+    REQUIRE(__half2float(__float2half(1.0f + 0.00048828125f)) == 1.0f);   // tie rounds to even (down)
+}
+
+__global__ void bf16_atomic_kernel(__nv_bfloat16* acc, __half* hacc) {
+    atomicAdd(acc, __float2bfloat16(1.0f));
+    atomicAdd(hacc, __float2half(1.0f));
+}
+
+TEST_CASE("bf16 and half atomicAdd accumulate", "[emulator][bf16]") {
+    DeviceBuffer<__nv_bfloat16> acc(1);
+    DeviceBuffer<__half> hacc(1);
+    acc.put({__float2bfloat16(0.0f)});
+    hacc.put({__float2half(0.0f)});
+    bf16_atomic_kernel<<<2, 64>>>(acc.ptr, hacc.ptr);
+    REQUIRE(__bfloat162float(acc.get()[0]) == 128.0f);
+    REQUIRE(__half2float(hacc.get()[0]) == 128.0f);
+}
