@@ -1,0 +1,58 @@
+// export_model: turn a training checkpoint into a Hugging Face folder and/or a
+// GGUF file for llama.cpp.
+//
+//   build/export_model --checkpoint run/checkpoints/step_00001000 --hf out/hf --gguf out/model.gguf
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "lifecycle/checkpoint.h"
+#include "lifecycle/export.h"
+#include "lifecycle/safetensors.h"
+#include "model/config.h"
+#include "model/params.h"
+
+using namespace llama;
+
+int main(int argc, char** argv) {
+    CLI::App app{"export_model: a checkpoint to a Hugging Face folder and/or a GGUF file"};
+    std::string checkpoint_path, hf_dir, gguf_path, gguf_type = "f32";
+    app.add_option("--checkpoint", checkpoint_path, "checkpoint directory (DIR/step_NNNNNNNN)")->required()
+        ->check(CLI::ExistingDirectory);
+    app.add_option("--hf", hf_dir, "write a Hugging Face folder (config.json, model.safetensors) here");
+    app.add_option("--gguf", gguf_path, "write a GGUF file for llama.cpp here");
+    app.add_option("--gguf-type", gguf_type, "f32 or bf16 weights in the GGUF file")->capture_default_str()
+        ->check(CLI::IsMember({"f32", "bf16"}));
+    CLI11_PARSE(app, argc, argv);
+    if (hf_dir.empty() && gguf_path.empty()) {
+        std::fprintf(stderr, "export_model: nothing to do: give --hf DIR and/or --gguf FILE\n");
+        return 1;
+    }
+    try {
+        checkpoint::verify(checkpoint_path);
+        nlohmann::json state = checkpoint::read_state(checkpoint_path);
+        ModelConfig config = config_from_json(state.at("model").dump(), checkpoint_path + "/state.json");
+        ParamLayout layout(config);
+        std::vector<float> params(layout.total());
+        safetensors::Reader weights(checkpoint_path + "/model.safetensors");
+        for (const ParamTensor& t : layout.tensors())
+            weights.read(t.name, safetensors::DType::F32, t.shape, params.data() + t.offset);
+        if (!hf_dir.empty()) {
+            exporter::write_hf(config, layout, params.data(), hf_dir);
+            std::printf("export_model: Hugging Face folder %s\n", hf_dir.c_str());
+        }
+        if (!gguf_path.empty()) {
+            if (state.at("data").at("kind").get<std::string>() != "bytes")
+                throw std::runtime_error("GGUF export needs the run's tokenizer; only byte-level runs are handled");
+            exporter::write_gguf(config, layout, params.data(), exporter::byte_vocab(), gguf_path,
+                                 gguf_type == "f32" ? gguf::TensorType::F32 : gguf::TensorType::BF16);
+            std::printf("export_model: GGUF %s\n", gguf_path.c_str());
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "export_model: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

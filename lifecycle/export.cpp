@@ -1,0 +1,230 @@
+#include "lifecycle/export.h"
+
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "lifecycle/file_io.h"
+#include "lifecycle/safetensors.h"
+#include "reference/ops.h"
+
+namespace fs = std::filesystem;
+
+namespace llama::exporter {
+
+namespace {
+
+std::string utf8(uint32_t cp) {
+    std::string s;
+    if (cp < 0x80) {
+        s += char(cp);
+    } else if (cp < 0x800) {
+        s += char(0xC0 | (cp >> 6));
+        s += char(0x80 | (cp & 0x3F));
+    } else {
+        s += char(0xE0 | (cp >> 12));
+        s += char(0x80 | ((cp >> 6) & 0x3F));
+        s += char(0x80 | (cp & 0x3F));
+    }
+    return s;
+}
+
+uint16_t to_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
+    return uint16_t(u >> 16);
+}
+
+float from_bf16(uint16_t b) {
+    uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// Hugging Face tensor name -> llama.cpp tensor name.
+std::string gguf_name(const std::string& hf) {
+    if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+    if (hf == "model.norm.weight") return "output_norm.weight";
+    if (hf == "lm_head.weight") return "output.weight";
+    const std::string prefix = "model.layers.";
+    if (hf.rfind(prefix, 0) != 0) throw std::runtime_error("no GGUF name for tensor " + hf);
+    size_t dot = hf.find('.', prefix.size());
+    std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+    std::string rest = hf.substr(dot + 1);
+    static const std::pair<const char*, const char*> map[] = {
+        {"input_layernorm.", "attn_norm."},     {"self_attn.q_proj.", "attn_q."},
+        {"self_attn.k_proj.", "attn_k."},       {"self_attn.v_proj.", "attn_v."},
+        {"self_attn.o_proj.", "attn_output."},  {"post_attention_layernorm.", "ffn_norm."},
+        {"mlp.gate_proj.", "ffn_gate."},        {"mlp.up_proj.", "ffn_up."},
+        {"mlp.down_proj.", "ffn_down."},        {"self_attn.q_norm.", "attn_q_norm."},
+        {"self_attn.k_norm.", "attn_k_norm."}};
+    for (const auto& [from, to] : map)
+        if (rest.rfind(from, 0) == 0) return "blk." + layer + "." + to + rest.substr(std::strlen(from));
+    throw std::runtime_error("no GGUF name for tensor " + hf);
+}
+
+}  // namespace
+
+Vocab byte_vocab() {
+    // Byte-level BPE shows each byte as a printable character: the printable
+    // Latin-1 bytes as themselves, the others as code points from 256 up.
+    Vocab v;
+    uint32_t next = 256;
+    for (int b = 0; b < 256; ++b) {
+        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        v.tokens.push_back(utf8(printable ? uint32_t(b) : next++));
+        v.types.push_back(1);
+    }
+    return v;
+}
+
+std::vector<int64_t> rope_interleave_rows(int heads, int head_dim) {
+    std::vector<int64_t> rows;
+    const int half = head_dim / 2;
+    for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < half; ++i) {
+            rows.push_back(int64_t(h) * head_dim + i);
+            rows.push_back(int64_t(h) * head_dim + i + half);
+        }
+    return rows;
+}
+
+void write_gguf(const ModelConfig& c, const ParamLayout& layout, const float* params, const Vocab& vocab,
+                const std::string& path, gguf::TensorType type) {
+    if (c.qk_norm)
+        throw std::runtime_error(path + ": QK-norm has no place in llama.cpp's llama architecture; not exported");
+    if (int(vocab.tokens.size()) != c.vocab_size)
+        throw std::runtime_error(path + ": the tokenizer has " + std::to_string(vocab.tokens.size()) +
+                                 " tokens but the model's vocabulary is " + std::to_string(c.vocab_size));
+    gguf::Writer w;
+    w.add_string("general.architecture", "llama");
+    w.add_string("general.name", c.name);
+    w.add_u32("general.file_type", type == gguf::TensorType::F32 ? 0 : (type == gguf::TensorType::F16 ? 1 : 32));
+    w.add_u32("llama.context_length", uint32_t(c.max_seq_len));
+    w.add_u32("llama.embedding_length", uint32_t(c.hidden));
+    w.add_u32("llama.block_count", uint32_t(c.n_layers));
+    w.add_u32("llama.feed_forward_length", uint32_t(c.ffn_hidden));
+    w.add_u32("llama.attention.head_count", uint32_t(c.n_heads));
+    w.add_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));
+    w.add_u32("llama.attention.key_length", uint32_t(c.head_dim));
+    w.add_u32("llama.attention.value_length", uint32_t(c.head_dim));
+    w.add_u32("llama.rope.dimension_count", uint32_t(c.head_dim));
+    w.add_f32("llama.rope.freq_base", c.rope_theta);
+    w.add_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
+    w.add_u32("llama.vocab_size", uint32_t(c.vocab_size));
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", vocab.pre);
+    w.add_string_array("tokenizer.ggml.tokens", vocab.tokens);
+    w.add_i32_array("tokenizer.ggml.token_type", vocab.types);
+    w.add_string_array("tokenizer.ggml.merges", vocab.merges);
+    if (vocab.bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(vocab.bos));
+    if (vocab.eos >= 0) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(vocab.eos));
+    w.add_bool("tokenizer.ggml.add_bos_token", false);
+
+    if (c.rope_scaling.enabled) {
+        // llama.cpp divides each frequency by its factor: factor = plain / scaled.
+        RopeScaling none;
+        std::vector<double> plain = ref::rope_inv_freq(c.head_dim, c.rope_theta, none);
+        std::vector<double> scaled = ref::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
+        std::vector<float> factors;
+        for (size_t i = 0; i < plain.size(); ++i) factors.push_back(float(plain[i] / scaled[i]));
+        w.add_tensor("rope_freqs.weight", {int64_t(factors.size())}, gguf::TensorType::F32, factors.data());
+    }
+    std::vector<float> buf;
+    std::vector<uint16_t> half;
+    for (const ParamTensor& t : layout.tensors()) {
+        const float* src = params + t.offset;
+        // q and k rows (and biases) to interleaved RoPE pairs.
+        const bool is_q = t.name.find("self_attn.q_proj.") != std::string::npos;
+        const bool is_k = t.name.find("self_attn.k_proj.") != std::string::npos;
+        if (is_q || is_k) {
+            std::vector<int64_t> rows = rope_interleave_rows(is_q ? c.n_heads : c.n_kv_heads, c.head_dim);
+            const int64_t width = t.shape.size() == 2 ? t.shape[1] : 1;
+            buf.resize(t.numel);
+            for (size_t r = 0; r < rows.size(); ++r)
+                std::memcpy(buf.data() + r * width, src + rows[r] * width, width * sizeof(float));
+            src = buf.data();
+        }
+        // Norms and biases stay F32, as llama.cpp's converter keeps 1-D tensors.
+        const bool one_d = t.shape.size() == 1;
+        if (type == gguf::TensorType::F32 || one_d) {
+            w.add_tensor(gguf_name(t.name), t.shape, gguf::TensorType::F32, src);
+        } else if (type == gguf::TensorType::BF16) {
+            half.resize(t.numel);
+            for (int64_t i = 0; i < t.numel; ++i) half[i] = to_bf16(src[i]);
+            w.add_tensor(gguf_name(t.name), t.shape, type, half.data());
+        } else {
+            throw std::runtime_error(path + ": only F32 and BF16 exports are written");
+        }
+    }
+    w.write(path);
+}
+
+void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* params, const std::string& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw std::runtime_error(dir + ": cannot create: " + ec.message());
+    nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                        {"model_type", "llama"},
+                        {"vocab_size", c.vocab_size},
+                        {"hidden_size", c.hidden},
+                        {"intermediate_size", c.ffn_hidden},
+                        {"num_hidden_layers", c.n_layers},
+                        {"num_attention_heads", c.n_heads},
+                        {"num_key_value_heads", c.n_kv_heads},
+                        {"head_dim", c.head_dim},
+                        {"hidden_act", "silu"},
+                        {"max_position_embeddings", c.max_seq_len},
+                        {"rms_norm_eps", c.norm_eps},
+                        {"rope_theta", c.rope_theta},
+                        {"tie_word_embeddings", c.tied_embeddings},
+                        {"attention_bias", c.bias},
+                        {"mlp_bias", c.bias},
+                        {"initializer_range", c.init_std},
+                        {"torch_dtype", "float32"}};
+    j["rope_scaling"] = nullptr;
+    if (c.rope_scaling.enabled)
+        j["rope_scaling"] = {{"rope_type", "llama3"},
+                             {"factor", c.rope_scaling.factor},
+                             {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                             {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                             {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
+    // LlamaForCausalLM has no QK-norm; the flag is kept so that this library
+    // reads the folder back exactly (transformers ignores unknown keys).
+    if (c.qk_norm) j["qk_norm"] = true;
+    fileio::write_file(dir + "/config.json", j.dump(2) + "\n");
+    std::vector<safetensors::TensorRef> refs;
+    for (const ParamTensor& t : layout.tensors())
+        refs.push_back({t.name, safetensors::DType::F32, t.shape, params + t.offset});
+    safetensors::write_file(dir + "/model.safetensors", refs, {{"format", "pt"}});
+}
+
+void read_hf(const std::string& dir, ModelConfig& config, std::vector<float>& params) {
+    config = config_from_hf_json(dir + "/config.json");
+    ParamLayout layout(config);
+    params.assign(layout.total(), 0.0f);
+    safetensors::Reader r(dir + "/model.safetensors");
+    for (const ParamTensor& t : layout.tensors()) {
+        if (!r.has(t.name)) {
+            // Checkpoints that store a tied head as a separate copy are fine; a missing tensor is not.
+            throw std::runtime_error(dir + "/model.safetensors: missing tensor '" + t.name + "'");
+        }
+        const safetensors::TensorInfo& info = r.info(t.name);
+        if (info.dtype == safetensors::DType::F32) {
+            r.read(t.name, info.dtype, t.shape, params.data() + t.offset);
+        } else if (info.dtype == safetensors::DType::BF16) {
+            std::vector<uint16_t> tmp(t.numel);
+            r.read(t.name, info.dtype, t.shape, tmp.data());
+            for (int64_t i = 0; i < t.numel; ++i) params[t.offset + i] = from_bf16(tmp[i]);
+        } else {
+            throw std::runtime_error(dir + "/model.safetensors: tensor '" + t.name + "' is " +
+                                     safetensors::dtype_name(info.dtype) + "; only F32 and BF16 are read");
+        }
+    }
+}
+
+}  // namespace llama::exporter

@@ -1,0 +1,51 @@
+// Handing a trained model to the ecosystem: a Hugging Face folder
+// (config.json + model.safetensors, loadable as LlamaForCausalLM) and a GGUF
+// file for llama.cpp; and importing a Hugging Face folder back.
+#ifndef LIFECYCLE_EXPORT_H
+#define LIFECYCLE_EXPORT_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lifecycle/gguf.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace llama::exporter {
+
+// The tokenizer as GGUF describes it (byte-level BPE: tokenizer.ggml.model "gpt2").
+struct Vocab {
+    std::vector<std::string> tokens;   // id -> token text (byte-level symbols)
+    std::vector<int32_t> types;        // 1 normal, 3 control, ...
+    std::vector<std::string> merges;   // "a b" pairs, by rank
+    int bos = -1, eos = -1;
+    std::string pre = "default";       // llama.cpp's pre-tokenizer name
+};
+
+// The 256 byte tokens of byte-level BPE with no merges: the vocabulary of a
+// model trained on raw bytes (token id = byte value).
+Vocab byte_vocab();
+
+// Writes a GGUF v3 file of the llama architecture. Q and K weights (and
+// biases) are permuted from the Hugging Face rotate-half layout to llama.cpp's
+// interleaved RoPE pairs, K over its KV heads; Llama-3.1 RoPE scaling goes in
+// rope_freqs.weight. QK-norm has no place in the llama architecture: refused.
+void write_gguf(const ModelConfig& config, const ParamLayout& layout, const float* params, const Vocab& vocab,
+                const std::string& path, gguf::TensorType type = gguf::TensorType::F32);
+
+// Writes DIR/config.json and DIR/model.safetensors (fp32, Hugging Face names).
+void write_hf(const ModelConfig& config, const ParamLayout& layout, const float* params, const std::string& dir);
+
+// Reads a Hugging Face folder (config.json + model.safetensors, F32 or BF16
+// tensors). Throws std::runtime_error naming the file and what is wrong.
+void read_hf(const std::string& dir, ModelConfig& config, std::vector<float>& params);
+
+// The permutation of the rows of a q or k projection for llama.cpp: within each
+// head of head_dim rows, new row 2i is old row i and new row 2i+1 is old row
+// i + head_dim/2. Returns, for each new row, the old row.
+std::vector<int64_t> rope_interleave_rows(int heads, int head_dim);
+
+}  // namespace llama::exporter
+
+#endif  // LIFECYCLE_EXPORT_H

@@ -1,0 +1,254 @@
+// Export checked by implementations nobody here wrote: a model trained for some
+// steps on real text is exported to GGUF and llama.cpp (through node-llama-cpp,
+// on the CPU) computes the logits at every position of a fixed sequence; they
+// must match this library's forward within 1e-4, and a greedy continuation of
+// 32 tokens must be identical. Also: Hugging Face export then import is
+// bit-exact, and the GGUF layout follows the format.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "lifecycle/export.h"
+#include "lifecycle/file_io.h"
+#include "lifecycle/safetensors.h"
+#include "model/rng.h"
+#include "reference/model.h"
+#include "test/test_corpus.h"
+
+using namespace llama;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir() {
+    char t[] = "/tmp/llama_export_XXXXXX";
+    REQUIRE(mkdtemp(t) != nullptr);
+    return t;
+}
+
+// Trains `config` for `steps` AdamW steps on the King James Bible read as bytes.
+std::vector<float> trained(const ModelConfig& config, int steps) {
+    std::string text = fileio::read_file(testcorpus::kjv_path());
+    ref::Model<float> m(config);
+    m.init(11);
+    Rng rng(5);
+    const int B = 4, T = 32;
+    std::vector<int> x(B * T), y(B * T);
+    ref::AdamWHyper h;
+    h.lr = 3e-3;
+    for (int step = 1; step <= steps; ++step) {
+        for (int b = 0; b < B; ++b) {
+            size_t start = rng.below(text.size() - T - 1);
+            for (int t = 0; t < T; ++t) {
+                x[b * T + t] = (unsigned char)text[start + t];
+                y[b * T + t] = (unsigned char)text[start + t + 1];
+            }
+        }
+        m.zero_grad();
+        m.forward(x.data(), y.data(), B, T);
+        m.backward();
+        m.update(h, step, 1.0);
+    }
+    return m.params();
+}
+
+// This library's logits at every position, in double precision from the fp32 weights.
+std::vector<std::vector<double>> reference_logits(const ModelConfig& config, const std::vector<float>& params,
+                                                  const std::vector<int>& tokens) {
+    ref::Model<double> m(config);
+    std::copy(params.begin(), params.end(), m.params().begin());
+    std::vector<int> targets(tokens.size(), ref::kIgnoreIndex);
+    m.forward(tokens.data(), targets.data(), 1, int(tokens.size()));
+    std::vector<std::vector<double>> out;
+    for (size_t t = 0; t < tokens.size(); ++t)
+        out.emplace_back(m.activations().logits.begin() + t * config.vocab_size,
+                         m.activations().logits.begin() + (t + 1) * config.vocab_size);
+    return out;
+}
+
+std::vector<int> greedy(const ModelConfig& config, const std::vector<float>& params, std::vector<int> tokens, int n) {
+    std::vector<int> out;
+    for (int i = 0; i < n; ++i) {
+        auto logits = reference_logits(config, params, tokens);
+        const auto& last = logits.back();
+        int best = int(std::max_element(last.begin(), last.end()) - last.begin());
+        out.push_back(best);
+        tokens.push_back(best);
+    }
+    return out;
+}
+
+std::vector<int> prompt_tokens() {
+    const std::string text = "And God said, Let there be light: and there was light. And God saw the light";
+    std::vector<int> t;
+    for (unsigned char c : text) t.push_back(c);
+    return t;
+}
+
+void check_against_llamacpp(const ModelConfig& config) {
+    const std::string dir = temp_dir();
+    const std::vector<float> params = trained(config, 100);
+    const ParamLayout layout(config);
+    exporter::write_gguf(config, layout, params.data(), exporter::byte_vocab(), dir + "/model.gguf");
+    const std::vector<int> tokens = prompt_tokens();
+    std::ofstream(dir + "/tokens.json") << nlohmann::json(tokens).dump();
+    const int n_greedy = 32;
+    const std::string cmd = "node test/llamacpp/logits.mjs " + dir + "/model.gguf " + dir + "/tokens.json " + dir +
+                            "/out.json " + std::to_string(n_greedy);
+    INFO("running: " << cmd);
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    auto out = nlohmann::json::parse(fileio::read_file(dir + "/out.json"));
+    auto ours = reference_logits(config, params, tokens);
+    REQUIRE(out["logits"].size() == tokens.size());
+    double worst = 0, spread = 0;
+    for (size_t t = 0; t < tokens.size(); ++t) {
+        REQUIRE(out["logits"][t].size() == size_t(config.vocab_size));
+        for (int v = 0; v < config.vocab_size; ++v) {
+            double theirs = out["logits"][t][v].get<double>();
+            worst = std::max(worst, std::abs(theirs - ours[t][v]));
+            spread = std::max(spread, std::abs(ours[t][v]));
+        }
+    }
+    std::printf("llama.cpp vs this library, %s: max |logit difference| %.2e over %zu positions (logits up to %.1f)\n",
+                config.name.c_str(), worst, tokens.size(), spread);
+    CHECK(worst < 1e-4);
+    CHECK(spread > 1.0);  // a trained model, not near-uniform logits
+    std::vector<int> theirs_greedy = out["greedy"].get<std::vector<int>>();
+    std::vector<int> ours_greedy = greedy(config, params, tokens, n_greedy);
+    std::string text;
+    for (int t : ours_greedy) text += char(t);
+    std::printf("greedy continuation (%d bytes): \"%s\"\n", n_greedy, text.c_str());
+    CHECK(theirs_greedy == ours_greedy);
+    fs::remove_all(dir);
+}
+
+ModelConfig byte_model(const char* name) {
+    ModelConfig c = preset("tiny");
+    c.name = name;
+    c.n_layers = 2;
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("llama.cpp agrees with the GGUF export: Llama-3.2 style (GQA, tied, RoPE scaling)", "[export][llamacpp]") {
+    ModelConfig c = byte_model("llama3.2-style");
+    c.rope_theta = 500000.0f;
+    c.rope_scaling.enabled = true;
+    c.rope_scaling.factor = 32;
+    c.rope_scaling.original_max_position = 64;  // short, so every scaling regime occurs
+    check_against_llamacpp(c);
+}
+
+TEST_CASE("llama.cpp agrees with the GGUF export: untied embeddings", "[export][llamacpp]") {
+    ModelConfig c = byte_model("untied");
+    c.tied_embeddings = false;
+    check_against_llamacpp(c);
+}
+
+TEST_CASE("llama.cpp agrees with the GGUF export: biases in every linear layer", "[export][llamacpp]") {
+    ModelConfig c = byte_model("biases");
+    c.bias = true;
+    check_against_llamacpp(c);
+}
+
+TEST_CASE("QK-norm models are refused by the GGUF export with a reason", "[export]") {
+    ModelConfig c = preset("tiny-osr");
+    ParamLayout layout(c);
+    std::vector<float> p(layout.total(), 0.0f);
+    CHECK_THROWS_WITH(exporter::write_gguf(c, layout, p.data(), exporter::byte_vocab(), "/tmp/unused.gguf"),
+                      Catch::Contains("QK-norm"));
+}
+
+TEST_CASE("the q/k row permutation pairs element i with i + head_dim/2", "[export]") {
+    auto rows = exporter::rope_interleave_rows(2, 6);
+    CHECK(rows == std::vector<int64_t>{0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11});
+}
+
+TEST_CASE("the GGUF file starts with the documented header and aligns its data", "[export]") {
+    const std::string dir = temp_dir();
+    ModelConfig c = byte_model("header");
+    ParamLayout layout(c);
+    std::vector<float> p(layout.total(), 0.25f);
+    exporter::write_gguf(c, layout, p.data(), exporter::byte_vocab(), dir + "/m.gguf");
+    std::string f = fileio::read_file(dir + "/m.gguf");
+    REQUIRE(f.size() > 24);
+    CHECK(f.substr(0, 4) == "GGUF");
+    uint32_t version;
+    uint64_t n_tensors;
+    std::memcpy(&version, f.data() + 4, 4);
+    std::memcpy(&n_tensors, f.data() + 8, 8);
+    CHECK(version == 3);
+    CHECK(n_tensors == layout.tensors().size());
+    // Tensor data ends the file: its size is the parameters, each padded to 32 bytes.
+    uint64_t data = 0;
+    for (const ParamTensor& t : layout.tensors()) data += (t.numel * 4 + 31) / 32 * 32;
+    CHECK((f.size() - data) % 32 == 0);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("Hugging Face export then import is bit-exact", "[export]") {
+    const std::string dir = temp_dir();
+    for (const char* name : {"tiny", "tiny-osr"}) {
+        ModelConfig c = preset(name);
+        c.rope_scaling.enabled = true;
+        ParamLayout layout(c);
+        std::vector<float> p(layout.total());
+        init_weights(c, layout, p.data(), 3);
+        exporter::write_hf(c, layout, p.data(), dir + "/" + name);
+        ModelConfig back;
+        std::vector<float> q;
+        exporter::read_hf(dir + "/" + name, back, q);
+        CHECK(back.first_difference(c) == "");
+        REQUIRE(q.size() == p.size());
+        CHECK(std::memcmp(q.data(), p.data(), p.size() * sizeof(float)) == 0);
+        auto cfg = nlohmann::json::parse(fileio::read_file(dir + "/" + std::string(name) + "/config.json"));
+        CHECK(cfg["architectures"][0] == "LlamaForCausalLM");
+        CHECK(cfg["tie_word_embeddings"] == c.tied_embeddings);
+        CHECK(cfg["attention_bias"] == c.bias);
+        CHECK(cfg["rope_scaling"]["rope_type"] == "llama3");
+    }
+    fs::remove(dir + "/tiny/model.safetensors");
+    ModelConfig back;
+    std::vector<float> q;
+    CHECK_THROWS_WITH(exporter::read_hf(dir + "/tiny", back, q), Catch::Contains("model.safetensors"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("export_model turns a checkpoint into a Hugging Face folder and a GGUF file", "[export]") {
+    const std::string dir = temp_dir();
+    const std::string trainer = "build/train_llama_cpu --preset tiny --text " + testcorpus::kjv_path() +
+                                " --steps 4 --batch 2 --seq-len 16 --val-every 0 --checkpoint-dir " + dir + "/ck";
+    REQUIRE(std::system((trainer + " > /dev/null").c_str()) == 0);
+    const std::string ck = dir + "/ck/step_00000004";
+    REQUIRE(std::system(("build/export_model --checkpoint " + ck + " --hf " + dir + "/hf --gguf " + dir +
+                         "/m.gguf > /dev/null").c_str()) == 0);
+    ModelConfig config;
+    std::vector<float> params;
+    exporter::read_hf(dir + "/hf", config, params);
+    CHECK(config.first_difference(preset("tiny")) == "");
+    ParamLayout layout(config);
+    safetensors::Reader ckpt(ck + "/model.safetensors");
+    std::vector<float> expect(layout.total());
+    for (const ParamTensor& t : layout.tensors())
+        ckpt.read(t.name, safetensors::DType::F32, t.shape, expect.data() + t.offset);
+    CHECK(std::memcmp(expect.data(), params.data(), params.size() * sizeof(float)) == 0);
+    CHECK(fileio::read_file(dir + "/m.gguf").substr(0, 4) == "GGUF");
+    // A corrupt checkpoint is refused with its file named.
+    std::string model = fileio::read_file(ck + "/model.safetensors");
+    model[100] ^= 1;
+    std::ofstream(ck + "/model.safetensors", std::ios::binary | std::ios::trunc) << model;
+    const std::string cmd = "build/export_model --checkpoint " + ck + " --hf " + dir + "/hf2 2> " + dir + "/err.txt";
+    CHECK(std::system(cmd.c_str()) != 0);
+    CHECK_THAT(fileio::read_file(dir + "/err.txt"), Catch::Contains("checksum mismatch"));
+    fs::remove_all(dir);
+}
