@@ -59,7 +59,7 @@ ALL_TARGETS :=
 TEST_CMDS   :=
 
 ifeq ($(HAVE_CLI11)$(HAVE_JSON),yesyes)
-ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model
+ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
 endif
 
 ifeq ($(HAVE_NVCC),yes)
@@ -72,7 +72,7 @@ endif
 CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
 TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp \
                    test/test_torch_reference.cpp test/test_trainer.cpp test/test_lifecycle.cpp \
-                   test/test_export.cpp
+                   test/test_export.cpp test/test_generate.cpp
 TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model
@@ -143,7 +143,10 @@ $(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS)
 $(BUILD)/export_model: $(BUILD)/obj/export_model.o $(HOST_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
-$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu $(BUILD)/export_model
+$(BUILD)/generate: $(BUILD)/obj/generate.o $(HOST_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS)
+
+$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'

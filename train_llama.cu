@@ -26,6 +26,7 @@
 #include "model/config.h"
 #include "model/params.h"
 #include "model/rng.h"
+#include "reference/generate.h"
 #include "reference/model.h"
 
 #ifndef LLAMA_BACKEND_CPU
@@ -80,6 +81,8 @@ int main(int argc, char** argv) {
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
     bool dry_run = false, resume = false;
     std::vector<int> debug_nan_steps;
+    int sample_every = 0, sample_tokens = 64;
+    std::string sample_prompt = "\n";
     app.add_option("--preset", preset_name, "model preset: " + [] {
         std::string s;
         for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
@@ -127,6 +130,11 @@ int main(int argc, char** argv) {
         ->capture_default_str()->check(CLI::Range(0.0, 0.5));
     app.add_option("--val-batches", val_batches, "batches per validation")->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--sample-every", sample_every, "steps between text samples (0: none)")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--sample-tokens", sample_tokens, "tokens per sample")->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--prompt", sample_prompt, "prompt of the samples")->capture_default_str();
     // Checkpoints.
     app.add_option("--checkpoint-dir", checkpoint_dir, "directory of checkpoints");
     app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints (0: only at the end)")
@@ -347,6 +355,27 @@ int main(int argc, char** argv) {
         if (!val.tokens.empty() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
             val_loss = validation_loss();
             std::printf("step %5d/%d | val loss %.4f\n", step, steps, val_loss);
+        }
+        if (sample_every > 0 && step % sample_every == 0) {
+            // Top-k 40 at temperature 0.8 from a fixed seed, so samples compare across steps.
+            ref::Sampling sampling;
+            sampling.temperature = 0.8;
+            sampling.top_k = 40;
+            std::vector<int> prompt(sample_prompt.begin(), sample_prompt.end());
+            for (int& t : prompt) t = (unsigned char)t;
+            std::vector<int> ids = ref::generate(config, bind_weights(config, layout, model.params().data()), prompt,
+                                                 sample_tokens, sampling, seed);
+            std::string text;  // control bytes escaped so that the log stays one line
+            for (int t : prompt) text += char(t);
+            for (int t : ids) text += char(t);
+            std::string shown;
+            for (unsigned char ch : text) {
+                char esc[8];
+                std::snprintf(esc, sizeof esc, ch == '\n' ? "\\n" : "\\x%02x", ch);
+                shown += (ch < 0x20 || ch == 0x7f) ? std::string(esc) : std::string(1, char(ch));
+            }
+            text = shown;
+            std::printf("step %5d/%d | sample: %s\n", step, steps, text.c_str());
         }
         if (jsonl) {
             nlohmann::json rec = {{"step", step}, {"lr", hyper.lr}, {"tokens_per_s", tokens_per_step / seconds},

@@ -21,6 +21,7 @@
 #include "lifecycle/file_io.h"
 #include "lifecycle/safetensors.h"
 #include "model/rng.h"
+#include "reference/generate.h"
 #include "reference/model.h"
 #include "test/test_corpus.h"
 
@@ -75,16 +76,14 @@ std::vector<std::vector<double>> reference_logits(const ModelConfig& config, con
     return out;
 }
 
-std::vector<int> greedy(const ModelConfig& config, const std::vector<float>& params, std::vector<int> tokens, int n) {
-    std::vector<int> out;
-    for (int i = 0; i < n; ++i) {
-        auto logits = reference_logits(config, params, tokens);
-        const auto& last = logits.back();
-        int best = int(std::max_element(last.begin(), last.end()) - last.begin());
-        out.push_back(best);
-        tokens.push_back(best);
-    }
-    return out;
+// Greedy decoding with the KV cache.
+std::vector<int> greedy(const ModelConfig& config, const std::vector<float>& params, const std::vector<int>& tokens,
+                        int n) {
+    const ParamLayout layout(config);
+    std::vector<double> p(params.begin(), params.end());
+    ref::Sampling s;
+    s.temperature = 0;
+    return ref::generate(config, bind_weights(config, layout, p.data()), tokens, n, s, 0);
 }
 
 std::vector<int> prompt_tokens() {
