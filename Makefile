@@ -72,7 +72,7 @@ endif
 CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
 TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp \
                    test/test_torch_reference.cpp test/test_trainer.cpp test/test_lifecycle.cpp \
-                   test/test_export.cpp test/test_generate.cpp
+                   test/test_export.cpp test/test_generate.cpp test/test_eval.cpp
 TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model

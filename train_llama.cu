@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lifecycle/checkpoint.h"
+#include "lifecycle/eval_mc.h"
 #include "lifecycle/schedule.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
     bool dry_run = false, resume = false;
     std::vector<int> debug_nan_steps;
     int sample_every = 0, sample_tokens = 64;
-    std::string sample_prompt = "\n";
+    std::string sample_prompt = "\n", eval_mc_path;
     app.add_option("--preset", preset_name, "model preset: " + [] {
         std::string s;
         for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
@@ -130,6 +131,8 @@ int main(int argc, char** argv) {
         ->capture_default_str()->check(CLI::Range(0.0, 0.5));
     app.add_option("--val-batches", val_batches, "batches per validation")->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--eval-mc", eval_mc_path, "multiple-choice JSONL {context, choices, label}, scored with "
+                   "the validation loss")->check(CLI::ExistingFile);
     app.add_option("--sample-every", sample_every, "steps between text samples (0: none)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     app.add_option("--sample-tokens", sample_tokens, "tokens per sample")->capture_default_str()
@@ -229,6 +232,24 @@ int main(int argc, char** argv) {
             sum += model.forward(x.data(), y.data(), batch, seq_len);
         }
         return sum / val_batches;
+    };
+
+    std::vector<eval::McExample> mc_examples;
+    if (!eval_mc_path.empty()) {
+        try {
+            mc_examples = eval::read_mc_jsonl(eval_mc_path);
+        } catch (const std::exception& e) {
+            die(std::string("--eval-mc: ") + e.what());
+        }
+        std::printf("eval: %zu multiple-choice examples from %s\n", mc_examples.size(), eval_mc_path.c_str());
+    }
+    auto loglik = [&](const std::vector<int>& ctx, const std::vector<int>& cont) {
+        return ref::continuation_loglik(model, ctx, cont);
+    };
+    auto byte_tokens = [](const std::string& text) {
+        std::vector<int> ids;
+        for (unsigned char ch : text) ids.push_back(ch);
+        return ids;
     };
 
     // ---------------------------------------------------------------- checkpoints and resume
@@ -352,17 +373,22 @@ int main(int argc, char** argv) {
             std::printf(" | %.1f ms | ETA %.0f s\n", 1e3 * seconds, eta);
         }
         double val_loss = NAN;
+        eval::McResult mc;
         if (!val.tokens.empty() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
             val_loss = validation_loss();
             std::printf("step %5d/%d | val loss %.4f\n", step, steps, val_loss);
+            if (!mc_examples.empty()) {
+                mc = eval::score_mc(mc_examples, byte_tokens, loglik);
+                std::printf("step %5d/%d | multiple choice: acc %.4f, acc_norm %.4f (%d examples)\n", step, steps,
+                            mc.acc, mc.acc_norm, mc.n);
+            }
         }
         if (sample_every > 0 && step % sample_every == 0) {
             // Top-k 40 at temperature 0.8 from a fixed seed, so samples compare across steps.
             ref::Sampling sampling;
             sampling.temperature = 0.8;
             sampling.top_k = 40;
-            std::vector<int> prompt(sample_prompt.begin(), sample_prompt.end());
-            for (int& t : prompt) t = (unsigned char)t;
+            std::vector<int> prompt = byte_tokens(sample_prompt);
             std::vector<int> ids = ref::generate(config, bind_weights(config, layout, model.params().data()), prompt,
                                                  sample_tokens, sampling, seed);
             std::string text;  // control bytes escaped so that the log stays one line
@@ -386,6 +412,7 @@ int main(int argc, char** argv) {
             rec["loss"] = std::isfinite(loss) ? nlohmann::json::parse(buf) : nlohmann::json(nullptr);
             rec["grad_norm"] = std::isfinite(norm) ? nlohmann::json(norm) : nlohmann::json(nullptr);
             if (std::isfinite(val_loss)) rec["val_loss"] = val_loss;
+            if (mc.n > 0) rec["mc_acc"] = mc.acc, rec["mc_acc_norm"] = mc.acc_norm;
             std::fprintf(jsonl, "%s\n", rec.dump().c_str());
             std::fflush(jsonl);
         }

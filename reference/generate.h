@@ -47,6 +47,13 @@ template <typename T>
 std::vector<int> generate(const ModelConfig& config, const ModelWeights<T>& w, const std::vector<int>& prompt, int n,
                           const Sampling& s, uint64_t seed, int stop = -1);
 
+// Summed log-probability of `continuation` after `context`, from one forward
+// pass of `model` (the context is cut from the left to fit max_seq_len).
+template <typename T>
+class Model;
+template <typename T>
+double continuation_loglik(Model<T>& model, const std::vector<int>& context, const std::vector<int>& continuation);
+
 }  // namespace llama::ref
 
 #endif  // REFERENCE_GENERATE_H
