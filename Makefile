@@ -46,7 +46,7 @@ CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror -fopenmp -I. -MMD -MP
 LDFLAGS    += -fopenmp -lxxhash
 NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
 NVCCFLAGS  ?= -O3
-NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra -Werror all-warnings
+NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra,-Wno-unknown-pragmas -Werror all-warnings
 
 # ---------------------------------------------------------------------------
 # Host code shared by every build: the model definition and the fp32 CPU reference.
@@ -62,8 +62,15 @@ ifeq ($(HAVE_CLI11)$(HAVE_JSON),yesyes)
 ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
 endif
 
+# dev/cuda: one program per op (CPU reference, kernel versions, check, benchmark),
+# built for the GPU with nvcc, and run in the emulator by `make test`.
+DEV_CUDA_SRCS := $(wildcard dev/cuda/*.cu)
+DEV_CUDA_BINS := $(DEV_CUDA_SRCS:dev/cuda/%.cu=$(BUILD)/dev/%)
 ifeq ($(HAVE_NVCC),yes)
-ALL_TARGETS += $(BUILD)/dev/device_info
+ALL_TARGETS += $(DEV_CUDA_BINS)
+endif
+ifneq ($(wildcard scripts/emu-run),)
+TEST_CMDS += dev/cuda/run-emulated
 endif
 
 # ---------------------------------------------------------------------------
@@ -161,8 +168,8 @@ $(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.cpp model/config.cpp
 	@mkdir -p $(@D)
 	$(CLANGXX) $(FUZZ_FLAGS) $^ -o $@
 
-$(BUILD)/dev/device_info: dev/cuda/device_info.cu kernels/cuda_check.h
+$(BUILD)/dev/%: dev/cuda/%.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $@.d $< -o $@
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
