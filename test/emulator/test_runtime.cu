@@ -246,3 +246,31 @@ TEST_CASE("cudaMemcpyAsync stages pageable host memory when called", "[emulator]
     cudaStreamDestroy(s);
     cudaFree(d);
 }
+
+__global__ void raw_shared_kernel(unsigned* out) {
+    extern __shared__ __align__(16) unsigned char raw[];
+    unsigned* words = reinterpret_cast<unsigned*>(raw);
+    words[threadIdx.x] = threadIdx.x * 3u;
+    __syncthreads();
+    out[threadIdx.x] = words[(threadIdx.x + 1) % blockDim.x];
+}
+
+TEST_CASE("the rewrite step keeps lines, strings and comments and reads every launch form", "[emulator][rewrite]") {
+    // Text that looks like CUDA syntax inside strings and comments is left alone:
+    // k<<<1, 2>>>(x); __shared__ float y[3]; extern __shared__ int z[];
+    const char* s = "k<<<1, 2>>>(x); __shared__ float y[3];";
+    REQUIRE(std::string(s) == std::string("k<<<") + "1, 2>>>(x); __shared__" + " float y[3];");
+    unsigned* d = nullptr;
+    REQUIRE(cudaMalloc(&d, 64 * sizeof(unsigned)) == cudaSuccess);
+    int before = __LINE__;
+    raw_shared_kernel<<<dim3(1, 1, 1),
+                        dim3(64),
+                        64 * sizeof(unsigned),
+                        0>>>(d);
+    int after = __LINE__;
+    REQUIRE(after - before == 5);  // the launch still spans its four lines
+    std::vector<unsigned> h(64);
+    REQUIRE(cudaMemcpy(h.data(), d, h.size() * sizeof(unsigned), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (unsigned t = 0; t < 64; ++t) REQUIRE(h[t] == ((t + 1) % 64) * 3u);
+    cudaFree(d);
+}

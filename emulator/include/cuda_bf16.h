@@ -1,0 +1,2 @@
+// Emulated cuda_bf16.h: see emu/lowp.h.
+#include "emu/lowp.h"

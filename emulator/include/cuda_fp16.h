@@ -1,0 +1,2 @@
+// Emulated cuda_fp16.h: see emu/lowp.h.
+#include "emu/lowp.h"

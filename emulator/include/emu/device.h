@@ -1,0 +1,328 @@
+// The kernel side of the emulator: built-in variables, barriers, warp intrinsics,
+// shared memory, atomics and device math. Every CUDA thread runs as a fiber; the
+// functions declared `extern` here live in emulator/src/scheduler.cpp, which is
+// compiled without sanitizer instrumentation so that its bookkeeping is not
+// mistaken for kernel memory traffic.
+#ifndef EMU_DEVICE_H
+#define EMU_DEVICE_H
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <climits>
+#include <type_traits>
+#include <vector>
+#include "emu/types.h"
+
+#define __global__
+#define __device__
+#define __host__
+#define __constant__
+#define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+#ifndef __restrict__
+#define __restrict__ __restrict
+#endif
+
+namespace emu {
+
+// What one CUDA thread sees of itself; set by the scheduler before each switch.
+struct ThreadCoords {
+    uint3 threadIdx;
+    uint3 blockIdx;
+    dim3 blockDim;
+    dim3 gridDim;
+    unsigned lane;   // threadIdx linearised, modulo 32
+};
+// __thread, not thread_local: no initialisation wrapper, so each access is one load.
+extern __thread ThreadCoords* tls_coords;
+
+// Barrier over the block's fibers. op: 0 plain, 1 count, 2 and, 3 or.
+int block_sync(int op, int pred);
+// Warp collective: every lane of `mask` (restricted to lanes that exist) deposits
+// `mine`; returns when all have; `all` receives the 32 deposits (lanes that did not
+// take part read as all ones). Returns the effective mask.
+unsigned warp_collective(unsigned mask, uint64_t mine, uint64_t* all);
+unsigned active_lanes();
+// Shared memory of the running block.
+void* dynamic_shared();
+int register_shared_slot();
+void* shared_slot(int slot, std::size_t bytes, std::size_t align);
+// Aborts with the thread and block named.
+[[noreturn]] void kernel_fail(const char* what);
+
+// cp.async bookkeeping of one CUDA thread (kernels/ptx.h uses it): copies issued
+// and not yet waited for, each tagged with the commit group it belongs to.
+struct AsyncCopy {
+    void* dst;
+    const void* src;
+    unsigned bytes;
+    unsigned group;
+};
+struct AsyncCopyState {
+    std::vector<AsyncCopy> pending;
+    unsigned committed = 0;
+};
+AsyncCopyState& async_copy_state();
+
+template <class T, class Tag>
+T& static_shared(Tag) {
+    static const int slot = register_shared_slot();
+    return *static_cast<T*>(shared_slot(slot, sizeof(T), alignof(T) < 16 ? 16 : alignof(T)));
+}
+
+template <class T>
+inline uint64_t pack_bits(const T& v) {
+    static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "warp intrinsics take values of at most 8 bytes");
+    uint64_t r = 0;
+    std::memcpy(&r, &v, sizeof(T));
+    return r;
+}
+template <class T>
+inline T unpack_bits(uint64_t r) {
+    T v;
+    std::memcpy(&v, &r, sizeof(T));
+    return v;
+}
+inline unsigned lane_id() { return tls_coords->lane; }
+
+}  // namespace emu
+
+// Built-in variables. gridDim and blockDim are macros only here, where no CUDA
+// header of NVIDIA's is read.
+#define threadIdx (::emu::tls_coords->threadIdx)
+#define blockIdx (::emu::tls_coords->blockIdx)
+#define blockDim (::emu::tls_coords->blockDim)
+#define gridDim (::emu::tls_coords->gridDim)
+constexpr int warpSize = 32;
+
+// ---- barriers -------------------------------------------------------------
+inline void __syncthreads() { ::emu::block_sync(0, 0); }
+inline int __syncthreads_count(int p) { return ::emu::block_sync(1, p != 0); }
+inline int __syncthreads_and(int p) { return ::emu::block_sync(2, p != 0); }
+inline int __syncthreads_or(int p) { return ::emu::block_sync(3, p != 0); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    uint64_t all[32];
+    ::emu::warp_collective(mask, 0, all);
+}
+inline unsigned __activemask() { return ::emu::active_lanes(); }
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_system() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+// ---- warp shuffles, votes and reductions ----------------------------------
+template <class T>
+inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize) {
+    uint64_t all[32];
+    ::emu::warp_collective(mask, ::emu::pack_bits(var), all);
+    unsigned lane = ::emu::lane_id();
+    unsigned seg = lane & ~unsigned(width - 1);
+    return ::emu::unpack_bits<T>(all[seg + (unsigned(srcLane) & unsigned(width - 1))]);
+}
+template <class T>
+inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
+    uint64_t all[32];
+    ::emu::warp_collective(mask, ::emu::pack_bits(var), all);
+    unsigned lane = ::emu::lane_id();
+    if ((lane & unsigned(width - 1)) < delta) return var;
+    return ::emu::unpack_bits<T>(all[lane - delta]);
+}
+template <class T>
+inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
+    uint64_t all[32];
+    ::emu::warp_collective(mask, ::emu::pack_bits(var), all);
+    unsigned lane = ::emu::lane_id();
+    if ((lane & unsigned(width - 1)) + delta >= unsigned(width)) return var;
+    return ::emu::unpack_bits<T>(all[lane + delta]);
+}
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize) {
+    uint64_t all[32];
+    ::emu::warp_collective(mask, ::emu::pack_bits(var), all);
+    unsigned lane = ::emu::lane_id();
+    unsigned src = lane ^ unsigned(laneMask);
+    unsigned seg = lane & ~unsigned(width - 1);
+    if (src < seg || src >= seg + unsigned(width) || src >= 32) return var;
+    return ::emu::unpack_bits<T>(all[src]);
+}
+inline unsigned __ballot_sync(unsigned mask, int pred) {
+    uint64_t all[32];
+    unsigned eff = ::emu::warp_collective(mask, pred != 0, all);
+    unsigned r = 0;
+    for (unsigned l = 0; l < 32; ++l)
+        if ((eff >> l & 1u) && all[l]) r |= 1u << l;
+    return r;
+}
+inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0; }
+inline int __all_sync(unsigned mask, int pred) {
+    uint64_t all[32];
+    unsigned eff = ::emu::warp_collective(mask, pred != 0, all);
+    for (unsigned l = 0; l < 32; ++l)
+        if ((eff >> l & 1u) && !all[l]) return 0;
+    return 1;
+}
+inline unsigned __match_any_sync(unsigned mask, unsigned long long v) {
+    uint64_t all[32];
+    unsigned eff = ::emu::warp_collective(mask, v, all);
+    unsigned r = 0;
+    for (unsigned l = 0; l < 32; ++l)
+        if ((eff >> l & 1u) && all[l] == v) r |= 1u << l;
+    return r;
+}
+#define EMU_WARP_REDUCE(NAME, T, INIT, OP)                                    \
+    inline T NAME(unsigned mask, T v) {                                       \
+        uint64_t all[32];                                                     \
+        unsigned eff = ::emu::warp_collective(mask, ::emu::pack_bits(v), all); \
+        T r = INIT;                                                           \
+        for (unsigned l = 0; l < 32; ++l)                                     \
+            if (eff >> l & 1u) { T x = ::emu::unpack_bits<T>(all[l]); r = OP; } \
+        return r;                                                             \
+    }
+EMU_WARP_REDUCE(__reduce_add_sync, unsigned, 0u, r + x)
+EMU_WARP_REDUCE(__reduce_add_sync, int, 0, int(unsigned(r) + unsigned(x)))
+EMU_WARP_REDUCE(__reduce_min_sync, unsigned, UINT_MAX, (x < r ? x : r))
+EMU_WARP_REDUCE(__reduce_min_sync, int, INT_MAX, (x < r ? x : r))
+EMU_WARP_REDUCE(__reduce_max_sync, unsigned, 0u, (x > r ? x : r))
+EMU_WARP_REDUCE(__reduce_max_sync, int, INT_MIN, (x > r ? x : r))
+EMU_WARP_REDUCE(__reduce_and_sync, unsigned, ~0u, r & x)
+EMU_WARP_REDUCE(__reduce_or_sync, unsigned, 0u, r | x)
+EMU_WARP_REDUCE(__reduce_xor_sync, unsigned, 0u, r ^ x)
+#undef EMU_WARP_REDUCE
+
+// ---- atomics (safe across the OS threads that run blocks) -----------------
+namespace emu {
+template <class T, class F>
+inline T atomic_update(T* p, F f) {
+    using U = std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
+    U* q = reinterpret_cast<U*>(p);
+    U old = __atomic_load_n(q, __ATOMIC_RELAXED);
+    for (;;) {
+        T o = unpack_bits<T>(old);
+        T n = f(o);
+        U nb = 0;
+        std::memcpy(&nb, &n, sizeof(T));
+        if (__atomic_compare_exchange_n(q, &old, nb, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return o;
+    }
+}
+}  // namespace emu
+#define EMU_ATOMIC_INT(T)                                                                         \
+    inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }          \
+    inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }          \
+    inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }          \
+    inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }            \
+    inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }          \
+    inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }        \
+    inline T atomicCAS(T* p, T cmp, T v) {                                                        \
+        __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);       \
+        return cmp;                                                                               \
+    }                                                                                             \
+    inline T atomicMax(T* p, T v) { return ::emu::atomic_update(p, [v](T o) { return o > v ? o : v; }); } \
+    inline T atomicMin(T* p, T v) { return ::emu::atomic_update(p, [v](T o) { return o < v ? o : v; }); }
+EMU_ATOMIC_INT(int)
+EMU_ATOMIC_INT(unsigned int)
+EMU_ATOMIC_INT(unsigned long long)
+EMU_ATOMIC_INT(long long)
+#undef EMU_ATOMIC_INT
+inline float atomicAdd(float* p, float v) { return ::emu::atomic_update(p, [v](float o) { return o + v; }); }
+inline double atomicAdd(double* p, double v) { return ::emu::atomic_update(p, [v](double o) { return o + v; }); }
+inline float atomicExch(float* p, float v) {
+    return ::emu::unpack_bits<float>(atomicExch(reinterpret_cast<unsigned*>(p), ::emu::unpack_bits<unsigned>(::emu::pack_bits(v))));
+}
+inline float atomicMax(float* p, float v) { return ::emu::atomic_update(p, [v](float o) { return fmaxf(o, v); }); }
+inline float atomicMin(float* p, float v) { return ::emu::atomic_update(p, [v](float o) { return fminf(o, v); }); }
+inline unsigned atomicInc(unsigned* p, unsigned lim) {
+    return ::emu::atomic_update(p, [lim](unsigned o) { return o >= lim ? 0u : o + 1; });
+}
+inline unsigned atomicDec(unsigned* p, unsigned lim) {
+    return ::emu::atomic_update(p, [lim](unsigned o) { return (o == 0 || o > lim) ? lim : o - 1; });
+}
+
+// ---- device math and bit tricks --------------------------------------------
+inline float __expf(float x) { return expf(x); }
+inline float __exp10f(float x) { return exp10f(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __log2f(float x) { return log2f(x); }
+inline float __sinf(float x) { return sinf(x); }
+inline float __cosf(float x) { return cosf(x); }
+inline void __sincosf(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); }
+inline void sincosf_emu(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); }
+inline float __tanf(float x) { return tanf(x); }
+inline float __powf(float x, float y) { return powf(x, y); }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline double rsqrt(double x) { return 1.0 / sqrt(x); }
+inline float __frsqrt_rn(float x) { return 1.0f / sqrtf(x); }
+inline float __fsqrt_rn(float x) { return sqrtf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+inline float exp2f_emu(float x) { return exp2f(x); }
+inline int __float2int_rn(float x) { return int(nearbyintf(x)); }
+inline int __float2int_rz(float x) { return int(x); }
+inline unsigned __float2uint_rn(float x) { return unsigned(nearbyintf(x)); }
+inline float __int2float_rn(int x) { return float(x); }
+inline int __float_as_int(float x) { return ::emu::unpack_bits<int>(::emu::pack_bits(x)); }
+inline unsigned __float_as_uint(float x) { return ::emu::unpack_bits<unsigned>(::emu::pack_bits(x)); }
+inline float __int_as_float(int x) { return ::emu::unpack_bits<float>(::emu::pack_bits(x)); }
+inline float __uint_as_float(unsigned x) { return ::emu::unpack_bits<float>(::emu::pack_bits(x)); }
+inline long long __double_as_longlong(double x) { return ::emu::unpack_bits<long long>(::emu::pack_bits(x)); }
+inline double __longlong_as_double(long long x) { return ::emu::unpack_bits<double>(::emu::pack_bits(x)); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
+inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll((unsigned long long)x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+inline unsigned __brev(unsigned x) {
+    unsigned r = 0;
+    for (int i = 0; i < 32; ++i) r |= ((x >> i) & 1u) << (31 - i);
+    return r;
+}
+inline int __mul24(int a, int b) { return a * b; }
+inline unsigned __umulhi(unsigned a, unsigned b) { return unsigned((unsigned long long)a * b >> 32); }
+inline int __mulhi(int a, int b) { return int((long long)a * b >> 32); }
+inline unsigned __funnelshift_l(unsigned lo, unsigned hi, unsigned s) {
+    s &= 31; return s ? (hi << s) | (lo >> (32 - s)) : hi;
+}
+inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned s) {
+    s &= 31; return s ? (lo >> s) | (hi << (32 - s)) : lo;
+}
+// CUDA's overloaded min/max for integers and floats.
+#define EMU_MINMAX(T) inline T min(T a, T b) { return b < a ? b : a; } inline T max(T a, T b) { return a < b ? b : a; }
+EMU_MINMAX(int)
+EMU_MINMAX(unsigned int)
+EMU_MINMAX(long)
+EMU_MINMAX(unsigned long)
+EMU_MINMAX(long long)
+EMU_MINMAX(unsigned long long)
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
+#undef EMU_MINMAX
+
+// Cache-hinted loads and stores are plain memory accesses here.
+template <class T> inline T __ldg(const T* p) { return *p; }
+template <class T> inline T __ldcg(const T* p) { return *p; }
+template <class T> inline T __ldca(const T* p) { return *p; }
+template <class T> inline T __ldcs(const T* p) { return *p; }
+template <class T> inline T __ldlu(const T* p) { return *p; }
+template <class T> inline T __ldcv(const T* p) { return *p; }
+template <class T> inline void __stcg(T* p, T v) { *p = v; }
+template <class T> inline void __stcs(T* p, T v) { *p = v; }
+template <class T> inline void __stwb(T* p, T v) { *p = v; }
+template <class T> inline void __stwt(T* p, T v) { *p = v; }
+
+long long emu_clock64();
+inline long long clock64() { return emu_clock64(); }
+inline long long __clock64() { return emu_clock64(); }
+inline void __nanosleep(unsigned) {}
+
+#endif  // EMU_DEVICE_H

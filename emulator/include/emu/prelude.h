@@ -1,0 +1,2 @@
+// Read before every emulated CUDA source, as nvcc reads cuda_runtime.h.
+#include "cuda_runtime.h"

@@ -1,0 +1,23 @@
+// Declarations shared by the emulator's own sources (not for kernel code).
+#ifndef EMU_INTERNAL_H
+#define EMU_INTERNAL_H
+
+#include <cstddef>
+#include <functional>
+#include "emu/types.h"
+
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace emu {
+struct GridSpec {
+    dim3 grid, block;
+    std::size_t smem;
+};
+// Runs every block of the grid and returns when all have finished.
+void run_grid(const GridSpec& g, const std::function<void()>& body);
+// Queues host-side work (a library call's computation) on a stream.
+void enqueue_host_work(cudaStream_t stream, std::function<void()> work);
+}  // namespace emu
+
+#endif  // EMU_INTERNAL_H

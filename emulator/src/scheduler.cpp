@@ -1,0 +1,531 @@
+// Runs a grid: blocks on one or several OS threads, every CUDA thread of a block
+// as a fiber (Boost.Context fcontext). Barriers and warp collectives park a fiber
+// and hand control back to the block's scheduler loop, which resumes the fibers in
+// turn until all have finished. This file is never compiled with ThreadSanitizer
+// instrumentation: its own bookkeeping is not kernel memory traffic. It tells the
+// race checker about fibers and about the order barriers create instead.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include "emu/control.h"
+#include "emu/device.h"
+#include "emulator/src/internal.h"
+
+// The emulator's own code names the coordinate fields directly.
+#undef threadIdx
+#undef blockIdx
+#undef blockDim
+#undef gridDim
+
+#if defined(EMU_TSAN)
+extern "C" {
+void* __tsan_get_current_fiber(void);
+void* __tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void* fiber);
+void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+void __tsan_set_fiber_name(void* fiber, const char* name);
+}
+#define EMU_TSAN_RELEASE(p) __tsan_release((void*)(p))
+#define EMU_TSAN_ACQUIRE(p) __tsan_acquire((void*)(p))
+#else
+#define EMU_TSAN_RELEASE(p) ((void)0)
+#define EMU_TSAN_ACQUIRE(p) ((void)0)
+#endif
+
+#if defined(EMU_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace bctx = boost::context::detail;
+
+namespace emu {
+
+__thread ThreadCoords* tls_coords = nullptr;
+
+namespace {
+
+struct Block;
+
+struct Fiber {
+    ThreadCoords coords;
+    Block* block = nullptr;
+    unsigned warp = 0;
+    bctx::fcontext_t ctx = nullptr;   // where the fiber resumes
+    bctx::fcontext_t back = nullptr;  // where it returns to (its scheduler)
+    char* stack = nullptr;            // lowest usable byte
+    std::size_t stack_size = 0;
+    bool started = false;
+    bool done = false;
+    bool waiting = false;
+    void* tsan_fiber = nullptr;
+    void* asan_fake = nullptr;
+    AsyncCopyState async;
+};
+
+struct Warp {
+    unsigned exists = 0;    // lanes present in the block
+    unsigned exited = 0;    // lanes that returned
+    unsigned arrived = 0;   // lanes parked at the current collective
+    unsigned released = 0;  // lanes allowed to leave it
+    uint64_t slot[32];
+    char tsan_sync[32];
+};
+
+struct SharedSlot {
+    void* ptr = nullptr;
+    std::size_t bytes = 0;
+};
+
+struct Block {
+    std::vector<Fiber> fibers;
+    std::vector<Warp> warps;
+    std::deque<SharedSlot> slots;
+    void* dyn = nullptr;
+    int live = 0;
+    int arrived = 0;
+    unsigned gen = 0;
+    int accum[2] = {0, 0};
+    int participants[2] = {0, 0};
+    char tsan_sync[2];
+    char done_sync;
+    uint64_t progress = 0;
+    const std::function<void()>* body = nullptr;
+};
+
+// Per OS thread: the fiber running now and the scheduler's identity.
+thread_local Fiber* current = nullptr;
+[[maybe_unused]] thread_local void* sched_tsan_fiber = nullptr;
+[[maybe_unused]] thread_local const void* sched_stack_bottom = nullptr;
+[[maybe_unused]] thread_local std::size_t sched_stack_size = 0;
+
+[[maybe_unused]] char grid_done_sync;
+std::atomic<int> configured_threads{0};
+
+std::size_t stack_bytes() {
+    static std::size_t bytes = [] {
+        const char* e = std::getenv("EMU_STACK_KB");
+        std::size_t kb = e ? std::strtoul(e, nullptr, 10) : 0;
+#if defined(EMU_TSAN) || defined(EMU_ASAN)
+        if (kb == 0) kb = 256;
+#else
+        if (kb == 0) kb = 64;
+#endif
+        return kb * 1024;
+    }();
+    return bytes;
+}
+
+std::size_t page_bytes() {
+    static std::size_t p = std::size_t(sysconf(_SC_PAGESIZE));
+    return p;
+}
+
+// Fiber stacks with a guard page below them, so that an overflow is a clear crash.
+std::mutex stack_mutex;
+std::vector<char*> stack_pool;
+
+[[maybe_unused]] char* acquire_stack() {
+    {
+        std::lock_guard<std::mutex> lock(stack_mutex);
+        if (!stack_pool.empty()) {
+            char* s = stack_pool.back();
+            stack_pool.pop_back();
+            return s;
+        }
+    }
+    std::size_t total = stack_bytes() + page_bytes();
+    void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        std::fprintf(stderr, "emulator: cannot map a fiber stack\n");
+        std::abort();
+    }
+    mprotect(m, page_bytes(), PROT_NONE);
+    return static_cast<char*>(m) + page_bytes();
+}
+
+[[maybe_unused]] void release_stack(char* s) {
+#if defined(EMU_ASAN)
+    __asan_unpoison_memory_region(s, stack_bytes());
+#endif
+    std::lock_guard<std::mutex> lock(stack_mutex);
+    stack_pool.push_back(s);
+}
+
+#if defined(EMU_TSAN)
+// The race checker gets fresh stacks for every block, all in one mapping that is
+// unmapped when the block ends: unmapping wipes the checker's memory of the old
+// fibers' stack accesses, which would otherwise look like races with the next
+// block's fibers. (One mapping per block keeps this cheap.)
+char* map_block_stacks(unsigned n) {
+    std::size_t one = stack_bytes() + page_bytes();
+    void* m = mmap(nullptr, one * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        std::fprintf(stderr, "emulator: cannot map fiber stacks\n");
+        std::abort();
+    }
+    char* base = static_cast<char*>(m);
+    for (unsigned i = 0; i < n; ++i) mprotect(base + i * one, page_bytes(), PROT_NONE);
+    return base;
+}
+#endif
+
+void switch_to_scheduler(Fiber* f, bool finishing) {
+#if defined(EMU_TSAN)
+    __tsan_switch_to_fiber(sched_tsan_fiber, 1 /* __tsan_switch_to_fiber_no_sync */);
+#endif
+#if defined(EMU_ASAN)
+    __sanitizer_start_switch_fiber(finishing ? nullptr : &f->asan_fake, sched_stack_bottom, sched_stack_size);
+#else
+    (void)finishing;
+#endif
+    bctx::transfer_t t = bctx::jump_fcontext(f->back, nullptr);
+    f->back = t.fctx;
+#if defined(EMU_ASAN)
+    __sanitizer_finish_switch_fiber(f->asan_fake, nullptr, nullptr);
+#endif
+}
+
+void yield() { switch_to_scheduler(current, false); }
+
+template <class Pred>
+void wait_until(Pred ready) {
+    if (ready()) return;
+    Fiber* f = current;
+    f->waiting = true;
+    do {
+        yield();
+    } while (!ready());
+    f->waiting = false;
+    ++f->block->progress;
+}
+
+void complete_block_barrier(Block& b) {
+    unsigned g = b.gen;
+    b.participants[g & 1] = b.arrived;
+    b.arrived = 0;
+    b.accum[(g + 1) & 1] = 0;
+    ++b.gen;
+    ++b.progress;
+}
+
+void fiber_entry(bctx::transfer_t t) {
+    Fiber* f = static_cast<Fiber*>(t.data);
+    f->back = t.fctx;
+#if defined(EMU_ASAN)
+    __sanitizer_finish_switch_fiber(nullptr, &sched_stack_bottom, &sched_stack_size);
+#endif
+    Block& b = *f->block;
+    (*b.body)();
+    f->done = true;
+    --b.live;
+    ++b.progress;
+    b.warps[f->warp].exited |= 1u << f->coords.lane;
+    if (b.arrived > 0 && b.arrived == b.live) complete_block_barrier(b);
+    EMU_TSAN_RELEASE(&grid_done_sync);
+    EMU_TSAN_RELEASE(&b.done_sync);
+    switch_to_scheduler(f, true);
+    std::abort();  // a finished fiber is never resumed
+}
+
+void resume(Fiber& f) {
+    current = &f;
+    tls_coords = &f.coords;
+    if (!f.waiting) ++f.block->progress;
+#if defined(EMU_TSAN)
+    __tsan_switch_to_fiber(f.tsan_fiber, 1 /* no sync */);
+#endif
+#if defined(EMU_ASAN)
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, f.stack, f.stack_size);
+#endif
+    bctx::transfer_t t = bctx::jump_fcontext(f.ctx, &f);
+#if defined(EMU_ASAN)
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+    f.ctx = t.fctx;
+    current = nullptr;
+    tls_coords = nullptr;
+}
+
+[[noreturn]] void report_deadlock(Block& b) {
+    std::fprintf(stderr,
+                 "emulator: deadlock in block [%u,%u,%u]: every thread still running waits at a barrier or warp "
+                 "collective that can never complete (a __syncthreads() not reached by all threads, or a warp "
+                 "mask naming lanes that exited or never arrive)\n",
+                 b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z);
+    int shown = 0;
+    for (Fiber& f : b.fibers) {
+        if (f.done) continue;
+        if (shown++ == 8) { std::fprintf(stderr, "  ...\n"); break; }
+        std::fprintf(stderr, "  thread [%u,%u,%u] (warp %u lane %u) is waiting\n", f.coords.threadIdx.x,
+                     f.coords.threadIdx.y, f.coords.threadIdx.z, f.warp, f.coords.lane);
+    }
+    std::abort();
+}
+
+void run_block(const GridSpec& g, unsigned block_linear, const std::function<void()>& body) {
+    Block b;
+    b.body = &body;
+    unsigned n = g.block.x * g.block.y * g.block.z;
+    unsigned nwarps = (n + 31) / 32;
+    b.fibers.resize(n);
+    b.warps.resize(nwarps);
+    for (unsigned w = 0; w < nwarps; ++w) {
+        unsigned lanes = std::min(32u, n - w * 32);
+        b.warps[w].exists = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
+    }
+    uint3 bid{block_linear % g.grid.x, (block_linear / g.grid.x) % g.grid.y, block_linear / (g.grid.x * g.grid.y)};
+    // Dynamic shared memory: exactly the bytes the launch asked for, filled with garbage.
+    if (posix_memalign(&b.dyn, 128, g.smem) != 0) std::abort();
+    if (g.smem) std::memset(b.dyn, 0xff, g.smem);
+    b.live = int(n);
+#if defined(EMU_TSAN)
+    char* tsan_stacks = map_block_stacks(n);
+#endif
+    for (unsigned i = 0; i < n; ++i) {
+        Fiber& f = b.fibers[i];
+        f.block = &b;
+        f.warp = i / 32;
+        f.coords.threadIdx = uint3{i % g.block.x, (i / g.block.x) % g.block.y, i / (g.block.x * g.block.y)};
+        f.coords.blockIdx = bid;
+        f.coords.blockDim = g.block;
+        f.coords.gridDim = g.grid;
+        f.coords.lane = i % 32;
+#if defined(EMU_TSAN)
+        f.stack = tsan_stacks + i * (stack_bytes() + page_bytes()) + page_bytes();
+#else
+        f.stack = acquire_stack();
+#endif
+        f.stack_size = stack_bytes();
+        f.ctx = bctx::make_fcontext(f.stack + f.stack_size, f.stack_size, fiber_entry);
+#if defined(EMU_TSAN)
+        f.tsan_fiber = __tsan_create_fiber(0);
+        // Race reports then name the CUDA thread ("Thread T12 'block [0,0,0] thread [5,0,0]'").
+        char name[96];
+        std::snprintf(name, sizeof(name), "block [%u,%u,%u] thread [%u,%u,%u]", bid.x, bid.y, bid.z,
+                      f.coords.threadIdx.x, f.coords.threadIdx.y, f.coords.threadIdx.z);
+        __tsan_set_fiber_name(f.tsan_fiber, name);
+#endif
+    }
+    int alive = int(n);
+    while (alive > 0) {
+        uint64_t before = b.progress;
+        alive = 0;
+        for (Fiber& f : b.fibers) {
+            if (f.done) continue;
+            resume(f);
+            if (!f.done) ++alive;
+        }
+        if (alive > 0 && b.progress == before) report_deadlock(b);
+    }
+#if defined(EMU_TSAN)
+    // Free the block's memory as a throw-away race-checker identity that has seen
+    // every fiber finish, so that the scheduler itself stays unordered with the
+    // fibers and later blocks on this OS thread are still checked against this one.
+    void* cleanup = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(cleanup, 0);
+    EMU_TSAN_ACQUIRE(&b.done_sync);
+#endif
+    for (Fiber& f : b.fibers) {
+#if defined(EMU_TSAN)
+        __tsan_destroy_fiber(f.tsan_fiber);
+#else
+        release_stack(f.stack);
+#endif
+    }
+#if defined(EMU_TSAN)
+    munmap(tsan_stacks, std::size_t(n) * (stack_bytes() + page_bytes()));
+#endif
+    for (SharedSlot& s : b.slots) std::free(s.ptr);
+    std::free(b.dyn);
+    std::vector<Fiber>().swap(b.fibers);  // the fibers read their coordinates from here
+#if defined(EMU_TSAN)
+    __tsan_switch_to_fiber(sched_tsan_fiber, 1 /* no sync */);
+    __tsan_destroy_fiber(cleanup);
+#endif
+}
+
+}  // namespace
+
+void* dynamic_shared() {
+    if (!current) kernel_fail("dynamic shared memory used outside a kernel");
+    return current->block->dyn;
+}
+
+int register_shared_slot() {
+    static std::atomic<int> next{0};
+    return next++;
+}
+
+void* shared_slot(int slot, std::size_t bytes, std::size_t align) {
+    if (!current) kernel_fail("__shared__ variable used outside a kernel");
+    Block& b = *current->block;
+    if (std::size_t(slot) >= b.slots.size()) b.slots.resize(std::size_t(slot) + 1);
+    SharedSlot& s = b.slots[std::size_t(slot)];
+    if (!s.ptr) {
+        // Each array gets its own heap block so that AddressSanitizer sees its ends.
+        if (posix_memalign(&s.ptr, align, bytes) != 0) std::abort();
+        std::memset(s.ptr, 0xff, bytes);
+        s.bytes = bytes;
+        EMU_TSAN_RELEASE(&s);
+    }
+    EMU_TSAN_ACQUIRE(&s);
+    return s.ptr;
+}
+
+int block_sync(int op, int pred) {
+    Fiber* f = current;
+    if (!f) kernel_fail("__syncthreads() called outside a kernel");
+    Block& b = *f->block;
+    unsigned g = b.gen;
+    b.accum[g & 1] += pred;
+    ++b.arrived;
+    EMU_TSAN_RELEASE(&b.tsan_sync[g & 1]);
+    if (b.arrived == b.live)
+        complete_block_barrier(b);
+    else
+        wait_until([&] { return b.gen != g; });
+    EMU_TSAN_ACQUIRE(&b.tsan_sync[g & 1]);
+    int count = b.accum[g & 1];
+    switch (op) {
+        case 1: return count;
+        case 2: return count == b.participants[g & 1];
+        case 3: return count > 0;
+        default: return 0;
+    }
+}
+
+namespace {
+void warp_barrier(Warp& w, unsigned eff, unsigned lane) {
+    unsigned me = 1u << lane;
+    w.arrived |= me;
+    EMU_TSAN_RELEASE(&w.tsan_sync[lane]);
+    if ((w.arrived & eff) == eff) {
+        w.arrived &= ~eff;
+        w.released |= eff & ~me;
+        ++current->block->progress;
+    } else {
+        wait_until([&] { return (w.released & me) != 0; });
+        w.released &= ~me;
+    }
+#if defined(EMU_TSAN)
+    for (unsigned l = 0; l < 32; ++l)
+        if (eff >> l & 1u) EMU_TSAN_ACQUIRE(&w.tsan_sync[l]);
+#endif
+}
+}  // namespace
+
+unsigned warp_collective(unsigned mask, uint64_t mine, uint64_t* all) {
+    Fiber* f = current;
+    if (!f) kernel_fail("warp intrinsic called outside a kernel");
+    Warp& w = f->block->warps[f->warp];
+    unsigned lane = f->coords.lane;
+    unsigned eff = mask & w.exists;
+    if (!(eff >> lane & 1u)) kernel_fail("warp intrinsic called by a lane that is not in its mask");
+    w.slot[lane] = mine;
+    warp_barrier(w, eff, lane);
+    if (all) {
+        for (unsigned l = 0; l < 32; ++l) all[l] = (eff >> l & 1u) ? w.slot[l] : ~uint64_t(0);
+        warp_barrier(w, eff, lane);
+    }
+    return eff;
+}
+
+AsyncCopyState& async_copy_state() {
+    if (!current) kernel_fail("cp.async used outside a kernel");
+    return current->async;
+}
+
+unsigned active_lanes() {
+    Fiber* f = current;
+    if (!f) kernel_fail("__activemask() called outside a kernel");
+    Warp& w = f->block->warps[f->warp];
+    return w.exists & ~w.exited;
+}
+
+void kernel_fail(const char* what) {
+    if (current) {
+        const ThreadCoords& c = current->coords;
+        std::fprintf(stderr, "emulator: %s, in block [%u,%u,%u], thread [%u,%u,%u]\n", what, c.blockIdx.x,
+                     c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y, c.threadIdx.z);
+    } else {
+        std::fprintf(stderr, "emulator: %s\n", what);
+    }
+    std::fflush(stderr);
+    std::abort();
+}
+
+void set_block_threads(int n) { configured_threads = n; }
+
+int block_threads() {
+    int n = configured_threads.load();
+    if (n > 0) return n;
+    const char* e = std::getenv("EMU_THREADS");
+    if (e && std::atoi(e) > 0) return std::atoi(e);
+    unsigned hw = std::thread::hardware_concurrency();
+    return int(std::min(8u, std::max(1u, hw)));
+}
+
+void run_grid(const GridSpec& g, const std::function<void()>& body) {
+    unsigned total = g.grid.x * g.grid.y * g.grid.z;
+    unsigned nthreads = std::min<unsigned>(unsigned(block_threads()), total);
+    std::atomic<unsigned> next{0};
+    auto work = [&] {
+#if defined(EMU_TSAN)
+        sched_tsan_fiber = __tsan_get_current_fiber();
+#endif
+        for (;;) {
+            unsigned i = next++;
+            if (i >= total) break;
+            run_block(g, i, body);
+        }
+    };
+    if (nthreads <= 1) {
+        work();
+    } else {
+        std::vector<std::thread> pool;
+        for (unsigned t = 1; t < nthreads; ++t) pool.emplace_back(work);
+        work();
+        for (std::thread& t : pool) t.join();
+    }
+    EMU_TSAN_ACQUIRE(&grid_done_sync);
+}
+
+}  // namespace emu
+
+long long emu_clock64() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// A failed assert() in a kernel names the block and thread, as CUDA's device assert does.
+extern "C" [[noreturn]] void __assert_fail(const char* expr, const char* file, unsigned int line,
+                                           const char* func) noexcept {
+    if (emu::current) {
+        const emu::ThreadCoords& c = emu::current->coords;
+        std::fprintf(stderr, "%s:%u: %s: block: [%u,%u,%u], thread: [%u,%u,%u] Assertion `%s` failed.\n", file, line,
+                     func, c.blockIdx.x, c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y, c.threadIdx.z,
+                     expr);
+    } else {
+        std::fprintf(stderr, "%s:%u: %s: Assertion `%s' failed.\n", file, line, func, expr);
+    }
+    std::fflush(stderr);
+    std::abort();
+}
