@@ -172,6 +172,6 @@ $(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.cpp model/config.cpp
 
 $(BUILD)/dev/%: dev/cuda/%.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $@.d $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $@.d $< -o $@ -lcublasLt
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
