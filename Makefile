@@ -72,6 +72,9 @@ endif
 ifneq ($(wildcard scripts/emu-run),)
 TEST_CMDS += dev/cuda/run-emulated
 endif
+ifeq ($(HAVE_NVCC),yes)
+TEST_CMDS += dev/check-perf-report
+endif
 
 # ---------------------------------------------------------------------------
 # Tests (Catch2 v2). One main object is shared by every suite.
@@ -99,7 +102,7 @@ endif
 # Each folder that builds something of its own says so in its build.mk.
 include $(wildcard */build.mk)
 
-.PHONY: all test checklist clean
+.PHONY: all test checklist clean perf-report
 all: $(ALL_TARGETS)
 	@echo "built: $(ALL_TARGETS)"
 
@@ -132,6 +135,11 @@ test: $(TEST_BINS) $(ALL_TARGETS)
 
 clean:
 	rm -rf $(BUILD)
+
+# The static speed report of every kernel (registers, spills, shared memory,
+# occupancy, instruction mix, roofline bounds), kept in dev/results/.
+perf-report:
+	dev/perf-report --out dev/results/perf-report.txt
 
 # ---------------------------------------------------------------------------
 # Rules
