@@ -64,6 +64,49 @@ static bool check_shape(int N, int C, bool fused, bool bench) {
     return ok;
 }
 
+// QK-norm on the q and k heads inside a fused QKV buffer [N, (H + 2 KV) * D].
+static bool check_qk_norm(int N, int H, int KV, int D) {
+    const int width = (H + 2 * KV) * D;
+    DevRng rng(N * 3 + H * 5 + D);
+    std::vector<float> qkv = rng.bf16_vector(size_t(N) * width), dqkv = rng.bf16_vector(size_t(N) * width),
+                       wq = rng.bf16_vector(D, 1.0f, 0.3f), wk = rng.bf16_vector(D, 1.0f, 0.3f);
+    bool ok = true;
+    DeviceBuffer<bf16> d_qkv(qkv), d_dout(dqkv), d_out(qkv.size()), d_din(qkv.size()), d_wq(wq), d_wk(wk);
+    DeviceBuffer<float> d_rq(size_t(N) * H), d_rk(size_t(N) * KV), d_dwq(std::vector<float>(D, 0.0f)),
+        d_dwk(std::vector<float>(D, 0.0f)), d_scratch(rmsnorm_backward_scratch(D));
+    d_out.poison();
+    d_din.poison();
+    qk_norm_forward(d_out.ptr, d_rq.ptr, d_qkv.ptr, d_wq.ptr, N, H, D, width, 0, 1e-6f);
+    qk_norm_forward(d_out.ptr, d_rk.ptr, d_qkv.ptr, d_wk.ptr, N, KV, D, width, H * D, 1e-6f);
+    qk_norm_backward(d_din.ptr, d_dwq.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_wq.ptr, d_rq.ptr, N, H, D, width, 0);
+    qk_norm_backward(d_din.ptr, d_dwk.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_wk.ptr, d_rk.ptr, N, KV, D, width,
+                     H * D);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> out = d_out.to_host(), din = d_din.to_host();
+    for (int part = 0; part < 2; ++part) {
+        const int heads = part == 0 ? H : KV, col0 = part == 0 ? 0 : H * D;
+        const std::vector<float>& w = part == 0 ? wq : wk;
+        std::vector<float> x(size_t(N) * heads * D), dy(x.size()), got(x.size()), got_d(x.size());
+        for (int n = 0; n < N; ++n)
+            for (int j = 0; j < heads * D; ++j) {
+                x[size_t(n) * heads * D + j] = qkv[size_t(n) * width + col0 + j];
+                dy[size_t(n) * heads * D + j] = dqkv[size_t(n) * width + col0 + j];
+                got[size_t(n) * heads * D + j] = out[size_t(n) * width + col0 + j];
+                got_d[size_t(n) * heads * D + j] = din[size_t(n) * width + col0 + j];
+            }
+        std::vector<float> y(x.size()), r(size_t(N) * heads), dx(x.size(), 0.0f), dw(D, 0.0f);
+        llama::ref::qk_norm_forward(y.data(), r.data(), x.data(), w.data(), N, heads, D, 1e-6f);
+        llama::ref::qk_norm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), r.data(), N, heads, D);
+        char label[80];
+        std::snprintf(label, sizeof label, "qk-norm %s N=%d heads=%d D=%d", part == 0 ? "q" : "k", N, heads, D);
+        ok &= compare(std::string(label) + " out", got, y, 1e-3, 8e-3);
+        ok &= compare(std::string(label) + " rstd", (part == 0 ? d_rq : d_rk).to_host(), r, 1e-6, 1e-5);
+        ok &= compare(std::string(label) + " dinp", got_d, dx, 1e-3, 8e-3);
+        ok &= compare(std::string(label) + " dweight", (part == 0 ? d_dwq : d_dwk).to_host(), dw, 1e-3, 1e-4);
+    }
+    return ok;
+}
+
 int main(int argc, char** argv) {
     DevArgs args(argc, argv, 1);
     std::vector<std::pair<int, int>> shapes = {{1, 8}, {7, 64}, {33, 960}, {5, 37}, {9, 100}, {130, 2048}, {257, 24}};
@@ -71,6 +114,11 @@ int main(int argc, char** argv) {
     bool ok = true;
     for (auto [N, C] : shapes)
         for (bool fused : {false, true}) ok &= check_shape(N, C, fused, args.bench);
+    if (args.shape.empty()) {
+        ok &= check_qk_norm(7, 3, 1, 6);
+        ok &= check_qk_norm(9, 8, 8, 64);
+        ok &= check_qk_norm(33, 15, 5, 64);
+    }
     std::printf("rmsnorm: %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
 }
