@@ -48,7 +48,7 @@ static bool check_size(size_t n, bool decay, bool bench) {
     if (bench) {
         AdamWParams p{1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 4};
         float ms = time_ms([&] { adamw_update(d_w.ptr, d_wb.ptr, d_g.ptr, d_m.ptr, d_v.ptr, n, p, d_norm.ptr); });
-        std::printf("  adamw: %.3f ms, %.1f GB/s\n", ms, double(n) * (4 * 4 + 3 * 4 + 2) / ms / 1e6);
+        report_bandwidth("adamw", ms, double(n) * (4 * 4 + 3 * 4 + 2));
     }
     return ok;
 }

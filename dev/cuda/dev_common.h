@@ -131,6 +131,30 @@ float time_ms(F fn, int repeats = 20) {
     return ms / repeats;
 }
 
+// The device-to-device copy bandwidth (GB/s, counting bytes read and written),
+// measured once: memory-bound kernels are judged against it.
+inline double copy_bandwidth_gbs() {
+    static double gbs = 0;
+    if (gbs == 0) {
+        const size_t bytes = size_t(256) << 20;
+        void *a = nullptr, *b = nullptr;
+        CUDA_CHECK(cudaMalloc(&a, bytes));
+        CUDA_CHECK(cudaMalloc(&b, bytes));
+        float ms = time_ms([&] { CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice)); }, 10);
+        gbs = 2.0 * bytes / ms / 1e6;
+        CUDA_CHECK(cudaFree(a));
+        CUDA_CHECK(cudaFree(b));
+    }
+    return gbs;
+}
+
+// Prints the time of a memory-bound kernel, its bandwidth and the fraction of the copy bandwidth.
+inline void report_bandwidth(const char* what, float ms, double bytes) {
+    const double gbs = bytes / ms / 1e6;
+    std::printf("  %s: %.3f ms, %.1f GB/s, %.0f%% of the device-to-device copy bandwidth (%.0f GB/s)\n", what, ms, gbs,
+                100.0 * gbs / copy_bandwidth_gbs(), copy_bandwidth_gbs());
+}
+
 // --version N, --bench, then the shape as integers.
 struct DevArgs {
     int version = 1;

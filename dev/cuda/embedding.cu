@@ -48,7 +48,7 @@ static bool check_shape(int N, int C, int V, bool bench) {
     }
     if (bench) {
         float ms = time_ms([&] { embedding_forward(d_out.ptr, d_tokens, d_wte.ptr, N, C); });
-        std::printf("  forward: %.3f ms, %.1f GB/s\n", ms, double(N) * C * 4 / ms / 1e6);
+        report_bandwidth("forward", ms, double(N) * C * 4);
         ms = time_ms([&] { embedding_backward(d_dw.ptr, d_dout.ptr, plan, d_table, C); });
         std::printf("  backward: %.3f ms\n", ms);
     }

@@ -54,12 +54,12 @@ static bool check_shape(int N, int C, bool fused, bool bench) {
                             d_w.ptr, N, C, eps);
         });
         double bytes = double(N) * C * 2 * (fused ? 4 : 2);
-        std::printf("  forward: %.3f ms, %.1f GB/s\n", ms, bytes / ms / 1e6);
+        report_bandwidth("forward", ms, bytes);
         ms = time_ms([&] {
             rmsnorm_backward(d_dx.ptr, d_dw.ptr, d_scratch.ptr, d_dx.ptr, d_dy.ptr, saved, d_w.ptr, d_rstd.ptr, N, C);
         });
         bytes = double(N) * C * 2 * 6;  // dout and inp twice, dresidual, dinp
-        std::printf("  backward: %.3f ms, %.1f GB/s\n", ms, bytes / ms / 1e6);
+        report_bandwidth("backward", ms, bytes);
     }
     return ok;
 }

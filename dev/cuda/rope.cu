@@ -51,7 +51,7 @@ static bool check_shape(int B, int T, int H, int KV, int D, bool scaled, bool be
     ok &= compare(std::string(label) + " backward", d_back.to_host(), expect_back, 1e-3, 8e-3);
     if (bench) {
         float ms = time_ms([&] { rope_forward(d_qkv.ptr, d_cos.ptr, d_sin.ptr, N, T, width, 0, H, D); });
-        std::printf("  q forward: %.3f ms, %.1f GB/s\n", ms, double(N) * H * D * 2 * 2 / ms / 1e6);
+        report_bandwidth("q forward", ms, double(N) * H * D * 2 * 2);
     }
     return ok;
 }

@@ -40,9 +40,9 @@ static bool check_shape(int N, int F, bool bench) {
     ok &= compare(label + " dgate|dup", d_dgu.to_host(), dgate_up_ref, 1e-3, 8e-3);
     if (bench) {
         float ms = time_ms([&] { swiglu_forward(d_out.ptr, d_gu.ptr, N, F); });
-        std::printf("  forward: %.3f ms, %.1f GB/s\n", ms, double(N) * F * 2 * 3 / ms / 1e6);
+        report_bandwidth("forward", ms, double(N) * F * 2 * 3);
         ms = time_ms([&] { swiglu_backward(d_dgu.ptr, d_dout.ptr, d_gu.ptr, N, F); });
-        std::printf("  backward: %.3f ms, %.1f GB/s\n", ms, double(N) * F * 2 * 5 / ms / 1e6);
+        report_bandwidth("backward", ms, double(N) * F * 2 * 5);
     }
     return ok;
 }

@@ -1,0 +1,174 @@
+// Causal grouped-query attention forward (out, log-sum-exp) and backward (dq,
+// dk, dv): the kernels of kernels/attention.cuh against the CPU reference
+// (reference/ops.h) on random bf16 inputs in the fused QKV layout, at several
+// shapes (lengths that are not a multiple of any tile, one and several query
+// heads per KV head, D = 64 and 128), outputs poisoned before each launch.
+// With --bench, timed, with FLOPs counted as FlashAttention counts them
+// (forward 4*B*H*T^2*D, halved for causal; backward 2.5 times the forward).
+//
+//   attention [--version N] [--bench] [B T H KV D]
+//   attention [--version N] [--bench] --batch B --seq T --heads H --kv-heads KV --head-dim D
+// Without --version every version is checked.
+//   version 1: CUDA-core forward and backward
+//   version 2: tensor-core forward and backward (mma.sync, ldmatrix, cp.async)
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "dev/cuda/dev_common.h"
+#include "kernels/attention.cuh"
+#include "reference/ops.h"
+
+constexpr int kVersions = 2;
+
+struct Shape {
+    int B, T, H, KV, D;
+};
+
+static bool check_shape(const Shape& sh, int version, bool bench) {
+    const int B = sh.B, T = sh.T, H = sh.H, KV = sh.KV, D = sh.D, N = B * T, width = (H + 2 * KV) * D;
+    DevRng rng(uint64_t(B) * 100003 + T * 1009 + H * 101 + KV * 11 + D);
+    const std::vector<float> qkv = rng.bf16_vector(size_t(N) * width), dout = rng.bf16_vector(size_t(N) * H * D);
+
+    // The reference takes separate q [B,T,H,D], k and v [B,T,KV,D].
+    std::vector<float> q(size_t(N) * H * D), k(size_t(N) * KV * D), v(size_t(N) * KV * D);
+    for (int n = 0; n < N; ++n) {
+        const float* row = qkv.data() + size_t(n) * width;
+        for (int c = 0; c < H * D; ++c) q[size_t(n) * H * D + c] = row[c];
+        for (int c = 0; c < KV * D; ++c) {
+            k[size_t(n) * KV * D + c] = row[H * D + c];
+            v[size_t(n) * KV * D + c] = row[(H + KV) * D + c];
+        }
+    }
+    std::vector<float> out_ref(q.size()), probs(size_t(B) * H * T * T);
+    llama::ref::attention_forward(out_ref.data(), probs.data(), q.data(), k.data(), v.data(), B, T, H, KV, D);
+    std::vector<float> dq(q.size(), 0.0f), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
+    llama::ref::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                                   probs.data(), B, T, H, KV, D);
+    // The log-sum-exp of each row of scaled scores, in double.
+    std::vector<float> lse_ref(size_t(B) * H * T);
+    const double scale = 1.0 / std::sqrt(double(D));
+    for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h)
+            for (int i = 0; i < T; ++i) {
+                const float* qi = &q[((size_t(b) * T + i) * H + h) * D];
+                std::vector<double> s(i + 1);
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; ++j) {
+                    const float* kj = &k[((size_t(b) * T + j) * KV + h / (H / KV)) * D];
+                    double dot = 0;
+                    for (int d = 0; d < D; ++d) dot += double(qi[d]) * kj[d];
+                    s[j] = dot * scale;
+                    mx = std::max(mx, s[j]);
+                }
+                for (int j = 0; j <= i; ++j) sum += std::exp(s[j] - mx);
+                lse_ref[(size_t(b) * H + h) * T + i] = float(mx + std::log(sum));
+            }
+    // The expected dQKV in the fused layout.
+    std::vector<float> dqkv_ref(qkv.size());
+    for (int n = 0; n < N; ++n) {
+        float* row = dqkv_ref.data() + size_t(n) * width;
+        for (int c = 0; c < H * D; ++c) row[c] = dq[size_t(n) * H * D + c];
+        for (int c = 0; c < KV * D; ++c) {
+            row[H * D + c] = dk[size_t(n) * KV * D + c];
+            row[(H + KV) * D + c] = dv[size_t(n) * KV * D + c];
+        }
+    }
+
+    DeviceBuffer<bf16> d_qkv(qkv), d_dout(dout), d_out(out_ref.size()), d_dqkv(qkv.size());
+    DeviceBuffer<float> d_lse(lse_ref.size()), d_scratch(attention_backward_scratch(B, T, H));
+    d_out.poison();
+    d_lse.poison();
+    d_dqkv.poison();
+    d_scratch.poison();
+    auto forward = [&] {
+        if (version == 1) attention_forward_simple(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
+        else attention_forward_mma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
+    };
+    auto backward = [&] {
+        if (version == 1)
+            attention_backward_simple(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H,
+                                      KV, D);
+        else
+            attention_backward_mma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV,
+                                   D);
+    };
+    forward();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> out = d_out.to_host(), lse = d_lse.to_host();
+    backward();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> dqkv = d_dqkv.to_host();
+
+    // Split the fused gradient back into dq, dk, dv for separate reports.
+    std::vector<float> got_dq(dq.size()), got_dk(dk.size()), got_dv(dv.size());
+    for (int n = 0; n < N; ++n) {
+        const float* row = dqkv.data() + size_t(n) * width;
+        for (int c = 0; c < H * D; ++c) got_dq[size_t(n) * H * D + c] = row[c];
+        for (int c = 0; c < KV * D; ++c) {
+            got_dk[size_t(n) * KV * D + c] = row[H * D + c];
+            got_dv[size_t(n) * KV * D + c] = row[(H + KV) * D + c];
+        }
+    }
+    char label[96];
+    std::snprintf(label, sizeof label, "v%d B=%d T=%d H=%d KV=%d D=%d", version, B, T, H, KV, D);
+    const std::string l(label);
+    // Outputs rounded to bf16 (relative step 2^-8) after fp32 sums: rtol 2e-2
+    // with atol 1e-2 for values near zero. lse stays in fp32.
+    bool ok = compare(l + " out", out, out_ref, 1e-2, 2e-2);
+    ok &= compare(l + " lse", lse, lse_ref, 1e-4, 1e-4);
+    ok &= compare(l + " dq", got_dq, dq, 1e-2, 2e-2);
+    ok &= compare(l + " dk", got_dk, dk, 1e-2, 2e-2);
+    ok &= compare(l + " dv", got_dv, dv, 1e-2, 2e-2);
+    if (bench) {
+        const double flops = 4.0 * B * H * double(T) * T * D / 2;
+        float ms = time_ms(forward);
+        std::printf("  forward: %.3f ms, %.2f TFLOP/s\n", ms, flops / ms / 1e9);
+        ms = time_ms(backward);
+        std::printf("  backward: %.3f ms, %.2f TFLOP/s\n", ms, 2.5 * flops / ms / 1e9);
+    }
+    return ok;
+}
+
+int main(int argc, char** argv) {
+    // Named shape options are taken out here; the rest goes to DevArgs.
+    Shape named = {0, 0, 0, 0, 0};
+    bool have_named = false, have_version = false;
+    std::vector<char*> rest = {argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        int* field = a == "--batch" ? &named.B : a == "--seq" ? &named.T : a == "--heads" ? &named.H
+                   : a == "--kv-heads" ? &named.KV : a == "--head-dim" ? &named.D : nullptr;
+        if (field && i + 1 < argc) {
+            *field = std::atoi(argv[++i]);
+            have_named = true;
+            continue;
+        }
+        if (a == "--version") have_version = true;
+        rest.push_back(argv[i]);
+    }
+    DevArgs args(int(rest.size()), rest.data(), kVersions);
+    std::vector<Shape> shapes = {{1, 1, 3, 1, 64},  {2, 7, 4, 2, 64},   {1, 33, 15, 5, 64}, {1, 64, 2, 2, 128},
+                                 {2, 130, 3, 1, 64}, {1, 37, 4, 2, 128}, {1, 129, 2, 1, 128}};
+    if (args.shape.size() == 5) shapes = {{args.shape[0], args.shape[1], args.shape[2], args.shape[3], args.shape[4]}};
+    if (have_named) {
+        if (named.B <= 0 || named.T <= 0 || named.H <= 0 || named.KV <= 0 || named.D <= 0) {
+            std::fprintf(stderr, "%s: give all of --batch --seq --heads --kv-heads --head-dim\n", argv[0]);
+            return 2;
+        }
+        shapes = {named};
+    }
+    for (const Shape& s : shapes)
+        if ((s.D != 64 && s.D != 128) || s.H % s.KV != 0) {
+            std::fprintf(stderr, "%s: D must be 64 or 128 and KV must divide H\n", argv[0]);
+            return 2;
+        }
+    bool ok = true;
+    for (int version = 1; version <= kVersions; ++version) {
+        if (have_version && version != args.version) continue;
+        for (const Shape& s : shapes) ok &= check_shape(s, version, args.bench);
+    }
+    std::printf("attention: %s\n", ok ? "PASS" : "FAIL");
+    return ok ? 0 : 1;
+}
