@@ -23,6 +23,7 @@
 
 #include "lifecycle/checkpoint.h"
 #include "lifecycle/eval_mc.h"
+#include "lifecycle/export.h"
 #include "lifecycle/schedule.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
     // ---------------------------------------------------------------- flags
     CLI::App app{"train_llama: pretrain a Llama-style language model"};
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
-    std::string checkpoint_dir, log_jsonl;
+    std::string checkpoint_dir, log_jsonl, init_hf_dir;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
     int decay_start = -1, decay_steps = -1, checkpoint_every = 0, keep_checkpoints = 0, max_bad_steps = 5;
     uint64_t seed = 42;
@@ -89,8 +90,12 @@ int main(int argc, char** argv) {
         for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
         return s;
     }())->capture_default_str();
-    app.add_option("--config", config_path, "Hugging Face config.json of a Llama model (overrides --preset)")
+    auto* config_opt = app.add_option("--config", config_path,
+                                      "Hugging Face config.json of a Llama model (overrides --preset)")
         ->check(CLI::ExistingFile);
+    app.add_option("--init-hf", init_hf_dir, "start from the weights of a Hugging Face folder (config.json and "
+                   "model.safetensors; its config overrides --preset)")
+        ->check(CLI::ExistingDirectory)->excludes(config_opt);
     app.add_option("--text", text_path, "training text, read as bytes (vocabulary 256)")->check(CLI::ExistingFile);
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--batch", batch, "sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
@@ -153,10 +158,13 @@ int main(int argc, char** argv) {
 
     // ---------------------------------------------------------------- config
     ModelConfig config;
+    std::vector<float> init_params;  // from --init-hf
     try {
-        config = config_path.empty() ? preset(preset_name) : config_from_hf_json(config_path);
+        if (!init_hf_dir.empty()) exporter::read_hf(init_hf_dir, config, init_params);
+        else config = config_path.empty() ? preset(preset_name) : config_from_hf_json(config_path);
     } catch (const std::exception& e) {
-        die(std::string(config_path.empty() ? "--preset: " : "--config: ") + e.what());
+        die(std::string(!init_hf_dir.empty() ? "--init-hf: " : config_path.empty() ? "--preset: " : "--config: ") +
+            e.what());
     }
     if (seq_len > config.max_seq_len)
         die("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_seq_len " +
@@ -199,6 +207,10 @@ int main(int argc, char** argv) {
     if (dry_run) return 0;
     ref::Model<float> model(config);
     model.init(seed);
+    if (!init_params.empty()) {
+        std::copy(init_params.begin(), init_params.end(), model.params().begin());
+        std::printf("weights: %s\n", init_hf_dir.c_str());
+    }
 
     // ---------------------------------------------------------------- data
     if (text_path.empty()) die("no training data: pass --text FILE");

@@ -251,3 +251,34 @@ TEST_CASE("export_model turns a checkpoint into a Hugging Face folder and a GGUF
     CHECK_THAT(fileio::read_file(dir + "/err.txt"), Catch::Contains("checksum mismatch"));
     fs::remove_all(dir);
 }
+
+TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)", "[export]") {
+    const std::string dir = temp_dir();
+    auto run = [](const std::string& cmd) {
+        std::string out;
+        FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+        char buf[4096];
+        while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+        pclose(p);
+        return out;
+    };
+    auto val_loss = [](const std::string& out) {
+        size_t at = out.rfind("| val loss ");
+        return at == std::string::npos ? std::string("none") : out.substr(at + 11, 6);
+    };
+    const std::string common = " --text " + testcorpus::kjv_path() + " --batch 2 --seq-len 32 --val-every 0 --seed 4";
+    std::string a = run("build/train_llama_cpu --preset tiny --steps 20 --checkpoint-dir " + dir + "/ck" + common);
+    REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000020 --hf " + dir +
+                         "/hf > /dev/null").c_str()) == 0);
+    // A step with a negligible learning rate: the validation loss is that of the imported weights.
+    std::string b = run("build/train_llama_cpu --init-hf " + dir + "/hf --steps 1 --lr 1e-12 --warmup 0" + common);
+    INFO(a << "\n" << b);
+    CHECK_THAT(b, Catch::Contains("weights: " + dir + "/hf"));
+    CHECK(val_loss(a) != "none");
+    CHECK(val_loss(b) == val_loss(a));
+    std::string fresh = run("build/train_llama_cpu --preset tiny --steps 1 --lr 1e-12 --warmup 0" + common);
+    CHECK(val_loss(fresh) != val_loss(a));  // a fresh model scores differently
+    std::string bad = run("build/train_llama_cpu --init-hf " + dir + "/ck" + common);
+    CHECK_THAT(bad, Catch::Contains("--init-hf") && Catch::Contains("config.json"));
+    fs::remove_all(dir);
+}
