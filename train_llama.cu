@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
     std::string checkpoint_dir, log_jsonl, init_hf_dir;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
+    int64_t batch_tokens = 0;
+    int micro_batch = 0;
     int decay_start = -1, decay_steps = -1, checkpoint_every = 0, keep_checkpoints = 0, max_bad_steps = 5;
     uint64_t seed = 42;
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
@@ -98,7 +100,12 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingDirectory)->excludes(config_opt);
     app.add_option("--text", text_path, "training text, read as bytes (vocabulary 256)")->check(CLI::ExistingFile);
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--batch", batch, "sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--batch", batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--batch-tokens", batch_tokens, "tokens per optimizer step (overrides --batch)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--micro-batch", micro_batch, "sequences per forward/backward; gradients accumulate over "
+                   "batch / micro-batch micro-steps (default: the whole batch)")->check(CLI::PositiveNumber);
     app.add_option("--seq-len", seq_len, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
     // Schedule.
     app.add_option("--lr", lr, "peak learning rate")->capture_default_str()->check(CLI::PositiveNumber);
@@ -155,6 +162,18 @@ int main(int argc, char** argv) {
         ->group("Testing");
     CLI11_PARSE(app, argc, argv);
     if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
+    // The global batch in sequences, and the micro-steps it takes.
+    if (batch_tokens > 0) {
+        if (batch_tokens % seq_len != 0)
+            die("--batch-tokens " + std::to_string(batch_tokens) + " is not a multiple of --seq-len " +
+                std::to_string(seq_len));
+        batch = int(batch_tokens / seq_len);
+    }
+    if (micro_batch == 0) micro_batch = batch;
+    if (batch % micro_batch != 0)
+        die("the batch of " + std::to_string(batch) + " sequences is not a multiple of --micro-batch " +
+            std::to_string(micro_batch) + "; the accumulation steps must divide it exactly");
+    const int accumulation = batch / micro_batch;
 
     // ---------------------------------------------------------------- config
     ModelConfig config;
@@ -240,8 +259,12 @@ int main(int argc, char** argv) {
         std::vector<int> x, y;
         double sum = 0;
         for (int i = 0; i < val_batches; ++i) {
+            // The same sequences whatever the micro-batch; forwards of micro-batch size.
             val.sample(val_rng, batch, seq_len, x, y);
-            sum += model.forward(x.data(), y.data(), batch, seq_len);
+            for (int m = 0; m < accumulation; ++m) {
+                const size_t off = size_t(m) * micro_batch * seq_len;
+                sum += model.forward(x.data() + off, y.data() + off, micro_batch, seq_len) / accumulation;
+            }
         }
         return sum / val_batches;
     };
@@ -350,18 +373,23 @@ int main(int argc, char** argv) {
     std::vector<int> inputs, targets;
     const std::set<int> nan_steps(debug_nan_steps.begin(), debug_nan_steps.end());
     const int64_t tokens_per_step = int64_t(batch) * seq_len;
-    std::printf("training: steps %d to %d of %d x %d tokens, lr %.2e, %s schedule, warmup %d\n", first_step, steps,
-                batch, seq_len, lr, schedule_name.c_str(), warmup);
+    std::printf("training: steps %d to %d of %d x %d tokens (%d micro-steps of %d), lr %.2e, %s schedule, warmup %d\n",
+                first_step, steps, batch, seq_len, accumulation, micro_batch, lr, schedule_name.c_str(), warmup);
     auto run_start = std::chrono::steady_clock::now();
     bool last_checkpoint_ok = true;
     int bad_in_row = 0;
     for (int step = first_step; step <= steps; ++step) {
         auto t0 = std::chrono::steady_clock::now();
         hyper.lr = schedule.at(step);
-        train.sample(data_rng, batch, seq_len, inputs, targets);
+        // Gradient accumulation: each micro-step's loss is scaled by 1/accumulation,
+        // so the summed gradient is that of the mean loss over the whole batch.
         model.zero_grad();
-        const float loss = model.forward(inputs.data(), targets.data(), batch, seq_len);
-        model.backward();
+        float loss = 0.0f;
+        for (int micro = 0; micro < accumulation; ++micro) {
+            train.sample(data_rng, micro_batch, seq_len, inputs, targets);
+            loss += model.forward(inputs.data(), targets.data(), micro_batch, seq_len) / float(accumulation);
+            model.backward(1.0f / float(accumulation));
+        }
         if (nan_steps.count(step)) model.grads()[0] = NAN;
         const double norm = model.grad_norm();
         const bool finite = std::isfinite(loss) && std::isfinite(norm);

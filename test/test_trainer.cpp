@@ -104,3 +104,24 @@ TEST_CASE("bad flags and files end with a clear message and a non-zero exit", "[
         }
     }
 }
+
+TEST_CASE("gradient accumulation over micro-batches trains like the whole batch at once", "[trainer]") {
+    const std::string common = "--preset tiny --text " + bible_text() +
+                               " --steps 5 --batch-tokens 256 --seq-len 32 --log-every 1 --val-every 0 --seed 2";
+    Run whole = run(common), micro = run(common + " --micro-batch 2");
+    REQUIRE(whole.status == 0);
+    REQUIRE(micro.status == 0);
+    CHECK_THAT(micro.output, Catch::Contains("(4 micro-steps of 2)"));
+    std::regex line(R"(step +(\d+)/5 \| loss ([0-9.]+) \| lr [0-9.e+-]+ \| grad norm ([0-9.]+))");
+    auto values = [&](const std::string& out) {
+        std::vector<std::string> v;
+        for (std::sregex_iterator it(out.begin(), out.end(), line), end; it != end; ++it)
+            v.push_back(std::string((*it)[2]) + " " + std::string((*it)[3]));
+        return v;
+    };
+    CHECK(values(whole.output).size() == 5);
+    CHECK(values(whole.output) == values(micro.output));  // the same to the printed digits
+    Run bad = run(common + " --micro-batch 3");
+    CHECK(bad.status != 0);
+    CHECK_THAT(bad.output, Catch::Contains("not a multiple of --micro-batch 3"));
+}
