@@ -92,7 +92,7 @@ endif
 # Fuzzers of the file readers (libFuzzer + ASan + UBSan, clang-14), run for
 # FUZZ_SECONDS each by `make test`.
 FUZZ_SECONDS ?= 20
-FUZZ_FLAGS   := -std=c++17 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+READER_FUZZ_FLAGS := -std=c++17 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZERS      := $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_config
 ifeq ($(HAVE_FUZZER),yes)
 TEST_BINS += $(FUZZERS)
@@ -172,11 +172,11 @@ $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)
 
 $(BUILD)/fuzz/fuzz_safetensors: test/fuzz/fuzz_safetensors.cpp lifecycle/safetensors.cpp lifecycle/file_io.cpp
 	@mkdir -p $(@D)
-	$(CLANGXX) $(FUZZ_FLAGS) $^ -o $@ -lxxhash
+	$(CLANGXX) $(READER_FUZZ_FLAGS) $^ -o $@ -lxxhash
 
 $(BUILD)/fuzz/fuzz_config: test/fuzz/fuzz_config.cpp model/config.cpp
 	@mkdir -p $(@D)
-	$(CLANGXX) $(FUZZ_FLAGS) $^ -o $@
+	$(CLANGXX) $(READER_FUZZ_FLAGS) $^ -o $@
 
 $(BUILD)/dev/%: dev/cuda/%.cu
 	@mkdir -p $(@D)

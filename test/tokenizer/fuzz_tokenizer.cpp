@@ -3,6 +3,7 @@
 //   0: the text of a tokenizer.json
 //   1: the text of a tiktoken rank file (gpt2 pattern)
 //   2: text to encode with a small tokenizer; decode(encode(x)) must give x
+//      and the hand-written pre-tokenizers must give the PCRE2 pieces
 // Any error must be a tok::Error; anything else (a crash, a sanitizer report,
 // another exception, a failed round trip) is a finding.
 #include <cstdlib>
@@ -29,15 +30,20 @@ static std::string base64(const std::string& s) {
 }
 
 // Every byte, then a few merges, as a tiktoken rank file.
-static const tok::Tokenizer& small() {
-  static tok::Tokenizer t = [] {
-    std::string ranks;
-    int r = 0;
-    for (int b = 0; b < 256; b++) ranks += base64(std::string(1, char(b))) + " " + std::to_string(r++) + "\n";
-    for (const char* m : {"th", "he", "the", " t", " the", "  ", "    ", "in", "ing", "\xc3\xa9", "12", "123"})
-      ranks += base64(m) + " " + std::to_string(r++) + "\n";
-    return tok::Tokenizer::from_tiktoken_text(ranks, "llama3", "small");
-  }();
+static tok::Tokenizer make_small(const char* pattern) {
+  std::string ranks;
+  int r = 0;
+  for (int b = 0; b < 256; b++) ranks += base64(std::string(1, char(b))) + " " + std::to_string(r++) + "\n";
+  for (const char* m : {"th", "he", "the", " t", " the", "  ", "    ", "in", "ing", "\xc3\xa9", "12", "123"})
+    ranks += base64(m) + " " + std::to_string(r++) + "\n";
+  return tok::Tokenizer::from_tiktoken_text(ranks, pattern, "small");
+}
+static tok::Tokenizer& small() {
+  static tok::Tokenizer t = make_small("llama3");
+  return t;
+}
+static tok::Tokenizer& small_gpt2() {
+  static tok::Tokenizer t = make_small("gpt2");
   return t;
 }
 
@@ -59,6 +65,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       default: {
         std::vector<uint32_t> ids = small().encode(in, true);
         if (small().decode(ids) != in) std::abort();
+        // The hand-written pre-tokenizers must split like the regular expressions.
+        for (tok::Tokenizer* t : {&small(), &small_gpt2()}) {
+          std::vector<std::string_view> fast, regex;
+          t->pretokenize(in, fast);
+          t->set_fast_pretokenizer(false);
+          t->pretokenize(in, regex);
+          t->set_fast_pretokenizer(true);
+          if (fast != regex) std::abort();
+        }
         break;
       }
     }

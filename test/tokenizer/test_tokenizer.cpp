@@ -145,6 +145,39 @@ TEST_CASE("pre-tokenization pieces cover the text") {
   CHECK(llama3().encode("a \xef\xbb\xbf" "b") == std::vector<uint32_t>{64, 76880, 65});
 }
 
+TEST_CASE("the hand-written pre-tokenizers give the PCRE2 pieces") {
+  Tokenizer l3 = Tokenizer::from_hf_json(TOK_TEST_DIR "/llama3/tokenizer.json");
+  Tokenizer g2 = Tokenizer::from_hf_json(TOK_TEST_DIR "/gpt2/tokenizer.json");
+  std::vector<std::string> texts;
+  // Every ASCII character next to every other, then random text weighted
+  // towards the characters the patterns treat specially.
+  std::string ascii;
+  for (int a = 1; a < 128; a++)
+    for (int b : {'a', 'Z', '5', ' ', '\n', '\r', '\t', '\'', '!', 's', 'L', 'e'}) ascii += {char(a), char(b), char(a)};
+  texts.push_back(ascii);
+  std::mt19937 rng(17);
+  const char* specials[] = {"'s", "'S", "'re", "'RE", "'ll", "'Ll", "'ve", "'d", "'m", "'t", "'\xc5\xbf", "  ", "\r\n",
+                            "\n\n", " \n", "\t", "\xc2\xa0", "\xe3\x80\x80", "\xe1\xa0\x8e", "\xc2\x85", "\xef\xbb\xbf",
+                            "123456", "\xd9\xa3", "\xc3\xa9", "e\xcc\x81", "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", "!?", " .",
+                            "\xe4\xb8\xad\xe6\x96\x87", "\xe2\x85\xab", "\xc2\xb2", "_", "   x"};
+  for (int i = 0; i < 400; i++) {
+    std::string s;
+    int n = 1 + int(rng() % 40);
+    for (int k = 0; k < n; k++) s += rng() % 2 ? std::string(specials[rng() % std::size(specials)]) : random_utf8(rng, 1 + rng() % 4);
+    texts.push_back(s);
+  }
+  for (Tokenizer* t : {&l3, &g2}) {
+    for (auto& s : texts) {
+      std::vector<std::string_view> fast, regex;
+      t->set_fast_pretokenizer(true);
+      t->pretokenize(s, fast);
+      t->set_fast_pretokenizer(false);
+      t->pretokenize(s, regex);
+      REQUIRE(fast == regex);
+    }
+  }
+}
+
 TEST_CASE("invalid UTF-8 is rejected with its byte offset") {
   CHECK(tok::utf8_invalid_offset("plain ascii") == std::string_view::npos);
   CHECK(tok::utf8_invalid_offset("caf\xc3\xa9") == std::string_view::npos);
@@ -199,10 +232,18 @@ TEST_CASE("bad tokenizer files fail with the file name and the problem") {
   CHECK_THROWS_WITH(Tokenizer::from_file(p5), Catch::Contains("missing from the vocab"));
   auto p6 = temp_file("bad.tiktoken", "IQ== 0\nthis is not base64 at all\n");
   CHECK_THROWS_WITH(Tokenizer::from_file(p6, "gpt2"), Catch::Contains(p6) && Catch::Contains("line 2"));
+  CHECK_THROWS_WITH(Tokenizer::from_file(p6), Catch::Contains(p6) && Catch::Contains("pattern name"));
   auto p7 = temp_file("badregex.json",
                       "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                       " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"},"
                       " \"behavior\": \"Isolated\"}}");
   CHECK_THROWS_WITH(Tokenizer::from_file(p7), Catch::Contains("pattern"));
-  for (auto& p : {p1, p2, p3, p4, p5, p6, p7}) std::remove(p.c_str());
+  auto p8 = temp_file("floatid.json",
+                      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                      " \"added_tokens\": [{\"id\": 1.2e257, \"content\": \"x\"}],"
+                      " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
+  CHECK_THROWS_WITH(Tokenizer::from_file(p8), Catch::Contains(p8) && Catch::Contains("no valid id"));
+  auto p9 = temp_file("bigrank.tiktoken", "IQ== 999999999\n");
+  CHECK_THROWS_WITH(Tokenizer::from_file(p9, "gpt2"), Catch::Contains(p9) && Catch::Contains("line 1"));
+  for (auto& p : {p1, p2, p3, p4, p5, p6, p7, p8, p9}) std::remove(p.c_str());
 }
