@@ -163,12 +163,15 @@ $(BUILD)/export_model: $(BUILD)/obj/export_model.o $(HOST_OBJS)
 $(BUILD)/generate: $(BUILD)/obj/generate.o $(HOST_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
-$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
+# test_model runs the tokenize tool and reads the tokenizer files too.
+$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu $(BUILD)/export_model \
+                     $(BUILD)/generate $(BUILD)/tokenize $(TOKENIZERS)
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
+$(BUILD)/obj/test/test_export.o: CXXFLAGS += -DLLAMA_TOKENIZERS='"$(BUILD)/tokenizers"'
 
 $(BUILD)/fuzz/fuzz_safetensors: test/fuzz/fuzz_safetensors.cpp lifecycle/safetensors.cpp lifecycle/file_io.cpp
 	@mkdir -p $(@D)

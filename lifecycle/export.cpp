@@ -82,6 +82,61 @@ Vocab byte_vocab() {
     return v;
 }
 
+Vocab vocab_from_tokenizer_json(const std::string& path) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(fileio::read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(path + ": not valid JSON: " + e.what());
+    }
+    Vocab v;
+    try {
+        const auto& model = j.at("model");
+        if (model.at("type").get<std::string>() != "BPE")
+            throw std::runtime_error("only BPE tokenizers can be exported to GGUF");
+        size_t n = 0;
+        for (const auto& [token, id] : model.at("vocab").items()) n = std::max(n, id.get<size_t>() + 1);
+        if (j.contains("added_tokens"))
+            for (const auto& t : j["added_tokens"]) n = std::max(n, t.at("id").get<size_t>() + 1);
+        v.tokens.assign(n, "");
+        v.types.assign(n, 5);  // unused, until a token claims the id
+        for (const auto& [token, id] : model.at("vocab").items()) {
+            v.tokens[id.get<size_t>()] = token;
+            v.types[id.get<size_t>()] = 1;
+        }
+        if (j.contains("added_tokens"))
+            for (const auto& t : j["added_tokens"]) {
+                const size_t id = t.at("id").get<size_t>();
+                v.tokens[id] = t.at("content").get<std::string>();
+                v.types[id] = t.value("special", false) ? 3 : 4;  // control or user-defined
+            }
+        for (size_t i = 0; i < n; ++i)
+            if (v.tokens[i].empty()) v.tokens[i] = "<unused_" + std::to_string(i) + ">";
+        for (const auto& m : model.at("merges")) {
+            if (m.is_string()) v.merges.push_back(m.get<std::string>());
+            else v.merges.push_back(m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+        }
+        auto id_of = [&](const char* name) -> int {
+            for (size_t i = 0; i < n; ++i)
+                if (v.tokens[i] == name) return int(i);
+            return -1;
+        };
+        v.bos = id_of("<|begin_of_text|>");
+        v.eos = id_of("<|end_of_text|>");
+        if (v.eos < 0) v.eos = id_of("<|endoftext|>");
+        if (v.bos < 0) v.bos = v.eos;
+        const std::string pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"].dump() : "";
+        if (pre.find("(?i:'s|'t|'re|'ve|'m|'ll|'d)") != std::string::npos) v.pre = "llama-bpe";
+        else if (pre.find("\"ByteLevel\"") != std::string::npos && pre.find("Split") == std::string::npos)
+            v.pre = "gpt-2";
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(path + ": " + e.what());
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error(path + ": " + e.what());
+    }
+    return v;
+}
+
 std::vector<int64_t> rope_interleave_rows(int heads, int head_dim) {
     std::vector<int64_t> rows;
     const int half = head_dim / 2;
@@ -97,9 +152,16 @@ void write_gguf(const ModelConfig& c, const ParamLayout& layout, const float* pa
                 const std::string& path, gguf::TensorType type) {
     if (c.qk_norm)
         throw std::runtime_error(path + ": QK-norm has no place in llama.cpp's llama architecture; not exported");
-    if (int(vocab.tokens.size()) != c.vocab_size)
+    if (int(vocab.tokens.size()) > c.vocab_size)
         throw std::runtime_error(path + ": the tokenizer has " + std::to_string(vocab.tokens.size()) +
-                                 " tokens but the model's vocabulary is " + std::to_string(c.vocab_size));
+                                 " tokens but the model's vocabulary is only " + std::to_string(c.vocab_size));
+    // A vocabulary padded for speed (e.g. 50304 for GPT-2's 50257) gets unused tokens.
+    std::vector<std::string> tokens = vocab.tokens;
+    std::vector<int32_t> types = vocab.types;
+    while (int(tokens.size()) < c.vocab_size) {
+        tokens.push_back("<unused_" + std::to_string(tokens.size()) + ">");
+        types.push_back(5);
+    }
     gguf::Writer w;
     w.add_string("general.architecture", "llama");
     w.add_string("general.name", c.name);
@@ -118,8 +180,8 @@ void write_gguf(const ModelConfig& c, const ParamLayout& layout, const float* pa
     w.add_u32("llama.vocab_size", uint32_t(c.vocab_size));
     w.add_string("tokenizer.ggml.model", "gpt2");
     w.add_string("tokenizer.ggml.pre", vocab.pre);
-    w.add_string_array("tokenizer.ggml.tokens", vocab.tokens);
-    w.add_i32_array("tokenizer.ggml.token_type", vocab.types);
+    w.add_string_array("tokenizer.ggml.tokens", tokens);
+    w.add_i32_array("tokenizer.ggml.token_type", types);
     w.add_string_array("tokenizer.ggml.merges", vocab.merges);
     if (vocab.bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(vocab.bos));
     if (vocab.eos >= 0) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(vocab.eos));

@@ -27,6 +27,12 @@ struct Vocab {
 // model trained on raw bytes (token id = byte value).
 Vocab byte_vocab();
 
+// The vocabulary of a Hugging Face tokenizer.json (byte-level BPE): tokens by
+// id, special added tokens as control tokens, merges by rank, BOS/EOS by their
+// usual names, and llama.cpp's pre-tokenizer name for the Llama 3 ("llama-bpe")
+// and GPT-2 ("gpt-2") patterns. Throws std::runtime_error naming the file.
+Vocab vocab_from_tokenizer_json(const std::string& path);
+
 // Writes a GGUF v3 file of the llama architecture. Q and K weights (and
 // biases) are permuted from the Hugging Face rotate-half layout to llama.cpp's
 // interleaved RoPE pairs, K over its KV heads; Llama-3.1 RoPE scaling goes in

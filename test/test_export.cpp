@@ -282,3 +282,55 @@ TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)",
     CHECK_THAT(bad, Catch::Contains("--init-hf") && Catch::Contains("config.json"));
     fs::remove_all(dir);
 }
+
+TEST_CASE("llama.cpp reads the tokenizer of a GGUF export and tokenizes as this library does", "[export][llamacpp]") {
+    const std::string dir = temp_dir();
+    for (const char* name : {"gpt2", "llama3"}) {
+        const std::string tokenizer_json = std::string(LLAMA_TOKENIZERS) + "/" + name + "/tokenizer.json";
+        INFO("tokenizer " << tokenizer_json);
+        exporter::Vocab vocab = exporter::vocab_from_tokenizer_json(tokenizer_json);
+        CHECK(vocab.merges.size() > 1000);
+        // A small model over the tokenizer's vocabulary, padded to a multiple of 64.
+        ModelConfig c = preset("tiny");
+        c.name = std::string("tiny-") + name;
+        c.n_layers = 1;
+        c.vocab_size = int((vocab.tokens.size() + 63) / 64 * 64);
+        c.init_std = 0.3f;
+        ParamLayout layout(c);
+        std::vector<float> p(layout.total());
+        init_weights(c, layout, p.data(), 9);
+        exporter::write_gguf(c, layout, p.data(), vocab, dir + "/m.gguf");
+        // Real text: English and Italian, with digits, punctuation and accents.
+        std::string text = fileio::read_file(testcorpus::kjv_path()).substr(0, 1500);
+        text += "\nChi va piano va sano e va lontano; perché l'età è più di 1234 anni? Così è, se vi pare!\n";
+        std::ofstream(dir + "/text.txt") << text;
+        // This library's tokenizer (the tokenize tool).
+        const std::string ours_path = dir + "/ours.txt";
+        REQUIRE(std::system(("build/tokenize encode --tokenizer " + tokenizer_json + " < " + dir + "/text.txt > " +
+                             ours_path).c_str()) == 0);
+        std::vector<int> ours;
+        {
+            std::ifstream in(ours_path);
+            int id;
+            while (in >> id) ours.push_back(id);
+        }
+        REQUIRE(ours.size() > 100);
+        std::vector<int> prompt(ours.begin(), ours.begin() + 40);
+        std::ofstream(dir + "/tokens.json") << nlohmann::json(prompt).dump();
+        const std::string cmd = "node test/llamacpp/logits.mjs " + dir + "/m.gguf " + dir + "/tokens.json " + dir +
+                                "/out.json 0 " + dir + "/text.txt";
+        REQUIRE(std::system(cmd.c_str()) == 0);
+        auto out = nlohmann::json::parse(fileio::read_file(dir + "/out.json"));
+        std::vector<int> theirs = out["tokenized"].get<std::vector<int>>();
+        CHECK(theirs == ours);
+        auto logits = reference_logits(c, p, prompt);
+        double worst = 0;
+        for (size_t t = 0; t < prompt.size(); ++t)
+            for (int v = 0; v < c.vocab_size; ++v)
+                worst = std::max(worst, std::abs(out["logits"][t][v].get<double>() - logits[t][v]));
+        std::printf("llama.cpp with the %s tokenizer: %zu tokens identical: %s; max |logit difference| %.2e\n", name,
+                    ours.size(), theirs == ours ? "yes" : "no", worst);
+        CHECK(worst < 1e-4);
+    }
+    fs::remove_all(dir);
+}

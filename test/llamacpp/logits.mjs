@@ -2,12 +2,14 @@
 // and writes the logits it computes at every position of a token sequence,
 // then a greedy continuation by llama.cpp's sampler at temperature 0.
 //
-// Usage: node logits.mjs MODEL.gguf TOKENS.json OUT.json [N_GREEDY]
-//   TOKENS.json: [id, id, ...]; OUT.json: {"logits": [[...], ...], "greedy": [...]}
+// Usage: node logits.mjs MODEL.gguf TOKENS.json OUT.json [N_GREEDY [TEXT_FILE]]
+//   TOKENS.json: [id, id, ...]; OUT.json: {"logits": [[...], ...], "greedy": [...], "tokenized": [...]}
+//   With TEXT_FILE, "tokenized" holds llama.cpp's own tokenization of that text
+//   (no special tokens), from the tokenizer metadata of the GGUF file.
 import fs from "node:fs";
 import {getLlama} from "node-llama-cpp";
 
-const [modelPath, tokensPath, outPath, nGreedyArg] = process.argv.slice(2);
+const [modelPath, tokensPath, outPath, nGreedyArg, textPath] = process.argv.slice(2);
 if (!modelPath || !tokensPath || !outPath) {
     console.error("usage: node logits.mjs MODEL.gguf TOKENS.json OUT.json [N_GREEDY]");
     process.exit(2);
@@ -15,7 +17,7 @@ if (!modelPath || !tokensPath || !outPath) {
 const nGreedy = Number(nGreedyArg ?? 0);
 const tokens = JSON.parse(fs.readFileSync(tokensPath, "utf8"));
 
-const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
+const llama = await getLlama({gpu: false, build: "never", logLevel: process.env.LLAMA_LOG ?? "error"});
 const model = await llama.loadModel({modelPath});
 const contextSize = Math.max(64, tokens.length + nGreedy + 8);
 const context = await model.createContext({
@@ -49,7 +51,8 @@ if (nGreedy > 0) {
         if (greedy.length >= nGreedy) break;
     }
 }
-fs.writeFileSync(outPath, JSON.stringify({logits, greedy}));
+const tokenized = textPath ? Array.from(model.tokenize(fs.readFileSync(textPath, "utf8"), false)) : [];
+fs.writeFileSync(outPath, JSON.stringify({logits, greedy, tokenized}));
 await context.dispose();
 await model.dispose();
 await llama.dispose();
