@@ -153,20 +153,21 @@ $(BUILD)/obj/train_llama_cpu.o: train_llama.cu
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -DLLAMA_BACKEND_CPU -x c++ -c $< -o $@
 
-$(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS)
-	$(CXX) $^ -o $@ $(LDFLAGS)
+# Host programs link the tokenizer and data libraries (tokenizer/build.mk).
+$(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS) $(TOK_LIB_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 # test_model runs the trainer binary too, so it is built first.
-$(BUILD)/export_model: $(BUILD)/obj/export_model.o $(HOST_OBJS)
-	$(CXX) $^ -o $@ $(LDFLAGS)
+$(BUILD)/export_model: $(BUILD)/obj/export_model.o $(HOST_OBJS) $(TOK_LIB_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
-$(BUILD)/generate: $(BUILD)/obj/generate.o $(HOST_OBJS)
-	$(CXX) $^ -o $@ $(LDFLAGS)
+$(BUILD)/generate: $(BUILD)/obj/generate.o $(HOST_OBJS) $(TOK_LIB_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 # test_model runs the tokenize tool and reads the tokenizer files too.
-$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) | $(BUILD)/train_llama_cpu $(BUILD)/export_model \
-                     $(BUILD)/generate $(BUILD)/tokenize $(TOKENIZERS)
-	$(CXX) $^ -o $@ $(LDFLAGS)
+$(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) $(TOK_LIB_OBJS) | $(BUILD)/train_llama_cpu \
+                     $(BUILD)/export_model $(BUILD)/generate $(BUILD)/tokenize $(TOKENIZERS)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 

@@ -10,6 +10,7 @@
 
 #include "lifecycle/checkpoint.h"
 #include "lifecycle/export.h"
+#include "lifecycle/file_io.h"
 #include "lifecycle/safetensors.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -43,10 +44,16 @@ int main(int argc, char** argv) {
             exporter::write_hf(config, layout, params.data(), hf_dir);
             std::printf("export_model: Hugging Face folder %s\n", hf_dir.c_str());
         }
+        // The run's tokenizer (recorded in the checkpoint), or bytes.
+        const std::string tokenizer = state.value("tokenizer", std::string());
+        if (!hf_dir.empty() && !tokenizer.empty()) {
+            fileio::write_file(hf_dir + "/tokenizer.json", fileio::read_file(tokenizer));
+            std::printf("export_model: tokenizer %s -> %s/tokenizer.json\n", tokenizer.c_str(), hf_dir.c_str());
+        }
         if (!gguf_path.empty()) {
-            if (state.at("data").at("kind").get<std::string>() != "bytes")
-                throw std::runtime_error("GGUF export needs the run's tokenizer; only byte-level runs are handled");
-            exporter::write_gguf(config, layout, params.data(), exporter::byte_vocab(), gguf_path,
+            exporter::Vocab vocab =
+                tokenizer.empty() ? exporter::byte_vocab() : exporter::vocab_from_tokenizer_json(tokenizer);
+            exporter::write_gguf(config, layout, params.data(), vocab, gguf_path,
                                  gguf_type == "f32" ? gguf::TensorType::F32 : gguf::TensorType::BF16);
             std::printf("export_model: GGUF %s\n", gguf_path.c_str());
         }

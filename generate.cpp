@@ -1,9 +1,11 @@
 // generate: sample text from a checkpoint or a Hugging Face folder on the CPU,
-// with a KV cache, temperature, top-k and top-p. Byte-level models read the
-// prompt as bytes and print bytes.
+// with a KV cache, temperature, top-k and top-p. The prompt is tokenized with
+// the run's tokenizer (recorded in the checkpoint, or tokenizer.json in the
+// folder, or --tokenizer), or read as bytes for byte-level models.
 //
 //   build/generate --checkpoint run/checkpoints/step_00000300 --prompt "And God said" --tokens 200
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -12,13 +14,14 @@
 #include "lifecycle/checkpoint.h"
 #include "lifecycle/export.h"
 #include "lifecycle/safetensors.h"
+#include "lifecycle/training_data.h"
 #include "reference/generate.h"
 
 using namespace llama;
 
 int main(int argc, char** argv) {
     CLI::App app{"generate: sample text from a checkpoint or a Hugging Face folder (CPU, KV cache)"};
-    std::string checkpoint_path, hf_dir, prompt = "\n";
+    std::string checkpoint_path, hf_dir, prompt = "\n", tokenizer;
     int tokens = 200;
     uint64_t seed = 1;
     ref::Sampling s;
@@ -28,6 +31,7 @@ int main(int argc, char** argv) {
     auto* ck = app.add_option("--checkpoint", checkpoint_path, "checkpoint directory")->check(CLI::ExistingDirectory);
     app.add_option("--hf", hf_dir, "Hugging Face folder")->check(CLI::ExistingDirectory)->excludes(ck);
     app.add_option("--prompt", prompt, "text to continue")->capture_default_str();
+    app.add_option("--tokenizer", tokenizer, "tokenizer.json (default: the run's)")->check(CLI::ExistingFile);
     app.add_option("--tokens", tokens, "tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--temperature", s.temperature, "0: greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
     app.add_option("--top-k", s.top_k, "0: off")->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -39,10 +43,13 @@ int main(int argc, char** argv) {
         std::vector<float> params;
         if (!hf_dir.empty()) {
             exporter::read_hf(hf_dir, config, params);
+            if (tokenizer.empty() && std::filesystem::exists(hf_dir + "/tokenizer.json"))
+                tokenizer = hf_dir + "/tokenizer.json";
         } else if (!checkpoint_path.empty()) {
             checkpoint::verify(checkpoint_path);
-            config = config_from_json(checkpoint::read_state(checkpoint_path).at("model").dump(),
-                                      checkpoint_path + "/state.json");
+            nlohmann::json state = checkpoint::read_state(checkpoint_path);
+            config = config_from_json(state.at("model").dump(), checkpoint_path + "/state.json");
+            if (tokenizer.empty()) tokenizer = state.value("tokenizer", std::string());
             ParamLayout layout(config);
             params.resize(layout.total());
             safetensors::Reader r(checkpoint_path + "/model.safetensors");
@@ -52,16 +59,15 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "generate: give --checkpoint DIR or --hf DIR\n");
             return 1;
         }
-        if (config.vocab_size != 256)
-            throw std::runtime_error("only byte-level models (vocabulary 256) can be prompted with text here");
+        TextCodec codec(tokenizer);
+        if (codec.vocab_size() > size_t(config.vocab_size))
+            throw std::runtime_error("the tokenizer has more tokens than the model's vocabulary");
         ParamLayout layout(config);
-        std::vector<int> ids(prompt.begin(), prompt.end());
-        for (int& t : ids) t = (unsigned char)t;
+        std::vector<int> ids = codec.encode(prompt);
         std::vector<int> out =
             ref::generate(config, bind_weights(config, layout, params.data()), ids, tokens, s, seed);
-        std::string text(prompt);
-        for (int t : out) text += char(t);
-        std::printf("%s\n", text.c_str());
+        ids.insert(ids.end(), out.begin(), out.end());
+        std::printf("%s\n", codec.decode(ids).c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "generate: %s\n", e.what());
         return 1;

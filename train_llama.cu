@@ -4,8 +4,8 @@
 //
 // This build (train_llama_cpu, compiled as C++ with LLAMA_BACKEND_CPU) runs the
 // loop on the fp32 CPU reference ops of reference/, which the tests prove
-// against finite differences and PyTorch. Until the token shards and the
-// tokenizer are wired in, training text is read as bytes (vocabulary 256).
+// against finite differences and PyTorch. Tokens come from shards (--data, with
+// --tokenizer for text) or from a text file read as bytes (--text).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -25,6 +25,7 @@
 #include "lifecycle/eval_mc.h"
 #include "lifecycle/export.h"
 #include "lifecycle/schedule.h"
+#include "lifecycle/training_data.h"
 #include "model/config.h"
 #include "model/params.h"
 #include "model/rng.h"
@@ -51,31 +52,14 @@ void on_stop_signal(int sig) { g_stop_signal = sig; }
     std::exit(1);
 }
 
-// A corpus read as bytes: token t is byte t. Samples are windows of seq_len + 1
-// bytes at positions drawn from a seeded generator.
-struct ByteCorpus {
-    std::vector<int> tokens;
-
-    void sample(Rng& rng, int B, int T, std::vector<int>& inputs, std::vector<int>& targets) const {
-        inputs.resize(size_t(B) * T);
-        targets.resize(size_t(B) * T);
-        for (int b = 0; b < B; ++b) {
-            size_t start = rng.below(tokens.size() - T);
-            for (int t = 0; t < T; ++t) {
-                inputs[size_t(b) * T + t] = tokens[start + t];
-                targets[size_t(b) * T + t] = tokens[start + t + 1];
-            }
-        }
-    }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
     // ---------------------------------------------------------------- flags
     CLI::App app{"train_llama: pretrain a Llama-style language model"};
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
-    std::string checkpoint_dir, log_jsonl, init_hf_dir;
+    std::string checkpoint_dir, log_jsonl, init_hf_dir, data_spec, val_data_spec, tokenizer_path;
+    int vocab_override = 0;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
     int64_t batch_tokens = 0;
     int micro_batch = 0;
@@ -98,7 +82,15 @@ int main(int argc, char** argv) {
     app.add_option("--init-hf", init_hf_dir, "start from the weights of a Hugging Face folder (config.json and "
                    "model.safetensors; its config overrides --preset)")
         ->check(CLI::ExistingDirectory)->excludes(config_opt);
-    app.add_option("--text", text_path, "training text, read as bytes (vocabulary 256)")->check(CLI::ExistingFile);
+    auto* text_opt = app.add_option("--text", text_path, "training text, read as bytes (vocabulary 256)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--data", data_spec, "token shards: files, folders, globs, or a mixture W:PATHS,W:PATHS")
+        ->excludes(text_opt);
+    app.add_option("--val-data", val_data_spec, "validation shards (same forms as --data)");
+    app.add_option("--tokenizer", tokenizer_path, "tokenizer.json (or tiktoken ranks) of the shards: prompts, "
+                   "samples, evaluation and export")->check(CLI::ExistingFile);
+    app.add_option("--vocab-size", vocab_override, "override the preset's vocabulary size (e.g. 50304 for GPT-2)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--batch", batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -185,6 +177,10 @@ int main(int argc, char** argv) {
         die(std::string(!init_hf_dir.empty() ? "--init-hf: " : config_path.empty() ? "--preset: " : "--config: ") +
             e.what());
     }
+    if (vocab_override > 0) {
+        if (!init_hf_dir.empty()) die("--vocab-size cannot change the vocabulary of --init-hf weights");
+        config.vocab_size = vocab_override;
+    }
     if (seq_len > config.max_seq_len)
         die("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_seq_len " +
             std::to_string(config.max_seq_len));
@@ -232,40 +228,39 @@ int main(int argc, char** argv) {
     }
 
     // ---------------------------------------------------------------- data
-    if (text_path.empty()) die("no training data: pass --text FILE");
-    if (config.vocab_size < 256)
-        die("--text reads bytes (256 token ids) but the model's vocabulary has only " +
-            std::to_string(config.vocab_size));
-    ByteCorpus train, val;
-    {
-        std::ifstream in(text_path, std::ios::binary);
-        if (!in) die("--text " + text_path + ": cannot open");
-        std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        const size_t n_val = size_t(bytes.size() * val_fraction);
-        const size_t n_train = bytes.size() - n_val;
-        if (n_train < size_t(seq_len) + 2)
-            die("--text " + text_path + ": " + std::to_string(bytes.size()) +
-                " bytes is too short for sequences of " + std::to_string(seq_len));
-        if (n_val > 0 && n_val < size_t(seq_len) + 2)
-            die("--text " + text_path + ": the validation part (" + std::to_string(n_val) +
-                " bytes) is shorter than a sequence; lower --seq-len or raise --val-fraction");
-        train.tokens.assign(bytes.begin(), bytes.begin() + n_train);
-        val.tokens.assign(bytes.begin() + n_train, bytes.end());
-        std::printf("data: %s: %zu training tokens, %zu validation tokens (bytes)\n", text_path.c_str(),
-                    train.tokens.size(), val.tokens.size());
+    std::unique_ptr<TrainingData> data;
+    std::unique_ptr<TextCodec> codec;
+    try {
+        codec = std::make_unique<TextCodec>(tokenizer_path);
+    } catch (const std::exception& e) {
+        die(std::string("--tokenizer: ") + e.what());
     }
+    if (codec->vocab_size() > size_t(config.vocab_size))
+        die((codec->is_bytes() ? std::string("bytes need") : "--tokenizer " + tokenizer_path + " needs") + " " +
+            std::to_string(codec->vocab_size()) + " token ids but the model's vocabulary has " +
+            std::to_string(config.vocab_size) + " (give --vocab-size)");
+    try {
+        if (!data_spec.empty())
+            data = shard_data(data_spec, val_data_spec, micro_batch, seq_len, uint64_t(config.vocab_size), seed);
+        else if (!text_path.empty())
+            data = byte_text_data(text_path, val_fraction, seq_len, seed);
+        else
+            die("no training data: pass --data SHARDS (with --tokenizer) or --text FILE");
+    } catch (const std::exception& e) {
+        die(std::string(data_spec.empty() ? "--text " : "--data or --val-data: ") + e.what());
+    }
+    if (!data_spec.empty() && codec->is_bytes())
+        std::printf("data: no --tokenizer: prompts and evaluation text are read as bytes\n");
+    std::printf("data: %s\n", data->describe().c_str());
     auto validation_loss = [&]() {
-        Rng val_rng(seed ^ 0x5eedull);  // the same validation batches every time
         std::vector<int> x, y;
         double sum = 0;
-        for (int i = 0; i < val_batches; ++i) {
-            // The same sequences whatever the micro-batch; forwards of micro-batch size.
-            val.sample(val_rng, batch, seq_len, x, y);
+        data->validate_begin();  // the same validation batches every time
+        for (int i = 0; i < val_batches; ++i)
             for (int m = 0; m < accumulation; ++m) {
-                const size_t off = size_t(m) * micro_batch * seq_len;
-                sum += model.forward(x.data() + off, y.data() + off, micro_batch, seq_len) / accumulation;
+                data->validate_batch(micro_batch, seq_len, x, y);
+                sum += model.forward(x.data(), y.data(), micro_batch, seq_len) / accumulation;
             }
-        }
         return sum / val_batches;
     };
 
@@ -281,14 +276,9 @@ int main(int argc, char** argv) {
     auto loglik = [&](const std::vector<int>& ctx, const std::vector<int>& cont) {
         return ref::continuation_loglik(model, ctx, cont);
     };
-    auto byte_tokens = [](const std::string& text) {
-        std::vector<int> ids;
-        for (unsigned char ch : text) ids.push_back(ch);
-        return ids;
-    };
+    auto text_tokens = [&](const std::string& text) { return codec->encode(text); };
 
     // ---------------------------------------------------------------- checkpoints and resume
-    Rng data_rng(seed);
     int first_step = 1;   // the next optimizer step to run
     int adam_step = 0;    // updates applied (AdamW's bias correction counts these)
     int bad_steps_total = 0;
@@ -306,7 +296,8 @@ int main(int argc, char** argv) {
                                 {"bad_steps_total", bad_steps_total},
                                 {"seed", seed},
                                 {"world_size", 1},
-                                {"data", {{"kind", "bytes"}, {"file", text_path}, {"rng", data_rng.state()}}},
+                                {"data", data->state()},
+                                {"tokenizer", tokenizer_path},
                                 {"model", nlohmann::json::parse(config_to_json(config))}};
         try {
             std::string path = checkpoint::write(checkpoint_dir, step, tensor_refs("", model.params()), optimizer, state);
@@ -347,7 +338,7 @@ int main(int argc, char** argv) {
                 first_step = state.at("step").get<int>() + 1;
                 adam_step = state.at("adam_step").get<int>();
                 bad_steps_total = state.at("bad_steps_total").get<int>();
-                data_rng.set_state(state.at("data").at("rng").get<uint64_t>());
+                data->restore(state.at("data"));
             } catch (const nlohmann::json::exception& e) {
                 die(path + "/state.json: " + e.what());
             } catch (const std::exception& e) {
@@ -386,7 +377,7 @@ int main(int argc, char** argv) {
         model.zero_grad();
         float loss = 0.0f;
         for (int micro = 0; micro < accumulation; ++micro) {
-            train.sample(data_rng, micro_batch, seq_len, inputs, targets);
+            data->next_batch(micro_batch, seq_len, inputs, targets);
             loss += model.forward(inputs.data(), targets.data(), micro_batch, seq_len) / float(accumulation);
             model.backward(1.0f / float(accumulation));
         }
@@ -414,11 +405,11 @@ int main(int argc, char** argv) {
         }
         double val_loss = NAN;
         eval::McResult mc;
-        if (!val.tokens.empty() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
+        if (data->has_validation() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
             val_loss = validation_loss();
             std::printf("step %5d/%d | val loss %.4f\n", step, steps, val_loss);
             if (!mc_examples.empty()) {
-                mc = eval::score_mc(mc_examples, byte_tokens, loglik);
+                mc = eval::score_mc(mc_examples, text_tokens, loglik);
                 std::printf("step %5d/%d | multiple choice: acc %.4f, acc_norm %.4f (%d examples)\n", step, steps,
                             mc.acc, mc.acc_norm, mc.n);
             }
@@ -428,12 +419,12 @@ int main(int argc, char** argv) {
             ref::Sampling sampling;
             sampling.temperature = 0.8;
             sampling.top_k = 40;
-            std::vector<int> prompt = byte_tokens(sample_prompt);
+            std::vector<int> prompt = text_tokens(sample_prompt);
             std::vector<int> ids = ref::generate(config, bind_weights(config, layout, model.params().data()), prompt,
                                                  sample_tokens, sampling, seed);
-            std::string text;  // control bytes escaped so that the log stays one line
-            for (int t : prompt) text += char(t);
-            for (int t : ids) text += char(t);
+            std::vector<int> all = prompt;
+            all.insert(all.end(), ids.begin(), ids.end());
+            std::string text = codec->decode(all);  // control bytes escaped below: the log stays one line
             std::string shown;
             for (unsigned char ch : text) {
                 char esc[8];

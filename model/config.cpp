@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -146,6 +148,45 @@ ModelConfig preset(const std::string& name) {
     return it->second;
 }
 
+namespace {
+
+// Numbers from JSON, checked before conversion: a value that is not a number of
+// the right kind, or does not fit, is an error naming the field (a plain
+// nlohmann get<int> of 1e300 would be undefined behaviour).
+int json_int(const nlohmann::json& v, const std::string& field) {
+    if (!v.is_number_integer())
+        throw std::runtime_error("field '" + field + "' must be an integer (got " + v.dump() + ")");
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(INT32_MAX)
+                               : (v.get<int64_t>() > INT32_MAX || v.get<int64_t>() < INT32_MIN))
+        throw std::runtime_error("field '" + field + "' is out of range (" + v.dump() + ")");
+    return int(v.get<int64_t>());
+}
+
+float json_float(const nlohmann::json& v, const std::string& field) {
+    if (!v.is_number()) throw std::runtime_error("field '" + field + "' must be a number (got " + v.dump() + ")");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > 3.0e38)
+        throw std::runtime_error("field '" + field + "' is out of range (" + v.dump() + ")");
+    return float(d);
+}
+
+bool json_bool(const nlohmann::json& v, const std::string& field) {
+    if (!v.is_boolean()) throw std::runtime_error("field '" + field + "' must be true or false (got " + v.dump() + ")");
+    return v.get<bool>();
+}
+
+int opt_int(const nlohmann::json& j, const char* key, int fallback) {
+    return j.contains(key) && !j[key].is_null() ? json_int(j[key], key) : fallback;
+}
+float opt_float(const nlohmann::json& j, const char* key, float fallback) {
+    return j.contains(key) && !j[key].is_null() ? json_float(j[key], key) : fallback;
+}
+bool opt_bool(const nlohmann::json& j, const char* key, bool fallback) {
+    return j.contains(key) && !j[key].is_null() ? json_bool(j[key], key) : fallback;
+}
+
+}  // namespace
+
 ModelConfig config_from_hf_json(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw std::runtime_error(path + ": cannot open Hugging Face config");
@@ -174,35 +215,38 @@ ModelConfig config_from_hf_json_text(const std::string& text, const std::string&
                 throw std::runtime_error("architecture '" + arch + "' is not LlamaForCausalLM");
         }
         c.name = path;
-        c.vocab_size = need("vocab_size").get<int>();
-        c.hidden = need("hidden_size").get<int>();
-        c.n_layers = need("num_hidden_layers").get<int>();
-        c.n_heads = need("num_attention_heads").get<int>();
-        c.n_kv_heads = j.value("num_key_value_heads", c.n_heads);
-        if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim = j["head_dim"].get<int>();
+        c.vocab_size = json_int(need("vocab_size"), "vocab_size");
+        c.hidden = json_int(need("hidden_size"), "hidden_size");
+        c.n_layers = json_int(need("num_hidden_layers"), "num_hidden_layers");
+        c.n_heads = json_int(need("num_attention_heads"), "num_attention_heads");
+        c.n_kv_heads = opt_int(j, "num_key_value_heads", c.n_heads);
+        if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim = json_int(j["head_dim"], "head_dim");
         else c.head_dim = c.n_heads > 0 ? c.hidden / c.n_heads : 0;
-        c.ffn_hidden = need("intermediate_size").get<int>();
-        c.max_seq_len = j.value("max_position_embeddings", 2048);
-        c.norm_eps = j.value("rms_norm_eps", 1e-6f);
-        c.rope_theta = j.value("rope_theta", 10000.0f);
-        c.tied_embeddings = j.value("tie_word_embeddings", false);  // LlamaConfig's default
-        bool attention_bias = j.value("attention_bias", false);
-        bool mlp_bias = j.value("mlp_bias", false);
+        c.ffn_hidden = json_int(need("intermediate_size"), "intermediate_size");
+        c.max_seq_len = opt_int(j, "max_position_embeddings", 2048);
+        c.norm_eps = opt_float(j, "rms_norm_eps", 1e-6f);
+        c.rope_theta = opt_float(j, "rope_theta", 10000.0f);
+        c.tied_embeddings = opt_bool(j, "tie_word_embeddings", false);  // LlamaConfig's default
+        bool attention_bias = opt_bool(j, "attention_bias", false);
+        bool mlp_bias = opt_bool(j, "mlp_bias", false);
         if (attention_bias != mlp_bias)
             throw std::runtime_error("attention_bias and mlp_bias differ; this library has biases in all "
                                      "linear layers or in none");
         c.bias = attention_bias;
-        c.qk_norm = j.value("qk_norm", false);
-        c.init_std = j.value("initializer_range", 0.02f);
+        c.qk_norm = opt_bool(j, "qk_norm", false);
+        c.init_std = opt_float(j, "initializer_range", 0.02f);
         if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
             const auto& rs = j["rope_scaling"];
+            if (!rs.is_object()) throw std::runtime_error("rope_scaling is not an object");
             std::string type = rs.value("rope_type", rs.value("type", std::string("default")));
             if (type == "llama3") {
                 c.rope_scaling.enabled = true;
-                c.rope_scaling.factor = rs.at("factor").get<float>();
-                c.rope_scaling.low_freq_factor = rs.at("low_freq_factor").get<float>();
-                c.rope_scaling.high_freq_factor = rs.at("high_freq_factor").get<float>();
-                c.rope_scaling.original_max_position = rs.at("original_max_position_embeddings").get<int>();
+                c.rope_scaling.factor = json_float(rs.at("factor"), "rope_scaling.factor");
+                c.rope_scaling.low_freq_factor = json_float(rs.at("low_freq_factor"), "rope_scaling.low_freq_factor");
+                c.rope_scaling.high_freq_factor =
+                    json_float(rs.at("high_freq_factor"), "rope_scaling.high_freq_factor");
+                c.rope_scaling.original_max_position =
+                    json_int(rs.at("original_max_position_embeddings"), "rope_scaling.original_max_position_embeddings");
             } else if (type != "default") {
                 throw std::runtime_error("rope_scaling type '" + type + "' is not supported (only llama3)");
             }
@@ -255,26 +299,26 @@ ModelConfig config_from_json(const std::string& json_text, const std::string& or
         nlohmann::json j = nlohmann::json::parse(json_text);
         const nlohmann::json& m = j.contains("model") ? j.at("model") : j;
         c.name = m.at("name").get<std::string>();
-        c.vocab_size = m.at("vocab_size").get<int>();
-        c.hidden = m.at("hidden").get<int>();
-        c.n_layers = m.at("n_layers").get<int>();
-        c.n_heads = m.at("n_heads").get<int>();
-        c.n_kv_heads = m.at("n_kv_heads").get<int>();
-        c.head_dim = m.at("head_dim").get<int>();
-        c.ffn_hidden = m.at("ffn_hidden").get<int>();
-        c.max_seq_len = m.at("max_seq_len").get<int>();
-        c.norm_eps = m.at("norm_eps").get<float>();
-        c.rope_theta = m.at("rope_theta").get<float>();
+        c.vocab_size = json_int(m.at("vocab_size"), "vocab_size");
+        c.hidden = json_int(m.at("hidden"), "hidden");
+        c.n_layers = json_int(m.at("n_layers"), "n_layers");
+        c.n_heads = json_int(m.at("n_heads"), "n_heads");
+        c.n_kv_heads = json_int(m.at("n_kv_heads"), "n_kv_heads");
+        c.head_dim = json_int(m.at("head_dim"), "head_dim");
+        c.ffn_hidden = json_int(m.at("ffn_hidden"), "ffn_hidden");
+        c.max_seq_len = json_int(m.at("max_seq_len"), "max_seq_len");
+        c.norm_eps = json_float(m.at("norm_eps"), "norm_eps");
+        c.rope_theta = json_float(m.at("rope_theta"), "rope_theta");
         const nlohmann::json& rs = m.at("rope_scaling");
-        c.rope_scaling.enabled = rs.at("enabled").get<bool>();
-        c.rope_scaling.factor = rs.at("factor").get<float>();
-        c.rope_scaling.low_freq_factor = rs.at("low_freq_factor").get<float>();
-        c.rope_scaling.high_freq_factor = rs.at("high_freq_factor").get<float>();
-        c.rope_scaling.original_max_position = rs.at("original_max_position").get<int>();
-        c.tied_embeddings = m.at("tied_embeddings").get<bool>();
-        c.qk_norm = m.at("qk_norm").get<bool>();
-        c.bias = m.at("bias").get<bool>();
-        c.init_std = m.at("init_std").get<float>();
+        c.rope_scaling.enabled = json_bool(rs.at("enabled"), "rope_scaling.enabled");
+        c.rope_scaling.factor = json_float(rs.at("factor"), "rope_scaling.factor");
+        c.rope_scaling.low_freq_factor = json_float(rs.at("low_freq_factor"), "rope_scaling.low_freq_factor");
+        c.rope_scaling.high_freq_factor = json_float(rs.at("high_freq_factor"), "rope_scaling.high_freq_factor");
+        c.rope_scaling.original_max_position = json_int(rs.at("original_max_position"), "rope_scaling.original_max_position");
+        c.tied_embeddings = json_bool(m.at("tied_embeddings"), "tied_embeddings");
+        c.qk_norm = json_bool(m.at("qk_norm"), "qk_norm");
+        c.bias = json_bool(m.at("bias"), "bias");
+        c.init_std = json_float(m.at("init_std"), "init_std");
     } catch (const nlohmann::json::exception& e) {
         throw std::runtime_error(origin + ": bad model config: " + e.what());
     }

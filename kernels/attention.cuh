@@ -1,0 +1,975 @@
+// Causal grouped-query attention, forward and backward, in the FlashAttention
+// style: keys and values are streamed through shared memory in tiles, the
+// softmax is computed online, and the T x T score matrix is never stored.
+//
+// Layout. The input is the fused QKV buffer, row-major [N = B*T rows, W = (H +
+// 2*KV) * D columns]: row n = b*T + t holds the query heads at columns
+// [0, H*D), the key heads at [H*D, (H+KV)*D) and the value heads at
+// [(H+KV)*D, W), as kernels/rope.cuh leaves them. Query head h reads key/value
+// head h / (H / KV); K and V are never copied up to H heads.
+//   out: [N, H*D] bf16            lse: [B, H, T] fp32 (log-sum-exp of each row)
+//   dqkv: [N, W] bf16, the same fused layout (dq, dk, dv; written, not added to)
+//
+// The math, for one query row i of head h (scale = 1/sqrt(D), keys j <= i):
+//   s_j = scale * q_i . k_j,   lse_i = log sum_j exp(s_j),   p_j = exp(s_j - lse_i)
+//   o_i = sum_j p_j v_j
+// The forward visits the keys tile by tile, keeping a running maximum m and a
+// running sum l = sum exp(s_j - m); when a tile raises the maximum from m to m',
+// l and the partial output are multiplied by exp(m - m') first. At the end
+// o = o / l and lse = m + log l.
+// The backward recomputes p_j from lse (no second softmax pass), with
+//   Delta_i = dO_i . o_i   (= sum_j p_j dP_ij, computed first)
+//   dP_ij = dO_i . v_j,    dS_ij = p_ij (dP_ij - Delta_i)
+//   dq_i = scale * sum_j dS_ij k_j,   dk_j = scale * sum_i dS_ij q_i,   dv_j = sum_i p_ij dO_i
+// where the sums for dk_j and dv_j run over the rows i of every query head of
+// the group of key head j. All sums are in fp32.
+//
+// Two versions, with the same arguments and results:
+//   1: simple, CUDA cores (attention_forward_simple, attention_backward_simple):
+//      one warp per query row (forward, dq) or per key row (dk, dv), one lane
+//      per key (or query) of a 32-wide tile.
+//   2: tensor cores (attention_forward_mma, attention_backward_mma): mma.sync
+//      m16n8k16 bf16 with fp32 accumulation, ldmatrix, cp.async double
+//      buffering, through kernels/ptx.h; 64 x 64 tiles.
+// attention_forward / attention_backward (at the end) are version 2. The
+// backward needs attention_backward_scratch(B, T, H) floats of scratch (Delta).
+// Head dims 64 and 128; H a multiple of KV; any T >= 1. Index arithmetic that
+// can pass 2^31 is done in size_t.
+#ifndef KERNELS_ATTENTION_CUH
+#define KERNELS_ATTENTION_CUH
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "kernels/common.cuh"
+#include "kernels/ptx.h"
+
+// Where head `head` of token (b, t) starts in a row-major buffer with `width`
+// columns, `col0` being the first column of that group of heads.
+__device__ inline size_t attn_offset(int b, int t, int T, int width, int col0, int head, int D) {
+    return (size_t(b) * T + t) * size_t(width) + col0 + size_t(head) * D;
+}
+
+__device__ inline float attn_warp_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+// ===========================================================================
+// Version 1: CUDA cores
+// ===========================================================================
+// A block has 4 warps and handles 16 query rows of one (batch, head): each warp
+// owns 4 rows. Key/value tiles of 32 rows are loaded into shared memory by the
+// whole block; then, for each of its rows, a warp computes 32 scores (lane j:
+// key j of the tile), updates the online softmax with two warp reductions and
+// adds p_j v_j to the output, each lane owning the dims lane, lane + 32, ...
+constexpr int kAttnWarps = 4;
+constexpr int kAttnRowsPerWarp = 4;
+constexpr int kAttnRows = kAttnWarps * kAttnRowsPerWarp;  // 16 query rows per block
+constexpr int kAttnKeys = 32;                             // keys per tile: one per lane
+
+// The shared memory of each kernel is one struct (one __shared__ object per
+// kernel). Key/value (or query) tiles that lanes read row by row, lane r
+// reading row r, are padded by 2 bf16 so that the lanes hit different banks.
+template <int D>
+struct AttnForwardSimpleSmem {
+    float q[kAttnRows][D];  // the block's queries, scaled
+    bf16 k[kAttnKeys][D + 2];
+    bf16 v[kAttnKeys][D + 2];
+    float p[kAttnWarps][kAttnRowsPerWarp][kAttnKeys];  // probabilities of each warp's rows
+};
+
+template <int D>
+struct AttnDqSimpleSmem {
+    float q[kAttnRows][D];  // scaled
+    float do_[kAttnRows][D];
+    bf16 k[kAttnKeys][D + 2];
+    bf16 v[kAttnKeys][D + 2];
+    float ds[kAttnWarps][kAttnRowsPerWarp][kAttnKeys];
+};
+
+constexpr int kAttnDkvKeys = kAttnWarps * kAttnRowsPerWarp;  // 16 key rows per block of the dk/dv kernel
+constexpr int kAttnDkvQueries = 32;                          // query rows per tile: one per lane
+
+template <int D>
+struct AttnDkvSimpleSmem {
+    float k[kAttnDkvKeys][D];  // scaled
+    float v[kAttnDkvKeys][D];
+    bf16 q[kAttnDkvQueries][D + 2];
+    bf16 do_[kAttnDkvQueries][D + 2];
+    float lse[kAttnDkvQueries];
+    float delta[kAttnDkvQueries];
+    float p[kAttnWarps][kAttnRowsPerWarp][kAttnDkvQueries];
+    float ds[kAttnWarps][kAttnRowsPerWarp][kAttnDkvQueries];
+};
+
+template <int D>
+__global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out, float* lse, const bf16* qkv, int T,
+                                                                       int H, int KV, float scale) {
+    constexpr int PER_LANE = D / 32;
+    __shared__ AttnForwardSimpleSmem<D> sm;
+
+    const int q0 = blockIdx.x * kAttnRows, h = blockIdx.y, b = blockIdx.z;
+    const int g = h / (H / KV), width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+    // The block's query rows, pre-multiplied by the scale (rows past T are zero).
+    for (int idx = threadIdx.x; idx < kAttnRows * D; idx += blockDim.x) {
+        const int r = idx / D, d = idx % D, t = q0 + r;
+        sm.q[r][d] = t < T ? scale * __bfloat162float(qkv[attn_offset(b, t, T, width, 0, h, D) + d]) : 0.0f;
+    }
+
+    float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], o[kAttnRowsPerWarp][PER_LANE];
+    #pragma unroll
+    for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < PER_LANE; ++i) o[r][i] = 0.0f;
+    }
+
+    // Causal: the last key any row of this block sees is min(q0 + 15, T - 1).
+    const int last_key = min(q0 + kAttnRows, T) - 1;
+    for (int k0 = 0; k0 <= last_key; k0 += kAttnKeys) {
+        __syncthreads();  // the previous tile is no longer read
+        for (int idx = threadIdx.x; idx < kAttnKeys * D; idx += blockDim.x) {
+            const int r = idx / D, d = idx % D, t = k0 + r;
+            const bf16 zero = __float2bfloat16(0.0f);
+            sm.k[r][d] = t < T ? qkv[attn_offset(b, t, T, width, H * D, g, D) + d] : zero;
+            sm.v[r][d] = t < T ? qkv[attn_offset(b, t, T, width, (H + KV) * D, g, D) + d] : zero;
+        }
+        __syncthreads();
+        #pragma unroll
+        for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+            const int row = warp * kAttnRowsPerWarp + r, i = q0 + row;
+            if (i >= T) continue;  // the same for the whole warp
+            const int j = k0 + lane;
+            float s = -INFINITY;
+            if (j <= i) {
+                s = 0.0f;
+                for (int d = 0; d < D; ++d) s += sm.q[row][d] * __bfloat162float(sm.k[lane][d]);
+            }
+            // k0 <= q0 <= i, so key k0 is always visible and the tile maximum is finite.
+            const float m_new = fmaxf(m[r], attn_warp_max(s));
+            const float p = __expf(s - m_new);
+            const float correction = __expf(m[r] - m_new);  // 0 on the first tile (m = -inf)
+            l[r] = l[r] * correction + warp_sum(p);
+            m[r] = m_new;
+            sm.p[warp][r][lane] = p;
+            __syncwarp();
+            #pragma unroll
+            for (int c = 0; c < PER_LANE; ++c) o[r][c] *= correction;
+            #pragma unroll
+            for (int jj = 0; jj < kAttnKeys; ++jj) {
+                const float pj = sm.p[warp][r][jj];
+                #pragma unroll
+                for (int c = 0; c < PER_LANE; ++c) o[r][c] += pj * __bfloat162float(sm.v[jj][lane + 32 * c]);
+            }
+        }
+    }
+
+    #pragma unroll
+    for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+        const int i = q0 + warp * kAttnRowsPerWarp + r;
+        if (i >= T) continue;
+        const float inv = 1.0f / l[r];
+        bf16* dst = out + attn_offset(b, i, T, H * D, 0, h, D);
+        #pragma unroll
+        for (int c = 0; c < PER_LANE; ++c) dst[lane + 32 * c] = __float2bfloat16(o[r][c] * inv);
+        if (lane == 0) lse[(size_t(b) * H + h) * T + i] = m[r] + logf(l[r]);
+    }
+}
+
+// Backward, part 1: dq for 16 query rows of one (batch, head), and Delta for
+// those rows (saved for part 2). The same tiling as the forward: lane j of a
+// warp handles key j of the tile; dS is shared through shared memory and each
+// lane accumulates its dims of dq.
+template <int D>
+__global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16* dqkv, float* delta, const bf16* dout,
+                                                                           const bf16* qkv, const bf16* out,
+                                                                           const float* lse, int T, int H, int KV,
+                                                                           float scale) {
+    constexpr int PER_LANE = D / 32;
+    __shared__ AttnDqSimpleSmem<D> sm;
+
+    const int q0 = blockIdx.x * kAttnRows, h = blockIdx.y, b = blockIdx.z;
+    const int g = h / (H / KV), width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+    for (int idx = threadIdx.x; idx < kAttnRows * D; idx += blockDim.x) {
+        const int r = idx / D, d = idx % D, t = q0 + r;
+        sm.q[r][d] = t < T ? scale * __bfloat162float(qkv[attn_offset(b, t, T, width, 0, h, D) + d]) : 0.0f;
+        sm.do_[r][d] = t < T ? __bfloat162float(dout[attn_offset(b, t, T, H * D, 0, h, D) + d]) : 0.0f;
+    }
+    __syncthreads();
+
+    // Delta_i = dO_i . o_i, one warp per row.
+    float row_delta[kAttnRowsPerWarp], row_lse[kAttnRowsPerWarp], dq[kAttnRowsPerWarp][PER_LANE];
+    #pragma unroll
+    for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+        const int row = warp * kAttnRowsPerWarp + r, i = q0 + row;
+        float part = 0.0f;
+        if (i < T) {
+            const bf16* o = out + attn_offset(b, i, T, H * D, 0, h, D);
+            #pragma unroll
+            for (int c = 0; c < PER_LANE; ++c) part += sm.do_[row][lane + 32 * c] * __bfloat162float(o[lane + 32 * c]);
+        }
+        row_delta[r] = warp_sum(part);
+        row_lse[r] = i < T ? lse[(size_t(b) * H + h) * T + i] : 0.0f;
+        if (i < T && lane == 0) delta[(size_t(b) * H + h) * T + i] = row_delta[r];
+        #pragma unroll
+        for (int c = 0; c < PER_LANE; ++c) dq[r][c] = 0.0f;
+    }
+
+    const int last_key = min(q0 + kAttnRows, T) - 1;
+    for (int k0 = 0; k0 <= last_key; k0 += kAttnKeys) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < kAttnKeys * D; idx += blockDim.x) {
+            const int r = idx / D, d = idx % D, t = k0 + r;
+            const bf16 zero = __float2bfloat16(0.0f);
+            sm.k[r][d] = t < T ? qkv[attn_offset(b, t, T, width, H * D, g, D) + d] : zero;
+            sm.v[r][d] = t < T ? qkv[attn_offset(b, t, T, width, (H + KV) * D, g, D) + d] : zero;
+        }
+        __syncthreads();
+        #pragma unroll
+        for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+            const int row = warp * kAttnRowsPerWarp + r, i = q0 + row;
+            if (i >= T) continue;
+            const int j = k0 + lane;
+            float ds = 0.0f;
+            if (j <= i) {
+                float s = 0.0f, dp = 0.0f;
+                for (int d = 0; d < D; ++d) {
+                    s += sm.q[row][d] * __bfloat162float(sm.k[lane][d]);
+                    dp += sm.do_[row][d] * __bfloat162float(sm.v[lane][d]);
+                }
+                ds = __expf(s - row_lse[r]) * (dp - row_delta[r]);
+            }
+            sm.ds[warp][r][lane] = ds;
+            __syncwarp();
+            #pragma unroll
+            for (int jj = 0; jj < kAttnKeys; ++jj) {
+                const float dsj = sm.ds[warp][r][jj];
+                #pragma unroll
+                for (int c = 0; c < PER_LANE; ++c) dq[r][c] += dsj * __bfloat162float(sm.k[jj][lane + 32 * c]);
+            }
+        }
+    }
+
+    #pragma unroll
+    for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+        const int i = q0 + warp * kAttnRowsPerWarp + r;
+        if (i >= T) continue;
+        bf16* dst = dqkv + attn_offset(b, i, T, width, 0, h, D);
+        #pragma unroll
+        for (int c = 0; c < PER_LANE; ++c) dst[lane + 32 * c] = __float2bfloat16(scale * dq[r][c]);
+    }
+}
+
+// Backward, part 2: dk and dv for 16 key rows of one (batch, KV head). The
+// roles of queries and keys swap: each warp owns 4 key rows, query tiles of 32
+// rows (of every query head of the group, in turn) go through shared memory,
+// lane i handles query i of the tile. Only queries i >= j see key j.
+template <int D>
+__global__ void __launch_bounds__(128) attention_backward_dkv_simple_kernel(bf16* dqkv, const float* delta,
+                                                                            const bf16* dout, const bf16* qkv,
+                                                                            const float* lse, int T, int H, int KV,
+                                                                            float scale) {
+    constexpr int PER_LANE = D / 32;
+    constexpr int KEYS = kAttnDkvKeys, QUERIES = kAttnDkvQueries;
+    __shared__ AttnDkvSimpleSmem<D> sm;
+
+    const int k0 = blockIdx.x * KEYS, g = blockIdx.y, b = blockIdx.z;
+    const int group = H / KV, width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+    // The block's keys, pre-multiplied by the scale, and values.
+    for (int idx = threadIdx.x; idx < KEYS * D; idx += blockDim.x) {
+        const int r = idx / D, d = idx % D, t = k0 + r;
+        sm.k[r][d] = t < T ? scale * __bfloat162float(qkv[attn_offset(b, t, T, width, H * D, g, D) + d]) : 0.0f;
+        sm.v[r][d] = t < T ? __bfloat162float(qkv[attn_offset(b, t, T, width, (H + KV) * D, g, D) + d]) : 0.0f;
+    }
+
+    float dk[kAttnRowsPerWarp][PER_LANE], dv[kAttnRowsPerWarp][PER_LANE];
+    #pragma unroll
+    for (int r = 0; r < kAttnRowsPerWarp; ++r)
+        #pragma unroll
+        for (int c = 0; c < PER_LANE; ++c) dk[r][c] = dv[r][c] = 0.0f;
+
+    // Queries before k0 see none of these keys: start at the tile holding k0.
+    const int first_query = k0 / QUERIES * QUERIES;
+    for (int h = g * group; h < (g + 1) * group; ++h) {
+        const float* lse_h = lse + (size_t(b) * H + h) * T;
+        const float* delta_h = delta + (size_t(b) * H + h) * T;
+        for (int i0 = first_query; i0 < T; i0 += QUERIES) {
+            __syncthreads();
+            for (int idx = threadIdx.x; idx < QUERIES * D; idx += blockDim.x) {
+                const int r = idx / D, d = idx % D, t = i0 + r;
+                const bf16 zero = __float2bfloat16(0.0f);
+                sm.q[r][d] = t < T ? qkv[attn_offset(b, t, T, width, 0, h, D) + d] : zero;
+                sm.do_[r][d] = t < T ? dout[attn_offset(b, t, T, H * D, 0, h, D) + d] : zero;
+            }
+            if (threadIdx.x < QUERIES) {
+                const int t = i0 + threadIdx.x;
+                sm.lse[threadIdx.x] = t < T ? lse_h[t] : 0.0f;
+                sm.delta[threadIdx.x] = t < T ? delta_h[t] : 0.0f;
+            }
+            __syncthreads();
+            #pragma unroll
+            for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+                const int row = warp * kAttnRowsPerWarp + r, j = k0 + row;
+                if (j >= T) continue;
+                const int i = i0 + lane;
+                float p = 0.0f, ds = 0.0f;
+                if (i < T && i >= j) {
+                    float s = 0.0f, dp = 0.0f;
+                    for (int d = 0; d < D; ++d) {
+                        s += sm.k[row][d] * __bfloat162float(sm.q[lane][d]);
+                        dp += sm.v[row][d] * __bfloat162float(sm.do_[lane][d]);
+                    }
+                    p = __expf(s - sm.lse[lane]);
+                    ds = p * (dp - sm.delta[lane]);
+                }
+                sm.p[warp][r][lane] = p;
+                sm.ds[warp][r][lane] = ds;
+                __syncwarp();
+                #pragma unroll
+                for (int ii = 0; ii < QUERIES; ++ii) {
+                    const float pi = sm.p[warp][r][ii], dsi = sm.ds[warp][r][ii];
+                    #pragma unroll
+                    for (int c = 0; c < PER_LANE; ++c) {
+                        dv[r][c] += pi * __bfloat162float(sm.do_[ii][lane + 32 * c]);
+                        dk[r][c] += dsi * __bfloat162float(sm.q[ii][lane + 32 * c]);
+                    }
+                }
+            }
+        }
+    }
+
+    #pragma unroll
+    for (int r = 0; r < kAttnRowsPerWarp; ++r) {
+        const int j = k0 + warp * kAttnRowsPerWarp + r;
+        if (j >= T) continue;
+        bf16* dk_dst = dqkv + attn_offset(b, j, T, width, H * D, g, D);
+        bf16* dv_dst = dqkv + attn_offset(b, j, T, width, (H + KV) * D, g, D);
+        #pragma unroll
+        for (int c = 0; c < PER_LANE; ++c) {
+            dk_dst[lane + 32 * c] = __float2bfloat16(scale * dk[r][c]);
+            dv_dst[lane + 32 * c] = __float2bfloat16(dv[r][c]);
+        }
+    }
+}
+
+// ===========================================================================
+// Launchers
+// ===========================================================================
+inline void attention_check_shape(int H, int KV, int D) {
+    if ((D != 64 && D != 128) || KV <= 0 || H % KV != 0) {
+        std::fprintf(stderr, "attention: unsupported shape H=%d KV=%d D=%d (D must be 64 or 128, KV divide H)\n", H,
+                     KV, D);
+        std::exit(EXIT_FAILURE);
+    }
+}
+
+// Version 1 forward: out [B*T, H*D], lse [B, H, T].
+inline void attention_forward_simple(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
+                                     cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    const dim3 grid(ceil_div(T, kAttnRows), H, B);
+    const float scale = 1.0f / std::sqrt(float(D));
+    if (D == 64) attention_forward_simple_kernel<64><<<grid, 128, 0, stream>>>(out, lse, qkv, T, H, KV, scale);
+    else attention_forward_simple_kernel<128><<<grid, 128, 0, stream>>>(out, lse, qkv, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_forward_simple_kernel");
+}
+
+// Floats of scratch memory attention_backward needs: Delta, [B, H, T].
+inline size_t attention_backward_scratch(int B, int T, int H) { return size_t(B) * H * T; }
+
+// Version 1 backward: writes dq, dk, dv into dqkv (fused layout, every element
+// written). `scratch` holds attention_backward_scratch(B, T, H) floats.
+inline void attention_backward_simple(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
+                                      const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    const float scale = 1.0f / std::sqrt(float(D));
+    const dim3 grid_q(ceil_div(T, kAttnRows), H, B), grid_kv(ceil_div(T, kAttnRows), KV, B);
+    if (D == 64)
+        attention_backward_dq_simple_kernel<64>
+            <<<grid_q, 128, 0, stream>>>(dqkv, scratch, dout, qkv, out, lse, T, H, KV, scale);
+    else
+        attention_backward_dq_simple_kernel<128>
+            <<<grid_q, 128, 0, stream>>>(dqkv, scratch, dout, qkv, out, lse, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_backward_dq_simple_kernel");
+    if (D == 64)
+        attention_backward_dkv_simple_kernel<64>
+            <<<grid_kv, 128, 0, stream>>>(dqkv, scratch, dout, qkv, lse, T, H, KV, scale);
+    else
+        attention_backward_dkv_simple_kernel<128>
+            <<<grid_kv, 128, 0, stream>>>(dqkv, scratch, dout, qkv, lse, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_backward_dkv_simple_kernel");
+}
+
+// ===========================================================================
+// Version 2: tensor cores
+// ===========================================================================
+// Forward. A block has 4 warps and handles 64 query rows of one (batch, head);
+// warp w owns rows 16w..16w+15 of the block, which is the M = 16 of one
+// mma.m16n8k16. Key/value tiles of 64 rows are copied into shared memory with
+// cp.async, two buffers: while the warps compute on tile j, tile j + 1 is in
+// flight. Per tile, each warp computes
+//   S (16 x 64) = Q (16 x D) K^T          D/16 k-steps x 8 n-blocks of 8 keys
+//   online softmax on S, in registers
+//   O (16 x D) += P (16 x 64) V (64 x D)  4 k-steps of 16 keys x D/8 n-blocks
+// The S accumulators of the first product have exactly the layout of the A
+// operand of the second (rows g and g + 8, columns 2t and 2t + 1 of each
+// 8-column block), so P goes from fp32 registers to bf16 registers without
+// passing through shared memory. Q stays in registers for the whole block.
+//
+// Fragments are loaded with ldmatrix: the A operand (Q, row-major) and the B
+// operand of S = Q K^T (K^T column-major is K row-major) without
+// transposition, the B operand of P V (V row-major, needed column-major) with
+// .trans. Shared rows are D + 8 bf16 long: the 8 rows of one 8x8 matrix then
+// start 16 bytes apart modulo 128 and ldmatrix reads them without bank
+// conflicts; 16-byte alignment for cp.async is kept.
+//
+// The softmax works in base 2: x = s * scale * log2(e), p = 2^(x - m). Each
+// thread holds two rows (g and g + 8 of its warp's 16); a row's 64 scores of a
+// tile are spread over the 4 threads of a quad (lanes 4g..4g+3), so row maxima
+// need two shuffles; row sums are kept per thread and added up at the end.
+// Causality: with 64-row query and key tiles, only the last key tile of a block
+// (the diagonal one, which is also the only one that can reach past T) needs a
+// mask; on it, each warp also skips the 16-key groups that none of its rows
+// can see (and a warp whose rows all lie past T skips the products). Blocks
+// are launched heaviest first (the last query tiles see the most keys).
+constexpr int kAttnMmaRows = 64;  // query rows per block, 16 per warp
+constexpr int kAttnMmaKeys = 64;  // keys per tile
+static_assert(kAttnMmaRows == 64 && kAttnMmaKeys == 64, "the fragment helpers below assume 64 x 64 tiles");
+
+template <int D>
+__host__ __device__ constexpr int attn_mma_stride() { return D + 8; }  // bf16 per shared row
+
+template <int D>
+constexpr size_t attn_mma_forward_smem() {  // Q, two K and two V tiles
+    return size_t(kAttnMmaRows + 4 * kAttnMmaKeys) * attn_mma_stride<D>() * sizeof(bf16);
+}
+
+__device__ inline uint32_t pack_bf16x2(float lo, float hi) {
+    return uint32_t(__bfloat16_as_ushort(__float2bfloat16(lo))) |
+           (uint32_t(__bfloat16_as_ushort(__float2bfloat16(hi))) << 16);
+}
+
+// Copies rows [t0, t0 + ROWS) of one head (D columns from `col0` of a row-major
+// buffer with `width` columns, batch b) into shared memory with row stride P,
+// 16 bytes per cp.async. Rows at or past T are filled with zeros.
+template <int ROWS, int D>
+__device__ inline void attn_load_tile(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
+    constexpr int P = attn_mma_stride<D>(), CHUNKS = D / 8;
+    for (int idx = threadIdx.x; idx < ROWS * CHUNKS; idx += blockDim.x) {
+        const int r = idx / CHUNKS, c = idx % CHUNKS * 8, t = t0 + r;
+        bf16* d = dst + r * P + c;
+        if (t < T) {
+            cp_async_16(d, src + (size_t(b) * T + t) * size_t(width) + col0 + c);
+        } else {
+            Packed128<bf16> zero;
+            #pragma unroll
+            for (int k = 0; k < Packed128<bf16>::size; ++k) zero[k] = __float2bfloat16(0.0f);
+            store128(d, zero);
+        }
+    }
+}
+
+// The warp's 16 rows (16w..16w+15) of a shared tile as A fragments, one per
+// k-step of 16 columns: matrices (rows 0-7, cols 0-7), (rows 8-15, cols 0-7),
+// (rows 0-7, cols 8-15), (rows 8-15, cols 8-15); lane l addresses row l % 8 of
+// matrix l / 8.
+template <int D>
+__device__ inline void attn_load_a(uint32_t frag[D / 16][4], const bf16* tile, int warp, int lane) {
+    const bf16* base = tile + (warp * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * attn_mma_stride<D>() + 8 * (lane / 16);
+    #pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ldmatrix_x4(frag[kk], base + kk * 16);
+}
+
+// acc (16 x 64) = A (16 x D) X^T, X being 64 rows of a shared tile (keys, or
+// queries): X^T read column-major is X row-major, so no transposition. One
+// ldmatrix_x4 gives the B fragments of two 8-row blocks of X: matrices
+// (rows 0-7, cols 0-7), (rows 0-7, cols 8-15), (rows 8-15, cols 0-7), (rows 8-15, cols 8-15).
+// Only the columns of 16-row groups [begin, end) of X are computed (the warp's
+// causally visible ones); the others are left at zero.
+template <int D>
+__device__ inline void attn_mma_abt(float acc[8][4], const uint32_t a[D / 16][4], const bf16* tile, int lane,
+                                    int begin, int end) {
+    constexpr int P = attn_mma_stride<D>();
+    #pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) acc[nb][i] = 0.0f;
+    #pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+        #pragma unroll
+        for (int nb = 0; nb < 8; nb += 2) {
+            if (nb < 2 * begin || nb >= 2 * end) continue;  // warp-uniform
+            uint32_t bf[4];
+            ldmatrix_x4(bf, tile + (nb * 8 + 8 * (lane / 16) + lane % 8) * P + kk * 16 + 8 * ((lane / 8) & 1));
+            mma_m16n8k16_bf16(acc[nb], a[kk], bf, acc[nb]);
+            mma_m16n8k16_bf16(acc[nb + 1], a[kk], bf + 2, acc[nb + 1]);
+        }
+}
+
+// The same product with A read from shared memory (the warp's 16 rows of
+// a_tile) one k-step at a time, for kernels that cannot keep A in registers.
+template <int D>
+__device__ inline void attn_mma_abt_shared_a(float acc[8][4], const bf16* a_tile, int warp, const bf16* tile,
+                                             int lane, int begin, int end) {
+    constexpr int P = attn_mma_stride<D>();
+    const bf16* a_base = a_tile + (warp * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * P + 8 * (lane / 16);
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[nb][i] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, a_base + kk * 16);
+#pragma unroll
+        for (int nb = 0; nb < 8; nb += 2) {
+            if (nb < 2 * begin || nb >= 2 * end) continue;  // warp-uniform
+            uint32_t bf[4];
+            ldmatrix_x4(bf, tile + (nb * 8 + 8 * (lane / 16) + lane % 8) * P + kk * 16 + 8 * ((lane / 8) & 1));
+            mma_m16n8k16_bf16(acc[nb], a, bf, acc[nb]);
+            mma_m16n8k16_bf16(acc[nb + 1], a, bf + 2, acc[nb + 1]);
+        }
+    }
+}
+
+// acc (16 x D) += X (16 x 64, fp32 accumulators, rounded to bf16) Y, Y being
+// the 64 rows x D of a shared tile. The accumulators of a 16 x 64 product have
+// exactly the layout of the A operand (rows g and g + 8, columns 2t and 2t + 1
+// of each 8-column block): the A fragment of k-step kk is blocks 2kk and
+// 2kk + 1. Y is needed column-major: ldmatrix .trans, matrices (rows 0-7,
+// cols 0-7), (rows 8-15, cols 0-7), (rows 0-7, cols 8-15), (rows 8-15, cols 8-15).
+// Only k-steps [begin, end) are done: the columns of X outside are zero.
+template <int D>
+__device__ inline void attn_mma_ab(float acc[D / 8][4], const float x[8][4], const bf16* tile, int lane, int begin,
+                                   int end) {
+    constexpr int P = attn_mma_stride<D>();
+    #pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        if (kk < begin || kk >= end) continue;  // warp-uniform
+        const uint32_t af[4] = {pack_bf16x2(x[2 * kk][0], x[2 * kk][1]), pack_bf16x2(x[2 * kk][2], x[2 * kk][3]),
+                                pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]),
+                                pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3])};
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; nb += 2) {
+            uint32_t bf[4];
+            ldmatrix_x4_trans(bf, tile + (kk * 16 + 8 * ((lane / 8) & 1) + lane % 8) * P + nb * 8 + 8 * (lane / 16));
+            mma_m16n8k16_bf16(acc[nb], af, bf, acc[nb]);
+            mma_m16n8k16_bf16(acc[nb + 1], af, bf + 2, acc[nb + 1]);
+        }
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
+                                                                    int H, int KV, float scale_log2) {
+    constexpr int P = attn_mma_stride<D>();
+    constexpr int SBLOCKS = kAttnMmaKeys / 8;  // 8-key column blocks of S
+    constexpr int OBLOCKS = D / 8;             // 8-dim column blocks of O
+    extern __shared__ bf16 attn_smem[];
+    bf16* q_s = attn_smem;
+    bf16* k_s = q_s + kAttnMmaRows * P;     // two buffers of kAttnMmaKeys rows
+    bf16* v_s = k_s + 2 * kAttnMmaKeys * P;  // two buffers
+
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnMmaRows, h = blockIdx.y, b = blockIdx.z;
+    const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const int tiles = (min(q0 + kAttnMmaRows, T) - 1) / kAttnMmaKeys + 1;
+
+    attn_load_tile<kAttnMmaRows, D>(q_s, qkv, b, q0, T, width, h * D);
+    attn_load_tile<kAttnMmaKeys, D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
+    attn_load_tile<kAttnMmaKeys, D>(v_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+    cp_async_commit();
+
+    uint32_t qf[D / 16][4];  // this warp's 16 query rows as A fragments
+    float o[OBLOCKS][4];
+    #pragma unroll
+    for (int nb = 0; nb < OBLOCKS; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, base-2 units
+    const int row0 = q0 + warp * 16 + g;                         // the first of this thread's two rows
+
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int buf = tile & 1, k0 = tile * kAttnMmaKeys;
+        if (tile + 1 < tiles) {  // start the next tile, then wait for this one
+            const int nbuf = buf ^ 1;
+            attn_load_tile<kAttnMmaKeys, D>(k_s + nbuf * kAttnMmaKeys * P, qkv, b, k0 + kAttnMmaKeys, T, width,
+                                            (H + g_kv) * D);
+            attn_load_tile<kAttnMmaKeys, D>(v_s + nbuf * kAttnMmaKeys * P, qkv, b, k0 + kAttnMmaKeys, T, width,
+                                            (H + KV + g_kv) * D);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (tile == 0) attn_load_a<D>(qf, q_s, warp, lane);
+        const bf16* kt = k_s + buf * kAttnMmaKeys * P;
+        const bf16* vt = v_s + buf * kAttnMmaKeys * P;
+
+        // Keys of this tile that some row of the warp may see, in groups of 16: all
+        // of them but on the last tile, none for a warp whose rows are all past T.
+        const int visible = min(min(q0 + warp * 16 + 16, T) - k0, kAttnMmaKeys);
+        const int groups = visible > 0 ? (visible + 15) / 16 : 0;
+        float s[SBLOCKS][4];  // S = Q K^T
+        attn_mma_abt<D>(s, qf, kt, lane, 0, groups);
+
+        // Scale to base 2, mask (last tile only), and the online softmax.
+        const bool masked = tile == tiles - 1;
+        float tile_max[2] = {-INFINITY, -INFINITY};
+        #pragma unroll
+        for (int nb = 0; nb < SBLOCKS; ++nb)
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int row = row0 + 8 * (i / 2), key = k0 + nb * 8 + 2 * t4 + (i % 2);
+                float x = s[nb][i] * scale_log2;
+                if (masked && (key > row || key >= T)) x = -INFINITY;
+                s[nb][i] = x;
+                tile_max[i / 2] = fmaxf(tile_max[i / 2], x);
+            }
+        float correction[2];
+        #pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+            const float m_new = fmaxf(m[r], tile_max[r]);
+            // A row with no visible key so far keeps m = -inf; subtract 0 then, not -inf.
+            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+            correction[r] = exp2f(m[r] - m_use);
+            m[r] = m_new;
+            l[r] *= correction[r];
+            #pragma unroll
+            for (int nb = 0; nb < SBLOCKS; ++nb)
+                #pragma unroll
+                for (int i = 2 * r; i < 2 * r + 2; ++i) {
+                    s[nb][i] = exp2f(s[nb][i] - m_use);
+                    l[r] += s[nb][i];
+                }
+        }
+        #pragma unroll
+        for (int nb = 0; nb < OBLOCKS; ++nb) {
+            o[nb][0] *= correction[0];
+            o[nb][1] *= correction[0];
+            o[nb][2] *= correction[1];
+            o[nb][3] *= correction[1];
+        }
+
+        attn_mma_ab<D>(o, s, vt, lane, 0, groups);  // O += P V
+        __syncthreads();  // every warp is done with this buffer before it is refilled
+    }
+
+    // Sum each row over its quad, normalise, store.
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+        const float inv = 1.0f / l[r];
+        bf16* dst = out + (size_t(b) * T + row) * size_t(H) * D + size_t(h) * D + 2 * t4;
+        #pragma unroll
+        for (int nb = 0; nb < OBLOCKS; ++nb) {
+            dst[nb * 8] = __float2bfloat16(o[nb][2 * r] * inv);
+            dst[nb * 8 + 1] = __float2bfloat16(o[nb][2 * r + 1] * inv);
+        }
+        if (t4 == 0) lse[(size_t(b) * H + h) * T + row] = (m[r] + log2f(l[r])) * 0.6931471805599453f;
+    }
+}
+
+// Version 2 forward (tensor cores), same arguments and results as version 1.
+inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
+                                  cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    const dim3 grid(ceil_div(T, kAttnMmaRows), H, B);
+    const float scale_log2 = 1.4426950408889634f / std::sqrt(float(D));
+    if (D == 64) {
+        constexpr size_t smem = attn_mma_forward_smem<64>();
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(smem)));
+        attention_forward_mma_kernel<64><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
+    } else {
+        constexpr size_t smem = attn_mma_forward_smem<128>();
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<128>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        attention_forward_mma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
+    }
+    CUDA_CHECK_LAUNCH("attention_forward_mma_kernel");
+}
+
+// ---------------------------------------------------------------------------
+// Backward with tensor cores, in three kernels:
+//   1. Delta_i = dO_i . o_i for every row (one warp per row), into scratch.
+//   2. dq: a block per 64 query rows of one (batch, head), warp w owning rows
+//      16w..16w+15 (Q and dO rows kept as A fragments in registers). K/V tiles
+//      of 64 keys stream through shared memory (cp.async, double buffered):
+//        S = Q K^T,  dP = dO V^T,  P = 2^(S scale log2(e) - lse log2(e)),
+//        dS = P (dP - Delta),  dq += dS K.
+//   3. dk, dv: a block per 64 keys of one (batch, KV head), warp w owning keys
+//      16w..16w+15 (K and V read as A fragments from shared memory, where they
+//      stay, leaving the registers to dk and dv). Query tiles of 64 rows of
+//      every query head of the group stream through shared memory, from the
+//      diagonal tile on, with their lse and Delta:
+//        S^T = K Q^T,  dP^T = V dO^T,  P^T and dS^T as above (per column),
+//        dv += P^T dO,  dk += dS^T Q.
+// Each warp owns its outputs, so there are no atomics and the result is
+// deterministic; S and dP are computed twice (in kernels 2 and 3), 7 matrix
+// products per tile pair instead of 5, the price of doing without them.
+constexpr float kLog2e = 1.4426950408889634f;
+
+__global__ void attention_backward_delta_kernel(float* delta, const bf16* dout, const bf16* out, int B, int T, int H,
+                                                int D) {
+    const size_t row = size_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;  // (b, t, h) in out's order
+    const int lane = threadIdx.x % 32;
+    if (row >= size_t(B) * T * H) return;
+    const bf16* o = out + row * D;
+    const bf16* dy = dout + row * D;
+    float part = 0.0f;
+    for (int d = lane * 8; d < D; d += 32 * 8) {
+        const Packed128<bf16> a = load128(o + d), c = load128(dy + d);
+        #pragma unroll
+        for (int k = 0; k < Packed128<bf16>::size; ++k) part += __bfloat162float(a[k]) * __bfloat162float(c[k]);
+    }
+    part = warp_sum(part);
+    const int h = int(row % H), t = int(row / H % T), b = int(row / H / T);
+    if (lane == 0) delta[(size_t(b) * H + h) * T + t] = part;
+}
+
+template <int D>
+constexpr size_t attn_mma_backward_smem() {  // two single tiles and two double-buffered ones, + 2x2x64 floats
+    return size_t(6 * 64) * attn_mma_stride<D>() * sizeof(bf16) + 4 * 64 * sizeof(float);
+}
+
+template <int D>
+__global__ void __launch_bounds__(128) attention_backward_dq_mma_kernel(bf16* dqkv, const float* delta,
+                                                                        const bf16* dout, const bf16* qkv,
+                                                                        const float* lse, int T, int H, int KV,
+                                                                        float scale) {
+    constexpr int P = attn_mma_stride<D>(), TILE = 64 * P;
+    extern __shared__ bf16 attn_smem[];
+    bf16* q_s = attn_smem;
+    bf16* do_s = q_s + TILE;
+    bf16* k_s = do_s + TILE;     // two buffers
+    bf16* v_s = k_s + 2 * TILE;  // two buffers
+
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * 64, h = blockIdx.y, b = blockIdx.z;
+    const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const int tiles = (min(q0 + 64, T) - 1) / 64 + 1;
+    const float scale_log2 = scale * kLog2e;
+
+    attn_load_tile<64, D>(q_s, qkv, b, q0, T, width, h * D);
+    attn_load_tile<64, D>(do_s, dout, b, q0, T, H * D, h * D);
+    attn_load_tile<64, D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
+    attn_load_tile<64, D>(v_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+    cp_async_commit();
+
+    // This thread's two rows: their lse (base 2) and Delta.
+    const int row0 = q0 + warp * 16 + g;
+    float lse2[2], dlt[2];
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        lse2[r] = row < T ? lse[(size_t(b) * H + h) * T + row] * kLog2e : 0.0f;
+        dlt[r] = row < T ? delta[(size_t(b) * H + h) * T + row] : 0.0f;
+    }
+    uint32_t qf[D / 16][4], dof[D / 16][4];
+    float dq[D / 8][4];
+    #pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) dq[nb][i] = 0.0f;
+
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int buf = tile & 1, k0 = tile * 64;
+        if (tile + 1 < tiles) {
+            attn_load_tile<64, D>(k_s + (buf ^ 1) * TILE, qkv, b, k0 + 64, T, width, (H + g_kv) * D);
+            attn_load_tile<64, D>(v_s + (buf ^ 1) * TILE, qkv, b, k0 + 64, T, width, (H + KV + g_kv) * D);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (tile == 0) {
+            attn_load_a<D>(qf, q_s, warp, lane);
+            attn_load_a<D>(dof, do_s, warp, lane);
+        }
+        // As in the forward: the keys some row of the warp may see, in groups of 16.
+        const int visible = min(min(q0 + warp * 16 + 16, T) - k0, 64);
+        const int groups = visible > 0 ? (visible + 15) / 16 : 0;
+        float s[8][4], dp[8][4];
+        attn_mma_abt<D>(s, qf, k_s + buf * TILE, lane, 0, groups);    // S = Q K^T
+        attn_mma_abt<D>(dp, dof, v_s + buf * TILE, lane, 0, groups);  // dP = dO V^T
+        const bool masked = tile == tiles - 1;  // the diagonal tile, the only one that can pass T
+        #pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
+                float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
+                if (masked && (key > row || key >= T)) p = 0.0f;
+                s[nb][i] = p * (dp[nb][i] - dlt[r]);  // dS, in place of S
+            }
+        attn_mma_ab<D>(dq, s, k_s + buf * TILE, lane, 0, groups);  // dq += dS K
+        __syncthreads();
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+        bf16* dst = dqkv + (size_t(b) * T + row) * size_t(width) + size_t(h) * D + 2 * t4;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dst[nb * 8] = __float2bfloat16(dq[nb][2 * r] * scale);
+            dst[nb * 8 + 1] = __float2bfloat16(dq[nb][2 * r + 1] * scale);
+        }
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(128) attention_backward_dkv_mma_kernel(bf16* dqkv, const float* delta,
+                                                                         const bf16* dout, const bf16* qkv,
+                                                                         const float* lse, int T, int H, int KV,
+                                                                         float scale) {
+    constexpr int P = attn_mma_stride<D>(), TILE = 64 * P;
+    extern __shared__ bf16 attn_smem[];
+    bf16* k_s = attn_smem;
+    bf16* v_s = k_s + TILE;
+    bf16* q_s = v_s + TILE;      // two buffers
+    bf16* do_s = q_s + 2 * TILE;  // two buffers
+    float* lse_s = reinterpret_cast<float*>(do_s + 2 * TILE);  // two buffers of 64, base 2
+    float* delta_s = lse_s + 2 * 64;                           // two buffers of 64
+
+    const int k0 = blockIdx.x * 64, g_kv = blockIdx.y, b = blockIdx.z;
+    const int group = H / KV, width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const float scale_log2 = scale * kLog2e;
+    // Query tiles i0 = k0, k0 + 64, ... < T of each head of the group, as one sequence.
+    const int per_head = (T - k0 + 63) / 64, tiles = per_head * group;
+
+    // Query tile `it` into buffer `buf`: Q and dO rows by cp.async, lse and Delta by plain loads
+    // (the buffer is free: the last reader passed the __syncthreads that ends its iteration).
+    auto load_queries = [&](int it, int buf) {
+        const int h = g_kv * group + it / per_head, i0 = k0 + it % per_head * 64;
+        attn_load_tile<64, D>(q_s + buf * TILE, qkv, b, i0, T, width, h * D);
+        attn_load_tile<64, D>(do_s + buf * TILE, dout, b, i0, T, H * D, h * D);
+        const int c = threadIdx.x % 64, t = i0 + c;
+        const size_t at = (size_t(b) * H + h) * T + t;
+        if (threadIdx.x < 64) lse_s[buf * 64 + c] = t < T ? lse[at] * kLog2e : 0.0f;
+        else delta_s[buf * 64 + c] = t < T ? delta[at] : 0.0f;
+    };
+    attn_load_tile<64, D>(k_s, qkv, b, k0, T, width, (H + g_kv) * D);
+    attn_load_tile<64, D>(v_s, qkv, b, k0, T, width, (H + KV + g_kv) * D);
+    load_queries(0, 0);
+    cp_async_commit();
+
+    float dk[D / 8][4], dv[D / 8][4];  // K and V stay in shared memory: registers go to dk and dv
+    #pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) dk[nb][i] = dv[nb][i] = 0.0f;
+    const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
+
+    for (int it = 0; it < tiles; ++it) {
+        const int buf = it & 1, i0 = k0 + it % per_head * 64;
+        if (it + 1 < tiles) {
+            load_queries(it + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        // Queries of this tile that some key of the warp may see, in groups of 16:
+        // from the warp's first key on (diagonal tile), before T (last tile), none
+        // for a warp whose keys are all past T.
+        const int first = i0 == k0 ? warp : 0;
+        const int last = k0 + warp * 16 < T ? (min(T - i0, 64) + 15) / 16 : 0;
+        float s[8][4], dp[8][4];
+        attn_mma_abt_shared_a<D>(s, k_s, warp, q_s + buf * TILE, lane, first, last);    // S^T = K Q^T
+        attn_mma_abt_shared_a<D>(dp, v_s, warp, do_s + buf * TILE, lane, first, last);  // dP^T = V dO^T
+        // Queries before the key (diagonal tile) or past T (last tile) see nothing.
+        const bool masked = i0 == k0 || i0 + 64 > T;
+        const float* lse_t = lse_s + buf * 64;
+        const float* delta_t = delta_s + buf * 64;
+        #pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
+                float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
+                if (masked && (query < key || query >= T)) p = 0.0f;
+                s[nb][i] = p;                           // P^T
+                dp[nb][i] = p * (dp[nb][i] - delta_t[c]);  // dS^T
+            }
+        attn_mma_ab<D>(dv, s, do_s + buf * TILE, lane, first, last);  // dv += P^T dO
+        attn_mma_ab<D>(dk, dp, q_s + buf * TILE, lane, first, last);  // dk += dS^T Q
+        __syncthreads();
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int key = key0 + 8 * r;
+        if (key >= T) continue;
+        bf16* dk_dst = dqkv + (size_t(b) * T + key) * size_t(width) + size_t(H + g_kv) * D + 2 * t4;
+        bf16* dv_dst = dk_dst + size_t(KV) * D;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dk_dst[nb * 8] = __float2bfloat16(dk[nb][2 * r] * scale);
+            dk_dst[nb * 8 + 1] = __float2bfloat16(dk[nb][2 * r + 1] * scale);
+            dv_dst[nb * 8] = __float2bfloat16(dv[nb][2 * r]);
+            dv_dst[nb * 8 + 1] = __float2bfloat16(dv[nb][2 * r + 1]);
+        }
+    }
+}
+
+template <int D>
+inline void attention_backward_mma_launch(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                          const float* lse, int B, int T, int H, int KV, cudaStream_t stream) {
+    constexpr size_t smem = attn_mma_backward_smem<D>();
+    const float scale = 1.0f / std::sqrt(float(D));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_mma_kernel<D>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    attention_backward_dq_mma_kernel<D>
+        <<<dim3(ceil_div(T, 64), H, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_backward_dq_mma_kernel");
+    attention_backward_dkv_mma_kernel<D>
+        <<<dim3(ceil_div(T, 64), KV, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_backward_dkv_mma_kernel");
+}
+
+// Version 2 backward (tensor cores), same arguments and results as version 1.
+inline void attention_backward_mma(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
+                                   const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    const long long rows = (long long)B * T * H;
+    attention_backward_delta_kernel<<<ceil_div(rows, 4), 128, 0, stream>>>(scratch, dout, out, B, T, H, D);
+    CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
+    if (D == 64) attention_backward_mma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
+    else attention_backward_mma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
+}
+
+// The kernels the model uses: version 2.
+inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
+                              cudaStream_t stream = 0) {
+    attention_forward_mma(out, lse, qkv, B, T, H, KV, D, stream);
+}
+
+inline void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
+                               const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+    attention_backward_mma(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream);
+}
+
+#endif  // KERNELS_ATTENTION_CUH

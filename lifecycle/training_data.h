@@ -1,0 +1,66 @@
+// Where the trainer's tokens come from, behind one small interface:
+//   - token shards (own format, datatrove, Megatron; mixtures) through the data
+//     loader of data/, with a text tokenizer from tokenizer/ for prompts,
+//     samples and evaluation;
+//   - or a plain text file read as bytes (token id = byte value), the
+//     zero-setup path for a first run or a test.
+// Both give batches of inputs and next-token targets, a fixed validation set,
+// and a state record that a checkpoint saves so that a resumed run sees exactly
+// the batches it would have seen.
+#ifndef LIFECYCLE_TRAINING_DATA_H
+#define LIFECYCLE_TRAINING_DATA_H
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace llama {
+
+class TrainingData {
+public:
+    virtual ~TrainingData() = default;
+    // B sequences of T inputs and their targets (the next tokens).
+    virtual void next_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets) = 0;
+    // The validation set: the same batches every time validate_begin() is called.
+    virtual bool has_validation() const = 0;
+    virtual void validate_begin() = 0;
+    virtual void validate_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets) = 0;
+    virtual nlohmann::json state() const = 0;
+    virtual void restore(const nlohmann::json& state) = 0;  // throws std::runtime_error saying what differs
+    virtual std::string describe() const = 0;
+};
+
+// A text file read as bytes; the last val_fraction of it is the validation set.
+// Throws std::runtime_error naming the file on a file too short for seq_len.
+std::unique_ptr<TrainingData> byte_text_data(const std::string& path, double val_fraction, int seq_len,
+                                             uint64_t seed);
+
+// Token shards: `train` and `validation` are mixtures as data::parse_mixture
+// reads them ("PATHS" or "W:PATHS,W:PATHS"); validation may be empty. Every
+// token must be below vocab_size. B is the micro-batch (sequences per call).
+std::unique_ptr<TrainingData> shard_data(const std::string& train, const std::string& validation, int B,
+                                         int seq_len, uint64_t vocab_size, uint64_t seed);
+
+// Text <-> token ids for prompts, samples and evaluation: a tokenizer file
+// (tokenizer.json or tiktoken ranks), or bytes when the path is empty.
+class TextCodec {
+public:
+    explicit TextCodec(const std::string& tokenizer_path = "");
+    ~TextCodec();
+    std::vector<int> encode(const std::string& text) const;
+    std::string decode(const std::vector<int>& ids) const;
+    size_t vocab_size() const;
+    bool is_bytes() const { return path_.empty(); }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llama
+
+#endif  // LIFECYCLE_TRAINING_DATA_H
