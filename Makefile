@@ -88,6 +88,8 @@ ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model
 TEST_CMDS += $(BUILD)/test_model
 endif
+# The README's first command, shortened (it builds into build/ whatever BUILD is).
+TEST_CMDS += test/test-quickstart
 
 # Fuzzers of the file readers (libFuzzer + ASan + UBSan, clang-14), run for
 # FUZZ_SECONDS each by `make test`.

@@ -57,6 +57,8 @@ void on_stop_signal(int sig) { g_stop_signal = sig; }
 int main(int argc, char** argv) {
     // ---------------------------------------------------------------- flags
     CLI::App app{"train_llama: pretrain a Llama-style language model"};
+    // A flag given twice takes its last value, so scripts can append overrides.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
     std::string checkpoint_dir, log_jsonl, init_hf_dir, data_spec, val_data_spec, tokenizer_path;
     int vocab_override = 0;
@@ -151,7 +153,7 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
     app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
-        ->group("Testing");
+        ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     CLI11_PARSE(app, argc, argv);
     if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
     // The global batch in sequences, and the micro-steps it takes.
