@@ -24,6 +24,7 @@
 #include "lifecycle/checkpoint.h"
 #include "lifecycle/eval_mc.h"
 #include "lifecycle/export.h"
+#include "lifecycle/file_io.h"
 #include "lifecycle/schedule.h"
 #include "lifecycle/training_data.h"
 #include "model/config.h"
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
     std::string checkpoint_dir, log_jsonl, init_hf_dir, data_spec, val_data_spec, tokenizer_path;
     int vocab_override = 0;
+    std::string export_hf_dir, export_gguf_path;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
     int64_t batch_tokens = 0;
     int micro_batch = 0;
@@ -150,6 +152,8 @@ int main(int argc, char** argv) {
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     app.add_option("--keep-checkpoints", keep_checkpoints, "keep only the newest K checkpoints (0: all)")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--export-hf", export_hf_dir, "at the end, write a Hugging Face folder here");
+    app.add_option("--export-gguf", export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
     app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
@@ -470,6 +474,24 @@ int main(int argc, char** argv) {
         }
     }
     if (jsonl) std::fclose(jsonl);
+    // ---------------------------------------------------------------- export
+    try {
+        if (!export_hf_dir.empty()) {
+            exporter::write_hf(config, layout, model.params().data(), export_hf_dir);
+            if (!tokenizer_path.empty())
+                fileio::write_file(export_hf_dir + "/tokenizer.json", fileio::read_file(tokenizer_path));
+            std::printf("export: Hugging Face folder %s\n", export_hf_dir.c_str());
+        }
+        if (!export_gguf_path.empty()) {
+            exporter::write_gguf(config, layout, model.params().data(),
+                                 tokenizer_path.empty() ? exporter::byte_vocab()
+                                                        : exporter::vocab_from_tokenizer_json(tokenizer_path),
+                                 export_gguf_path);
+            std::printf("export: GGUF %s\n", export_gguf_path.c_str());
+        }
+    } catch (const std::exception& e) {
+        die(std::string("export: ") + e.what());
+    }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const int ran = steps - first_step + 1;
     std::printf("done: %d steps in %.1f s (%.0f tok/s), %d non-finite steps skipped\n", ran, total,

@@ -267,9 +267,16 @@ TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)",
         return at == std::string::npos ? std::string("none") : out.substr(at + 11, 6);
     };
     const std::string common = " --text " + testcorpus::kjv_path() + " --batch 2 --seq-len 32 --val-every 0 --seed 4";
-    std::string a = run("build/train_llama_cpu --preset tiny --steps 20 --checkpoint-dir " + dir + "/ck" + common);
+    std::string a = run("build/train_llama_cpu --preset tiny --steps 20 --checkpoint-dir " + dir + "/ck" + common +
+                        " --export-hf " + dir + "/hf_end");
     REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000020 --hf " + dir +
                          "/hf > /dev/null").c_str()) == 0);
+    // The trainer's own export at the end holds the same weights as the checkpoint's export.
+    ModelConfig c1, c2;
+    std::vector<float> p1, p2;
+    exporter::read_hf(dir + "/hf", c1, p1);
+    exporter::read_hf(dir + "/hf_end", c2, p2);
+    CHECK(p1 == p2);
     // A step with a negligible learning rate: the validation loss is that of the imported weights.
     std::string b = run("build/train_llama_cpu --init-hf " + dir + "/hf --steps 1 --lr 1e-12 --warmup 0" + common);
     INFO(a << "\n" << b);
