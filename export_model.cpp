@@ -8,10 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "lifecycle/checkpoint.h"
 #include "lifecycle/export.h"
-#include "lifecycle/file_io.h"
-#include "lifecycle/safetensors.h"
 #include "model/config.h"
 #include "model/params.h"
 
@@ -32,28 +29,19 @@ int main(int argc, char** argv) {
         return 1;
     }
     try {
-        checkpoint::verify(checkpoint_path);
-        nlohmann::json state = checkpoint::read_state(checkpoint_path);
-        ModelConfig config = config_from_json(state.at("model").dump(), checkpoint_path + "/state.json");
+        ModelConfig config;
+        std::vector<float> params;
+        std::string tokenizer;  // the run's tokenizer (recorded in the checkpoint), or "" for bytes
+        exporter::read_checkpoint_model(checkpoint_path, config, params, &tokenizer);
         ParamLayout layout(config);
-        std::vector<float> params(layout.total());
-        safetensors::Reader weights(checkpoint_path + "/model.safetensors");
-        for (const ParamTensor& t : layout.tensors())
-            weights.read(t.name, safetensors::DType::F32, t.shape, params.data() + t.offset);
         if (!hf_dir.empty()) {
-            exporter::write_hf(config, layout, params.data(), hf_dir);
+            exporter::write_hf(config, layout, params.data(), hf_dir, tokenizer);
             std::printf("export_model: Hugging Face folder %s\n", hf_dir.c_str());
-        }
-        // The run's tokenizer (recorded in the checkpoint), or bytes.
-        const std::string tokenizer = state.value("tokenizer", std::string());
-        if (!hf_dir.empty() && !tokenizer.empty()) {
-            fileio::write_file(hf_dir + "/tokenizer.json", fileio::read_file(tokenizer));
-            std::printf("export_model: tokenizer %s -> %s/tokenizer.json\n", tokenizer.c_str(), hf_dir.c_str());
+            if (!tokenizer.empty())
+                std::printf("export_model: tokenizer %s -> %s/tokenizer.json\n", tokenizer.c_str(), hf_dir.c_str());
         }
         if (!gguf_path.empty()) {
-            exporter::Vocab vocab =
-                tokenizer.empty() ? exporter::byte_vocab() : exporter::vocab_from_tokenizer_json(tokenizer);
-            exporter::write_gguf(config, layout, params.data(), vocab, gguf_path,
+            exporter::write_gguf(config, layout, params.data(), exporter::vocab_for(tokenizer), gguf_path,
                                  gguf_type == "f32" ? gguf::TensorType::F32 : gguf::TensorType::BF16);
             std::printf("export_model: GGUF %s\n", gguf_path.c_str());
         }

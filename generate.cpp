@@ -11,9 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "lifecycle/checkpoint.h"
 #include "lifecycle/export.h"
-#include "lifecycle/safetensors.h"
 #include "lifecycle/training_data.h"
 #include "reference/generate.h"
 
@@ -46,15 +44,9 @@ int main(int argc, char** argv) {
             if (tokenizer.empty() && std::filesystem::exists(hf_dir + "/tokenizer.json"))
                 tokenizer = hf_dir + "/tokenizer.json";
         } else if (!checkpoint_path.empty()) {
-            checkpoint::verify(checkpoint_path);
-            nlohmann::json state = checkpoint::read_state(checkpoint_path);
-            config = config_from_json(state.at("model").dump(), checkpoint_path + "/state.json");
-            if (tokenizer.empty()) tokenizer = state.value("tokenizer", std::string());
-            ParamLayout layout(config);
-            params.resize(layout.total());
-            safetensors::Reader r(checkpoint_path + "/model.safetensors");
-            for (const ParamTensor& t : layout.tensors())
-                r.read(t.name, safetensors::DType::F32, t.shape, params.data() + t.offset);
+            std::string recorded;
+            exporter::read_checkpoint_model(checkpoint_path, config, params, &recorded);
+            if (tokenizer.empty()) tokenizer = recorded;
         } else {
             std::fprintf(stderr, "generate: give --checkpoint DIR or --hf DIR\n");
             return 1;

@@ -24,7 +24,6 @@
 #include "lifecycle/checkpoint.h"
 #include "lifecycle/eval_mc.h"
 #include "lifecycle/export.h"
-#include "lifecycle/file_io.h"
 #include "lifecycle/schedule.h"
 #include "lifecycle/training_data.h"
 #include "model/config.h"
@@ -477,15 +476,11 @@ int main(int argc, char** argv) {
     // ---------------------------------------------------------------- export
     try {
         if (!export_hf_dir.empty()) {
-            exporter::write_hf(config, layout, model.params().data(), export_hf_dir);
-            if (!tokenizer_path.empty())
-                fileio::write_file(export_hf_dir + "/tokenizer.json", fileio::read_file(tokenizer_path));
+            exporter::write_hf(config, layout, model.params().data(), export_hf_dir, tokenizer_path);
             std::printf("export: Hugging Face folder %s\n", export_hf_dir.c_str());
         }
         if (!export_gguf_path.empty()) {
-            exporter::write_gguf(config, layout, model.params().data(),
-                                 tokenizer_path.empty() ? exporter::byte_vocab()
-                                                        : exporter::vocab_from_tokenizer_json(tokenizer_path),
+            exporter::write_gguf(config, layout, model.params().data(), exporter::vocab_for(tokenizer_path),
                                  export_gguf_path);
             std::printf("export: GGUF %s\n", export_gguf_path.c_str());
         }

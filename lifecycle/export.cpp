@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lifecycle/checkpoint.h"
 #include "lifecycle/file_io.h"
 #include "lifecycle/safetensors.h"
 #include "reference/ops.h"
@@ -226,7 +227,8 @@ void write_gguf(const ModelConfig& c, const ParamLayout& layout, const float* pa
     w.write(path);
 }
 
-void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* params, const std::string& dir) {
+void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* params, const std::string& dir,
+              const std::string& tokenizer_path) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw std::runtime_error(dir + ": cannot create: " + ec.message());
@@ -263,6 +265,28 @@ void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* para
     for (const ParamTensor& t : layout.tensors())
         refs.push_back({t.name, safetensors::DType::F32, t.shape, params + t.offset});
     safetensors::write_file(dir + "/model.safetensors", refs, {{"format", "pt"}});
+    if (!tokenizer_path.empty()) fileio::write_file(dir + "/tokenizer.json", fileio::read_file(tokenizer_path));
+}
+
+Vocab vocab_for(const std::string& tokenizer_path) {
+    return tokenizer_path.empty() ? byte_vocab() : vocab_from_tokenizer_json(tokenizer_path);
+}
+
+void read_checkpoint_model(const std::string& dir, ModelConfig& config, std::vector<float>& params,
+                           std::string* tokenizer_path) {
+    checkpoint::verify(dir);
+    nlohmann::json state = checkpoint::read_state(dir);
+    try {
+        config = config_from_json(state.at("model").dump(), dir + "/state.json");
+        if (tokenizer_path) *tokenizer_path = state.value("tokenizer", std::string());
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(dir + "/state.json: " + e.what());
+    }
+    ParamLayout layout(config);
+    params.assign(layout.total(), 0.0f);
+    safetensors::Reader weights(dir + "/model.safetensors");
+    for (const ParamTensor& t : layout.tensors())
+        weights.read(t.name, safetensors::DType::F32, t.shape, params.data() + t.offset);
 }
 
 void read_hf(const std::string& dir, ModelConfig& config, std::vector<float>& params) {

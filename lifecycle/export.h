@@ -40,8 +40,20 @@ Vocab vocab_from_tokenizer_json(const std::string& path);
 void write_gguf(const ModelConfig& config, const ParamLayout& layout, const float* params, const Vocab& vocab,
                 const std::string& path, gguf::TensorType type = gguf::TensorType::F32);
 
-// Writes DIR/config.json and DIR/model.safetensors (fp32, Hugging Face names).
-void write_hf(const ModelConfig& config, const ParamLayout& layout, const float* params, const std::string& dir);
+// Writes DIR/config.json and DIR/model.safetensors (fp32, Hugging Face names),
+// and copies the run's tokenizer.json into DIR when tokenizer_path is given.
+void write_hf(const ModelConfig& config, const ParamLayout& layout, const float* params, const std::string& dir,
+              const std::string& tokenizer_path = "");
+
+// The GGUF vocabulary of a run: its tokenizer.json, or the byte vocabulary
+// when the run has none (tokenizer_path empty).
+Vocab vocab_for(const std::string& tokenizer_path);
+
+// Reads the model of a checkpoint directory (after verifying its manifest): the
+// config from state.json, the fp32 weights, and the run's tokenizer path ("" for
+// bytes). Throws std::runtime_error naming the file and what is wrong.
+void read_checkpoint_model(const std::string& dir, ModelConfig& config, std::vector<float>& params,
+                           std::string* tokenizer_path = nullptr);
 
 // Reads a Hugging Face folder (config.json + model.safetensors, F32 or BF16
 // tensors). Throws std::runtime_error naming the file and what is wrong.
