@@ -104,6 +104,20 @@ struct AttnDkvSimpleSmem {
     float ds[kAttnWarps][kAttnRowsPerWarp][kAttnDkvQueries];
 };
 
+// Loads keys [k0, k0 + kAttnKeys) of KV head g (their K and V rows) into a
+// shared tile, the whole block cooperating; rows past T are zero.
+template <int D>
+__device__ inline void attn_load_kv_tile(bf16 (&k)[kAttnKeys][D + 2], bf16 (&v)[kAttnKeys][D + 2], const bf16* qkv,
+                                         int b, int k0, int T, int H, int KV, int g) {
+    const int width = (H + 2 * KV) * D;
+    const bf16 zero = __float2bfloat16(0.0f);
+    for (int idx = threadIdx.x; idx < kAttnKeys * D; idx += blockDim.x) {
+        const int r = idx / D, d = idx % D, t = k0 + r;
+        k[r][d] = t < T ? qkv[attn_offset(b, t, T, width, H * D, g, D) + d] : zero;
+        v[r][d] = t < T ? qkv[attn_offset(b, t, T, width, (H + KV) * D, g, D) + d] : zero;
+    }
+}
+
 template <int D>
 __global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out, float* lse, const bf16* qkv, int T,
                                                                        int H, int KV, float scale) {
@@ -133,12 +147,7 @@ __global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out
     const int last_key = min(q0 + kAttnRows, T) - 1;
     for (int k0 = 0; k0 <= last_key; k0 += kAttnKeys) {
         __syncthreads();  // the previous tile is no longer read
-        for (int idx = threadIdx.x; idx < kAttnKeys * D; idx += blockDim.x) {
-            const int r = idx / D, d = idx % D, t = k0 + r;
-            const bf16 zero = __float2bfloat16(0.0f);
-            sm.k[r][d] = t < T ? qkv[attn_offset(b, t, T, width, H * D, g, D) + d] : zero;
-            sm.v[r][d] = t < T ? qkv[attn_offset(b, t, T, width, (H + KV) * D, g, D) + d] : zero;
-        }
+        attn_load_kv_tile<D>(sm.k, sm.v, qkv, b, k0, T, H, KV, g);
         __syncthreads();
         #pragma unroll
         for (int r = 0; r < kAttnRowsPerWarp; ++r) {
@@ -225,12 +234,7 @@ __global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16*
     const int last_key = min(q0 + kAttnRows, T) - 1;
     for (int k0 = 0; k0 <= last_key; k0 += kAttnKeys) {
         __syncthreads();
-        for (int idx = threadIdx.x; idx < kAttnKeys * D; idx += blockDim.x) {
-            const int r = idx / D, d = idx % D, t = k0 + r;
-            const bf16 zero = __float2bfloat16(0.0f);
-            sm.k[r][d] = t < T ? qkv[attn_offset(b, t, T, width, H * D, g, D) + d] : zero;
-            sm.v[r][d] = t < T ? qkv[attn_offset(b, t, T, width, (H + KV) * D, g, D) + d] : zero;
-        }
+        attn_load_kv_tile<D>(sm.k, sm.v, qkv, b, k0, T, H, KV, g);
         __syncthreads();
         #pragma unroll
         for (int r = 0; r < kAttnRowsPerWarp; ++r) {
