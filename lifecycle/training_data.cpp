@@ -130,11 +130,7 @@ std::unique_ptr<TrainingData> byte_text_data(const std::string& path, double val
 
 std::unique_ptr<TrainingData> shard_data(const std::string& train, const std::string& validation, int B,
                                          int seq_len, uint64_t vocab_size, uint64_t seed) {
-    try {
-        return std::make_unique<ShardData>(train, validation, B, seq_len, vocab_size, seed);
-    } catch (const std::runtime_error& e) {
-        throw std::runtime_error(e.what());  // data::Error names the file and the problem
-    }
+    return std::make_unique<ShardData>(train, validation, B, seq_len, vocab_size, seed);  // data::Error names the file
 }
 
 struct TextCodec::Impl {

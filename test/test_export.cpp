@@ -254,14 +254,7 @@ TEST_CASE("export_model turns a checkpoint into a Hugging Face folder and a GGUF
 
 TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)", "[export]") {
     const std::string dir = temp_dir();
-    auto run = [](const std::string& cmd) {
-        std::string out;
-        FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-        char buf[4096];
-        while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-        pclose(p);
-        return out;
-    };
+    auto run = [](const std::string& cmd) { return testcorpus::run_command(cmd).output; };
     auto val_loss = [](const std::string& out) {
         size_t at = out.rfind("| val loss ");
         return at == std::string::npos ? std::string("none") : out.substr(at + 11, 6);

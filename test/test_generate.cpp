@@ -170,12 +170,8 @@ TEST_CASE("the generate command samples reproducibly from a checkpoint and an ex
     REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000003 --hf " + dir +
                          "/hf > /dev/null").c_str()) == 0);
     auto run = [&](const std::string& args) {
-        std::string out;
-        FILE* p = popen(("build/generate " + args + " 2>&1").c_str(), "r");
-        char buf[4096];
-        while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-        int st = pclose(p);
-        return std::make_pair(WEXITSTATUS(st), out);
+        testcorpus::CommandResult r = testcorpus::run_command("build/generate " + args);
+        return std::make_pair(r.status, r.output);
     };
     auto a = run("--checkpoint " + dir + "/ck/step_00000003 --prompt Amen --tokens 30 --seed 5");
     auto b = run("--hf " + dir + "/hf --prompt Amen --tokens 30 --seed 5");

@@ -19,22 +19,9 @@
 
 namespace {
 
-struct Run {
-    int status = -1;
-    std::string output;
-};
+using Run = testcorpus::CommandResult;
 
-Run run(const std::string& args) {
-    Run r;
-    std::string cmd = std::string(LLAMA_TRAINER) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-    int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+Run run(const std::string& args) { return testcorpus::run_command(std::string(LLAMA_TRAINER) + " " + args); }
 
 const std::string& bible_text() { return testcorpus::kjv_path(); }
 
