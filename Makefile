@@ -60,6 +60,9 @@ TEST_CMDS   :=
 
 ifeq ($(HAVE_CLI11)$(HAVE_JSON),yesyes)
 ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
+ifeq ($(HAVE_NVCC)$(HAVE_CUBLASLT),yesyes)
+ALL_TARGETS += $(BUILD)/train_llama
+endif
 endif
 
 # dev/cuda: one program per op (CPU reference, kernel versions, check, benchmark),
@@ -82,7 +85,7 @@ endif
 CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
 TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp \
                    test/test_torch_reference.cpp test/test_trainer.cpp test/test_lifecycle.cpp \
-                   test/test_export.cpp test/test_generate.cpp test/test_eval.cpp
+                   test/test_export.cpp test/test_generate.cpp test/test_eval.cpp test/test_dry_run.cpp
 TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model
@@ -103,6 +106,16 @@ endif
 
 # Each folder that builds something of its own says so in its build.mk.
 include $(wildcard */build.mk)
+
+# The training loop on the emulated GPU (rules below), under the checkers, and
+# its suite: the GPU build's step against the CPU build's.
+ifeq ($(HAVE_CLI11)$(HAVE_JSON)$(HAVE_BOOST_CONTEXT),yesyesyes)
+ALL_TARGETS += $(BUILD)/train_llama_emu
+ifeq ($(HAVE_EMU_CLANG)$(HAVE_CATCH2),yesyes)
+TEST_BINS += $(BUILD)/train_llama_emu_tsan $(BUILD)/train_llama_emu_asan $(BUILD)/test_gpu_loop
+TEST_CMDS += $(BUILD)/test_gpu_loop
+endif
+endif
 
 .PHONY: all test checklist clean perf-report
 all: $(ALL_TARGETS)
@@ -126,7 +139,7 @@ $(info libFuzzer    $(if $(HAVE_FUZZER),found ($(CLANGXX)),MISSING: fuzzers skip
 $(info Boost.Context $(if $(HAVE_BOOST_CONTEXT),found (emulator fibers),MISSING: the CUDA emulator is skipped))
 $(info clang TSan   $(if $(HAVE_EMU_CLANG),found (emulator race and memory checkers),MISSING: checker builds skipped))
 $(info builds       $(notdir $(filter-out %.o,$(ALL_TARGETS))) and $(words $(filter %.o,$(ALL_TARGETS))) CUDA objects compiled by nvcc)
-$(info skips        $(if $(HAVE_NVCC),,CUDA programs (no nvcc)) $(if $(HAVE_CATCH2),,tests (no Catch2)) $(if $(HAVE_CLI11)$(HAVE_JSON),,train_llama_cpu (needs CLI11 and nlohmann-json)) train_llama for the GPU (its op library is not written yet))
+$(info skips        $(if $(HAVE_NVCC),,CUDA programs (no nvcc)) $(if $(HAVE_CATCH2),,tests (no Catch2)) $(if $(HAVE_CLI11)$(HAVE_JSON),,train_llama_cpu (needs CLI11 and nlohmann-json)) $(if $(HAVE_NVCC)$(HAVE_CUBLASLT),,train_llama (needs nvcc and cuBLASLt)))
 $(info ---------------------------------------------------------------------)
 
 checklist:
@@ -159,6 +172,25 @@ $(BUILD)/obj/train_llama_cpu.o: train_llama.cu
 $(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS) $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
+# The same loop with the CUDA kernels (gpu/model.cuh), compiled by nvcc for the GPU.
+$(BUILD)/nvcc/train_llama.o: train_llama.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/train_llama: $(BUILD)/nvcc/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt
+
+# train_llama.cu with gpu/model.cuh, as train_llama (nvcc) builds it, linked with
+# the host code; and the same under the race and memory checkers (the host code
+# itself is not instrumented).
+ifeq ($(HAVE_CLI11)$(HAVE_JSON)$(HAVE_BOOST_CONTEXT),yesyesyes)
+$(BUILD)/train_llama_emu: $(BUILD)/emu/plain/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS) $(EMU_PLAIN_LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(EMU_LIBS)
+$(BUILD)/train_llama_emu_tsan: $(BUILD)/emu/tsan/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS) $(EMU_TSAN_LIB)
+	$(EMU_CLANG) -fsanitize=thread $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(EMU_LIBS)
+$(BUILD)/train_llama_emu_asan: $(BUILD)/emu/asan/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS) $(EMU_ASAN_LIB)
+	$(EMU_CLANG) -fsanitize=address,undefined $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(EMU_LIBS)
+endif
+
 # test_model runs the trainer binary too, so it is built first.
 $(BUILD)/export_model: $(BUILD)/obj/export_model.o $(HOST_OBJS) $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
@@ -172,6 +204,11 @@ $(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) $(TOK_LIB_OBJ
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
+$(BUILD)/obj/test/test_gpu_loop.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_BUILD_DIR='"$(BUILD)"'
+$(BUILD)/test_gpu_loop: $(CATCH_MAIN) $(BUILD)/obj/test/test_gpu_loop.o $(HOST_OBJS) $(TOK_LIB_OBJS) | \
+                        $(BUILD)/train_llama_cpu $(BUILD)/train_llama_emu $(BUILD)/train_llama_emu_tsan \
+                        $(BUILD)/train_llama_emu_asan
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
 $(BUILD)/obj/test/test_export.o: CXXFLAGS += -DLLAMA_TOKENIZERS='"$(BUILD)/tokenizers"'

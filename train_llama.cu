@@ -2,10 +2,13 @@
 //   flags -> config -> model and optimizer state -> data -> resume -> loop {
 //   forward, backward, gradient norm, clip, AdamW, log, validate, checkpoint }.
 //
-// This build (train_llama_cpu, compiled as C++ with LLAMA_BACKEND_CPU) runs the
-// loop on the fp32 CPU reference ops of reference/, which the tests prove
-// against finite differences and PyTorch. Tokens come from shards (--data, with
-// --tokenizer for text) or from a text file read as bytes (--text).
+// One loop, three builds, which differ only in the model the loop drives:
+//   train_llama      (nvcc)                    gpu/model.cuh: the CUDA kernels of kernels/
+//   train_llama_emu  (the emulator, g++)       the same kernels, each CUDA thread a CPU fiber
+//   train_llama_cpu  (g++, LLAMA_BACKEND_CPU)  the fp32 CPU reference ops of reference/, which
+//                                              the tests prove against finite differences and PyTorch
+// Tokens come from shards (--data, with --tokenizer for text) or from a text
+// file read as bytes (--text).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,18 +30,59 @@
 #include "lifecycle/schedule.h"
 #include "lifecycle/training_data.h"
 #include "model/config.h"
+#include "model/dry_run.h"
+#include "model/memory_plan.h"
 #include "model/params.h"
 #include "model/rng.h"
 #include "reference/generate.h"
-#include "reference/model.h"
 
-#ifndef LLAMA_BACKEND_CPU
-#error "train_llama.cu is only built for the CPU reference so far (define LLAMA_BACKEND_CPU)"
+#ifdef LLAMA_BACKEND_CPU
+#include "reference/model.h"
+#else
+#include "gpu/model.cuh"
 #endif
 
 using namespace llama;
 
 namespace {
+
+#ifdef LLAMA_BACKEND_CPU
+// The CPU reference model, with the GPU model's interface. Its state lives on
+// the host already, so there is nothing to upload or download.
+class TrainModel : public ref::Model<float> {
+public:
+    TrainModel(const ModelConfig& config, int /*micro_batch*/, int /*seq_len*/, bool /*recompute*/)
+        : ref::Model<float>(config) {}
+    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale) {
+        const float loss = forward(tokens, targets, B, T);
+        backward(loss_scale);
+        return loss;
+    }
+    void upload() {}
+    void download() {}
+    std::vector<float> gradients() { return grads(); }
+    void poison_gradient() { grads()[0] = NAN; }
+    std::string describe() const { return "fp32 CPU reference ops"; }
+    double peak_tflops() const { return 0; }  // unknown: give --peak-tflops for an MFU
+};
+#else
+class TrainModel : public gpu::Model {
+public:
+    using gpu::Model::Model;
+    std::string describe() const {
+        cudaDeviceProp prop;
+        CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+        char gb[64];
+        std::snprintf(gb, sizeof gb, "%.3g GB", 1e-9 * double(device_bytes()));
+        return std::string("CUDA kernels on ") + prop.name + "; " + gb + " allocated up front";
+    }
+    double peak_tflops() const {  // the device's dense bf16 peak, looked up by name (0: unknown)
+        cudaDeviceProp prop;
+        CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+        return peak_tflops_for_device(prop.name);
+    }
+};
+#endif
 
 // Exit status after SIGTERM or SIGUSR1 (a checkpoint was written): EX_TEMPFAIL,
 // "try again", so a job script can requeue.
@@ -70,7 +114,8 @@ int main(int argc, char** argv) {
     uint64_t seed = 42;
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
-    bool dry_run = false, resume = false;
+    bool dry_run = false, resume = false, recompute = false;
+    std::string debug_dump_grads;
     std::vector<int> debug_nan_steps;
     int sample_every = 0, sample_tokens = 64;
     std::string sample_prompt = "\n", eval_mc_path;
@@ -155,8 +200,12 @@ int main(int argc, char** argv) {
     app.add_option("--export-gguf", export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
     app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
+    app.add_flag("--recompute", recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
+                 "product are recomputed): less activation memory for one more pass of those kernels");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
         ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--debug-dump-grads", debug_dump_grads, "for tests: write the first step's gradients (before "
+                   "clipping) to this safetensors file")->group("Testing");
     CLI11_PARSE(app, argc, argv);
     if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
     // The global batch in sequences, and the micro-steps it takes.
@@ -213,24 +262,32 @@ int main(int argc, char** argv) {
     const int64_t n_params = layout.total();
     std::printf("parameters: %s (%lld; formula %lld)\n", format_count(n_params).c_str(), (long long)n_params,
                 (long long)parameter_count_formula(config));
-    const double gb = 1e-9 * sizeof(float) * n_params;
-    std::printf("memory: weights %.4g GB, gradients %.4g GB, AdamW moments %.4g GB (fp32)\n", gb, gb, 2 * gb);
-    // Model FLOPs per token: 6 per weight of every matrix product (forward and
-    // backward), and the attention scores and values: 6 * layers * heads *
-    // head_dim * seq_len for the causal half of the T x T products.
-    int64_t matmul_params = 0;
-    for (const ParamTensor& t : layout.tensors())
-        if (t.kind == ParamKind::Matrix) matmul_params += t.numel;
-    if (config.tied_embeddings) matmul_params += int64_t(config.vocab_size) * config.hidden;
-    const double flops_per_token =
-        6.0 * matmul_params + 6.0 * config.n_layers * config.n_heads * config.head_dim * double(seq_len);
-    if (dry_run) return 0;
-    ref::Model<float> model(config);
+    const double token_flops = flops_per_token(config, seq_len);
+    std::printf("FLOPs per token: %.4g = %s\n", token_flops, flops_per_token_formula().c_str());
+    // The GPU builds allocate exactly this plan; the CPU build keeps fp32 copies of its own.
+    const MemoryPlan plan = plan_memory(config, micro_batch, seq_len, recompute);
+    std::printf("memory plan: weights %.3g GB (bf16) + %.3g GB (fp32 master), gradients %.3g GB, AdamW %.3g GB, "
+                "activations %.3g GB, workspace %.3g GB: %.3g GB\n",
+                1e-9 * plan.param_bf16_bytes, 1e-9 * plan.master_bytes, 1e-9 * plan.grad_bytes,
+                1e-9 * plan.adam_bytes, 1e-9 * plan.activation_bytes(), 1e-9 * plan.workspace_bytes(),
+                1e-9 * plan.total_bytes());
+    if (recompute)
+        std::printf("memory plan: recomputation saves %.3g GB of activations\n",
+                    1e-9 * (plan_memory(config, micro_batch, seq_len, false).activation_bytes() -
+                            plan.activation_bytes()));
+    if (dry_run) {
+        std::printf("%s", dry_run_report(config, micro_batch, seq_len, accumulation).c_str());
+        return 0;
+    }
+    TrainModel model(config, micro_batch, seq_len, recompute);
     model.init(seed);
     if (!init_params.empty()) {
         std::copy(init_params.begin(), init_params.end(), model.params().begin());
+        model.upload();
         std::printf("weights: %s\n", init_hf_dir.c_str());
     }
+    std::printf("model: %s\n", model.describe().c_str());
+    if (peak_tflops == 0) peak_tflops = model.peak_tflops();
 
     // ---------------------------------------------------------------- data
     std::unique_ptr<TrainingData> data;
@@ -294,6 +351,7 @@ int main(int argc, char** argv) {
         return refs;
     };
     auto save_checkpoint = [&](int step) -> bool {
+        model.download();
         std::vector<safetensors::TensorRef> optimizer = tensor_refs("exp_avg/", model.adam_m());
         for (auto& r : tensor_refs("exp_avg_sq/", model.adam_v())) optimizer.push_back(r);
         nlohmann::json state = {{"step", step},
@@ -344,6 +402,7 @@ int main(int argc, char** argv) {
                 adam_step = state.at("adam_step").get<int>();
                 bad_steps_total = state.at("bad_steps_total").get<int>();
                 data->restore(state.at("data"));
+                model.upload();
             } catch (const nlohmann::json::exception& e) {
                 die(path + "/state.json: " + e.what());
             } catch (const std::exception& e) {
@@ -383,10 +442,18 @@ int main(int argc, char** argv) {
         float loss = 0.0f;
         for (int micro = 0; micro < accumulation; ++micro) {
             data->next_batch(micro_batch, seq_len, inputs, targets);
-            loss += model.forward(inputs.data(), targets.data(), micro_batch, seq_len) / float(accumulation);
-            model.backward(1.0f / float(accumulation));
+            loss += model.forward_backward(inputs.data(), targets.data(), micro_batch, seq_len,
+                                           1.0f / float(accumulation)) / float(accumulation);
         }
-        if (nan_steps.count(step)) model.grads()[0] = NAN;
+        if (nan_steps.count(step)) model.poison_gradient();
+        if (!debug_dump_grads.empty() && step == first_step) {
+            std::vector<float> grads = model.gradients();
+            try {
+                safetensors::write_file(debug_dump_grads, tensor_refs("", grads));
+            } catch (const std::exception& e) {
+                die("--debug-dump-grads: " + std::string(e.what()));
+            }
+        }
         const double norm = model.grad_norm();
         const bool finite = std::isfinite(loss) && std::isfinite(norm);
         if (finite) {
@@ -400,7 +467,7 @@ int main(int argc, char** argv) {
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        const double tflops = flops_per_token * tokens_per_step / seconds / 1e12;
+        const double tflops = token_flops * tokens_per_step / seconds / 1e12;
         if (finite && (step % log_every == 0 || step == first_step || step == steps)) {
             const double eta = elapsed / (step - first_step + 1) * (steps - step);
             std::printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3g TFLOP/s", step, steps,
@@ -425,6 +492,7 @@ int main(int argc, char** argv) {
             sampling.temperature = 0.8;
             sampling.top_k = 40;
             std::vector<int> prompt = text_tokens(sample_prompt);
+            model.download();
             std::vector<int> ids = ref::generate(config, bind_weights(config, layout, model.params().data()), prompt,
                                                  sample_tokens, sampling, seed);
             std::vector<int> all = prompt;
@@ -474,6 +542,7 @@ int main(int argc, char** argv) {
     }
     if (jsonl) std::fclose(jsonl);
     // ---------------------------------------------------------------- export
+    model.download();
     try {
         if (!export_hf_dir.empty()) {
             exporter::write_hf(config, layout, model.params().data(), export_hf_dir, tokenizer_path);

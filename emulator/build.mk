@@ -14,7 +14,7 @@ HAVE_EMU_CLANG := $(shell command -v $(EMU_CLANG) >/dev/null 2>&1 && $(EMU_CLANG
 
 # Headers with kernels (kernels/*.h, test/emulator/*.cuh) are rewritten too, into
 # $(BUILD)/emu/gen, which comes first on the include path.
-EMU_GEN_HEADERS := $(patsubst %,$(BUILD)/emu/gen/%,$(wildcard kernels/*.h kernels/*.cuh test/emulator/*.cuh))
+EMU_GEN_HEADERS := $(patsubst %,$(BUILD)/emu/gen/%,$(wildcard kernels/*.h kernels/*.cuh gpu/*.cuh test/emulator/*.cuh))
 EMU_INC       := -I$(BUILD)/emu/gen -I. -Iemulator/include
 # The test scripts find the binaries through this.
 export EMU_TEST_BUILD := $(BUILD)
@@ -22,7 +22,7 @@ EMU_LIB_SRCS  := emulator/src/scheduler.cpp emulator/src/runtime.cpp emulator/sr
 EMU_REWRITE   := $(BUILD)/emu/emu_rewrite
 EMU_LIBS      := -lboost_context -lpthread
 
-EMU_PLAIN_FLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -MMD -MP $(EMU_INC)
+EMU_PLAIN_FLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Wno-unknown-pragmas -MMD -MP $(EMU_INC)
 EMU_CLANG_BASE  := -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -MMD -MP $(EMU_INC)
 EMU_TSAN_FLAGS  := $(EMU_CLANG_BASE) -DEMU_TSAN -fsanitize=thread
 EMU_ASAN_FLAGS  := $(EMU_CLANG_BASE) -DEMU_ASAN -fsanitize=address,undefined -fsanitize=bounds -fno-sanitize-recover=undefined

@@ -94,4 +94,16 @@ inline void adamw_update(float* master, bf16* weight, const float* grad, float* 
     CUDA_CHECK_LAUNCH("adamw_kernel");
 }
 
+// The bf16 working copy of fp32 master weights (after loading a checkpoint or
+// initial weights; the AdamW kernel keeps it current afterwards).
+__global__ void float_to_bf16_kernel(bf16* __restrict__ out, const float* __restrict__ in, size_t n) {
+    const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2bfloat16(in[i]);
+}
+
+inline void float_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t stream = 0) {
+    float_to_bf16_kernel<<<ceil_div((long long)n, 256), 256, 0, stream>>>(out, in, n);
+    CUDA_CHECK_LAUNCH("float_to_bf16_kernel");
+}
+
 #endif  // KERNELS_ADAMW_CUH

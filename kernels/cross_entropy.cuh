@@ -88,7 +88,8 @@ inline CrossEntropyPlan cross_entropy_plan(int N, int V, size_t budget_bytes = s
 
 // Forward and backward of the classifier + cross-entropy over N rows.
 //   h [N, C] bf16, W [V, C] bf16 (the tied embedding or the LM head), targets [N] (device)
-//   loss [N] fp32 per row (0 for ignored), dh [N, C] bf16 (overwritten), dW [V, C] fp32 (added to)
+//   loss [N] fp32 per row (0 for ignored), dh [N, C] bf16 (overwritten), dW [V, C] fp32 (added to);
+//   dh and dW nullptr: the loss only (evaluation)
 //   logits / dlogits: working buffers of plan.logits_bytes / plan.dlogits_bytes
 inline void classifier_cross_entropy(MatmulContext& ctx, float* loss, bf16* dh, float* dW, const bf16* h,
                                      const bf16* W, const int* targets, int N, int C, int V, int ignore_index,
@@ -105,6 +106,7 @@ inline void classifier_cross_entropy(MatmulContext& ctx, float* loss, bf16* dh, 
             cross_entropy_kernel<1><<<rows, kCrossEntropyThreads, 0, stream>>>(dlogits, loss + start, logits,
                                                                                targets + start, V, ignore_index, dloss);
         CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+        if (dh == nullptr) continue;  // evaluation: the loss only
         linear_backward_input(ctx, dh + size_t(start) * C, dlogits, W, rows, C, V, false, stream);
         linear_backward_weight(ctx, dW, dlogits, h_chunk, rows, C, V, stream);
     }

@@ -16,22 +16,23 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
     for (int l = 0; l < c.n_layers; ++l) {
         const std::string p = "model.layers." + std::to_string(l) + ".";
         add(p + "input_layernorm.weight", {C}, ParamKind::Norm, l);
-        auto linear = [&](const std::string& name, int64_t out, int64_t in) {
-            add(p + name + ".weight", {out, in}, ParamKind::Matrix, l);
-            if (c.bias) add(p + name + ".bias", {out}, ParamKind::Bias, l);
+        // Projections that read the same input are stored side by side, weights
+        // then biases: q, k, v and gate, up. The GPU multiplies each group as one
+        // fused matrix ([q; k; v] is [(H + 2 KV) D, C]) with no copy.
+        auto linears = [&](std::vector<std::pair<std::string, int64_t>> outs, int64_t in) {
+            for (const auto& [name, out] : outs) add(p + name + ".weight", {out, in}, ParamKind::Matrix, l);
+            if (c.bias)
+                for (const auto& [name, out] : outs) add(p + name + ".bias", {out}, ParamKind::Bias, l);
         };
-        linear("self_attn.q_proj", Dq, C);
-        linear("self_attn.k_proj", Dkv, C);
-        linear("self_attn.v_proj", Dkv, C);
+        linears({{"self_attn.q_proj", Dq}, {"self_attn.k_proj", Dkv}, {"self_attn.v_proj", Dkv}}, C);
         if (c.qk_norm) {
             add(p + "self_attn.q_norm.weight", {D}, ParamKind::Norm, l);
             add(p + "self_attn.k_norm.weight", {D}, ParamKind::Norm, l);
         }
-        linear("self_attn.o_proj", C, Dq);
+        linears({{"self_attn.o_proj", C}}, Dq);
         add(p + "post_attention_layernorm.weight", {C}, ParamKind::Norm, l);
-        linear("mlp.gate_proj", F, C);
-        linear("mlp.up_proj", F, C);
-        linear("mlp.down_proj", C, F);
+        linears({{"mlp.gate_proj", F}, {"mlp.up_proj", F}}, C);
+        linears({{"mlp.down_proj", C}}, F);
     }
     add("model.norm.weight", {C}, ParamKind::Norm, -1);
     if (!c.tied_embeddings) add("lm_head.weight", {V, C}, ParamKind::Matrix, -1);

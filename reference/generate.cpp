@@ -138,22 +138,6 @@ std::vector<int> generate(const ModelConfig& config, const ModelWeights<T>& w, c
     return out;
 }
 
-template <typename T>
-double continuation_loglik(Model<T>& model, const std::vector<int>& context, const std::vector<int>& continuation) {
-    if (context.empty() || continuation.empty())
-        throw std::invalid_argument("continuation_loglik: context and continuation must not be empty");
-    std::vector<int> all = context;
-    all.insert(all.end(), continuation.begin(), continuation.end());
-    const size_t keep = std::min<size_t>(all.size(), size_t(model.config().max_seq_len) + 1);
-    std::vector<int> x(all.end() - keep, all.end() - 1), y(all.end() - keep + 1, all.end());
-    const size_t n = std::min(continuation.size(), y.size());
-    for (size_t i = 0; i + n < y.size(); ++i) y[i] = kIgnoreIndex;  // only the continuation counts
-    return -double(model.forward(x.data(), y.data(), 1, int(x.size()))) * double(n);
-}
-
-template double continuation_loglik(Model<float>&, const std::vector<int>&, const std::vector<int>&);
-template double continuation_loglik(Model<double>&, const std::vector<int>&, const std::vector<int>&);
-
 template class KvCache<float>;
 template class KvCache<double>;
 template int sample_token(const std::vector<float>&, const Sampling&, Rng&);

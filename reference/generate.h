@@ -3,7 +3,9 @@
 #ifndef REFERENCE_GENERATE_H
 #define REFERENCE_GENERATE_H
 
+#include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "model/config.h"
@@ -48,11 +50,22 @@ std::vector<int> generate(const ModelConfig& config, const ModelWeights<T>& w, c
                           const Sampling& s, uint64_t seed, int stop = -1);
 
 // Summed log-probability of `continuation` after `context`, from one forward
-// pass of `model` (the context is cut from the left to fit max_seq_len).
-template <typename T>
-class Model;
-template <typename T>
-double continuation_loglik(Model<T>& model, const std::vector<int>& context, const std::vector<int>& continuation);
+// pass of `model` (the context is cut from the left to fit max_seq_len): the
+// mean loss over the continuation's targets, the others ignored, times their
+// count. Any model with config() and forward(tokens, targets, B, T) -> mean
+// loss (target -1 ignored) will do: the CPU reference or the GPU model.
+template <typename M>
+double continuation_loglik(M& model, const std::vector<int>& context, const std::vector<int>& continuation) {
+    if (context.empty() || continuation.empty())
+        throw std::invalid_argument("continuation_loglik: context and continuation must not be empty");
+    std::vector<int> all = context;
+    all.insert(all.end(), continuation.begin(), continuation.end());
+    const size_t keep = std::min<size_t>(all.size(), size_t(model.config().max_seq_len) + 1);
+    std::vector<int> x(all.end() - keep, all.end() - 1), y(all.end() - keep + 1, all.end());
+    const size_t n = std::min(continuation.size(), y.size());
+    for (size_t i = 0; i + n < y.size(); ++i) y[i] = -1;  // only the continuation counts
+    return -double(model.forward(x.data(), y.data(), 1, int(x.size()))) * double(n);
+}
 
 }  // namespace llama::ref
 

@@ -1,0 +1,394 @@
+// The Llama model on the GPU: the kernels of kernels/ composed into one
+// micro-step (forward and backward) and the optimizer step, on buffers planned
+// up front (model/memory_plan.h). It has the same interface as the CPU
+// reference model (reference/model.h) that train_llama.cu also builds with, so
+// one training loop drives either.
+//
+// Precision: bf16 weights and activations, fp32 accumulation in every kernel,
+// fp32 gradients (accumulated over micro-steps), fp32 master weights and AdamW
+// moments; the bf16 working copy is written by the AdamW kernel.
+//
+// One layer, as the forward runs it (N = B*T rows, W = (H + 2 KV) D):
+//   attn_norm = rmsnorm(residual)                 (fused with the previous residual add)
+//   qkv       = attn_norm @ [Wq; Wk; Wv]^T (+ b)  one matrix product, [N, W]
+//   qkv       = rope(qk_norm(qkv))                q and k heads in place, v untouched
+//   attn_out  = attention(qkv)                    flash attention, lse saved
+//   residual_mid = residual + attn_out @ Wo^T, mlp_norm = rmsnorm(residual_mid)   (one kernel)
+//   gate_up   = mlp_norm @ [Wg; Wu]^T (+ b)       one matrix product, [N, 2F]
+//   act       = silu(gate) * up
+//   next residual = residual_mid + act @ Wd^T, and the next layer's rmsnorm (one kernel)
+// then the classifier and cross-entropy in chunks (the logits are never all in memory).
+// The fused matrices need no copy: model/params.cpp stores q, k, v (and gate,
+// up, and their biases) side by side.
+#ifndef GPU_MODEL_CUH
+#define GPU_MODEL_CUH
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/adamw.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/common.cuh"
+#include "kernels/cross_entropy.cuh"
+#include "kernels/embedding.cuh"
+#include "kernels/matmul.cuh"
+#include "kernels/rmsnorm.cuh"
+#include "kernels/rope.cuh"
+#include "kernels/swiglu.cuh"
+#include "model/config.h"
+#include "model/memory_plan.h"
+#include "model/params.h"
+#include "reference/ops.h"
+
+namespace llama::gpu {
+
+constexpr int kIgnoreIndex = -1;
+
+class Model {
+public:
+    // Allocates everything for micro-batches of up to micro_batch x seq_len tokens.
+    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute)
+        : config_(config),
+          layout_(config),
+          plan_(plan_memory(config, micro_batch, seq_len, recompute)),
+          host_params_(layout_.total()),
+          host_m_(layout_.total()),
+          host_v_(layout_.total()) {
+        const ModelConfig& c = config_;
+        if (c.head_dim != 64 && c.head_dim != 128)
+            throw std::invalid_argument("the GPU attention kernels take head_dim 64 or 128, the model has " +
+                                        std::to_string(c.head_dim));
+        for (const ParamTensor& t : layout_.tensors())
+            if (t.offset % 8 != 0)
+                throw std::invalid_argument("tensor " + t.name + " starts at element " + std::to_string(t.offset) +
+                                            ", not a multiple of 8 (128-bit loads): widths must be multiples of 8");
+        static_assert(kRmsnormDweightSlices <= kNormScratchSlices && kBiasGradSlices <= kBiasScratchSlices &&
+                          kNormBlocks + 2 <= kGradNormScratch,
+                      "model/memory_plan.h must plan the scratch the kernels use");
+        const size_t P = size_t(layout_.total());
+        CUDA_CHECK(cudaMalloc(&weights_, P * sizeof(bf16)));
+        CUDA_CHECK(cudaMalloc(&master_, P * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&grads_, P * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&m_, P * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&v_, P * sizeof(float)));
+        // Every activation and working buffer in one arena, each copy 256-byte aligned.
+        size_t arena_bytes = 0;
+        for (const auto* list : {&plan_.activations, &plan_.workspace})
+            for (const MemoryPlan::Buffer& b : *list) arena_bytes += size_t(b.copies) * aligned(b);
+        CUDA_CHECK(cudaMalloc(&arena_, arena_bytes));
+        arena_bytes_ = arena_bytes;
+        size_t offset = 0;
+        for (const auto* list : {&plan_.activations, &plan_.workspace})
+            for (const MemoryPlan::Buffer& b : *list) {
+                slots_.push_back({b.name, arena_ + offset, aligned(b)});
+                offset += size_t(b.copies) * aligned(b);
+            }
+        // The matrix products' workspace comes from the arena too.
+        matmul_.workspace_bytes = size_t(kMatmulWorkspaceBytes);
+        CUDA_CHECK(cudaFree(matmul_.workspace));
+        matmul_.workspace = slot("matmul_workspace");
+        ce_plan_ = cross_entropy_plan(micro_batch * seq_len, c.vocab_size, size_t(kClassifierBudgetBytes));
+        // RoPE tables for positions 0 .. seq_len-1 (a shorter sequence uses their first rows).
+        std::vector<float> cos_table, sin_table;
+        ref::rope_tables(cos_table, sin_table, seq_len, c.head_dim, c.rope_theta, c.rope_scaling);
+        CUDA_CHECK(cudaMemcpy(slot("rope_cos"), cos_table.data(), cos_table.size() * sizeof(float),
+                              cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(slot("rope_sin"), sin_table.data(), sin_table.size() * sizeof(float),
+                              cudaMemcpyHostToDevice));
+        w_ = bind_weights(config_, layout_, weights_);
+        g_ = bind_weights(config_, layout_, grads_);
+        zero_grad();
+    }
+    ~Model() {
+        matmul_.workspace = nullptr;  // part of the arena
+        cudaFree(arena_);
+        cudaFree(weights_);
+        cudaFree(master_);
+        cudaFree(grads_);
+        cudaFree(m_);
+        cudaFree(v_);
+    }
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    const ModelConfig& config() const { return config_; }
+    const ParamLayout& layout() const { return layout_; }
+    const MemoryPlan& plan() const { return plan_; }
+    size_t device_bytes() const { return arena_bytes_ + size_t(layout_.total()) * (2 + 4 * 4); }
+
+    // Host copies of the fp32 master weights and AdamW moments, for checkpoints,
+    // export and sampling: download() fills them, upload() sends them back
+    // (and writes the bf16 working copy).
+    std::vector<float>& params() { return host_params_; }
+    std::vector<float>& adam_m() { return host_m_; }
+    std::vector<float>& adam_v() { return host_v_; }
+    void download() {
+        const size_t bytes = host_params_.size() * sizeof(float);
+        CUDA_CHECK(cudaMemcpy(host_params_.data(), master_, bytes, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(host_m_.data(), m_, bytes, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(host_v_.data(), v_, bytes, cudaMemcpyDeviceToHost));
+    }
+    void upload() {
+        const size_t bytes = host_params_.size() * sizeof(float);
+        CUDA_CHECK(cudaMemcpy(master_, host_params_.data(), bytes, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(m_, host_m_.data(), bytes, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(v_, host_v_.data(), bytes, cudaMemcpyHostToDevice));
+        float_to_bf16(weights_, master_, host_params_.size());
+    }
+    // The fp32 gradients, copied to the host.
+    std::vector<float> gradients() const {
+        std::vector<float> g(layout_.total());
+        CUDA_CHECK(cudaMemcpy(g.data(), grads_, g.size() * sizeof(float), cudaMemcpyDeviceToHost));
+        return g;
+    }
+    // Fault injection for tests: a NaN in the first gradient element.
+    void poison_gradient() {
+        const float nan = NAN;
+        CUDA_CHECK(cudaMemcpy(grads_, &nan, sizeof nan, cudaMemcpyHostToDevice));
+    }
+
+    // Initialises the weights as the CPU model does (computed on the host, then uploaded).
+    void init(uint64_t seed) {
+        init_weights(config_, layout_, host_params_.data(), seed);
+        std::fill(host_m_.begin(), host_m_.end(), 0.0f);
+        std::fill(host_v_.begin(), host_v_.end(), 0.0f);
+        upload();
+    }
+
+    void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(layout_.total()) * sizeof(float))); }
+
+    // The mean loss of a batch (evaluation: no gradients).
+    float forward(const int* tokens, const int* targets, int B, int T) { return run(tokens, targets, B, T, false, 1); }
+
+    // One micro-step: the mean loss, and its gradients times loss_scale added to
+    // the gradient buffer.
+    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale) {
+        return run(tokens, targets, B, T, true, loss_scale);
+    }
+
+    // The global gradient norm (fp32, fixed order: the same bits on every run).
+    double grad_norm() {
+        float* out = slot("grad_norm");
+        ::grad_norm(out + kNormBlocks, out, grads_, size_t(layout_.total()), 0.0f);
+        float norm = 0;
+        CUDA_CHECK(cudaMemcpy(&norm, out + kNormBlocks, sizeof norm, cudaMemcpyDeviceToHost));
+        return norm;
+    }
+
+    // AdamW on every tensor with its own weight decay; the gradient is first
+    // multiplied by grad_scale (clipping). step counts from 1.
+    void apply_update(const ref::AdamWHyper& h, int step, double grad_scale) {
+        float* clip = slot("grad_norm") + kNormBlocks;  // [norm, scale], as grad_norm leaves them
+        const float scale = float(grad_scale);
+        CUDA_CHECK(cudaMemcpy(clip + 1, &scale, sizeof scale, cudaMemcpyHostToDevice));
+        for (const ParamTensor& t : layout_.tensors()) {
+            AdamWParams p;
+            p.lr = float(h.lr);
+            p.beta1 = float(h.beta1);
+            p.beta2 = float(h.beta2);
+            p.eps = float(h.eps);
+            p.weight_decay = t.decay ? float(h.weight_decay) : 0.0f;
+            p.step = step;
+            adamw_update(master_ + t.offset, weights_ + t.offset, grads_ + t.offset, m_ + t.offset, v_ + t.offset,
+                         size_t(t.numel), p, clip);
+        }
+    }
+
+private:
+    struct Slot {
+        std::string name;
+        char* base;
+        size_t stride;  // bytes between the copies of a per-layer buffer
+    };
+    static size_t aligned(const MemoryPlan::Buffer& b) {
+        return (size_t(b.elements) * size_t(b.element_bytes) + 255) / 256 * 256;
+    }
+    // A buffer of the plan by name; `copy` picks a layer's copy of a per-layer buffer.
+    template <typename T = float>
+    T* slot(const std::string& name, int copy = 0) const {
+        for (const Slot& s : slots_)
+            if (s.name == name) return reinterpret_cast<T*>(s.base + size_t(copy) * s.stride);
+        throw std::logic_error("GPU model: no buffer '" + name + "' in the memory plan");
+    }
+    // A per-layer buffer that recomputation keeps only once.
+    template <typename T>
+    T* recomputed(const std::string& name, int layer) const {
+        return slot<T>(name, plan_.recompute ? 0 : layer);
+    }
+
+    float run(const int* tokens, const int* targets, int B, int T, bool backward, float loss_scale) {
+        const ModelConfig& c = config_;
+        const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden,
+                  V = c.vocab_size, L = c.n_layers, Wd = (H + 2 * KV) * D;
+        const int N = B * T;
+        const float eps = c.norm_eps;
+        if (B <= 0 || T <= 0 || T > plan_.seq_len || int64_t(N) > int64_t(plan_.micro_batch) * plan_.seq_len)
+            throw std::invalid_argument("GPU model: a batch of " + std::to_string(B) + " x " + std::to_string(T) +
+                                        " tokens does not fit the planned " + std::to_string(plan_.micro_batch) +
+                                        " x " + std::to_string(plan_.seq_len));
+        int64_t counted = 0;
+        for (int n = 0; n < N; ++n) {
+            if (tokens[n] < 0 || tokens[n] >= V)
+                throw std::invalid_argument("forward: token id " + std::to_string(tokens[n]) + " at position " +
+                                            std::to_string(n) + " is outside the vocabulary of " + std::to_string(V));
+            if (targets[n] != kIgnoreIndex && (targets[n] < 0 || targets[n] >= V))
+                throw std::invalid_argument("forward: target id " + std::to_string(targets[n]) + " at position " +
+                                            std::to_string(n) + " is outside the vocabulary of " + std::to_string(V));
+            counted += targets[n] != kIgnoreIndex;
+        }
+        int* d_tokens = slot<int>("tokens");
+        int* d_targets = slot<int>("targets");
+        CUDA_CHECK(cudaMemcpy(d_tokens, tokens, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(d_targets, targets, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
+        const float* cos_table = slot("rope_cos");
+        const float* sin_table = slot("rope_sin");
+        bf16* tmp = slot<bf16>("d_norm");  // projection outputs in the forward
+
+        // ------------------------------------------------------------ forward
+        embedding_forward(slot<bf16>("layer.residual", 0), d_tokens, w_.embed, N, C);
+        rmsnorm_forward(recomputed<bf16>("layer.attn_norm", 0), slot("layer.attn_rstd", 0), nullptr,
+                        slot<bf16>("layer.residual", 0), nullptr, w_.layers[0].attn_norm, N, C, eps);
+        for (int l = 0; l < L; ++l) {
+            const LayerWeights<bf16>& W = w_.layers[l];
+            bf16* residual = slot<bf16>("layer.residual", l);
+            bf16* qkv = slot<bf16>("layer.qkv", l);
+            bf16* attn_out = slot<bf16>("layer.attn_out", l);
+            bf16* residual_mid = slot<bf16>("layer.residual_mid", l);
+            bf16* mlp_norm = recomputed<bf16>("layer.mlp_norm", l);
+            bf16* gate_up = slot<bf16>("layer.gate_up", l);
+            bf16* act = recomputed<bf16>("layer.act", l);
+            linear_forward(matmul_, c.qk_norm ? slot<bf16>("layer.qkv_raw", l) : qkv, false,
+                           recomputed<bf16>("layer.attn_norm", l), W.wq, W.bq, N, C, Wd);
+            if (c.qk_norm) {
+                // The v columns pass through unchanged; q and k are normalised per head.
+                const bf16* raw = slot<bf16>("layer.qkv_raw", l);
+                float* rstd = slot("layer.qk_rstd", l);
+                CUDA_CHECK(cudaMemcpyAsync(qkv, raw, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
+                qk_norm_forward(qkv, rstd, raw, W.q_norm, N, H, D, Wd, 0, eps);
+                qk_norm_forward(qkv, rstd + size_t(N) * H, raw, W.k_norm, N, KV, D, Wd, H * D, eps);
+            }
+            rope_forward(qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
+            rope_forward(qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
+            attention_forward(attn_out, slot("layer.lse", l), qkv, B, T, H, KV, D);
+            linear_forward(matmul_, tmp, false, attn_out, W.wo, W.bo, N, H * D, C);
+            rmsnorm_forward(mlp_norm, slot("layer.mlp_rstd", l), residual_mid, tmp, residual, W.mlp_norm, N, C, eps);
+            linear_forward(matmul_, gate_up, false, mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
+            swiglu_forward(act, gate_up, N, F);
+            linear_forward(matmul_, tmp, false, act, W.w_down, W.b_down, N, F, C);
+            // The residual add, fused with the next RMSNorm (the next layer's or the final one).
+            if (l + 1 < L)
+                rmsnorm_forward(recomputed<bf16>("layer.attn_norm", l + 1), slot("layer.attn_rstd", l + 1),
+                                slot<bf16>("layer.residual", l + 1), tmp, residual_mid, w_.layers[l + 1].attn_norm,
+                                N, C, eps);
+            else
+                rmsnorm_forward(slot<bf16>("final.norm"), slot("final.rstd"), slot<bf16>("final.residual"), tmp,
+                                residual_mid, w_.final_norm, N, C, eps);
+        }
+        // Classifier and cross-entropy; with the backward, also d(final.norm) into
+        // d_norm and the LM head's (or the tied embedding's) gradient.
+        const float dloss = counted > 0 ? loss_scale / float(counted) : 0.0f;
+        bf16* d_norm = slot<bf16>("d_norm");
+        classifier_cross_entropy(matmul_, slot("loss"), backward ? d_norm : nullptr, backward ? g_.lm_head : nullptr,
+                                 slot<bf16>("final.norm"), w_.lm_head, d_targets, N, C, V, kIgnoreIndex, dloss,
+                                 ce_plan_, slot("logits_chunk"), slot<bf16>("dlogits_chunk"));
+        std::vector<float> row_loss(N);
+        CUDA_CHECK(cudaMemcpy(row_loss.data(), slot("loss"), size_t(N) * sizeof(float), cudaMemcpyDeviceToHost));
+        double loss_sum = 0;
+        for (float x : row_loss) loss_sum += x;
+        const float loss = counted > 0 ? float(loss_sum / double(counted)) : 0.0f;
+        if (!backward) return loss;
+
+        // ------------------------------------------------------------ backward
+        bf16* d_residual = slot<bf16>("d_residual");
+        bf16* d_qkv = slot<bf16>("d_qkv");
+        bf16* d_attn_out = slot<bf16>("d_attn_out");
+        bf16* d_gate_up = slot<bf16>("d_gate_up");
+        bf16* d_act = slot<bf16>("d_act");
+        float* norm_scratch = slot("norm_scratch");
+        float* bias_scratch = c.bias ? slot("bias_scratch") : nullptr;
+        rmsnorm_backward(d_residual, g_.final_norm, norm_scratch, nullptr, d_norm, slot<bf16>("final.residual"),
+                         w_.final_norm, slot("final.rstd"), N, C);
+        for (int l = L - 1; l >= 0; --l) {
+            const LayerWeights<bf16>& W = w_.layers[l];
+            const LayerWeights<float>& G = g_.layers[l];
+            bf16* residual = slot<bf16>("layer.residual", l);
+            bf16* qkv = slot<bf16>("layer.qkv", l);
+            bf16* attn_out = slot<bf16>("layer.attn_out", l);
+            bf16* residual_mid = slot<bf16>("layer.residual_mid", l);
+            bf16* mlp_norm = recomputed<bf16>("layer.mlp_norm", l);
+            bf16* gate_up = slot<bf16>("layer.gate_up", l);
+            bf16* act = recomputed<bf16>("layer.act", l);
+            bf16* attn_norm = recomputed<bf16>("layer.attn_norm", l);
+            if (plan_.recompute) {  // what the forward did not keep
+                rmsnorm_forward(mlp_norm, slot("layer.mlp_rstd", l), nullptr, residual_mid, nullptr, W.mlp_norm, N,
+                                C, eps);
+                swiglu_forward(act, gate_up, N, F);
+            }
+            // MLP: d_residual holds d(layer output) and passes through the residual.
+            linear_backward_input(matmul_, d_act, d_residual, W.w_down, N, F, C, false);
+            linear_backward_weight(matmul_, G.w_down, d_residual, act, N, F, C);
+            if (c.bias) bias_grad(G.b_down, bias_scratch, d_residual, N, C);
+            swiglu_backward(d_gate_up, d_act, gate_up, N, F);
+            linear_backward_input(matmul_, d_norm, d_gate_up, W.w_gate, N, C, 2 * F, false);
+            linear_backward_weight(matmul_, G.w_gate, d_gate_up, mlp_norm, N, C, 2 * F);
+            if (c.bias) bias_grad(G.b_gate, bias_scratch, d_gate_up, N, 2 * F);
+            rmsnorm_backward(d_residual, G.mlp_norm, norm_scratch, d_residual, d_norm, residual_mid, W.mlp_norm,
+                             slot("layer.mlp_rstd", l), N, C);
+            // Attention: d_residual now holds d(residual_mid).
+            linear_backward_input(matmul_, d_attn_out, d_residual, W.wo, N, H * D, C, false);
+            linear_backward_weight(matmul_, G.wo, d_residual, attn_out, N, H * D, C);
+            if (c.bias) bias_grad(G.bo, bias_scratch, d_residual, N, C);
+            attention_backward(d_qkv, slot("attn_scratch"), d_attn_out, qkv, attn_out, slot("layer.lse", l), B, T,
+                               H, KV, D);
+            rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
+            rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
+            const bf16* d_proj = d_qkv;  // the gradient of the fused projection's output
+            if (c.qk_norm) {
+                bf16* d_raw = slot<bf16>("d_qkv_raw");
+                const bf16* raw = slot<bf16>("layer.qkv_raw", l);
+                const float* rstd = slot("layer.qk_rstd", l);
+                CUDA_CHECK(cudaMemcpyAsync(d_raw, d_qkv, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
+                qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, raw, W.q_norm, rstd, N, H, D, Wd, 0);
+                qk_norm_backward(d_raw, G.k_norm, norm_scratch, d_qkv, raw, W.k_norm, rstd + size_t(N) * H, N, KV, D,
+                                 Wd, H * D);
+                d_proj = d_raw;
+            }
+            if (plan_.recompute)
+                rmsnorm_forward(attn_norm, slot("layer.attn_rstd", l), nullptr, residual, nullptr, W.attn_norm, N, C,
+                                eps);
+            linear_backward_input(matmul_, d_norm, d_proj, W.wq, N, C, Wd, false);
+            linear_backward_weight(matmul_, G.wq, d_proj, attn_norm, N, C, Wd);
+            if (c.bias) bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
+            rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, residual, W.attn_norm,
+                             slot("layer.attn_rstd", l), N, C);
+        }
+        // The embedding: positions grouped by token on the host, added in a fixed order.
+        EmbeddingPlan embed = embedding_backward_plan(tokens, N, V);
+        int* d_table = slot<int>("embed_plan");
+        CUDA_CHECK(cudaMemcpy(d_table, embed.table.data(), embed.table.size() * sizeof(int), cudaMemcpyHostToDevice));
+        embedding_backward(g_.embed, d_residual, embed, d_table, C);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        return loss;
+    }
+
+    ModelConfig config_;
+    ParamLayout layout_;
+    MemoryPlan plan_;
+    std::vector<float> host_params_, host_m_, host_v_;
+    bf16* weights_ = nullptr;
+    float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
+    char* arena_ = nullptr;
+    size_t arena_bytes_ = 0;
+    std::vector<Slot> slots_;
+    MatmulContext matmul_;
+    CrossEntropyPlan ce_plan_;
+    ModelWeights<bf16> w_;
+    ModelWeights<float> g_;
+};
+
+}  // namespace llama::gpu
+
+#endif  // GPU_MODEL_CUH
