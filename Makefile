@@ -48,6 +48,11 @@ NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a
 NVCCFLAGS  ?= -O3
 NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra,-Wno-unknown-pragmas -Werror all-warnings
 
+# MPI (data parallelism across processes): the trainers are built with it where found.
+MPI_CFLAGS := $(if $(HAVE_MPI),$(shell mpicxx --showme:compile) -DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX)
+MPI_LIBS   := $(if $(HAVE_MPI),$(shell mpicxx --showme:link))
+TRAINER_MPI_FLAGS := $(if $(HAVE_MPI),$(MPI_CFLAGS) -DLLAMA_MPI)
+
 # ---------------------------------------------------------------------------
 # Host code shared by every build: the model definition and the fp32 CPU reference.
 # ---------------------------------------------------------------------------
@@ -166,29 +171,42 @@ $(BUILD)/obj/%.o: %.cpp
 # train_llama.cu is the one training loop; this build runs it on the fp32 CPU reference ops.
 $(BUILD)/obj/train_llama_cpu.o: train_llama.cu
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) -DLLAMA_BACKEND_CPU -x c++ -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(TRAINER_MPI_FLAGS) -DLLAMA_BACKEND_CPU -x c++ -c $< -o $@
 
 # Host programs link the tokenizer and data libraries (tokenizer/build.mk).
 $(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS) $(TOK_LIB_OBJS)
-	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(MPI_LIBS)
 
 # The same loop with the CUDA kernels (gpu/model.cuh), compiled by nvcc for the GPU.
+# With MPI and NCCL it runs data parallel; without, on one GPU.
+GPU_DP_FLAGS := $(if $(HAVE_MPI),$(if $(HAVE_NCCL),$(filter -I% -D%,$(MPI_CFLAGS)) -DLLAMA_MPI -DLLAMA_NCCL))
+GPU_DP_LIBS  := $(if $(GPU_DP_FLAGS),-lnccl $(MPI_LIBS))
 $(BUILD)/nvcc/train_llama.o: train_llama.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(GPU_DP_FLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/train_llama: $(BUILD)/nvcc/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS)
-	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt \
+	  $(GPU_DP_LIBS)
 
 # train_llama.cu with gpu/model.cuh, as train_llama (nvcc) builds it, linked with
 # the host code; and the same under the race and memory checkers (the host code
 # itself is not instrumented).
+# With MPI, the emulator's NCCL (over MPI) carries the gradients between ranks.
 ifeq ($(HAVE_CLI11)$(HAVE_JSON)$(HAVE_BOOST_CONTEXT),yesyesyes)
-$(BUILD)/train_llama_emu: $(BUILD)/emu/plain/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS) $(EMU_PLAIN_LIB)
-	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(EMU_LIBS)
-$(BUILD)/train_llama_emu_tsan: $(BUILD)/emu/tsan/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS) $(EMU_TSAN_LIB)
-	$(EMU_CLANG) -fsanitize=thread $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(EMU_LIBS)
-$(BUILD)/train_llama_emu_asan: $(BUILD)/emu/asan/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS) $(EMU_ASAN_LIB)
-	$(EMU_CLANG) -fsanitize=address,undefined $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(EMU_LIBS)
+EMU_DP_FLAGS := $(if $(HAVE_MPI),$(MPI_CFLAGS) -DLLAMA_MPI -DLLAMA_NCCL)
+EMU_DP_OBJ    = $(if $(HAVE_MPI),$(BUILD)/emu/$(1)/lib/nccl.o)
+$(BUILD)/emu/plain/train_llama.o $(BUILD)/emu/plain/lib/nccl.o: EMU_PLAIN_FLAGS += $(EMU_DP_FLAGS)
+$(BUILD)/emu/tsan/train_llama.o $(BUILD)/emu/tsan/lib/nccl.o: EMU_TSAN_FLAGS += $(EMU_DP_FLAGS)
+$(BUILD)/emu/asan/train_llama.o $(BUILD)/emu/asan/lib/nccl.o: EMU_ASAN_FLAGS += $(EMU_DP_FLAGS)
+$(BUILD)/train_llama_emu: $(BUILD)/emu/plain/train_llama.o $(call EMU_DP_OBJ,plain) $(HOST_OBJS) $(TOK_LIB_OBJS) \
+                          $(EMU_PLAIN_LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(MPI_LIBS) $(EMU_LIBS)
+$(BUILD)/train_llama_emu_tsan: $(BUILD)/emu/tsan/train_llama.o $(call EMU_DP_OBJ,tsan) $(HOST_OBJS) $(TOK_LIB_OBJS) \
+                               $(EMU_TSAN_LIB)
+	$(EMU_CLANG) -fsanitize=thread $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(MPI_LIBS) $(EMU_LIBS)
+$(BUILD)/train_llama_emu_asan: $(BUILD)/emu/asan/train_llama.o $(call EMU_DP_OBJ,asan) $(HOST_OBJS) $(TOK_LIB_OBJS) \
+                               $(EMU_ASAN_LIB)
+	$(EMU_CLANG) -fsanitize=address,undefined $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(MPI_LIBS) $(EMU_LIBS)
 endif
 
 # test_model runs the trainer binary too, so it is built first.
@@ -200,7 +218,8 @@ $(BUILD)/generate: $(BUILD)/obj/generate.o $(HOST_OBJS) $(TOK_LIB_OBJS)
 
 # test_model runs the tokenize tool and reads the tokenizer files too.
 $(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) $(TOK_LIB_OBJS) | $(BUILD)/train_llama_cpu \
-                     $(BUILD)/export_model $(BUILD)/generate $(BUILD)/tokenize $(TOKENIZERS)
+                     $(BUILD)/export_model $(BUILD)/generate $(BUILD)/tokenize $(TOKENIZERS) \
+                     $(if $(HAVE_BOOST_CONTEXT),$(BUILD)/train_llama_emu)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'

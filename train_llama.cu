@@ -34,6 +34,7 @@
 #include "model/memory_plan.h"
 #include "model/params.h"
 #include "model/rng.h"
+#include "parallel/comm.h"
 #include "reference/generate.h"
 
 #ifdef LLAMA_BACKEND_CPU
@@ -53,22 +54,51 @@ class TrainModel : public ref::Model<float> {
 public:
     TrainModel(const ModelConfig& config, int /*micro_batch*/, int /*seq_len*/, bool /*recompute*/)
         : ref::Model<float>(config) {}
-    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale) {
+    // Data parallelism: the gradients are summed over the ranks with MPI.
+    void enable_data_parallel(const Comm& comm) { comm_ = &comm; }
+    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale,
+                           bool sync_gradients) {
         const float loss = forward(tokens, targets, B, T);
         backward(loss_scale);
+        comm_wait_ms_ = 0;
+        if (sync_gradients && comm_ && comm_->world > 1) {
+            const auto t0 = std::chrono::steady_clock::now();
+            comm_->allreduce_sum(grads().data(), (long long)grads().size());
+            comm_wait_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        }
         return loss;
     }
+    double comm_wait_ms() const { return comm_wait_ms_; }
     void upload() {}
     void download() {}
     std::vector<float> gradients() { return grads(); }
     void poison_gradient() { grads()[0] = NAN; }
     std::string describe() const { return "fp32 CPU reference ops"; }
     double peak_tflops() const { return 0; }  // unknown: give --peak-tflops for an MFU
+
+private:
+    const Comm* comm_ = nullptr;
+    double comm_wait_ms_ = 0;
 };
 #else
 class TrainModel : public gpu::Model {
 public:
     using gpu::Model::Model;
+    // Data parallelism: one NCCL communicator over the ranks, its id sent from rank 0 through MPI.
+    void enable_data_parallel(const Comm& comm) {
+        if (comm.world == 1) return;
+#ifdef LLAMA_NCCL
+        ncclUniqueId id;
+        if (comm.is_root()) NCCL_CHECK(ncclGetUniqueId(&id));
+        comm.broadcast(&id, int(sizeof id));
+        ncclComm_t nccl;
+        NCCL_CHECK(ncclCommInitRank(&nccl, comm.world, id, comm.rank));
+        enable_gradient_sync(nccl);
+#else
+        std::fprintf(stderr, "train_llama: %d ranks, but this build has no NCCL\n", comm.world);
+        comm.abort(1);
+#endif
+    }
     std::string describe() const {
         cudaDeviceProp prop;
         CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
@@ -91,8 +121,14 @@ constexpr int kExitPreempted = 75;
 volatile std::sig_atomic_t g_stop_signal = 0;
 void on_stop_signal(int sig) { g_stop_signal = sig; }
 
+const Comm* g_comm = nullptr;  // set once the ranks have joined
+
+// Every rank that dies takes the job with it: the others must not wait for it.
 [[noreturn]] void die(const std::string& msg) {
-    std::fprintf(stderr, "train_llama: %s\n", msg.c_str());
+    if (g_comm && g_comm->world > 1) std::fprintf(stderr, "train_llama: rank %d: %s\n", g_comm->rank, msg.c_str());
+    else std::fprintf(stderr, "train_llama: %s\n", msg.c_str());
+    std::fflush(stderr);
+    if (g_comm) g_comm->abort(1);
     std::exit(1);
 }
 
@@ -116,6 +152,7 @@ int main(int argc, char** argv) {
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
     bool dry_run = false, resume = false, recompute = false;
     std::string debug_dump_grads;
+    int debug_crash_step = 0;
     std::vector<int> debug_nan_steps;
     int sample_every = 0, sample_tokens = 64;
     std::string sample_prompt = "\n", eval_mc_path;
@@ -206,7 +243,13 @@ int main(int argc, char** argv) {
         ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--debug-dump-grads", debug_dump_grads, "for tests: write the first step's gradients (before "
                    "clipping) to this safetensors file")->group("Testing");
+    app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank dies without a word at the "
+                   "start of this step")->group("Testing");
     CLI11_PARSE(app, argc, argv);
+    // The ranks of a data-parallel run (one without mpirun or srun is rank 0 of 1).
+    const Comm comm = Comm::init(&argc, &argv);
+    g_comm = &comm;
+    if (!comm.is_root() && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");  // rank 0 reports
     if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
     // The global batch in sequences, and the micro-steps it takes.
     if (batch_tokens > 0) {
@@ -219,7 +262,17 @@ int main(int argc, char** argv) {
     if (batch % micro_batch != 0)
         die("the batch of " + std::to_string(batch) + " sequences is not a multiple of --micro-batch " +
             std::to_string(micro_batch) + "; the accumulation steps must divide it exactly");
-    const int accumulation = batch / micro_batch;
+    const int accumulation = batch / micro_batch;  // micro-batches per optimizer step, over all ranks
+    // Every rank reads every micro-batch of the global batch in the same order and
+    // trains on those whose index is its rank modulo the world size: the global
+    // batch, and so the run, is the same for any number of ranks.
+    if (accumulation % comm.world != 0)
+        die("the global batch is " + std::to_string(accumulation) + " micro-batches of " +
+            std::to_string(micro_batch) + " sequences, which " + std::to_string(comm.world) +
+            " ranks cannot share equally (make it a multiple of the rank count)");
+    if (comm.world > 1)
+        std::printf("data parallel: %d ranks, %d micro-batches of %d sequences each per step\n", comm.world,
+                    accumulation / comm.world, micro_batch);
 
     // ---------------------------------------------------------------- config
     ModelConfig config;
@@ -280,6 +333,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     TrainModel model(config, micro_batch, seq_len, recompute);
+    model.enable_data_parallel(comm);
     model.init(seed);
     if (!init_params.empty()) {
         std::copy(init_params.begin(), init_params.end(), model.params().begin());
@@ -321,9 +375,10 @@ int main(int argc, char** argv) {
         for (int i = 0; i < val_batches; ++i)
             for (int m = 0; m < accumulation; ++m) {
                 data->validate_batch(micro_batch, seq_len, x, y);
-                sum += model.forward(x.data(), y.data(), micro_batch, seq_len) / accumulation;
+                if (m % comm.world == comm.rank)
+                    sum += model.forward(x.data(), y.data(), micro_batch, seq_len) / accumulation;
             }
-        return sum / val_batches;
+        return comm.sum(sum) / val_batches;
     };
 
     std::vector<eval::McExample> mc_examples;
@@ -358,10 +413,11 @@ int main(int argc, char** argv) {
                                 {"adam_step", adam_step},
                                 {"bad_steps_total", bad_steps_total},
                                 {"seed", seed},
-                                {"world_size", 1},
+                                {"world_size", comm.world},
                                 {"data", data->state()},
                                 {"tokenizer", tokenizer_path},
                                 {"model", nlohmann::json::parse(config_to_json(config))}};
+        if (!comm.is_root()) return true;  // rank 0 writes the (replicated) state
         try {
             std::string path = checkpoint::write(checkpoint_dir, step, tensor_refs("", model.params()), optimizer, state);
             checkpoint::prune(checkpoint_dir, keep_checkpoints);
@@ -388,9 +444,11 @@ int main(int argc, char** argv) {
                 ModelConfig saved = config_from_json(state.at("model").dump(), path + "/state.json");
                 std::string diff = config.first_difference(saved);
                 if (!diff.empty()) die("cannot resume from " + path + " with another model: " + diff);
-                if (state.at("world_size").get<int>() != 1)
-                    die("cannot resume from " + path + ": it was written by " +
-                        std::to_string(state["world_size"].get<int>()) + " ranks, this run has 1");
+                // Every rank holds the whole state and the global batch does not
+                // depend on the rank count, so any world size continues the run.
+                if (state.at("world_size").get<int>() != comm.world)
+                    std::printf("resume: written by %d ranks, continuing with %d\n",
+                                state["world_size"].get<int>(), comm.world);
                 safetensors::Reader weights(path + "/model.safetensors"), moments(path + "/optimizer.safetensors");
                 for (const ParamTensor& t : layout.tensors()) {
                     weights.read(t.name, safetensors::DType::F32, t.shape, model.params().data() + t.offset);
@@ -412,7 +470,7 @@ int main(int argc, char** argv) {
         }
     }
     FILE* jsonl = nullptr;
-    if (!log_jsonl.empty()) {
+    if (!log_jsonl.empty() && comm.is_root()) {
         jsonl = std::fopen(log_jsonl.c_str(), "a");
         if (!jsonl) die("--log-jsonl " + log_jsonl + ": cannot open for appending");
     }
@@ -434,6 +492,7 @@ int main(int argc, char** argv) {
     bool last_checkpoint_ok = true;
     int bad_in_row = 0;
     for (int step = first_step; step <= steps; ++step) {
+        if (step == debug_crash_step && comm.rank == comm.world - 1) std::_Exit(3);
         auto t0 = std::chrono::steady_clock::now();
         hyper.lr = schedule.at(step);
         // Gradient accumulation: each micro-step's loss is scaled by 1/accumulation,
@@ -442,11 +501,15 @@ int main(int argc, char** argv) {
         float loss = 0.0f;
         for (int micro = 0; micro < accumulation; ++micro) {
             data->next_batch(micro_batch, seq_len, inputs, targets);
+            if (micro % comm.world != comm.rank) continue;  // another rank's micro-batch
+            // The gradients are summed over the ranks after this rank's last micro-batch.
+            const bool last = micro + comm.world >= accumulation;
             loss += model.forward_backward(inputs.data(), targets.data(), micro_batch, seq_len,
-                                           1.0f / float(accumulation)) / float(accumulation);
+                                           1.0f / float(accumulation), last) / float(accumulation);
         }
+        loss = float(comm.sum(loss));
         if (nan_steps.count(step)) model.poison_gradient();
-        if (!debug_dump_grads.empty() && step == first_step) {
+        if (!debug_dump_grads.empty() && step == first_step && comm.is_root()) {
             std::vector<float> grads = model.gradients();
             try {
                 safetensors::write_file(debug_dump_grads, tensor_refs("", grads));
@@ -473,6 +536,7 @@ int main(int argc, char** argv) {
             std::printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3g TFLOP/s", step, steps,
                         loss, hyper.lr, norm, tokens_per_step / seconds, tflops);
             if (peak_tflops > 0) std::printf(" | MFU %.1f%%", 100 * tflops / peak_tflops);
+            if (comm.world > 1) std::printf(" | comm wait %.1f ms", model.comm_wait_ms());
             std::printf(" | %.1f ms | ETA %.0f s\n", 1e3 * seconds, eta);
         }
         double val_loss = NAN;
@@ -480,13 +544,13 @@ int main(int argc, char** argv) {
         if (data->has_validation() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
             val_loss = validation_loss();
             std::printf("step %5d/%d | val loss %.4f\n", step, steps, val_loss);
-            if (!mc_examples.empty()) {
+            if (!mc_examples.empty() && comm.is_root()) {
                 mc = eval::score_mc(mc_examples, text_tokens, loglik);
                 std::printf("step %5d/%d | multiple choice: acc %.4f, acc_norm %.4f (%d examples)\n", step, steps,
                             mc.acc, mc.acc_norm, mc.n);
             }
         }
-        if (sample_every > 0 && step % sample_every == 0) {
+        if (sample_every > 0 && step % sample_every == 0 && comm.is_root()) {
             // Top-k 40 at temperature 0.8 from a fixed seed, so samples compare across steps.
             ref::Sampling sampling;
             sampling.temperature = 0.8;
@@ -524,19 +588,27 @@ int main(int argc, char** argv) {
         if (bad_in_row >= max_bad_steps) {
             // The weights are still those of the last good step: keep them.
             if (!checkpoint_dir.empty()) save_checkpoint(step);
+            comm.barrier();  // every rank is here (the loss and norm are the same on all): let rank 0 finish writing
             die(std::to_string(bad_in_row) + " non-finite steps in a row (--max-bad-steps " +
                 std::to_string(max_bad_steps) + "); stopping" +
                 (checkpoint_dir.empty() ? std::string("") : " after saving the last good state"));
         }
-        const bool stop = g_stop_signal != 0;
+        // A signal to any rank (Slurm signals them all) stops every rank after this step.
+        const bool stop = comm.max(g_stop_signal != 0 ? 1 : 0) != 0;
         if (!checkpoint_dir.empty() &&
-            (step == steps || stop || (checkpoint_every > 0 && step % checkpoint_every == 0)))
-            last_checkpoint_ok = save_checkpoint(step);
+            (step == steps || stop || (checkpoint_every > 0 && step % checkpoint_every == 0))) {
+            last_checkpoint_ok = comm.max(save_checkpoint(step) ? 0 : 1) == 0;
+            comm.barrier();  // nobody runs ahead of a checkpoint that is being written
+        }
         if (stop) {
-            std::printf("received %s: %s; exiting with status %d\n", g_stop_signal == SIGTERM ? "SIGTERM" : "SIGUSR1",
+            std::printf("received %s: %s; exiting with status %d\n", g_stop_signal == SIGTERM   ? "SIGTERM"
+                        : g_stop_signal == SIGUSR1 ? "SIGUSR1"
+                                                   : "a stop signal on another rank",
                         checkpoint_dir.empty() ? "no --checkpoint-dir, nothing saved"
                                                : (last_checkpoint_ok ? "checkpoint written" : "checkpoint FAILED"),
                         kExitPreempted);
+            std::fflush(stdout);
+            comm.finalize();
             return kExitPreempted;
         }
     }
@@ -544,11 +616,11 @@ int main(int argc, char** argv) {
     // ---------------------------------------------------------------- export
     model.download();
     try {
-        if (!export_hf_dir.empty()) {
+        if (!export_hf_dir.empty() && comm.is_root()) {
             exporter::write_hf(config, layout, model.params().data(), export_hf_dir, tokenizer_path);
             std::printf("export: Hugging Face folder %s\n", export_hf_dir.c_str());
         }
-        if (!export_gguf_path.empty()) {
+        if (!export_gguf_path.empty() && comm.is_root()) {
             exporter::write_gguf(config, layout, model.params().data(), exporter::vocab_for(tokenizer_path),
                                  export_gguf_path);
             std::printf("export: GGUF %s\n", export_gguf_path.c_str());
@@ -561,5 +633,6 @@ int main(int argc, char** argv) {
     std::printf("done: %d steps in %.1f s (%.0f tok/s), %d non-finite steps skipped\n", ran, total,
                 ran * tokens_per_step / std::max(total, 1e-9), bad_steps_total);
     if (!last_checkpoint_ok) die("the final checkpoint was not written (see above)");
+    comm.finalize();
     return 0;
 }

@@ -23,6 +23,7 @@
 #ifndef GPU_MODEL_CUH
 #define GPU_MODEL_CUH
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -42,6 +43,17 @@
 #include "model/memory_plan.h"
 #include "model/params.h"
 #include "reference/ops.h"
+
+#ifdef LLAMA_NCCL
+#include <nccl.h>
+inline void nccl_check_impl(ncclResult_t r, const char* what, const char* file, int line) {
+    if (r != ncclSuccess) {
+        std::fprintf(stderr, "NCCL error at %s:%d: %s failed: %s\n", file, line, what, ncclGetErrorString(r));
+        std::exit(EXIT_FAILURE);
+    }
+}
+#define NCCL_CHECK(call) nccl_check_impl((call), #call, __FILE__, __LINE__)
+#endif
 
 namespace llama::gpu {
 
@@ -100,9 +112,24 @@ public:
                               cudaMemcpyHostToDevice));
         w_ = bind_weights(config_, layout_, weights_);
         g_ = bind_weights(config_, layout_, grads_);
+        // Where each layer's tensors lie in the flat buffers (contiguous: the
+        // gradient buckets of data parallelism).
+        layer_begin_.assign(c.n_layers, layout_.total());
+        layer_end_.assign(c.n_layers, 0);
+        for (const ParamTensor& t : layout_.tensors())
+            if (t.layer >= 0) {
+                layer_begin_[t.layer] = std::min(layer_begin_[t.layer], t.offset);
+                layer_end_[t.layer] = std::max(layer_end_[t.layer], t.offset + t.numel);
+            }
         zero_grad();
     }
     ~Model() {
+#ifdef LLAMA_NCCL
+        if (nccl_) {
+            for (cudaEvent_t e : bucket_events_) cudaEventDestroy(e);
+            cudaStreamDestroy(comm_stream_);
+        }
+#endif
         matmul_.workspace = nullptr;  // part of the arena
         cudaFree(arena_);
         cudaFree(weights_);
@@ -158,15 +185,38 @@ public:
         upload();
     }
 
+#ifdef LLAMA_NCCL
+    // Data parallelism: on the last micro-step of each optimizer step the
+    // gradients are summed over the ranks of `comm`, one bucket per layer,
+    // launched on a separate stream as soon as that layer's backward is done
+    // (an event orders each bucket after its layer), so the communication
+    // overlaps the backward of the layers below. The embedding, final norm and
+    // LM head go last.
+    void enable_gradient_sync(ncclComm_t comm) {
+        nccl_ = comm;
+        CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
+        bucket_events_.resize(config_.n_layers + 1);
+        for (cudaEvent_t& e : bucket_events_) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+#endif
+    // Milliseconds the last synchronising micro-step waited for communication
+    // after its own backward was done (what the overlap did not hide).
+    double comm_wait_ms() const { return comm_wait_ms_; }
+
     void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(layout_.total()) * sizeof(float))); }
 
     // The mean loss of a batch (evaluation: no gradients).
-    float forward(const int* tokens, const int* targets, int B, int T) { return run(tokens, targets, B, T, false, 1); }
+    float forward(const int* tokens, const int* targets, int B, int T) {
+        return run(tokens, targets, B, T, false, 1, false);
+    }
 
     // One micro-step: the mean loss, and its gradients times loss_scale added to
     // the gradient buffer.
-    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale) {
-        return run(tokens, targets, B, T, true, loss_scale);
+    // With sync_gradients (the last micro-step of a step), the gradients are
+    // then summed over the data-parallel ranks.
+    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale,
+                           bool sync_gradients = false) {
+        return run(tokens, targets, B, T, true, loss_scale, sync_gradients);
     }
 
     // The global gradient norm (fp32, fixed order: the same bits on every run).
@@ -219,7 +269,27 @@ private:
         return slot<T>(name, plan_.recompute ? 0 : layer);
     }
 
-    float run(const int* tokens, const int* targets, int B, int T, bool backward, float loss_scale) {
+    // Sums the gradients [offset, offset + count) (and a second range, if any)
+    // over the ranks, on the communication stream, once the main stream gets here.
+    void sync_bucket(int bucket, int64_t offset, int64_t count, int64_t offset2 = 0, int64_t count2 = 0) {
+#ifdef LLAMA_NCCL
+        if (!nccl_) return;
+        CUDA_CHECK(cudaEventRecord(bucket_events_[bucket], 0));
+        CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, bucket_events_[bucket], 0));
+        NCCL_CHECK(ncclGroupStart());
+        if (count > 0)
+            NCCL_CHECK(ncclAllReduce(grads_ + offset, grads_ + offset, size_t(count), ncclFloat, ncclSum, nccl_,
+                                     comm_stream_));
+        if (count2 > 0)
+            NCCL_CHECK(ncclAllReduce(grads_ + offset2, grads_ + offset2, size_t(count2), ncclFloat, ncclSum, nccl_,
+                                     comm_stream_));
+        NCCL_CHECK(ncclGroupEnd());
+#else
+        (void)bucket, (void)offset, (void)count, (void)offset2, (void)count2;
+#endif
+    }
+
+    float run(const int* tokens, const int* targets, int B, int T, bool backward, float loss_scale, bool sync) {
         const ModelConfig& c = config_;
         const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden,
                   V = c.vocab_size, L = c.n_layers, Wd = (H + 2 * KV) * D;
@@ -364,19 +434,38 @@ private:
             if (c.bias) bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
             rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, residual, W.attn_norm,
                              slot("layer.attn_rstd", l), N, C);
+            if (sync) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
         }
         // The embedding: positions grouped by token on the host, added in a fixed order.
         EmbeddingPlan embed = embedding_backward_plan(tokens, N, V);
         int* d_table = slot<int>("embed_plan");
         CUDA_CHECK(cudaMemcpy(d_table, embed.table.data(), embed.table.size() * sizeof(int), cudaMemcpyHostToDevice));
         embedding_backward(g_.embed, d_residual, embed, d_table, C);
-        CUDA_CHECK(cudaDeviceSynchronize());
+        // The tensors outside the layers: the embedding before them, the final
+        // norm and an untied LM head after them.
+        if (sync) sync_bucket(L, 0, layer_begin_[0], layer_end_[L - 1], layout_.total() - layer_end_[L - 1]);
+        CUDA_CHECK(cudaStreamSynchronize(0));
+        comm_wait_ms_ = 0;
+#ifdef LLAMA_NCCL
+        if (sync && nccl_) {
+            const auto t0 = std::chrono::steady_clock::now();
+            CUDA_CHECK(cudaStreamSynchronize(comm_stream_));
+            comm_wait_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        }
+#endif
         return loss;
     }
 
     ModelConfig config_;
     ParamLayout layout_;
     MemoryPlan plan_;
+    std::vector<int64_t> layer_begin_, layer_end_;
+    double comm_wait_ms_ = 0;
+#ifdef LLAMA_NCCL
+    ncclComm_t nccl_ = nullptr;
+    cudaStream_t comm_stream_ = nullptr;
+    std::vector<cudaEvent_t> bucket_events_;
+#endif
     std::vector<float> host_params_, host_m_, host_v_;
     bf16* weights_ = nullptr;
     float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;

@@ -46,7 +46,8 @@ Run train(const std::string& binary, const std::string& args, const std::string&
     std::remove(jsonl.c_str());
     Run r;
     testcorpus::CommandResult c =
-        testcorpus::run_command(env + " " + kBuild + "/" + binary + " " + args + " --log-jsonl " + jsonl);
+        testcorpus::run_command(env + " " + (binary == "mpirun" ? binary : kBuild + "/" + binary) + " " + args +
+                                " --log-jsonl " + jsonl);
     r.output = c.output;
     INFO(binary << " " << args << "\n" << c.output);
     REQUIRE(c.status == 0);
@@ -156,4 +157,115 @@ TEST_CASE("a few emulated GPU steps are clean under the race and memory checkers
         CHECK_THAT(c.output, Catch::Contains("step     1/1 | loss"));
         CHECK_THAT(c.output, Catch::Contains("step     1/1 | val loss"));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Data parallelism under mpirun: the global batch held fixed, 1, 2 and 4 ranks
+// train the same model. The CPU build sums gradients with MPI_Allreduce, the
+// emulated GPU build with the emulator's NCCL over MPI, in per-layer buckets on
+// a second stream ordered by events (a missing event wait shows as a wrong
+// result under some stream seed).
+// ---------------------------------------------------------------------------
+namespace {
+
+const std::string kMpiEnv =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMP_NUM_THREADS=1 "
+    "EMU_THREADS=1";
+
+Run train_ranks(const std::string& binary, int np, const std::string& args, const std::string& env = "") {
+    return train("mpirun", "-np " + std::to_string(np) + " --oversubscribe " + kBuild + "/" + binary + " " + args,
+                 kMpiEnv + " " + env);
+}
+
+std::vector<float> final_weights(const std::string& dir, int step, const llama::ParamLayout& layout) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/step_%08d", step);
+    llama::safetensors::Reader r(dir + name + "/model.safetensors");
+    std::vector<float> w(layout.total());
+    for (const llama::ParamTensor& t : layout.tensors())
+        r.read(t.name, llama::safetensors::DType::F32, t.shape, w.data() + t.offset);
+    return w;
+}
+
+// The largest difference of two weight vectors, relative to the largest weight.
+double weight_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        diff = std::max(diff, double(std::abs(a[i] - b[i])));
+        scale = std::max(scale, double(std::abs(a[i])));
+    }
+    return diff / scale;
+}
+
+}  // namespace
+
+TEST_CASE("mpirun -np 1, 2, 4: the CPU build's losses and weights agree to fp32 rounding", "[gpu-loop][mpi]") {
+    // 4 micro-batches per step: 4 micro-steps on one rank, 2 on each of two, 1 on each of four.
+    const int steps = 4;
+    const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 4 --batch 4 " +
+                             "--micro-batch 1 --seq-len 37 --seed 5 --val-every 2 --val-batches 2 --log-every 1";
+    const llama::ParamLayout layout(llama::preset("tiny-osr"));
+    std::vector<double> losses1;
+    std::vector<float> weights1;
+    for (int np : {1, 2, 4}) {
+        INFO(np << " ranks");
+        const std::string dir = temp_path("dp_cpu_" + std::to_string(np));
+        Run r = train_ranks("train_llama_cpu", np, base + " --checkpoint-dir " + dir);
+        REQUIRE(r.losses.size() == size_t(steps));
+        if (np > 1) CHECK_THAT(r.output, Catch::Contains("data parallel: " + std::to_string(np) + " ranks"));
+        std::vector<float> w = final_weights(dir, steps, layout);
+        std::system(("rm -rf " + dir).c_str());
+        if (np == 1) {
+            losses1 = r.losses;
+            weights1 = w;
+            continue;
+        }
+        for (int s = 0; s < steps; ++s) CHECK(r.losses[s] == Approx(losses1[s]).epsilon(1e-6));
+        CHECK(weight_difference(w, weights1) < 1e-5);
+    }
+}
+
+TEST_CASE("mpirun -np 1, 2: the emulated GPU build agrees within bf16 tolerance under several stream seeds",
+          "[gpu-loop][mpi]") {
+    const int steps = 3;
+    const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 3 --batch 4 " +
+                             "--micro-batch 1 --seq-len 37 --seed 5 --val-every 0 --val-batches 1 --log-every 1";
+    const llama::ParamLayout layout(llama::preset("tiny-osr"));
+    const std::string dir1 = temp_path("dp_emu_1");
+    Run one = train_ranks("train_llama_emu", 1, base + " --checkpoint-dir " + dir1);
+    REQUIRE(one.losses.size() == size_t(steps));
+    const std::vector<float> weights1 = final_weights(dir1, steps, layout);
+    std::system(("rm -rf " + dir1).c_str());
+    for (const char* seed : {"1", "7"}) {
+        INFO("EMU_SEED " << seed);
+        const std::string dir = temp_path("dp_emu_2");
+        Run two = train_ranks("train_llama_emu", 2, base + " --checkpoint-dir " + dir, std::string("EMU_SEED=") + seed);
+        REQUIRE(two.losses.size() == size_t(steps));
+        CHECK_THAT(two.output, Catch::Contains("comm wait"));
+        for (int s = 0; s < steps; ++s) CHECK(two.losses[s] == Approx(one.losses[s]).epsilon(1e-3));
+        CHECK(weight_difference(final_weights(dir, steps, layout), weights1) < 1e-3);
+        std::system(("rm -rf " + dir).c_str());
+    }
+}
+
+TEST_CASE("a rank that dies ends the whole job with a message, not a hang", "[gpu-loop][mpi]") {
+    for (const char* binary : {"train_llama_cpu", "train_llama_emu"}) {
+        INFO(binary);
+        testcorpus::CommandResult c = testcorpus::run_command(
+            kMpiEnv + " timeout 120 mpirun -np 2 --oversubscribe " + kBuild + "/" + binary + " --preset tiny --text " +
+            testcorpus::kjv_path() + " --steps 50 --batch 2 --micro-batch 1 --seq-len 32 --debug-crash-step 3");
+        INFO(c.output);
+        CHECK(c.status != 0);
+        CHECK(c.status != 124);  // timeout's status: the job hung
+        CHECK_THAT(c.output, Catch::Contains("exited with non-zero status"));
+    }
+}
+
+TEST_CASE("the global batch must split evenly over the ranks", "[gpu-loop][mpi]") {
+    testcorpus::CommandResult c = testcorpus::run_command(
+        kMpiEnv + " mpirun -np 2 --oversubscribe " + kBuild + "/train_llama_cpu --preset tiny --text " +
+        testcorpus::kjv_path() + " --steps 1 --batch 3 --micro-batch 1 --seq-len 32");
+    INFO(c.output);
+    CHECK(c.status != 0);
+    CHECK_THAT(c.output, Catch::Contains("3 micro-batches of 1 sequences, which 2 ranks cannot share equally"));
 }

@@ -298,8 +298,8 @@ std::map<int, std::vector<std::string>> losses(const std::string& jsonl) {
     return out;
 }
 
-pid_t spawn(const std::string& args, const std::string& log) {
-    std::vector<std::string> words = {LLAMA_TRAINER};
+pid_t spawn(const std::string& args, const std::string& log, const std::string& trainer = LLAMA_TRAINER) {
+    std::vector<std::string> words = {trainer};
     std::string w;
     for (char c : args + " ") {
         if (c == ' ') {
@@ -338,27 +338,61 @@ void wait_for_lines(pid_t pid, const std::string& path, size_t n) {
 
 }  // namespace
 
-TEST_CASE("killed with SIGKILL at a random step and resumed: losses bit-identical", "[lifecycle][resume]") {
-    const int steps = 24;
-    std::string base = temp_dir("resume");
-    // The uninterrupted run.
-    REQUIRE(run_shell(std::string(LLAMA_TRAINER) + " " + common_args(base + "/ref", base + "/ref.jsonl", steps)) == 0);
+// An uninterrupted run, and a run killed with SIGKILL once its log shows a
+// random step and then resumed: every logged loss must be the same bits.
+static void check_kill_and_resume(const std::string& trainer, int steps, const std::string& name) {
+    std::string base = temp_dir(name.c_str());
+    REQUIRE(run_shell(trainer + " " + common_args(base + "/ref", base + "/ref.jsonl", steps)) == 0);
     auto reference = losses(base + "/ref.jsonl");
     REQUIRE(reference.size() == size_t(steps));
-
-    // The interrupted run: SIGKILL once the log shows a random step.
     std::random_device rd;
-    const int kill_after = 4 + int(rd() % (steps - 8));
-    INFO("killed after step " << kill_after << " had been logged");
+    const int kill_after = 2 + int(rd() % (steps - 4));
+    INFO(trainer << " killed after step " << kill_after << " had been logged");
     const std::string args = common_args(base + "/ck", base + "/run.jsonl", steps);
-    pid_t pid = spawn(args, base + "/run1.log");
+    pid_t pid = spawn(args, base + "/run1.log", trainer);
     wait_for_lines(pid, base + "/run.jsonl", size_t(kill_after));
     kill(pid, SIGKILL);
     int status;
     waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status));
     std::string out;
-    REQUIRE(run_shell(std::string(LLAMA_TRAINER) + " " + args + " --resume", &out) == 0);
+    REQUIRE(run_shell(trainer + " " + args + " --resume", &out) == 0);
+    INFO(out);
+    auto resumed = losses(base + "/run.jsonl");
+    REQUIRE(resumed.size() == size_t(steps));
+    for (const auto& [step, values] : resumed)
+        for (const std::string& v : values) {
+            INFO("step " << step);
+            CHECK(v == reference[step][0]);
+        }
+    fs::remove_all(base);
+}
+
+TEST_CASE("killed with SIGKILL at a random step and resumed: losses bit-identical", "[lifecycle][resume]") {
+    check_kill_and_resume(LLAMA_TRAINER, 24, "resume");
+}
+
+TEST_CASE("the emulated GPU build, killed and resumed: losses bit-identical", "[lifecycle][resume]") {
+    check_kill_and_resume(std::string(LLAMA_BUILD_DIR) + "/train_llama_emu", 9, "resume_emu");
+}
+
+TEST_CASE("under mpirun -np 2: a rank dies at a random step, the job resumes, losses bit-identical",
+          "[lifecycle][resume]") {
+    const int steps = 12;
+    std::string base = temp_dir("resume_mpi");
+    const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
+                               "OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe " LLAMA_TRAINER " ";
+    // One sequence per micro-batch: each rank trains one of the two.
+    REQUIRE(run_shell(mpirun + common_args(base + "/ref", base + "/ref.jsonl", steps) + " --micro-batch 1") == 0);
+    auto reference = losses(base + "/ref.jsonl");
+    REQUIRE(reference.size() == size_t(steps));
+    std::random_device rd;
+    const int crash = 3 + int(rd() % (steps - 4));
+    INFO("the last rank dies at the start of step " << crash);
+    const std::string args = common_args(base + "/ck", base + "/run.jsonl", steps) + " --micro-batch 1";
+    std::string out;
+    CHECK(run_shell(mpirun + args + " --debug-crash-step " + std::to_string(crash), &out) != 0);
+    REQUIRE(run_shell(mpirun + args + " --resume", &out) == 0);
     INFO(out);
     auto resumed = losses(base + "/run.jsonl");
     REQUIRE(resumed.size() == size_t(steps));
