@@ -54,8 +54,16 @@ class TrainModel : public ref::Model<float> {
 public:
     TrainModel(const ModelConfig& config, int /*micro_batch*/, int /*seq_len*/, bool /*recompute*/)
         : ref::Model<float>(config) {}
-    // Data parallelism: the gradients are summed over the ranks with MPI.
-    void enable_data_parallel(const Comm& comm) { comm_ = &comm; }
+    // Data parallelism: the gradients are summed over the ranks with MPI. With
+    // ZeRO-1 they are reduce-scattered instead, each rank updates its shard of
+    // the weights and moments, and the weights are all-gathered (the CPU keeps
+    // whole buffers; this build checks the sharded arithmetic, not the memory).
+    void enable_data_parallel(const Comm& comm, bool zero) {
+        comm_ = &comm;
+        zero_ = zero && comm.world > 1;
+        shard_ = Shard::of((long long)grads().size(), comm.rank, zero_ ? comm.world : 1);
+    }
+    bool sharded() const { return zero_; }
     float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale,
                            bool sync_gradients) {
         const float loss = forward(tokens, targets, B, T);
@@ -63,29 +71,66 @@ public:
         comm_wait_ms_ = 0;
         if (sync_gradients && comm_ && comm_->world > 1) {
             const auto t0 = std::chrono::steady_clock::now();
-            comm_->allreduce_sum(grads().data(), (long long)grads().size());
+            if (zero_) {
+                padded_.assign(size_t(shard_.padded), 0.0f);
+                std::copy(grads().begin(), grads().end(), padded_.begin());
+                comm_->reduce_scatter_sum(padded_.data(), shard_);
+                std::copy(padded_.begin() + shard_.begin, padded_.begin() + shard_.end(),
+                          grads().begin() + shard_.begin);
+            } else {
+                comm_->allreduce_sum(grads().data(), (long long)grads().size());
+            }
             comm_wait_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         }
         return loss;
     }
     double comm_wait_ms() const { return comm_wait_ms_; }
+    double grad_norm() const {
+        if (!zero_) return ref::Model<float>::grad_norm();
+        const float* g = const_cast<TrainModel*>(this)->grads().data();
+        return std::sqrt(comm_->sum(ref::grad_norm_squared(g + shard_.begin, shard_.end() - shard_.begin)));
+    }
+    void apply_update(const ref::AdamWHyper& hyper, int step, double grad_scale) {
+        if (!zero_) return ref::Model<float>::apply_update(hyper, step, grad_scale);
+        for (const ParamTensor& t : layout().tensors()) {
+            long long lo, hi;
+            shard_.clip(t.offset, t.numel, lo, hi);
+            if (lo < hi)
+                ref::adamw_update(params().data() + lo, grads().data() + lo, adam_m().data() + lo,
+                                  adam_v().data() + lo, hi - lo, hyper, step, grad_scale, t.decay);
+        }
+        gather(params());
+    }
     void upload() {}
-    void download() {}
+    void download() {  // with ZeRO-1 the moments are whole only after a gather
+        if (!zero_) return;
+        gather(adam_m());
+        gather(adam_v());
+    }
     std::vector<float> gradients() { return grads(); }
     void poison_gradient() { grads()[0] = NAN; }
     std::string describe() const { return "fp32 CPU reference ops"; }
     double peak_tflops() const { return 0; }  // unknown: give --peak-tflops for an MFU
 
 private:
+    void gather(std::vector<float>& buffer) {
+        padded_.assign(size_t(shard_.padded), 0.0f);
+        std::copy(buffer.begin(), buffer.end(), padded_.begin());
+        comm_->all_gather(padded_.data(), shard_);
+        std::copy(padded_.begin(), padded_.begin() + (long long)buffer.size(), buffer.begin());
+    }
     const Comm* comm_ = nullptr;
     double comm_wait_ms_ = 0;
+    bool zero_ = false;
+    Shard shard_;
+    std::vector<float> padded_;
 };
 #else
 class TrainModel : public gpu::Model {
 public:
     using gpu::Model::Model;
     // Data parallelism: one NCCL communicator over the ranks, its id sent from rank 0 through MPI.
-    void enable_data_parallel(const Comm& comm) {
+    void enable_data_parallel(const Comm& comm, bool zero) {
         if (comm.world == 1) return;
 #ifdef LLAMA_NCCL
         ncclUniqueId id;
@@ -93,8 +138,9 @@ public:
         comm.broadcast(&id, int(sizeof id));
         ncclComm_t nccl;
         NCCL_CHECK(ncclCommInitRank(&nccl, comm.world, id, comm.rank));
-        enable_gradient_sync(nccl);
+        enable_gradient_sync(nccl, comm.rank, comm.world, zero, [&comm](double x) { return comm.sum(x); });
 #else
+        (void)zero;
         std::fprintf(stderr, "train_llama: %d ranks, but this build has no NCCL\n", comm.world);
         comm.abort(1);
 #endif
@@ -150,7 +196,7 @@ int main(int argc, char** argv) {
     uint64_t seed = 42;
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
-    bool dry_run = false, resume = false, recompute = false;
+    bool dry_run = false, resume = false, recompute = false, zero = false;
     std::string debug_dump_grads;
     int debug_crash_step = 0;
     std::vector<int> debug_nan_steps;
@@ -237,6 +283,8 @@ int main(int argc, char** argv) {
     app.add_option("--export-gguf", export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
     app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
+    app.add_flag("--zero", zero, "ZeRO-1 (with several ranks): each rank keeps and updates only its shard of the "
+                 "fp32 master weights and AdamW moments; gradients reduce-scattered, weights all-gathered");
     app.add_flag("--recompute", recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
                  "product are recomputed): less activation memory for one more pass of those kernels");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
@@ -251,6 +299,7 @@ int main(int argc, char** argv) {
     g_comm = &comm;
     if (!comm.is_root() && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");  // rank 0 reports
     if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
+    if (zero && !debug_dump_grads.empty()) die("--debug-dump-grads needs whole gradients: not with --zero");
     // The global batch in sequences, and the micro-steps it takes.
     if (batch_tokens > 0) {
         if (batch_tokens % seq_len != 0)
@@ -333,7 +382,13 @@ int main(int argc, char** argv) {
         return 0;
     }
     TrainModel model(config, micro_batch, seq_len, recompute);
-    model.enable_data_parallel(comm);
+    model.enable_data_parallel(comm, zero);
+    if (zero && comm.world > 1) {
+        const double full = 12e-9 * double(n_params);  // fp32 master weights and two moments
+        std::printf("ZeRO-1: fp32 master weights and AdamW moments sharded over %d ranks: %.3g GB per rank "
+                    "instead of %.3g GB (saves %.3g GB)\n", comm.world, full / comm.world, full,
+                    full - full / comm.world);
+    }
     model.init(seed);
     if (!init_params.empty()) {
         std::copy(init_params.begin(), init_params.end(), model.params().begin());
@@ -550,13 +605,13 @@ int main(int argc, char** argv) {
                             mc.acc, mc.acc_norm, mc.n);
             }
         }
+        if (sample_every > 0 && step % sample_every == 0) model.download();  // a collective with --zero
         if (sample_every > 0 && step % sample_every == 0 && comm.is_root()) {
             // Top-k 40 at temperature 0.8 from a fixed seed, so samples compare across steps.
             ref::Sampling sampling;
             sampling.temperature = 0.8;
             sampling.top_k = 40;
             std::vector<int> prompt = text_tokens(sample_prompt);
-            model.download();
             std::vector<int> ids = ref::generate(config, bind_weights(config, layout, model.params().data()), prompt,
                                                  sample_tokens, sampling, seed);
             std::vector<int> all = prompt;

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,7 @@
 #include "model/config.h"
 #include "model/memory_plan.h"
 #include "model/params.h"
+#include "parallel/comm.h"
 #include "reference/ops.h"
 
 #ifdef LLAMA_NCCL
@@ -80,12 +82,7 @@ public:
         static_assert(kRmsnormDweightSlices <= kNormScratchSlices && kBiasGradSlices <= kBiasScratchSlices &&
                           kNormBlocks + 2 <= kGradNormScratch,
                       "model/memory_plan.h must plan the scratch the kernels use");
-        const size_t P = size_t(layout_.total());
-        CUDA_CHECK(cudaMalloc(&weights_, P * sizeof(bf16)));
-        CUDA_CHECK(cudaMalloc(&master_, P * sizeof(float)));
-        CUDA_CHECK(cudaMalloc(&grads_, P * sizeof(float)));
-        CUDA_CHECK(cudaMalloc(&m_, P * sizeof(float)));
-        CUDA_CHECK(cudaMalloc(&v_, P * sizeof(float)));
+        allocate_state(Shard::of(layout_.total(), 0, 1));
         // Every activation and working buffer in one arena, each copy 256-byte aligned.
         size_t arena_bytes = 0;
         for (const auto* list : {&plan_.activations, &plan_.workspace})
@@ -110,8 +107,6 @@ public:
                               cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(slot("rope_sin"), sin_table.data(), sin_table.size() * sizeof(float),
                               cudaMemcpyHostToDevice));
-        w_ = bind_weights(config_, layout_, weights_);
-        g_ = bind_weights(config_, layout_, grads_);
         // Where each layer's tensors lie in the flat buffers (contiguous: the
         // gradient buckets of data parallelism).
         layer_begin_.assign(c.n_layers, layout_.total());
@@ -124,6 +119,7 @@ public:
         zero_grad();
     }
     ~Model() {
+        free_state();
 #ifdef LLAMA_NCCL
         if (nccl_) {
             for (cudaEvent_t e : bucket_events_) cudaEventDestroy(e);
@@ -132,11 +128,6 @@ public:
 #endif
         matmul_.workspace = nullptr;  // part of the arena
         cudaFree(arena_);
-        cudaFree(weights_);
-        cudaFree(master_);
-        cudaFree(grads_);
-        cudaFree(m_);
-        cudaFree(v_);
     }
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
@@ -144,7 +135,8 @@ public:
     const ModelConfig& config() const { return config_; }
     const ParamLayout& layout() const { return layout_; }
     const MemoryPlan& plan() const { return plan_; }
-    size_t device_bytes() const { return arena_bytes_ + size_t(layout_.total()) * (2 + 4 * 4); }
+    size_t device_bytes() const { return arena_bytes_ + size_t(shard_.padded) * (2 + 4) + size_t(shard_.size) * 12; }
+    bool sharded() const { return zero_; }
 
     // Host copies of the fp32 master weights and AdamW moments, for checkpoints,
     // export and sampling: download() fills them, upload() sends them back
@@ -152,26 +144,46 @@ public:
     std::vector<float>& params() { return host_params_; }
     std::vector<float>& adam_m() { return host_m_; }
     std::vector<float>& adam_v() { return host_v_; }
+    // With ZeRO-1 the shards are gathered first (a collective: every rank calls
+    // it), through the gradient buffer, which holds nothing until the next step.
     void download() {
-        const size_t bytes = host_params_.size() * sizeof(float);
-        CUDA_CHECK(cudaMemcpy(host_params_.data(), master_, bytes, cudaMemcpyDeviceToHost));
-        CUDA_CHECK(cudaMemcpy(host_m_.data(), m_, bytes, cudaMemcpyDeviceToHost));
-        CUDA_CHECK(cudaMemcpy(host_v_.data(), v_, bytes, cudaMemcpyDeviceToHost));
+        const size_t P = host_params_.size();
+        float* host[3] = {host_params_.data(), host_m_.data(), host_v_.data()};
+        float* device[3] = {master_, m_, v_};
+        for (int i = 0; i < 3; ++i) {
+            const float* full = device[i];
+#ifdef LLAMA_NCCL
+            if (zero_) {
+                NCCL_CHECK(ncclAllGather(device[i], grads_, size_t(shard_.size), ncclFloat, nccl_, 0));
+                full = grads_;
+            }
+#endif
+            CUDA_CHECK(cudaMemcpy(host[i], full, P * sizeof(float), cudaMemcpyDeviceToHost));
+        }
+        zero_grad();
     }
     void upload() {
-        const size_t bytes = host_params_.size() * sizeof(float);
-        CUDA_CHECK(cudaMemcpy(master_, host_params_.data(), bytes, cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(m_, host_m_.data(), bytes, cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(v_, host_v_.data(), bytes, cudaMemcpyHostToDevice));
-        float_to_bf16(weights_, master_, host_params_.size());
+        const size_t P = host_params_.size();
+        // The bf16 working copy of every weight, from the fp32 values passing through the gradient buffer.
+        CUDA_CHECK(cudaMemcpy(grads_, host_params_.data(), P * sizeof(float), cudaMemcpyHostToDevice));
+        float_to_bf16(weights_, grads_, P);
+        // This rank's part of the fp32 master weights and moments (all of them without ZeRO-1).
+        const size_t own = size_t(shard_.end() - shard_.begin);
+        CUDA_CHECK(cudaMemset(master_, 0, size_t(shard_.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemset(m_, 0, size_t(shard_.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemset(v_, 0, size_t(shard_.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemcpy(master_, host_params_.data() + shard_.begin, own * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(m_, host_m_.data() + shard_.begin, own * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(v_, host_v_.data() + shard_.begin, own * sizeof(float), cudaMemcpyHostToDevice));
+        zero_grad();
     }
-    // The fp32 gradients, copied to the host.
+    // The fp32 gradients, copied to the host (with ZeRO-1 only this rank's shard is summed).
     std::vector<float> gradients() const {
         std::vector<float> g(layout_.total());
         CUDA_CHECK(cudaMemcpy(g.data(), grads_, g.size() * sizeof(float), cudaMemcpyDeviceToHost));
         return g;
     }
-    // Fault injection for tests: a NaN in the first gradient element.
+    // Fault injection for tests: a NaN in the first gradient element (rank 0's shard).
     void poison_gradient() {
         const float nan = NAN;
         CUDA_CHECK(cudaMemcpy(grads_, &nan, sizeof nan, cudaMemcpyHostToDevice));
@@ -192,8 +204,22 @@ public:
     // (an event orders each bucket after its layer), so the communication
     // overlaps the backward of the layers below. The embedding, final norm and
     // LM head go last.
-    void enable_gradient_sync(ncclComm_t comm) {
+    //
+    // With ZeRO-1 (`zero`), the gradients are instead reduce-scattered at the
+    // end of the backward: each rank keeps the sum of its shard only, holds the
+    // fp32 master weights and AdamW moments of that shard only, updates it, and
+    // the bf16 weights are all-gathered after the update. `host_sum` sums a
+    // number over the ranks (for the gradient norm of the shards). Call before
+    // init() or upload(): the state is reallocated.
+    void enable_gradient_sync(ncclComm_t comm, int rank, int world, bool zero,
+                              std::function<double(double)> host_sum) {
         nccl_ = comm;
+        zero_ = zero;
+        host_sum_ = std::move(host_sum);
+        if (zero) {
+            free_state();
+            allocate_state(Shard::of(layout_.total(), rank, world));
+        }
         CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
         bucket_events_.resize(config_.n_layers + 1);
         for (cudaEvent_t& e : bucket_events_) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
@@ -203,7 +229,7 @@ public:
     // after its own backward was done (what the overlap did not hide).
     double comm_wait_ms() const { return comm_wait_ms_; }
 
-    void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(layout_.total()) * sizeof(float))); }
+    void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(shard_.padded) * sizeof(float))); }
 
     // The mean loss of a batch (evaluation: no gradients).
     float forward(const int* tokens, const int* targets, int B, int T) {
@@ -220,12 +246,15 @@ public:
     }
 
     // The global gradient norm (fp32, fixed order: the same bits on every run).
+    // With ZeRO-1: the norm of each rank's shard, squared and summed over the ranks.
     double grad_norm() {
         float* out = slot("grad_norm");
-        ::grad_norm(out + kNormBlocks, out, grads_, size_t(layout_.total()), 0.0f);
+        const float* grads = zero_ ? grads_ + shard_.begin : grads_;
+        ::grad_norm(out + kNormBlocks, out, grads, size_t(zero_ ? shard_.size : layout_.total()), 0.0f);
         float norm = 0;
         CUDA_CHECK(cudaMemcpy(&norm, out + kNormBlocks, sizeof norm, cudaMemcpyDeviceToHost));
-        return norm;
+        if (!zero_) return norm;
+        return std::sqrt(host_sum_(double(norm) * double(norm)));
     }
 
     // AdamW on every tensor with its own weight decay; the gradient is first
@@ -242,12 +271,38 @@ public:
             p.eps = float(h.eps);
             p.weight_decay = t.decay ? float(h.weight_decay) : 0.0f;
             p.step = step;
-            adamw_update(master_ + t.offset, weights_ + t.offset, grads_ + t.offset, m_ + t.offset, v_ + t.offset,
-                         size_t(t.numel), p, clip);
+            long long lo, hi;  // the part of this tensor in this rank's shard (all of it without ZeRO-1)
+            shard_.clip(t.offset, t.numel, lo, hi);
+            if (lo >= hi) continue;
+            const long long s = lo - shard_.begin;  // where it lies in the shard-sized buffers
+            adamw_update(master_ + s, weights_ + lo, grads_ + lo, m_ + s, v_ + s, size_t(hi - lo), p, clip);
         }
+#ifdef LLAMA_NCCL
+        if (zero_)  // every rank's updated bf16 shard to every rank (in place)
+            NCCL_CHECK(ncclAllGather(weights_ + shard_.begin, weights_, size_t(shard_.size), ncclBfloat16, nccl_, 0));
+#endif
     }
 
 private:
+    // The parameters' bf16 working copy and fp32 gradients (whole, padded to the
+    // shards), and the fp32 master weights and AdamW moments (this rank's shard).
+    void allocate_state(const Shard& shard) {
+        shard_ = shard;
+        CUDA_CHECK(cudaMalloc(&weights_, size_t(shard.padded) * sizeof(bf16)));
+        CUDA_CHECK(cudaMalloc(&grads_, size_t(shard.padded) * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&master_, size_t(shard.size) * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&m_, size_t(shard.size) * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&v_, size_t(shard.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemset(weights_, 0, size_t(shard.padded) * sizeof(bf16)));
+        w_ = bind_weights(config_, layout_, weights_);
+        g_ = bind_weights(config_, layout_, grads_);
+        zero_grad();
+    }
+    void free_state() {
+        for (void* p : {(void*)weights_, (void*)grads_, (void*)master_, (void*)m_, (void*)v_}) cudaFree(p);
+        weights_ = nullptr, grads_ = master_ = m_ = v_ = nullptr;
+    }
+
     struct Slot {
         std::string name;
         char* base;
@@ -434,7 +489,7 @@ private:
             if (c.bias) bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
             rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, residual, W.attn_norm,
                              slot("layer.attn_rstd", l), N, C);
-            if (sync) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
+            if (sync && !zero_) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
         }
         // The embedding: positions grouped by token on the host, added in a fixed order.
         EmbeddingPlan embed = embedding_backward_plan(tokens, N, V);
@@ -443,7 +498,15 @@ private:
         embedding_backward(g_.embed, d_residual, embed, d_table, C);
         // The tensors outside the layers: the embedding before them, the final
         // norm and an untied LM head after them.
-        if (sync) sync_bucket(L, 0, layer_begin_[0], layer_end_[L - 1], layout_.total() - layer_end_[L - 1]);
+        if (sync && !zero_) sync_bucket(L, 0, layer_begin_[0], layer_end_[L - 1], layout_.total() - layer_end_[L - 1]);
+#ifdef LLAMA_NCCL
+        if (sync && zero_ && nccl_) {  // ZeRO-1: each rank receives the sum of its shard, in place
+            CUDA_CHECK(cudaEventRecord(bucket_events_[L], 0));
+            CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, bucket_events_[L], 0));
+            NCCL_CHECK(ncclReduceScatter(grads_, grads_ + shard_.begin, size_t(shard_.size), ncclFloat, ncclSum, nccl_,
+                                         comm_stream_));
+        }
+#endif
         CUDA_CHECK(cudaStreamSynchronize(0));
         comm_wait_ms_ = 0;
 #ifdef LLAMA_NCCL
@@ -461,6 +524,9 @@ private:
     MemoryPlan plan_;
     std::vector<int64_t> layer_begin_, layer_end_;
     double comm_wait_ms_ = 0;
+    Shard shard_;        // the whole buffer (rank 0 of 1) unless ZeRO-1 is on
+    bool zero_ = false;
+    std::function<double(double)> host_sum_;
 #ifdef LLAMA_NCCL
     ncclComm_t nccl_ = nullptr;
     cudaStream_t comm_stream_ = nullptr;

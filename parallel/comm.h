@@ -23,6 +23,28 @@
 
 namespace llama {
 
+// ZeRO-1's split of the flat parameter buffer: the buffer is padded to
+// `world` equal shards (of a multiple of 64 elements) and rank r owns elements
+// [begin, begin + size);
+// owned() is the part inside the real buffer (the last rank's may be short).
+struct Shard {
+    long long total = 0, padded = 0, size = 0, begin = 0;
+    static Shard of(long long total, int rank, int world) {
+        Shard s;
+        s.total = total;
+        s.size = ((total + world - 1) / world + 63) / 64 * 64;  // 256-byte aligned shards
+        s.padded = s.size * world;
+        s.begin = s.size * rank;
+        return s;
+    }
+    long long end() const { return std::min(begin + size, total); }
+    // The part of [offset, offset + n) this rank owns, as [lo, hi) (empty when lo >= hi).
+    void clip(long long offset, long long n, long long& lo, long long& hi) const {
+        lo = std::max(offset, begin);
+        hi = std::min(offset + n, end());
+    }
+};
+
 class Comm {
 public:
     int rank = 0, world = 1, local_rank = 0;
@@ -85,6 +107,29 @@ public:
 #else
         (void)values;
         (void)n;
+#endif
+    }
+    // ZeRO-1 on the host, over a buffer of shard.padded floats: each rank's
+    // shard receives the sum over ranks of that shard (reduce-scatter), and
+    // every rank's shard is copied to all (all-gather).
+    void reduce_scatter_sum(float* padded, const Shard& shard) const {
+#ifdef LLAMA_MPI
+        if (world > 1)
+            MPI_Reduce_scatter_block(MPI_IN_PLACE, padded, int(shard.size), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        // MPI puts the result at the front of the buffer; move it to the shard's place.
+        if (world > 1 && shard.begin > 0) std::copy(padded, padded + shard.size, padded + shard.begin);
+#else
+        (void)padded;
+        (void)shard;
+#endif
+    }
+    void all_gather(float* padded, const Shard& shard) const {
+#ifdef LLAMA_MPI
+        if (world > 1)
+            MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, padded, int(shard.size), MPI_FLOAT, MPI_COMM_WORLD);
+#else
+        (void)padded;
+        (void)shard;
 #endif
     }
     // Rank 0's bytes to every rank (the NCCL unique id).

@@ -199,7 +199,8 @@ double weight_difference(const std::vector<float>& a, const std::vector<float>& 
 
 }  // namespace
 
-TEST_CASE("mpirun -np 1, 2, 4: the CPU build's losses and weights agree to fp32 rounding", "[gpu-loop][mpi]") {
+TEST_CASE("mpirun -np 1, 2, 4, with and without ZeRO-1: the CPU build's losses and weights agree to fp32 rounding",
+          "[gpu-loop][mpi]") {
     // 4 micro-batches per step: 4 micro-steps on one rank, 2 on each of two, 1 on each of four.
     const int steps = 4;
     const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 4 --batch 4 " +
@@ -207,12 +208,14 @@ TEST_CASE("mpirun -np 1, 2, 4: the CPU build's losses and weights agree to fp32 
     const llama::ParamLayout layout(llama::preset("tiny-osr"));
     std::vector<double> losses1;
     std::vector<float> weights1;
-    for (int np : {1, 2, 4}) {
-        INFO(np << " ranks");
+    for (const auto& [np, zero] : std::vector<std::pair<int, bool>>{{1, false}, {2, false}, {4, false}, {2, true},
+                                                                    {4, true}}) {
+        INFO(np << " ranks" << (zero ? ", ZeRO-1" : ""));
         const std::string dir = temp_path("dp_cpu_" + std::to_string(np));
-        Run r = train_ranks("train_llama_cpu", np, base + " --checkpoint-dir " + dir);
+        Run r = train_ranks("train_llama_cpu", np, base + " --checkpoint-dir " + dir + (zero ? " --zero" : ""));
         REQUIRE(r.losses.size() == size_t(steps));
         if (np > 1) CHECK_THAT(r.output, Catch::Contains("data parallel: " + std::to_string(np) + " ranks"));
+        if (zero) CHECK_THAT(r.output, Catch::Contains("ZeRO-1: fp32 master weights and AdamW moments sharded over"));
         std::vector<float> w = final_weights(dir, steps, layout);
         std::system(("rm -rf " + dir).c_str());
         if (np == 1) {
@@ -225,8 +228,8 @@ TEST_CASE("mpirun -np 1, 2, 4: the CPU build's losses and weights agree to fp32 
     }
 }
 
-TEST_CASE("mpirun -np 1, 2: the emulated GPU build agrees within bf16 tolerance under several stream seeds",
-          "[gpu-loop][mpi]") {
+TEST_CASE("mpirun -np 1, 2: the emulated GPU build agrees within bf16 tolerance, with and without ZeRO-1, under "
+          "several stream seeds", "[gpu-loop][mpi]") {
     const int steps = 3;
     const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 3 --batch 4 " +
                              "--micro-batch 1 --seq-len 37 --seed 5 --val-every 0 --val-batches 1 --log-every 1";
@@ -236,10 +239,11 @@ TEST_CASE("mpirun -np 1, 2: the emulated GPU build agrees within bf16 tolerance 
     REQUIRE(one.losses.size() == size_t(steps));
     const std::vector<float> weights1 = final_weights(dir1, steps, layout);
     std::system(("rm -rf " + dir1).c_str());
-    for (const char* seed : {"1", "7"}) {
-        INFO("EMU_SEED " << seed);
+    for (const auto& [seed, zero] : std::vector<std::pair<std::string, std::string>>{
+             {"1", ""}, {"7", ""}, {"3", " --zero"}, {"9", " --zero"}}) {
+        INFO("EMU_SEED " << seed << zero);
         const std::string dir = temp_path("dp_emu_2");
-        Run two = train_ranks("train_llama_emu", 2, base + " --checkpoint-dir " + dir, std::string("EMU_SEED=") + seed);
+        Run two = train_ranks("train_llama_emu", 2, base + " --checkpoint-dir " + dir + zero, "EMU_SEED=" + seed);
         REQUIRE(two.losses.size() == size_t(steps));
         CHECK_THAT(two.output, Catch::Contains("comm wait"));
         for (int s = 0; s < steps; ++s) CHECK(two.losses[s] == Approx(one.losses[s]).epsilon(1e-3));

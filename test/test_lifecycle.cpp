@@ -378,18 +378,21 @@ TEST_CASE("the emulated GPU build, killed and resumed: losses bit-identical", "[
 
 TEST_CASE("under mpirun -np 2: a rank dies at a random step, the job resumes, losses bit-identical",
           "[lifecycle][resume]") {
+    const std::string zero = GENERATE(std::string(""), std::string(" --zero"));  // and with ZeRO-1's sharded state
+    INFO("flags:" << zero);
     const int steps = 12;
     std::string base = temp_dir("resume_mpi");
     const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
                                "OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe " LLAMA_TRAINER " ";
     // One sequence per micro-batch: each rank trains one of the two.
-    REQUIRE(run_shell(mpirun + common_args(base + "/ref", base + "/ref.jsonl", steps) + " --micro-batch 1") == 0);
+    REQUIRE(run_shell(mpirun + common_args(base + "/ref", base + "/ref.jsonl", steps) + " --micro-batch 1" + zero) ==
+            0);
     auto reference = losses(base + "/ref.jsonl");
     REQUIRE(reference.size() == size_t(steps));
     std::random_device rd;
     const int crash = 3 + int(rd() % (steps - 4));
     INFO("the last rank dies at the start of step " << crash);
-    const std::string args = common_args(base + "/ck", base + "/run.jsonl", steps) + " --micro-batch 1";
+    const std::string args = common_args(base + "/ck", base + "/run.jsonl", steps) + " --micro-batch 1" + zero;
     std::string out;
     CHECK(run_shell(mpirun + args + " --debug-crash-step " + std::to_string(crash), &out) != 0);
     REQUIRE(run_shell(mpirun + args + " --resume", &out) == 0);
