@@ -225,8 +225,7 @@ $(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) $(TOK_LIB_OBJ
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 $(BUILD)/obj/test/test_gpu_loop.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_BUILD_DIR='"$(BUILD)"'
 $(BUILD)/test_gpu_loop: $(CATCH_MAIN) $(BUILD)/obj/test/test_gpu_loop.o $(HOST_OBJS) $(TOK_LIB_OBJS) | \
-                        $(BUILD)/train_llama_cpu $(BUILD)/train_llama_emu $(BUILD)/train_llama_emu_tsan \
-                        $(BUILD)/train_llama_emu_asan
+                        $(BUILD)/train_llama_cpu $(BUILD)/train_llama_emu
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'

@@ -125,7 +125,19 @@ private:
     Shard shard_;
     std::vector<float> padded_;
 };
+void select_device(const Comm&) {}
 #else
+// Each rank uses the GPU of its rank within the node.
+void select_device(const Comm& comm) {
+    int count = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&count));
+    if (count == 0) {
+        std::fprintf(stderr, "train_llama: no CUDA device (use train_llama_cpu or train_llama_emu)\n");
+        comm.abort(1);
+    }
+    CUDA_CHECK(cudaSetDevice(comm.local_rank % count));
+}
+
 class TrainModel : public gpu::Model {
 public:
     using gpu::Model::Model;
@@ -368,19 +380,20 @@ int main(int argc, char** argv) {
     std::printf("FLOPs per token: %.4g = %s\n", token_flops, flops_per_token_formula().c_str());
     // The GPU builds allocate exactly this plan; the CPU build keeps fp32 copies of its own.
     const MemoryPlan plan = plan_memory(config, micro_batch, seq_len, recompute);
-    std::printf("memory plan: weights %.3g GB (bf16) + %.3g GB (fp32 master), gradients %.3g GB, AdamW %.3g GB, "
+    std::printf("memory plan of the GPU builds: weights %.3g GB (bf16) + %.3g GB (fp32 master), gradients %.3g GB, AdamW %.3g GB, "
                 "activations %.3g GB, workspace %.3g GB: %.3g GB\n",
                 1e-9 * plan.param_bf16_bytes, 1e-9 * plan.master_bytes, 1e-9 * plan.grad_bytes,
                 1e-9 * plan.adam_bytes, 1e-9 * plan.activation_bytes(), 1e-9 * plan.workspace_bytes(),
                 1e-9 * plan.total_bytes());
     if (recompute)
-        std::printf("memory plan: recomputation saves %.3g GB of activations\n",
+        std::printf("memory plan of the GPU builds: recomputation saves %.3g GB of activations\n",
                     1e-9 * (plan_memory(config, micro_batch, seq_len, false).activation_bytes() -
                             plan.activation_bytes()));
     if (dry_run) {
         std::printf("%s", dry_run_report(config, micro_batch, seq_len, accumulation).c_str());
         return 0;
     }
+    select_device(comm);
     TrainModel model(config, micro_batch, seq_len, recompute);
     model.enable_data_parallel(comm, zero);
     if (zero && comm.world > 1) {

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
@@ -30,6 +31,10 @@
 namespace {
 
 const std::string kBuild = LLAMA_BUILD_DIR;
+// The GPU build under test: the emulated one, or on a GPU machine (dev/gpu-check)
+// LLAMA_GPU_TRAINER=train_llama, the real one.
+const char* const kGpuTrainerEnv = std::getenv("LLAMA_GPU_TRAINER");
+const std::string kGpuTrainer = kGpuTrainerEnv ? kGpuTrainerEnv : "train_llama_emu";
 
 struct Run {
     std::string output;
@@ -85,7 +90,7 @@ TEST_CASE("the emulated GPU step equals the CPU reference step: loss and every g
         INFO("preset " << preset);
         const std::string cpu_grads = temp_path("cpu.safetensors"), emu_grads = temp_path("emu.safetensors");
         Run cpu = train("train_llama_cpu", common(preset, 1) + " --debug-dump-grads " + cpu_grads);
-        Run emu = train("train_llama_emu", common(preset, 1) + " --debug-dump-grads " + emu_grads);
+        Run emu = train(kGpuTrainer, common(preset, 1) + " --debug-dump-grads " + emu_grads);
         REQUIRE(cpu.losses.size() == 1);
         REQUIRE(emu.losses.size() == 1);
         CHECK(std::abs(emu.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-2);
@@ -120,7 +125,7 @@ TEST_CASE("the emulated GPU step equals the CPU reference step: loss and every g
 
 TEST_CASE("after 20 steps the emulated GPU run and the CPU run still agree", "[gpu-loop]") {
     Run cpu = train("train_llama_cpu", common("tiny", 20));
-    Run emu = train("train_llama_emu", common("tiny", 20));
+    Run emu = train(kGpuTrainer, common("tiny", 20));
     REQUIRE(cpu.losses.size() == 20);
     REQUIRE(emu.losses.size() == 20);
     for (int s = 0; s < 20; ++s) {
@@ -132,9 +137,9 @@ TEST_CASE("after 20 steps the emulated GPU run and the CPU run still agree", "[g
 
 TEST_CASE("recomputation and the emulator's block and stream order change no bit", "[gpu-loop]") {
     const std::string args = common("tiny-osr", 3);
-    Run base = train("train_llama_emu", args);
-    Run recompute = train("train_llama_emu", args + " --recompute");
-    Run reordered = train("train_llama_emu", args, "EMU_SEED=11 EMU_THREADS=1");
+    Run base = train(kGpuTrainer, args);
+    Run recompute = train(kGpuTrainer, args + " --recompute");
+    Run reordered = train(kGpuTrainer, args, "EMU_SEED=11 EMU_THREADS=1");
     REQUIRE(base.loss_text.size() == 3);
     CHECK(recompute.loss_text == base.loss_text);
     CHECK(reordered.loss_text == base.loss_text);
