@@ -323,6 +323,16 @@ private:
     T* recomputed(const std::string& name, int layer) const {
         return slot<T>(name, plan_.recompute ? 0 : layer);
     }
+    // The bf16 activations layer l saves for its backward.
+    struct LayerBuffers {
+        bf16 *residual, *attn_norm, *qkv, *attn_out, *residual_mid, *mlp_norm, *gate_up, *act;
+    };
+    LayerBuffers layer_buffers(int l) const {
+        return {slot<bf16>("layer.residual", l),     recomputed<bf16>("layer.attn_norm", l),
+                slot<bf16>("layer.qkv", l),          slot<bf16>("layer.attn_out", l),
+                slot<bf16>("layer.residual_mid", l), recomputed<bf16>("layer.mlp_norm", l),
+                slot<bf16>("layer.gate_up", l),      recomputed<bf16>("layer.act", l)};
+    }
 
     // Sums the gradients [offset, offset + count) (and a second range, if any)
     // over the ranks, on the communication stream, once the main stream gets here.
@@ -354,16 +364,7 @@ private:
             throw std::invalid_argument("GPU model: a batch of " + std::to_string(B) + " x " + std::to_string(T) +
                                         " tokens does not fit the planned " + std::to_string(plan_.micro_batch) +
                                         " x " + std::to_string(plan_.seq_len));
-        int64_t counted = 0;
-        for (int n = 0; n < N; ++n) {
-            if (tokens[n] < 0 || tokens[n] >= V)
-                throw std::invalid_argument("forward: token id " + std::to_string(tokens[n]) + " at position " +
-                                            std::to_string(n) + " is outside the vocabulary of " + std::to_string(V));
-            if (targets[n] != kIgnoreIndex && (targets[n] < 0 || targets[n] >= V))
-                throw std::invalid_argument("forward: target id " + std::to_string(targets[n]) + " at position " +
-                                            std::to_string(n) + " is outside the vocabulary of " + std::to_string(V));
-            counted += targets[n] != kIgnoreIndex;
-        }
+        const int64_t counted = ref::check_batch(tokens, targets, N, V, kIgnoreIndex);
         int* d_tokens = slot<int>("tokens");
         int* d_targets = slot<int>("targets");
         CUDA_CHECK(cudaMemcpy(d_tokens, tokens, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
@@ -378,13 +379,9 @@ private:
                         slot<bf16>("layer.residual", 0), nullptr, w_.layers[0].attn_norm, N, C, eps);
         for (int l = 0; l < L; ++l) {
             const LayerWeights<bf16>& W = w_.layers[l];
-            bf16* residual = slot<bf16>("layer.residual", l);
-            bf16* qkv = slot<bf16>("layer.qkv", l);
-            bf16* attn_out = slot<bf16>("layer.attn_out", l);
-            bf16* residual_mid = slot<bf16>("layer.residual_mid", l);
-            bf16* mlp_norm = recomputed<bf16>("layer.mlp_norm", l);
-            bf16* gate_up = slot<bf16>("layer.gate_up", l);
-            bf16* act = recomputed<bf16>("layer.act", l);
+            const LayerBuffers a = layer_buffers(l);
+            bf16 *residual = a.residual, *qkv = a.qkv, *attn_out = a.attn_out, *residual_mid = a.residual_mid,
+                 *mlp_norm = a.mlp_norm, *gate_up = a.gate_up, *act = a.act;
             linear_forward(matmul_, c.qk_norm ? slot<bf16>("layer.qkv_raw", l) : qkv, false,
                            recomputed<bf16>("layer.attn_norm", l), W.wq, W.bq, N, C, Wd);
             if (c.qk_norm) {
@@ -439,14 +436,9 @@ private:
         for (int l = L - 1; l >= 0; --l) {
             const LayerWeights<bf16>& W = w_.layers[l];
             const LayerWeights<float>& G = g_.layers[l];
-            bf16* residual = slot<bf16>("layer.residual", l);
-            bf16* qkv = slot<bf16>("layer.qkv", l);
-            bf16* attn_out = slot<bf16>("layer.attn_out", l);
-            bf16* residual_mid = slot<bf16>("layer.residual_mid", l);
-            bf16* mlp_norm = recomputed<bf16>("layer.mlp_norm", l);
-            bf16* gate_up = slot<bf16>("layer.gate_up", l);
-            bf16* act = recomputed<bf16>("layer.act", l);
-            bf16* attn_norm = recomputed<bf16>("layer.attn_norm", l);
+            const LayerBuffers a = layer_buffers(l);
+            bf16 *residual = a.residual, *qkv = a.qkv, *attn_out = a.attn_out, *residual_mid = a.residual_mid,
+                 *mlp_norm = a.mlp_norm, *gate_up = a.gate_up, *act = a.act, *attn_norm = a.attn_norm;
             if (plan_.recompute) {  // what the forward did not keep
                 rmsnorm_forward(mlp_norm, slot("layer.mlp_rstd", l), nullptr, residual_mid, nullptr, W.mlp_norm, N,
                                 C, eps);

@@ -40,14 +40,7 @@ T Model<T>::forward(const int* tokens, const int* targets, int B, int seq_len) {
     if (seq_len > c.max_seq_len)
         throw std::invalid_argument("forward: sequence length " + std::to_string(seq_len) + " exceeds max_seq_len " +
                                     std::to_string(c.max_seq_len));
-    for (int64_t n = 0; n < N; ++n) {
-        if (tokens[n] < 0 || tokens[n] >= V)
-            throw std::invalid_argument("forward: token id " + std::to_string(tokens[n]) + " at position " +
-                                        std::to_string(n) + " is outside the vocabulary of " + std::to_string(V));
-        if (targets[n] != kIgnoreIndex && (targets[n] < 0 || targets[n] >= V))
-            throw std::invalid_argument("forward: target id " + std::to_string(targets[n]) + " at position " +
-                                        std::to_string(n) + " is outside the vocabulary of " + std::to_string(V));
-    }
+    check_batch(tokens, targets, N, V, kIgnoreIndex);
 
     Activations<T>& a = acts_;
     a.B = B;

@@ -14,6 +14,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "model/config.h"
@@ -377,6 +379,23 @@ double grad_norm_squared(const T* grad, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; ++i) s += double(grad[i]) * double(grad[i]);
     return s;
+}
+
+// Checks a batch's token ids and targets against the vocabulary (a target of
+// ignore_index does not count) and returns how many targets count. Throws
+// std::invalid_argument naming the position and the id.
+inline int64_t check_batch(const int* tokens, const int* targets, int64_t N, int vocab, int ignore_index) {
+    int64_t counted = 0;
+    for (int64_t n = 0; n < N; ++n) {
+        if (tokens[n] < 0 || tokens[n] >= vocab)
+            throw std::invalid_argument("forward: token id " + std::to_string(tokens[n]) + " at position " +
+                                        std::to_string(n) + " is outside the vocabulary of " + std::to_string(vocab));
+        if (targets[n] != ignore_index && (targets[n] < 0 || targets[n] >= vocab))
+            throw std::invalid_argument("forward: target id " + std::to_string(targets[n]) + " at position " +
+                                        std::to_string(n) + " is outside the vocabulary of " + std::to_string(vocab));
+        counted += targets[n] != ignore_index;
+    }
+    return counted;
 }
 
 // The factor that brings the global norm down to max_norm (1 when already below,

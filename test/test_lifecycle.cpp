@@ -338,6 +338,19 @@ void wait_for_lines(pid_t pid, const std::string& path, size_t n) {
 
 }  // namespace
 
+// Every loss a resumed run logged (the steps after its checkpoint twice) is the
+// same bits as the uninterrupted run's.
+static void check_same_losses(const std::string& jsonl, std::map<int, std::vector<std::string>>& reference,
+                              int steps) {
+    auto resumed = losses(jsonl);
+    REQUIRE(resumed.size() == size_t(steps));
+    for (const auto& [step, values] : resumed)
+        for (const std::string& v : values) {
+            INFO("step " << step);
+            CHECK(v == reference[step][0]);
+        }
+}
+
 // An uninterrupted run, and a run killed with SIGKILL once its log shows a
 // random step and then resumed: every logged loss must be the same bits.
 static void check_kill_and_resume(const std::string& trainer, int steps, const std::string& name) {
@@ -358,13 +371,7 @@ static void check_kill_and_resume(const std::string& trainer, int steps, const s
     std::string out;
     REQUIRE(run_shell(trainer + " " + args + " --resume", &out) == 0);
     INFO(out);
-    auto resumed = losses(base + "/run.jsonl");
-    REQUIRE(resumed.size() == size_t(steps));
-    for (const auto& [step, values] : resumed)
-        for (const std::string& v : values) {
-            INFO("step " << step);
-            CHECK(v == reference[step][0]);
-        }
+    check_same_losses(base + "/run.jsonl", reference, steps);
     fs::remove_all(base);
 }
 
@@ -397,13 +404,7 @@ TEST_CASE("under mpirun -np 2: a rank dies at a random step, the job resumes, lo
     CHECK(run_shell(mpirun + args + " --debug-crash-step " + std::to_string(crash), &out) != 0);
     REQUIRE(run_shell(mpirun + args + " --resume", &out) == 0);
     INFO(out);
-    auto resumed = losses(base + "/run.jsonl");
-    REQUIRE(resumed.size() == size_t(steps));
-    for (const auto& [step, values] : resumed)
-        for (const std::string& v : values) {
-            INFO("step " << step);
-            CHECK(v == reference[step][0]);
-        }
+    check_same_losses(base + "/run.jsonl", reference, steps);
     fs::remove_all(base);
 }
 
