@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
     std::string checkpoint_dir, log_jsonl, init_hf_dir, data_spec, val_data_spec, tokenizer_path;
     int vocab_override = 0;
+    double init_std = 0;
     std::string export_hf_dir, export_gguf_path;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
     int64_t batch_tokens = 0;
@@ -234,6 +235,9 @@ int main(int argc, char** argv) {
                    "samples, evaluation and export")->check(CLI::ExistingFile);
     app.add_option("--vocab-size", vocab_override, "override the preset's vocabulary size (e.g. 50304 for GPT-2)")
         ->check(CLI::PositiveNumber);
+    app.add_option("--init-std", init_std, "std of the normal init of the weight matrices and the embedding "
+                   "(default: the config's, 0.02; the Zagreus recipe uses 0.03227); o_proj and down_proj get it "
+                   "divided by sqrt(2 x layers)")->check(CLI::PositiveNumber);
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--batch", batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -345,6 +349,7 @@ int main(int argc, char** argv) {
         die(std::string(!init_hf_dir.empty() ? "--init-hf: " : config_path.empty() ? "--preset: " : "--config: ") +
             e.what());
     }
+    if (init_std > 0) config.init_std = float(init_std);
     if (vocab_override > 0) {
         if (!init_hf_dir.empty()) die("--vocab-size cannot change the vocabulary of --init-hf weights");
         config.vocab_size = vocab_override;

@@ -6,6 +6,7 @@
 
 #include "test/test_corpus.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
@@ -111,4 +112,19 @@ TEST_CASE("gradient accumulation over micro-batches trains like the whole batch 
     Run bad = run(common + " --micro-batch 3");
     CHECK(bad.status != 0);
     CHECK_THAT(bad.output, Catch::Contains("not a multiple of --micro-batch 3"));
+}
+
+TEST_CASE("--init-std sets the spread of the initial weights", "[trainer]") {
+    // At init the loss is near ln 256 = 5.55 for std 0.02; far larger weights give confident, wrong predictions.
+    const std::string args = "--preset tiny --text " + bible_text() + " --steps 1 --batch 1 --seq-len 16 --log-every 1";
+    std::regex loss(R"(step +1/1 \| loss ([0-9.]+))");
+    std::smatch m;
+    Run a = run(args), b = run(args + " --init-std 0.5");
+    REQUIRE(a.status == 0);
+    REQUIRE(b.status == 0);
+    REQUIRE(std::regex_search(a.output, m, loss));
+    CHECK(std::stod(m[1]) == Approx(std::log(256.0)).margin(0.2));
+    REQUIRE(std::regex_search(b.output, m, loss));
+    CHECK(std::stod(m[1]) > 8.0);
+    CHECK(run(args + " --init-std 0").status != 0);
 }
