@@ -4,9 +4,9 @@
 // Gradients travel elsewhere: through NCCL in the GPU builds (gpu/model.cuh),
 // through MPI_Allreduce in the CPU build.
 //
-// Built with LLAMA_MPI (the Makefile defines it where mpicxx is found), the
-// world is MPI_COMM_WORLD, so `mpirun -np N` and Slurm's `srun` (with PMIx or
-// PMI2) both work; the local rank comes from OMPI_COMM_WORLD_LOCAL_RANK,
+// Built with LLAMA_MPI (the Makefile defines it where mpicxx is found), a
+// process started by a launcher joins MPI_COMM_WORLD, so `mpirun -np N` and
+// Slurm's `srun` (with PMIx or PMI2) both work; the local rank comes from OMPI_COMM_WORLD_LOCAL_RANK,
 // SLURM_LOCALID or MPI_COMM_TYPE_SHARED. Built without MPI, the process is
 // alone, and a launch that asks for more ranks is refused.
 #ifndef PARALLEL_COMM_H
@@ -49,10 +49,21 @@ class Comm {
 public:
     int rank = 0, world = 1, local_rank = 0;
 
-    // Joins the world (MPI_Init). Call once, first thing in main().
+    // Whether a launcher started this process (mpirun, or srun's PMI/PMIx).
+    static bool launched() {
+        for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID"})
+            if (std::getenv(var)) return true;
+        return false;
+    }
+
+    // Joins the world (MPI_Init) when a launcher started this process; a process
+    // started alone stays rank 0 of 1 without touching MPI (whose start-up would
+    // need a runtime directory and shared memory for nothing).
     static Comm init(int* argc, char*** argv) {
         Comm c;
 #ifdef LLAMA_MPI
+        if (!launched()) return c;
+        c.mpi_ = true;
         MPI_Init(argc, argv);
         // A failing collective ends the job with a message, never a hang on a lost peer.
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
@@ -155,9 +166,12 @@ public:
     }
     void finalize() const {
 #ifdef LLAMA_MPI
-        MPI_Finalize();
+        if (mpi_) MPI_Finalize();
 #endif
     }
+
+private:
+    bool mpi_ = false;  // MPI_Init was called
 };
 
 }  // namespace llama
