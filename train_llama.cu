@@ -85,10 +85,10 @@ public:
         return loss;
     }
     double comm_wait_ms() const { return comm_wait_ms_; }
-    double grad_norm() const {
+    double grad_norm() {  // with ZeRO-1: this rank's shard, squared and summed over the ranks
         if (!zero_) return ref::Model<float>::grad_norm();
-        const float* g = const_cast<TrainModel*>(this)->grads().data();
-        return std::sqrt(comm_->sum(ref::grad_norm_squared(g + shard_.begin, shard_.end() - shard_.begin)));
+        const float* g = grads().data() + shard_.begin;
+        return std::sqrt(comm_->sum(ref::grad_norm_squared(g, shard_.end() - shard_.begin)));
     }
     void apply_update(const ref::AdamWHyper& hyper, int step, double grad_scale) {
         if (!zero_) return ref::Model<float>::apply_update(hyper, step, grad_scale);
