@@ -307,8 +307,8 @@ int main(int argc, char** argv) {
         ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--debug-dump-grads", debug_dump_grads, "for tests: write the first step's gradients (before "
                    "clipping) to this safetensors file")->group("Testing");
-    app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank dies without a word at the "
-                   "start of this step")->group("Testing");
+    app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
+                   "the start of this step")->group("Testing");
     CLI11_PARSE(app, argc, argv);
     // The ranks of a data-parallel run (one without mpirun or srun is rank 0 of 1).
     const Comm comm = Comm::init(&argc, &argv);
@@ -565,7 +565,7 @@ int main(int argc, char** argv) {
     bool last_checkpoint_ok = true;
     int bad_in_row = 0;
     for (int step = first_step; step <= steps; ++step) {
-        if (step == debug_crash_step && comm.rank == comm.world - 1) std::_Exit(3);
+        if (step == debug_crash_step && comm.rank == comm.world - 1) std::raise(SIGKILL);
         auto t0 = std::chrono::steady_clock::now();
         hyper.lr = schedule.at(step);
         // Gradient accumulation: each micro-step's loss is scaled by 1/accumulation,

@@ -383,7 +383,7 @@ TEST_CASE("the emulated GPU build, killed and resumed: losses bit-identical", "[
     check_kill_and_resume(std::string(LLAMA_BUILD_DIR) + "/train_llama_emu", 9, "resume_emu");
 }
 
-TEST_CASE("under mpirun -np 2: a rank dies at a random step, the job resumes, losses bit-identical",
+TEST_CASE("under mpirun -np 2: a rank is killed at a random step, the job resumes, losses bit-identical",
           "[lifecycle][resume]") {
     const std::string zero = GENERATE(std::string(""), std::string(" --zero"));  // and with ZeRO-1's sharded state
     INFO("flags:" << zero);
@@ -398,7 +398,7 @@ TEST_CASE("under mpirun -np 2: a rank dies at a random step, the job resumes, lo
     REQUIRE(reference.size() == size_t(steps));
     std::random_device rd;
     const int crash = 3 + int(rd() % (steps - 4));
-    INFO("the last rank dies at the start of step " << crash);
+    INFO("the last rank is killed (SIGKILL) at the start of step " << crash);
     const std::string args = common_args(base + "/ck", base + "/run.jsonl", steps) + " --micro-batch 1" + zero;
     std::string out;
     CHECK(run_shell(mpirun + args + " --debug-crash-step " + std::to_string(crash), &out) != 0);
