@@ -63,7 +63,6 @@ public:
         zero_ = zero && comm.world > 1;
         shard_ = Shard::of((long long)grads().size(), comm.rank, zero_ ? comm.world : 1);
     }
-    bool sharded() const { return zero_; }
     float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale,
                            bool sync_gradients) {
         const float loss = forward(tokens, targets, B, T);

@@ -84,17 +84,17 @@ public:
                       "model/memory_plan.h must plan the scratch the kernels use");
         allocate_state(Shard::of(layout_.total(), 0, 1));
         // Every activation and working buffer in one arena, each copy 256-byte aligned.
-        size_t arena_bytes = 0;
-        for (const auto* list : {&plan_.activations, &plan_.workspace})
-            for (const MemoryPlan::Buffer& b : *list) arena_bytes += size_t(b.copies) * aligned(b);
-        CUDA_CHECK(cudaMalloc(&arena_, arena_bytes));
-        arena_bytes_ = arena_bytes;
-        size_t offset = 0;
+        std::vector<size_t> offsets;
         for (const auto* list : {&plan_.activations, &plan_.workspace})
             for (const MemoryPlan::Buffer& b : *list) {
-                slots_.push_back({b.name, arena_ + offset, aligned(b)});
-                offset += size_t(b.copies) * aligned(b);
+                offsets.push_back(arena_bytes_);
+                arena_bytes_ += size_t(b.copies) * aligned(b);
             }
+        CUDA_CHECK(cudaMalloc(&arena_, arena_bytes_));
+        for (const auto* list : {&plan_.activations, &plan_.workspace})
+            for (const MemoryPlan::Buffer& b : *list)
+                slots_.push_back({b.name, arena_ + offsets[slots_.size()], aligned(b)});
+        for (int l = 0; l < c.n_layers; ++l) layers_.push_back(layer_buffers(l));
         // The matrix products' workspace comes from the arena too.
         matmul_.workspace_bytes = size_t(kMatmulWorkspaceBytes);
         CUDA_CHECK(cudaFree(matmul_.workspace));
@@ -116,7 +116,6 @@ public:
                 layer_begin_[t.layer] = std::min(layer_begin_[t.layer], t.offset);
                 layer_end_[t.layer] = std::max(layer_end_[t.layer], t.offset + t.numel);
             }
-        zero_grad();
     }
     ~Model() {
         free_state();
@@ -136,7 +135,6 @@ public:
     const ParamLayout& layout() const { return layout_; }
     const MemoryPlan& plan() const { return plan_; }
     size_t device_bytes() const { return arena_bytes_ + size_t(shard_.padded) * (2 + 4) + size_t(shard_.size) * 12; }
-    bool sharded() const { return zero_; }
 
     // Host copies of the fp32 master weights and AdamW moments, for checkpoints,
     // export and sampling: download() fills them, upload() sends them back
@@ -323,15 +321,20 @@ private:
     T* recomputed(const std::string& name, int layer) const {
         return slot<T>(name, plan_.recompute ? 0 : layer);
     }
-    // The bf16 activations layer l saves for its backward.
+    // What layer l saves for its backward, found once in the arena.
     struct LayerBuffers {
-        bf16 *residual, *attn_norm, *qkv, *attn_out, *residual_mid, *mlp_norm, *gate_up, *act;
+        bf16 *residual, *attn_norm, *qkv_raw, *qkv, *attn_out, *residual_mid, *mlp_norm, *gate_up, *act;
+        float *attn_rstd, *qk_rstd, *lse, *mlp_rstd;  // qk_rstd: q's N*H values, then k's N*KV
     };
     LayerBuffers layer_buffers(int l) const {
+        const bool qk = config_.qk_norm;
         return {slot<bf16>("layer.residual", l),     recomputed<bf16>("layer.attn_norm", l),
+                qk ? slot<bf16>("layer.qkv_raw", l) : nullptr,
                 slot<bf16>("layer.qkv", l),          slot<bf16>("layer.attn_out", l),
                 slot<bf16>("layer.residual_mid", l), recomputed<bf16>("layer.mlp_norm", l),
-                slot<bf16>("layer.gate_up", l),      recomputed<bf16>("layer.act", l)};
+                slot<bf16>("layer.gate_up", l),      recomputed<bf16>("layer.act", l),
+                slot("layer.attn_rstd", l),          qk ? slot("layer.qk_rstd", l) : nullptr,
+                slot("layer.lse", l),                slot("layer.mlp_rstd", l)};
     }
 
     // Sums the gradients [offset, offset + count) (and a second range, if any)
@@ -374,40 +377,34 @@ private:
         bf16* tmp = slot<bf16>("d_norm");  // projection outputs in the forward
 
         // ------------------------------------------------------------ forward
-        embedding_forward(slot<bf16>("layer.residual", 0), d_tokens, w_.embed, N, C);
-        rmsnorm_forward(recomputed<bf16>("layer.attn_norm", 0), slot("layer.attn_rstd", 0), nullptr,
-                        slot<bf16>("layer.residual", 0), nullptr, w_.layers[0].attn_norm, N, C, eps);
+        embedding_forward(layers_[0].residual, d_tokens, w_.embed, N, C);
+        rmsnorm_forward(layers_[0].attn_norm, layers_[0].attn_rstd, nullptr, layers_[0].residual, nullptr,
+                        w_.layers[0].attn_norm, N, C, eps);
         for (int l = 0; l < L; ++l) {
             const LayerWeights<bf16>& W = w_.layers[l];
-            const LayerBuffers a = layer_buffers(l);
-            bf16 *residual = a.residual, *qkv = a.qkv, *attn_out = a.attn_out, *residual_mid = a.residual_mid,
-                 *mlp_norm = a.mlp_norm, *gate_up = a.gate_up, *act = a.act;
-            linear_forward(matmul_, c.qk_norm ? slot<bf16>("layer.qkv_raw", l) : qkv, false,
-                           recomputed<bf16>("layer.attn_norm", l), W.wq, W.bq, N, C, Wd);
+            const LayerBuffers& a = layers_[l];
+            linear_forward(matmul_, c.qk_norm ? a.qkv_raw : a.qkv, false, a.attn_norm, W.wq, W.bq, N, C, Wd);
             if (c.qk_norm) {
                 // The v columns pass through unchanged; q and k are normalised per head.
-                const bf16* raw = slot<bf16>("layer.qkv_raw", l);
-                float* rstd = slot("layer.qk_rstd", l);
-                CUDA_CHECK(cudaMemcpyAsync(qkv, raw, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
-                qk_norm_forward(qkv, rstd, raw, W.q_norm, N, H, D, Wd, 0, eps);
-                qk_norm_forward(qkv, rstd + size_t(N) * H, raw, W.k_norm, N, KV, D, Wd, H * D, eps);
+                CUDA_CHECK(cudaMemcpyAsync(a.qkv, a.qkv_raw, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
+                qk_norm_forward(a.qkv, a.qk_rstd, a.qkv_raw, W.q_norm, N, H, D, Wd, 0, eps);
+                qk_norm_forward(a.qkv, a.qk_rstd + size_t(N) * H, a.qkv_raw, W.k_norm, N, KV, D, Wd, H * D, eps);
             }
-            rope_forward(qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
-            rope_forward(qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
-            attention_forward(attn_out, slot("layer.lse", l), qkv, B, T, H, KV, D);
-            linear_forward(matmul_, tmp, false, attn_out, W.wo, W.bo, N, H * D, C);
-            rmsnorm_forward(mlp_norm, slot("layer.mlp_rstd", l), residual_mid, tmp, residual, W.mlp_norm, N, C, eps);
-            linear_forward(matmul_, gate_up, false, mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
-            swiglu_forward(act, gate_up, N, F);
-            linear_forward(matmul_, tmp, false, act, W.w_down, W.b_down, N, F, C);
+            rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
+            rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
+            attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D);
+            linear_forward(matmul_, tmp, false, a.attn_out, W.wo, W.bo, N, H * D, C);
+            rmsnorm_forward(a.mlp_norm, a.mlp_rstd, a.residual_mid, tmp, a.residual, W.mlp_norm, N, C, eps);
+            linear_forward(matmul_, a.gate_up, false, a.mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
+            swiglu_forward(a.act, a.gate_up, N, F);
+            linear_forward(matmul_, tmp, false, a.act, W.w_down, W.b_down, N, F, C);
             // The residual add, fused with the next RMSNorm (the next layer's or the final one).
             if (l + 1 < L)
-                rmsnorm_forward(recomputed<bf16>("layer.attn_norm", l + 1), slot("layer.attn_rstd", l + 1),
-                                slot<bf16>("layer.residual", l + 1), tmp, residual_mid, w_.layers[l + 1].attn_norm,
-                                N, C, eps);
+                rmsnorm_forward(layers_[l + 1].attn_norm, layers_[l + 1].attn_rstd, layers_[l + 1].residual, tmp,
+                                a.residual_mid, w_.layers[l + 1].attn_norm, N, C, eps);
             else
                 rmsnorm_forward(slot<bf16>("final.norm"), slot("final.rstd"), slot<bf16>("final.residual"), tmp,
-                                residual_mid, w_.final_norm, N, C, eps);
+                                a.residual_mid, w_.final_norm, N, C, eps);
         }
         // Classifier and cross-entropy; with the backward, also d(final.norm) into
         // d_norm and the LM head's (or the tied embedding's) gradient.
@@ -431,56 +428,50 @@ private:
         bf16* d_act = slot<bf16>("d_act");
         float* norm_scratch = slot("norm_scratch");
         float* bias_scratch = c.bias ? slot("bias_scratch") : nullptr;
+        float* attn_scratch = slot("attn_scratch");
         rmsnorm_backward(d_residual, g_.final_norm, norm_scratch, nullptr, d_norm, slot<bf16>("final.residual"),
                          w_.final_norm, slot("final.rstd"), N, C);
         for (int l = L - 1; l >= 0; --l) {
             const LayerWeights<bf16>& W = w_.layers[l];
             const LayerWeights<float>& G = g_.layers[l];
-            const LayerBuffers a = layer_buffers(l);
-            bf16 *residual = a.residual, *qkv = a.qkv, *attn_out = a.attn_out, *residual_mid = a.residual_mid,
-                 *mlp_norm = a.mlp_norm, *gate_up = a.gate_up, *act = a.act, *attn_norm = a.attn_norm;
+            const LayerBuffers& a = layers_[l];
             if (plan_.recompute) {  // what the forward did not keep
-                rmsnorm_forward(mlp_norm, slot("layer.mlp_rstd", l), nullptr, residual_mid, nullptr, W.mlp_norm, N,
-                                C, eps);
-                swiglu_forward(act, gate_up, N, F);
+                rmsnorm_forward(a.mlp_norm, a.mlp_rstd, nullptr, a.residual_mid, nullptr, W.mlp_norm, N, C, eps);
+                swiglu_forward(a.act, a.gate_up, N, F);
             }
             // MLP: d_residual holds d(layer output) and passes through the residual.
             linear_backward_input(matmul_, d_act, d_residual, W.w_down, N, F, C, false);
-            linear_backward_weight(matmul_, G.w_down, d_residual, act, N, F, C);
+            linear_backward_weight(matmul_, G.w_down, d_residual, a.act, N, F, C);
             if (c.bias) bias_grad(G.b_down, bias_scratch, d_residual, N, C);
-            swiglu_backward(d_gate_up, d_act, gate_up, N, F);
+            swiglu_backward(d_gate_up, d_act, a.gate_up, N, F);
             linear_backward_input(matmul_, d_norm, d_gate_up, W.w_gate, N, C, 2 * F, false);
-            linear_backward_weight(matmul_, G.w_gate, d_gate_up, mlp_norm, N, C, 2 * F);
+            linear_backward_weight(matmul_, G.w_gate, d_gate_up, a.mlp_norm, N, C, 2 * F);
             if (c.bias) bias_grad(G.b_gate, bias_scratch, d_gate_up, N, 2 * F);
-            rmsnorm_backward(d_residual, G.mlp_norm, norm_scratch, d_residual, d_norm, residual_mid, W.mlp_norm,
-                             slot("layer.mlp_rstd", l), N, C);
+            rmsnorm_backward(d_residual, G.mlp_norm, norm_scratch, d_residual, d_norm, a.residual_mid, W.mlp_norm,
+                             a.mlp_rstd, N, C);
             // Attention: d_residual now holds d(residual_mid).
             linear_backward_input(matmul_, d_attn_out, d_residual, W.wo, N, H * D, C, false);
-            linear_backward_weight(matmul_, G.wo, d_residual, attn_out, N, H * D, C);
+            linear_backward_weight(matmul_, G.wo, d_residual, a.attn_out, N, H * D, C);
             if (c.bias) bias_grad(G.bo, bias_scratch, d_residual, N, C);
-            attention_backward(d_qkv, slot("attn_scratch"), d_attn_out, qkv, attn_out, slot("layer.lse", l), B, T,
-                               H, KV, D);
+            attention_backward(d_qkv, attn_scratch, d_attn_out, a.qkv, a.attn_out, a.lse, B, T, H, KV, D);
             rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
             rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
             const bf16* d_proj = d_qkv;  // the gradient of the fused projection's output
             if (c.qk_norm) {
                 bf16* d_raw = slot<bf16>("d_qkv_raw");
-                const bf16* raw = slot<bf16>("layer.qkv_raw", l);
-                const float* rstd = slot("layer.qk_rstd", l);
                 CUDA_CHECK(cudaMemcpyAsync(d_raw, d_qkv, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
-                qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, raw, W.q_norm, rstd, N, H, D, Wd, 0);
-                qk_norm_backward(d_raw, G.k_norm, norm_scratch, d_qkv, raw, W.k_norm, rstd + size_t(N) * H, N, KV, D,
-                                 Wd, H * D);
+                qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, a.qkv_raw, W.q_norm, a.qk_rstd, N, H, D, Wd, 0);
+                qk_norm_backward(d_raw, G.k_norm, norm_scratch, d_qkv, a.qkv_raw, W.k_norm, a.qk_rstd + size_t(N) * H,
+                                 N, KV, D, Wd, H * D);
                 d_proj = d_raw;
             }
             if (plan_.recompute)
-                rmsnorm_forward(attn_norm, slot("layer.attn_rstd", l), nullptr, residual, nullptr, W.attn_norm, N, C,
-                                eps);
+                rmsnorm_forward(a.attn_norm, a.attn_rstd, nullptr, a.residual, nullptr, W.attn_norm, N, C, eps);
             linear_backward_input(matmul_, d_norm, d_proj, W.wq, N, C, Wd, false);
-            linear_backward_weight(matmul_, G.wq, d_proj, attn_norm, N, C, Wd);
+            linear_backward_weight(matmul_, G.wq, d_proj, a.attn_norm, N, C, Wd);
             if (c.bias) bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
-            rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, residual, W.attn_norm,
-                             slot("layer.attn_rstd", l), N, C);
+            rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, a.residual, W.attn_norm,
+                             a.attn_rstd, N, C);
             if (sync && !zero_) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
         }
         // The embedding: positions grouped by token on the host, added in a fixed order.
@@ -530,6 +521,7 @@ private:
     char* arena_ = nullptr;
     size_t arena_bytes_ = 0;
     std::vector<Slot> slots_;
+    std::vector<LayerBuffers> layers_;
     MatmulContext matmul_;
     CrossEntropyPlan ce_plan_;
     ModelWeights<bf16> w_;

@@ -80,6 +80,17 @@ __device__ inline void adamw_element(float& w, float& mi, float& vi, float& w16,
     w16 = w;
 }
 
+// Element k, read and written one value at a time.
+__device__ inline void adamw_scalar(size_t k, float* master, bf16* weight, const float* grad, float* m, float* v,
+                                    const AdamWParams& p, float scale, float bc1, float bc2) {
+    float w = master[k], mi = m[k], vi = v[k], w16;
+    adamw_element(w, mi, vi, w16, grad[k] * scale, p, bc1, bc2);
+    m[k] = mi;
+    v[k] = vi;
+    master[k] = w;
+    weight[k] = __float2bfloat16(w16);
+}
+
 // Version 1: one thread per element.
 __global__ void adamw_kernel(float* __restrict__ master, bf16* __restrict__ weight, const float* __restrict__ grad,
                              float* __restrict__ m, float* __restrict__ v, size_t n, AdamWParams p,
@@ -88,12 +99,7 @@ __global__ void adamw_kernel(float* __restrict__ master, bf16* __restrict__ weig
     if (i >= n) return;
     const float scale = clip ? clip[1] : 1.0f;
     const float bc1 = 1.0f - powf(p.beta1, float(p.step)), bc2 = 1.0f - powf(p.beta2, float(p.step));
-    float w = master[i], mi = m[i], vi = v[i], w16;
-    adamw_element(w, mi, vi, w16, grad[i] * scale, p, bc1, bc2);
-    m[i] = mi;
-    v[i] = vi;
-    master[i] = w;
-    weight[i] = __float2bfloat16(w16);
+    adamw_scalar(i, master, weight, grad, m, v, p, scale, bc1, bc2);
 }
 
 // Version 2: four elements per thread, 128-bit loads and stores of the fp32
@@ -124,14 +130,7 @@ __global__ void adamw_vec4_kernel(float* __restrict__ master, bf16* __restrict__
         *reinterpret_cast<Bf16x4*>(weight + i) = packed;
         return;
     }
-    for (size_t k = i; k < n; ++k) {
-        float w = master[k], mi = m[k], vi = v[k], w16;
-        adamw_element(w, mi, vi, w16, grad[k] * scale, p, bc1, bc2);
-        m[k] = mi;
-        v[k] = vi;
-        master[k] = w;
-        weight[k] = __float2bfloat16(w16);
-    }
+    for (size_t k = i; k < n; ++k) adamw_scalar(k, master, weight, grad, m, v, p, scale, bc1, bc2);
 }
 
 inline void adamw_update_v1(float* master, bf16* weight, const float* grad, float* m, float* v, size_t n,
