@@ -56,7 +56,7 @@ TRAINER_MPI_FLAGS := $(if $(HAVE_MPI),$(MPI_CFLAGS) -DLLAMA_MPI)
 # ---------------------------------------------------------------------------
 # Host code shared by every build: the model definition and the fp32 CPU reference.
 # ---------------------------------------------------------------------------
-HOST_SRCS := $(wildcard model/*.cpp) $(wildcard reference/*.cpp) $(wildcard lifecycle/*.cpp)
+HOST_SRCS := $(wildcard model/*.cpp) $(wildcard reference/*.cpp) $(wildcard lifecycle/*.cpp) $(wildcard parallel/*.cpp)
 HOST_OBJS := $(HOST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 
 # Targets built by `make` (fragments append) and test commands run by `make test`.
@@ -67,6 +67,9 @@ ifeq ($(HAVE_CLI11)$(HAVE_JSON),yesyes)
 ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
 ifeq ($(HAVE_NVCC)$(HAVE_CUBLASLT),yesyes)
 ALL_TARGETS += $(BUILD)/train_llama
+ifeq ($(HAVE_NCCL)$(HAVE_MPI),yesyes)
+ALL_TARGETS += $(BUILD)/nvcc/train_llama_nompi.o
+endif
 endif
 endif
 
@@ -90,7 +93,8 @@ endif
 CATCH_MAIN := $(BUILD)/obj/test/catch_main.o
 TEST_MODEL_SRCS := test/test_config.cpp test/test_reference_ops.cpp test/test_reference_model.cpp \
                    test/test_torch_reference.cpp test/test_trainer.cpp test/test_lifecycle.cpp \
-                   test/test_export.cpp test/test_generate.cpp test/test_eval.cpp test/test_dry_run.cpp
+                   test/test_export.cpp test/test_generate.cpp test/test_eval.cpp test/test_dry_run.cpp \
+                   test/test_tcp_group.cpp
 TEST_MODEL_OBJS := $(TEST_MODEL_SRCS:%.cpp=$(BUILD)/obj/%.o)
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_model
@@ -178,12 +182,19 @@ $(BUILD)/train_llama_cpu: $(BUILD)/obj/train_llama_cpu.o $(HOST_OBJS) $(TOK_LIB_
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(MPI_LIBS)
 
 # The same loop with the CUDA kernels (gpu/model.cuh), compiled by nvcc for the GPU.
-# With MPI and NCCL it runs data parallel; without, on one GPU.
-GPU_DP_FLAGS := $(if $(HAVE_MPI),$(if $(HAVE_NCCL),$(filter -I% -D%,$(MPI_CFLAGS)) -DLLAMA_MPI -DLLAMA_NCCL))
-GPU_DP_LIBS  := $(if $(GPU_DP_FLAGS),-lnccl $(MPI_LIBS))
+# With NCCL it runs data parallel, the ranks joined by MPI where found (else by
+# --rendezvous over TCP); without NCCL, on one GPU.
+GPU_DP_FLAGS := $(if $(HAVE_NCCL),-DLLAMA_NCCL) $(if $(HAVE_MPI),$(filter -I% -D%,$(MPI_CFLAGS)) -DLLAMA_MPI)
+GPU_DP_LIBS  := $(if $(HAVE_NCCL),-lnccl) $(if $(HAVE_MPI),$(MPI_LIBS))
 $(BUILD)/nvcc/train_llama.o: train_llama.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(GPU_DP_FLAGS) -MMD -MP -c $< -o $@
+# Where MPI is found, the build a cluster without it gets (NCCL, ranks joined
+# over TCP) is compiled too, for one target, so it keeps compiling.
+$(BUILD)/nvcc/train_llama_nompi.o: train_llama.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) -gencode arch=compute_80,code=sm_80 -DLLAMA_NCCL -MMD -MP \
+	  -c $< -o $@
 $(BUILD)/train_llama: $(BUILD)/nvcc/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt \
 	  $(GPU_DP_LIBS)

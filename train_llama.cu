@@ -101,8 +101,10 @@ public:
         gather(params());
     }
     void upload() {}
-    void download() {  // with ZeRO-1 the moments are whole only after a gather
-        if (!zero_) return;
+    // With ZeRO-1 the moments are whole only after a gather (whole_moments);
+    // without it each rank's own shard is current.
+    void download(bool whole_moments = true) {
+        if (!zero_ || !whole_moments) return;
         gather(adam_m());
         gather(adam_v());
     }
@@ -140,7 +142,8 @@ void select_device(const Comm& comm) {
 class TrainModel : public gpu::Model {
 public:
     using gpu::Model::Model;
-    // Data parallelism: one NCCL communicator over the ranks, its id sent from rank 0 through MPI.
+    // Data parallelism: one NCCL communicator over the ranks, its id sent from rank 0 through
+    // the Comm (MPI, or the TCP rendezvous).
     void enable_data_parallel(const Comm& comm, bool zero) {
         if (comm.world == 1) return;
 #ifdef LLAMA_NCCL
@@ -209,7 +212,8 @@ int main(int argc, char** argv) {
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
     bool dry_run = false, resume = false, recompute = false, zero = false;
-    std::string debug_dump_grads;
+    std::string debug_dump_grads, rendezvous;
+    double rendezvous_timeout = 300;
     int debug_crash_step = 0;
     std::vector<int> debug_nan_steps;
     int sample_every = 0, sample_tokens = 64;
@@ -300,6 +304,11 @@ int main(int argc, char** argv) {
     app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
     app.add_flag("--zero", zero, "ZeRO-1 (with several ranks): each rank keeps and updates only its shard of the "
                  "fp32 master weights and AdamW moments; gradients reduce-scattered, weights all-gathered");
+    app.add_option("--rendezvous", rendezvous, "join the ranks without MPI: tcp:HOST:PORT (rank 0 listens there) or "
+                   "file:PATH (rank 0 writes its address to PATH on a shared file system); the rank and world size "
+                   "come from srun (SLURM_PROCID, SLURM_NTASKS) or RANK and WORLD_SIZE");
+    app.add_option("--rendezvous-timeout", rendezvous_timeout, "seconds to wait for every rank to join")
+        ->capture_default_str()->check(CLI::PositiveNumber);
     app.add_flag("--recompute", recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
                  "product are recomputed): less activation memory for one more pass of those kernels");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
@@ -309,8 +318,9 @@ int main(int argc, char** argv) {
     app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
                    "the start of this step")->group("Testing");
     CLI11_PARSE(app, argc, argv);
-    // The ranks of a data-parallel run (one without mpirun or srun is rank 0 of 1).
-    const Comm comm = Comm::init(&argc, &argv);
+    // The ranks of a data-parallel run: through MPI under mpirun or srun, over TCP with
+    // --rendezvous; a process started alone is rank 0 of 1.
+    const Comm comm = Comm::init(&argc, &argv, rendezvous, rendezvous_timeout);
     g_comm = &comm;
     if (!comm.is_root() && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");  // rank 0 reports
     if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
@@ -477,10 +487,11 @@ int main(int argc, char** argv) {
             refs.push_back({prefix + t.name, safetensors::DType::F32, t.shape, buffer.data() + t.offset});
         return refs;
     };
+    // With ZeRO-1 on several ranks the moments stay sharded: each rank writes its
+    // own part into the staging directory, then rank 0 completes the checkpoint.
+    const bool sharded_state = zero && comm.world > 1;
     auto save_checkpoint = [&](int step) -> bool {
-        model.download();
-        std::vector<safetensors::TensorRef> optimizer = tensor_refs("exp_avg/", model.adam_m());
-        for (auto& r : tensor_refs("exp_avg_sq/", model.adam_v())) optimizer.push_back(r);
+        model.download(/*whole_moments=*/!sharded_state);
         nlohmann::json state = {{"step", step},
                                 {"adam_step", adam_step},
                                 {"bad_steps_total", bad_steps_total},
@@ -489,13 +500,55 @@ int main(int argc, char** argv) {
                                 {"data", data->state()},
                                 {"tokenizer", tokenizer_path},
                                 {"model", nlohmann::json::parse(config_to_json(config))}};
-        if (!comm.is_root()) return true;  // rank 0 writes the (replicated) state
+        std::vector<safetensors::TensorRef> optimizer;
+        std::vector<std::string> parts;
+        std::string problem;
+        int failed_rank = 0;  // 1 + the highest rank that could not write its part
+        if (sharded_state) {
+            state["optimizer_shards"] = nlohmann::json::array();
+            for (int r = 0; r < comm.world; ++r) {
+                const Shard s = Shard::of(n_params, r, comm.world);
+                if (s.end() <= s.begin) continue;  // a rank with nothing to keep (tiny models, many ranks)
+                parts.push_back(checkpoint::optimizer_part_name(r));
+                state["optimizer_shards"].push_back({{"file", parts.back()}, {"begin", s.begin}, {"end", s.end()}});
+            }
+            try {
+                if (comm.is_root()) checkpoint::begin_staging(checkpoint_dir, step);
+            } catch (const std::exception& e) {
+                problem = e.what();
+            }
+            if (comm.max(problem.empty() ? 0 : 1) == 0) {  // the staging directory exists: write this rank's part
+                const Shard own = Shard::of(n_params, comm.rank, comm.world);
+                const std::vector<int64_t> shape = {own.end() - own.begin};
+                try {
+                    if (own.end() > own.begin)
+                        checkpoint::write_part(checkpoint_dir, step, checkpoint::optimizer_part_name(comm.rank),
+                                               {{"exp_avg", safetensors::DType::F32, shape, model.adam_m().data() + own.begin},
+                                                {"exp_avg_sq", safetensors::DType::F32, shape,
+                                                 model.adam_v().data() + own.begin}});
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "train_llama: rank %d: its part of the checkpoint of step %d: %s\n", comm.rank,
+                                 step, e.what());
+                    failed_rank = comm.rank + 1;
+                }
+                failed_rank = comm.max(failed_rank);
+                if (failed_rank > 0)
+                    problem = "rank " + std::to_string(failed_rank - 1) + " could not write its part of the optimizer state";
+            }
+        } else {
+            optimizer = tensor_refs("exp_avg/", model.adam_m());
+            for (auto& r : tensor_refs("exp_avg_sq/", model.adam_v())) optimizer.push_back(r);
+        }
+        if (!comm.is_root()) return true;  // rank 0 writes the (replicated) rest
         try {
-            std::string path = checkpoint::write(checkpoint_dir, step, tensor_refs("", model.params()), optimizer, state);
+            if (!problem.empty()) throw std::runtime_error(problem);
+            std::string path =
+                checkpoint::write(checkpoint_dir, step, tensor_refs("", model.params()), optimizer, state, parts);
             checkpoint::prune(checkpoint_dir, keep_checkpoints);
             std::printf("checkpoint: %s\n", path.c_str());
             return true;
         } catch (const std::exception& e) {
+            checkpoint::abandon(checkpoint_dir, step);
             std::vector<std::string> ignored;
             std::string previous = checkpoint::find_latest(checkpoint_dir, ignored);
             std::fprintf(stderr, "train_llama: checkpoint of step %d not written: %s; %s\n", step, e.what(),
@@ -521,12 +574,34 @@ int main(int argc, char** argv) {
                 if (state.at("world_size").get<int>() != comm.world)
                     std::printf("resume: written by %d ranks, continuing with %d\n",
                                 state["world_size"].get<int>(), comm.world);
-                safetensors::Reader weights(path + "/model.safetensors"), moments(path + "/optimizer.safetensors");
-                for (const ParamTensor& t : layout.tensors()) {
+                safetensors::Reader weights(path + "/model.safetensors");
+                for (const ParamTensor& t : layout.tensors())
                     weights.read(t.name, safetensors::DType::F32, t.shape, model.params().data() + t.offset);
-                    moments.read("exp_avg/" + t.name, safetensors::DType::F32, t.shape, model.adam_m().data() + t.offset);
-                    moments.read("exp_avg_sq/" + t.name, safetensors::DType::F32, t.shape,
-                                 model.adam_v().data() + t.offset);
+                if (state.contains("optimizer_shards")) {  // one part per rank of a ZeRO-1 run
+                    int64_t covered = 0;
+                    for (const auto& part : state["optimizer_shards"]) {
+                        const std::string file = part.at("file").get<std::string>();
+                        const int64_t begin = part.at("begin").get<int64_t>(), end = part.at("end").get<int64_t>();
+                        if (begin != covered || end <= begin || end > n_params)
+                            die(path + "/state.json: optimizer part " + file + " holds [" + std::to_string(begin) +
+                                ", " + std::to_string(end) + "), which does not continue the parts before it at " +
+                                std::to_string(covered) + " within the " + std::to_string(n_params) + " parameters");
+                        safetensors::Reader moments(path + "/" + file);
+                        moments.read("exp_avg", safetensors::DType::F32, {end - begin}, model.adam_m().data() + begin);
+                        moments.read("exp_avg_sq", safetensors::DType::F32, {end - begin}, model.adam_v().data() + begin);
+                        covered = end;
+                    }
+                    if (covered != n_params)
+                        die(path + "/state.json: the optimizer parts cover " + std::to_string(covered) + " of the " +
+                            std::to_string(n_params) + " parameters");
+                } else {
+                    safetensors::Reader moments(path + "/optimizer.safetensors");
+                    for (const ParamTensor& t : layout.tensors()) {
+                        moments.read("exp_avg/" + t.name, safetensors::DType::F32, t.shape,
+                                     model.adam_m().data() + t.offset);
+                        moments.read("exp_avg_sq/" + t.name, safetensors::DType::F32, t.shape,
+                                     model.adam_v().data() + t.offset);
+                    }
                 }
                 first_step = state.at("step").get<int>() + 1;
                 adam_step = state.at("adam_step").get<int>();

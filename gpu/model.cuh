@@ -143,13 +143,20 @@ public:
     std::vector<float>& adam_m() { return host_m_; }
     std::vector<float>& adam_v() { return host_v_; }
     // With ZeRO-1 the shards are gathered first (a collective: every rank calls
-    // it), through the gradient buffer, which holds nothing until the next step.
-    void download() {
+    // it), through the gradient buffer, which holds nothing until the next step;
+    // without `whole_moments` only this rank's shard of the moments is copied
+    // (to its place in the host copies), for a checkpoint written in parts.
+    void download(bool whole_moments = true) {
         const size_t P = host_params_.size();
         float* host[3] = {host_params_.data(), host_m_.data(), host_v_.data()};
         float* device[3] = {master_, m_, v_};
         for (int i = 0; i < 3; ++i) {
             const float* full = device[i];
+            if (i > 0 && zero_ && !whole_moments) {
+                CUDA_CHECK(cudaMemcpy(host[i] + shard_.begin, device[i],
+                                      size_t(shard_.end() - shard_.begin) * sizeof(float), cudaMemcpyDeviceToHost));
+                continue;
+            }
 #ifdef LLAMA_NCCL
             if (zero_) {
                 NCCL_CHECK(ncclAllGather(device[i], grads_, size_t(shard_.size), ncclFloat, nccl_, 0));
@@ -203,8 +210,8 @@ public:
     // overlaps the backward of the layers below. The embedding, final norm and
     // LM head go last.
     //
-    // With ZeRO-1 (`zero`), the gradients are instead reduce-scattered at the
-    // end of the backward: each rank keeps the sum of its shard only, holds the
+    // With ZeRO-1 (`zero`), each bucket is instead reduced to the ranks whose
+    // shards it covers: each rank keeps the sum of its shard only, holds the
     // fp32 master weights and AdamW moments of that shard only, updates it, and
     // the bf16 weights are all-gathered after the update. `host_sum` sums a
     // number over the ranks (for the gradient norm of the shards). Call before
@@ -338,19 +345,30 @@ private:
     }
 
     // Sums the gradients [offset, offset + count) (and a second range, if any)
-    // over the ranks, on the communication stream, once the main stream gets here.
+    // over the ranks, on the communication stream, once the main stream gets
+    // here. With ZeRO-1 each part of a range goes only to the rank whose shard
+    // holds it (one reduce per owner), so the reduce-scatter is bucketed and
+    // overlapped like the all-reduce.
     void sync_bucket(int bucket, int64_t offset, int64_t count, int64_t offset2 = 0, int64_t count2 = 0) {
 #ifdef LLAMA_NCCL
         if (!nccl_) return;
         CUDA_CHECK(cudaEventRecord(bucket_events_[bucket], 0));
         CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, bucket_events_[bucket], 0));
         NCCL_CHECK(ncclGroupStart());
-        if (count > 0)
-            NCCL_CHECK(ncclAllReduce(grads_ + offset, grads_ + offset, size_t(count), ncclFloat, ncclSum, nccl_,
-                                     comm_stream_));
-        if (count2 > 0)
-            NCCL_CHECK(ncclAllReduce(grads_ + offset2, grads_ + offset2, size_t(count2), ncclFloat, ncclSum, nccl_,
-                                     comm_stream_));
+        for (const auto& [begin, n] : {std::pair{offset, count}, std::pair{offset2, count2}}) {
+            if (n <= 0) continue;
+            if (!zero_) {
+                NCCL_CHECK(ncclAllReduce(grads_ + begin, grads_ + begin, size_t(n), ncclFloat, ncclSum, nccl_,
+                                         comm_stream_));
+                continue;
+            }
+            for (int owner = int(begin / shard_.size); owner * shard_.size < begin + n; ++owner) {
+                const int64_t lo = std::max<int64_t>(begin, owner * shard_.size);
+                const int64_t hi = std::min<int64_t>(begin + n, (owner + 1) * shard_.size);
+                NCCL_CHECK(ncclReduce(grads_ + lo, grads_ + lo, size_t(hi - lo), ncclFloat, ncclSum, owner, nccl_,
+                                      comm_stream_));
+            }
+        }
         NCCL_CHECK(ncclGroupEnd());
 #else
         (void)bucket, (void)offset, (void)count, (void)offset2, (void)count2;
@@ -472,7 +490,7 @@ private:
             if (c.bias) bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
             rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, a.residual, W.attn_norm,
                              a.attn_rstd, N, C);
-            if (sync && !zero_) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
+            if (sync) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
         }
         // The embedding: positions grouped by token on the host, added in a fixed order.
         EmbeddingPlan embed = embedding_backward_plan(tokens, N, V);
@@ -481,15 +499,7 @@ private:
         embedding_backward(g_.embed, d_residual, embed, d_table, C);
         // The tensors outside the layers: the embedding before them, the final
         // norm and an untied LM head after them.
-        if (sync && !zero_) sync_bucket(L, 0, layer_begin_[0], layer_end_[L - 1], layout_.total() - layer_end_[L - 1]);
-#ifdef LLAMA_NCCL
-        if (sync && zero_ && nccl_) {  // ZeRO-1: each rank receives the sum of its shard, in place
-            CUDA_CHECK(cudaEventRecord(bucket_events_[L], 0));
-            CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, bucket_events_[L], 0));
-            NCCL_CHECK(ncclReduceScatter(grads_, grads_ + shard_.begin, size_t(shard_.size), ncclFloat, ncclSum, nccl_,
-                                         comm_stream_));
-        }
-#endif
+        if (sync) sync_bucket(L, 0, layer_begin_[0], layer_end_[L - 1], layout_.total() - layer_end_[L - 1]);
         CUDA_CHECK(cudaStreamSynchronize(0));
         comm_wait_ms_ = 0;
 #ifdef LLAMA_NCCL

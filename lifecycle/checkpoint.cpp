@@ -13,7 +13,7 @@ namespace llama::checkpoint {
 
 namespace {
 
-const char* kFiles[] = {"model.safetensors", "optimizer.safetensors", "state.json"};
+const char* kRequired[] = {"model.safetensors", "state.json"};  // and the moments, whole or in parts
 const char* kPrefix = "step_";
 
 // The step of a directory named step_NNNNNNNN, or -1.
@@ -25,7 +25,37 @@ int step_of(const fs::path& p) {
     return std::stoi(digits);
 }
 
+std::string staging(const std::string& dir, int step) {
+    return (fs::path(dir) / (".tmp_" + fs::path(path_for_step(dir, step)).filename().string())).string();
+}
+
 }  // namespace
+
+std::string optimizer_part_name(int rank) {
+    char name[48];
+    std::snprintf(name, sizeof name, "optimizer.rank%05d.safetensors", rank);
+    return name;
+}
+
+void begin_staging(const std::string& dir, int step) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw std::runtime_error(dir + ": cannot create checkpoint directory: " + ec.message());
+    const std::string tmp = staging(dir, step);
+    fs::remove_all(tmp, ec);
+    if (!fs::create_directory(tmp, ec))
+        throw std::runtime_error(tmp + ": cannot create: " + (ec ? ec.message() : "exists"));
+}
+
+void write_part(const std::string& dir, int step, const std::string& name,
+                const std::vector<safetensors::TensorRef>& tensors) {
+    safetensors::write_file(staging(dir, step) + "/" + name, tensors);
+}
+
+void abandon(const std::string& dir, int step) {
+    std::error_code ec;
+    fs::remove_all(staging(dir, step), ec);
+}
 
 std::string path_for_step(const std::string& dir, int step) {
     char name[32];
@@ -34,24 +64,26 @@ std::string path_for_step(const std::string& dir, int step) {
 }
 
 std::string write(const std::string& dir, int step, const std::vector<safetensors::TensorRef>& model,
-                  const std::vector<safetensors::TensorRef>& optimizer, const nlohmann::json& state) {
+                  const std::vector<safetensors::TensorRef>& optimizer, const nlohmann::json& state,
+                  const std::vector<std::string>& parts) {
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw std::runtime_error(dir + ": cannot create checkpoint directory: " + ec.message());
     const std::string final_path = path_for_step(dir, step);
-    const std::string tmp = (fs::path(dir) / (".tmp_" + fs::path(final_path).filename().string())).string();
-    fs::remove_all(tmp, ec);
-    if (!fs::create_directory(tmp, ec))
-        throw std::runtime_error(tmp + ": cannot create: " + (ec ? ec.message() : "exists"));
+    const std::string tmp = staging(dir, step);
+    if (parts.empty()) begin_staging(dir, step);
     try {
         nlohmann::json manifest = {{"format", "llama-train checkpoint"}, {"version", kFormatVersion}, {"step", step}};
-        auto record = [&](const char* name, uint64_t checksum) {
+        auto record = [&](const std::string& name, uint64_t checksum) {
             uint64_t size = fs::file_size(fs::path(tmp) / name);
             manifest["files"][name] = {{"bytes", size}, {"xxh3", fileio::hex64(checksum)}};
         };
+        for (const std::string& part : parts) {
+            if (!fs::exists(fs::path(tmp) / part)) throw std::runtime_error(tmp + "/" + part + ": missing");
+            record(part, fileio::checksum_file(tmp + "/" + part));
+        }
         record("model.safetensors", safetensors::write_file(tmp + "/model.safetensors", model,
                                                             {{"format", "pt"}, {"step", std::to_string(step)}}));
-        record("optimizer.safetensors", safetensors::write_file(tmp + "/optimizer.safetensors", optimizer));
+        if (parts.empty() || !optimizer.empty())
+            record("optimizer.safetensors", safetensors::write_file(tmp + "/optimizer.safetensors", optimizer));
         record("state.json", fileio::write_file(tmp + "/state.json", state.dump(2) + "\n"));
         fileio::write_file(tmp + "/manifest.json", manifest.dump(2) + "\n");
         fileio::fsync_dir(tmp);
@@ -85,10 +117,14 @@ void verify(const std::string& path) {
         if (version != kFormatVersion)
             throw std::runtime_error(manifest_path + ": format version " + std::to_string(version) +
                                      " is not the supported version " + std::to_string(kFormatVersion));
-        for (const char* name : kFiles) {
-            const std::string file = path + "/" + name;
+        for (const char* name : kRequired)
             if (!m.at("files").contains(name)) throw std::runtime_error(manifest_path + ": does not list " + name);
-            const auto& entry = m["files"][name];
+        bool moments = false;
+        for (const auto& [name, entry] : m.at("files").items()) {
+            if (name.find('/') != std::string::npos || name.rfind("..", 0) == 0)
+                throw std::runtime_error(manifest_path + ": lists a file outside the checkpoint: " + name);
+            moments |= name.rfind("optimizer.", 0) == 0;
+            const std::string file = path + "/" + name;
             if (!fs::exists(file)) throw std::runtime_error(file + ": missing");
             uint64_t size = 0;
             uint64_t sum = fileio::checksum_file(file, &size);
@@ -99,6 +135,7 @@ void verify(const std::string& path) {
             if (fileio::hex64(sum) != entry.at("xxh3").get<std::string>())
                 throw std::runtime_error(file + ": checksum mismatch (corrupt file)");
         }
+        if (!moments) throw std::runtime_error(manifest_path + ": lists no optimizer state");
     } catch (const nlohmann::json::exception& e) {
         throw std::runtime_error(manifest_path + ": bad manifest: " + e.what());
     }

@@ -14,8 +14,13 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 
@@ -51,7 +56,7 @@ Run train(const std::string& binary, const std::string& args, const std::string&
     std::remove(jsonl.c_str());
     Run r;
     testcorpus::CommandResult c =
-        testcorpus::run_command(env + " " + (binary == "mpirun" ? binary : kBuild + "/" + binary) + " " + args +
+        testcorpus::run_command(env + " " + (binary == "mpirun" || binary.find('/') != std::string::npos ? binary : kBuild + "/" + binary) + " " + args +
                                 " --log-jsonl " + jsonl);
     r.output = c.output;
     INFO(binary << " " << args << "\n" << c.output);
@@ -233,7 +238,7 @@ TEST_CASE("mpirun -np 1, 2, 4, with and without ZeRO-1: the CPU build's losses a
     }
 }
 
-TEST_CASE("mpirun -np 1, 2: the emulated GPU build agrees within bf16 tolerance, with and without ZeRO-1, under "
+TEST_CASE("mpirun -np 1, 2, 4: the emulated GPU build agrees within bf16 tolerance, with and without ZeRO-1, under "
           "several stream seeds", "[gpu-loop][mpi]") {
     const int steps = 3;
     const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 3 --batch 4 " +
@@ -244,11 +249,11 @@ TEST_CASE("mpirun -np 1, 2: the emulated GPU build agrees within bf16 tolerance,
     REQUIRE(one.losses.size() == size_t(steps));
     const std::vector<float> weights1 = final_weights(dir1, steps, layout);
     std::system(("rm -rf " + dir1).c_str());
-    for (const auto& [seed, zero] : std::vector<std::pair<std::string, std::string>>{
-             {"1", ""}, {"7", ""}, {"3", " --zero"}, {"9", " --zero"}}) {
-        INFO("EMU_SEED " << seed << zero);
-        const std::string dir = temp_path("dp_emu_2");
-        Run two = train_ranks("train_llama_emu", 2, base + " --checkpoint-dir " + dir + zero, "EMU_SEED=" + seed);
+    for (const auto& [np, seed, zero] : std::vector<std::tuple<int, std::string, std::string>>{
+             {2, "1", ""}, {2, "7", ""}, {2, "3", " --zero"}, {2, "9", " --zero"}, {4, "5", ""}, {4, "11", " --zero"}}) {
+        INFO(np << " ranks, EMU_SEED " << seed << zero);
+        const std::string dir = temp_path("dp_emu_n");
+        Run two = train_ranks("train_llama_emu", np, base + " --checkpoint-dir " + dir + zero, "EMU_SEED=" + seed);
         REQUIRE(two.losses.size() == size_t(steps));
         CHECK_THAT(two.output, Catch::Contains("comm wait"));
         for (int s = 0; s < steps; ++s) CHECK(two.losses[s] == Approx(one.losses[s]).epsilon(1e-3));
@@ -268,6 +273,150 @@ TEST_CASE("a rank that dies ends the whole job with a message, not a hang", "[gp
         CHECK(c.status != 124);  // timeout's status: the job hung
         CHECK_THAT(c.output, Catch::Contains("exited on signal 9"));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Without MPI: the ranks started as `srun` starts them (SLURM_PROCID, SLURM_NTASKS)
+// and joined by the TCP rendezvous on rank 0, found at a fixed address or
+// through a file.
+// ---------------------------------------------------------------------------
+namespace {
+
+int free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+std::string tcp_spec() { return "tcp:127.0.0.1:" + std::to_string(free_port()); }
+
+Run train_tcp(int np, const std::string& rendezvous, const std::string& args) {
+    return train("test/launch-tcp-ranks", std::to_string(np) + " " + kBuild + "/train_llama_cpu --rendezvous " +
+                 rendezvous + " " + args, "OMP_NUM_THREADS=1 timeout 300");
+}
+
+}  // namespace
+
+TEST_CASE("without MPI, ranks joined over TCP or through a file train what one process trains", "[gpu-loop][mpi]") {
+    const int steps = 4;
+    const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 4 --batch 4 " +
+                             "--micro-batch 1 --seq-len 37 --seed 5 --val-every 2 --val-batches 2 --log-every 1";
+    const llama::ParamLayout layout(llama::preset("tiny-osr"));
+    const std::string dir1 = temp_path("tcp_1");
+    Run one = train("train_llama_cpu", base + " --checkpoint-dir " + dir1, "OMP_NUM_THREADS=1");
+    const std::vector<float> weights1 = final_weights(dir1, steps, layout);
+    std::system(("rm -rf " + dir1).c_str());
+    const std::string file = "file:" + temp_path("rendezvous");
+    for (const auto& [np, rendezvous, zero] : std::vector<std::tuple<int, std::string, bool>>{
+             {2, tcp_spec(), false}, {4, file, false}, {2, file, true}, {4, tcp_spec(), true}}) {
+        INFO(np << " ranks, " << rendezvous << (zero ? ", ZeRO-1" : ""));
+        const std::string dir = temp_path("tcp_n");
+        Run r = train_tcp(np, rendezvous, base + " --checkpoint-dir " + dir + (zero ? " --zero" : ""));
+        REQUIRE(r.losses.size() == size_t(steps));
+        CHECK_THAT(r.output, Catch::Contains("data parallel: " + std::to_string(np) + " ranks"));
+        for (int s = 0; s < steps; ++s) CHECK(r.losses[s] == Approx(one.losses[s]).epsilon(1e-6));
+        CHECK(weight_difference(final_weights(dir, steps, layout), weights1) < 1e-5);
+        std::system(("rm -rf " + dir).c_str());
+    }
+}
+
+TEST_CASE("without MPI, a rank that dies or never comes ends every rank with a message, not a hang",
+          "[gpu-loop][mpi]") {
+    const std::string args = " --preset tiny --text " + testcorpus::kjv_path() +
+                             " --steps 50 --batch 2 --micro-batch 1 --seq-len 32";
+    {
+        testcorpus::CommandResult c = testcorpus::run_command(
+            "OMP_NUM_THREADS=1 timeout 120 test/launch-tcp-ranks 2 " + kBuild + "/train_llama_cpu --rendezvous " +
+            tcp_spec() + args + " --debug-crash-step 3");
+        INFO(c.output);
+        CHECK(c.status != 0);
+        CHECK(c.status != 124);
+        CHECK_THAT(c.output, Catch::Contains("train_llama: rank 0: rank 1 closed its connection (it exited?)"));
+    }
+    {  // rank 0 waits for a second rank that is never started
+        testcorpus::CommandResult c = testcorpus::run_command(
+            "SLURM_PROCID=0 SLURM_NTASKS=2 timeout 60 " + kBuild + "/train_llama_cpu --rendezvous " + tcp_spec() +
+            " --rendezvous-timeout 2" + args);
+        INFO(c.output);
+        CHECK(c.status == 1);
+        CHECK_THAT(c.output, Catch::Contains("s only 1 of 2 ranks had joined (missing: 1)"));
+    }
+    {  // rank 1 waits for a rank 0 that never publishes its address
+        const std::string path = temp_path("no_rank0");
+        testcorpus::CommandResult c = testcorpus::run_command(
+            "SLURM_PROCID=1 SLURM_NTASKS=2 timeout 60 " + kBuild + "/train_llama_cpu --rendezvous file:" + path +
+            " --rendezvous-timeout 2" + args);
+        INFO(c.output);
+        CHECK(c.status == 1);
+        CHECK_THAT(c.output, Catch::Contains("rank 1 gave up after 2 s: no address of this job's rank 0 in " + path));
+    }
+    {  // no rank in the environment
+        testcorpus::CommandResult c = testcorpus::run_command(
+            "env -u SLURM_PROCID -u SLURM_NTASKS -u RANK -u WORLD_SIZE -u OMPI_COMM_WORLD_RANK -u PMI_RANK " + kBuild +
+            "/train_llama_cpu --rendezvous tcp:localhost:1" + args);
+        CHECK(c.status == 1);
+        CHECK_THAT(c.output, Catch::Contains("--rendezvous needs this process's rank and the world size"));
+    }
+}
+
+TEST_CASE("ZeRO-1 checkpoints are written in parts, one per rank, and resume on another rank count",
+          "[gpu-loop][mpi]") {
+    const int steps = 6;
+    const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 6 --batch 4 " +
+                             "--micro-batch 1 --seq-len 37 --seed 5 --val-every 0 --log-every 1 --checkpoint-every 3";
+    const std::string ref_dir = temp_path("parts_ref");
+    Run whole = train("train_llama_cpu", base + " --checkpoint-dir " + ref_dir, "OMP_NUM_THREADS=1");
+    REQUIRE(whole.losses.size() == size_t(steps));
+    std::system(("rm -rf " + ref_dir).c_str());
+    // Four ranks with ZeRO-1, the last killed at the start of step 4: the checkpoint of step 3 is in four parts.
+    const std::string dir = temp_path("parts");
+    testcorpus::CommandResult c = testcorpus::run_command(
+        "OMP_NUM_THREADS=1 timeout 120 test/launch-tcp-ranks 4 " + kBuild + "/train_llama_cpu --rendezvous " +
+        tcp_spec() + " " + base + " --zero --checkpoint-dir " + dir + " --debug-crash-step 4");
+    INFO(c.output);
+    REQUIRE(c.status != 0);
+    char step3[32];
+    std::snprintf(step3, sizeof step3, "/step_%08d", 3);
+    for (int r = 0; r < 4; ++r) {
+        char part[48];
+        std::snprintf(part, sizeof part, "/optimizer.rank%05d.safetensors", r);
+        CHECK(access((dir + step3 + part).c_str(), F_OK) == 0);
+    }
+    CHECK(access((dir + step3 + "/optimizer.safetensors").c_str(), F_OK) != 0);
+    std::system(("cp -r " + dir + " " + dir + "_copy").c_str());
+    // Resumed by one process, and by two ranks with ZeRO-1: steps 4 to 6 as in the uninterrupted run.
+    for (const auto& [np, resume_dir] : std::vector<std::pair<int, std::string>>{{1, dir}, {2, dir + "_copy"}}) {
+        INFO("resumed by " << np << " rank(s)");
+        Run r = np == 1 ? train("train_llama_cpu", base + " --checkpoint-dir " + resume_dir + " --resume",
+                                "OMP_NUM_THREADS=1")
+                        : train_tcp(2, tcp_spec(), base + " --zero --checkpoint-dir " + resume_dir + " --resume");
+        CHECK_THAT(r.output, Catch::Contains("resume: written by 4 ranks, continuing with " + std::to_string(np)));
+        REQUIRE(r.losses.size() == 3);
+        for (int s = 0; s < 3; ++s) CHECK(r.losses[s] == Approx(whole.losses[3 + s]).epsilon(1e-6));
+    }
+    // A rank that cannot write its part (a file-size limit on rank 1 only): no
+    // checkpoint of step 6, the one of step 3 intact, no half-written leftovers.
+    std::system(("rm -rf " + dir + " && cp -r " + dir + "_copy " + dir).c_str());
+    std::system(("rm -rf " + dir + "/step_00000006").c_str());
+    c = testcorpus::run_command(
+        "OMP_NUM_THREADS=1 timeout 120 test/launch-tcp-ranks 2 bash -c 'if [ $SLURM_PROCID = 1 ]; then ulimit -f 500; "
+        "fi; exec \"$0\" \"$@\"' " + kBuild + "/train_llama_cpu --rendezvous " + tcp_spec() + " " + base +
+        " --zero --checkpoint-dir " + dir + " --resume");
+    INFO(c.output);
+    CHECK(c.status == 1);
+    CHECK_THAT(c.output, Catch::Contains("rank 1: its part of the checkpoint of step 6:") &&
+                             Catch::Contains("File too large"));
+    CHECK_THAT(c.output, Catch::Contains("checkpoint of step 6 not written: rank 1 could not write its part of the "
+                                         "optimizer state; the previous checkpoint " + dir + step3 + " is intact"));
+    CHECK(access((dir + "/step_00000006").c_str(), F_OK) != 0);
+    CHECK(access((dir + "/.tmp_step_00000006").c_str(), F_OK) != 0);
+    std::system(("rm -rf " + dir + " " + dir + "_copy").c_str());
 }
 
 TEST_CASE("the global batch must split evenly over the ranks", "[gpu-loop][mpi]") {

@@ -243,6 +243,40 @@ TEST_CASE("checkpoints are verified: truncated, flipped, missing manifest, lefto
     fs::remove_all(dir);
 }
 
+TEST_CASE("a checkpoint written in parts lists and verifies every part", "[lifecycle][checkpoint]") {
+    std::string dir = temp_dir("ckparts");
+    std::vector<float> w(300, 0.25f), m(300);
+    for (int i = 0; i < 300; ++i) m[i] = float(i);
+    checkpoint::begin_staging(dir, 7);
+    for (int r = 0; r < 3; ++r)  // as three ranks would, each its own hundred
+        checkpoint::write_part(dir, 7, checkpoint::optimizer_part_name(r),
+                               {{"exp_avg", st::DType::F32, {100}, m.data() + 100 * r}});
+    const std::vector<std::string> parts = {checkpoint::optimizer_part_name(0), checkpoint::optimizer_part_name(1),
+                                            checkpoint::optimizer_part_name(2)};
+    CHECK(parts[1] == "optimizer.rank00001.safetensors");
+    const std::string path =
+        checkpoint::write(dir, 7, {{"w", st::DType::F32, {300}, w.data()}}, {}, {{"step", 7}}, parts);
+    REQUIRE_NOTHROW(checkpoint::verify(path));
+    CHECK(!fs::exists(path + "/optimizer.safetensors"));
+    st::Reader part(path + "/" + parts[2]);
+    std::vector<float> back(100);
+    part.read("exp_avg", st::DType::F32, {100}, back.data());
+    CHECK(back[99] == 299.0f);
+    // A damaged part fails the whole checkpoint.
+    std::string bytes = bytes_of(path + "/" + parts[1]);
+    bytes[bytes.size() - 3] ^= 0x10;
+    put_bytes(path + "/" + parts[1], bytes);
+    CHECK_THROWS_WITH(checkpoint::verify(path), Catch::Contains(parts[1]) && Catch::Contains("checksum mismatch"));
+    // A part that never arrived: the write is refused and the staging directory can be abandoned.
+    checkpoint::begin_staging(dir, 8);
+    CHECK_THROWS_WITH(checkpoint::write(dir, 8, {{"w", st::DType::F32, {300}, w.data()}}, {}, {{"step", 8}}, parts),
+                      Catch::Contains(parts[0]) && Catch::Contains("missing"));
+    checkpoint::abandon(dir, 8);
+    CHECK(!fs::exists(dir + "/.tmp_step_00000008"));
+    CHECK(!fs::exists(checkpoint::path_for_step(dir, 8)));
+    fs::remove_all(dir);
+}
+
 TEST_CASE("a failed checkpoint write leaves the previous one intact", "[lifecycle][checkpoint]") {
     std::string dir = temp_dir("ckfull");
     std::vector<float> w(1 << 16, 1.0f);
@@ -405,6 +439,12 @@ TEST_CASE("under mpirun -np 2: a rank is killed at a random step, the job resume
     REQUIRE(run_shell(mpirun + args + " --resume", &out) == 0);
     INFO(out);
     check_same_losses(base + "/run.jsonl", reference, steps);
+    if (!zero.empty()) {  // each rank wrote its own part of the moments
+        const std::string last = checkpoint::path_for_step(base + "/ck", steps);
+        CHECK(fs::exists(last + "/optimizer.rank00000.safetensors"));
+        CHECK(fs::exists(last + "/optimizer.rank00001.safetensors"));
+        CHECK_FALSE(fs::exists(last + "/optimizer.safetensors"));
+    }
     fs::remove_all(base);
 }
 

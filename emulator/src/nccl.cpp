@@ -201,6 +201,21 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, std::size_t count, nccl
     return ncclSuccess;
 }
 
+// Only the root's `recv` is written (in place on the others leaves their input as it was).
+ncclResult_t ncclReduce(const void* send, void* recv, std::size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+                        ncclComm_t comm, cudaStream_t stream) {
+    if (!valid_comm(comm) || !valid_type(type) || !valid_op(op) || root < 0 || root >= comm->size ||
+        (count && (!send || (comm->rank == root && !recv))))
+        return ncclInvalidArgument;
+    emu::enqueue_host_work(stream, [=] {
+        std::vector<unsigned char> all = gather_all(send, count * type_size(type), comm);
+        if (comm->rank != root) return;
+        for (std::size_t i = 0; i < count; ++i)
+            store(static_cast<unsigned char*>(recv), type, i, reduce_element(all, count, comm->size, type, op, i));
+    });
+    return ncclSuccess;
+}
+
 ncclResult_t ncclReduceScatter(const void* send, void* recv, std::size_t recvcount, ncclDataType_t type,
                                ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
     if (!valid_comm(comm) || !valid_type(type) || !valid_op(op) || (recvcount && (!send || !recv)))

@@ -113,6 +113,24 @@ TEST_CASE("reduce-scatter gives each rank its reduced slice", "[nccl]") {
     cudaFree(recv);
 }
 
+TEST_CASE("reduce writes the sum on the root only, in place", "[nccl]") {
+    const std::size_t n = 7;
+    std::vector<float> mine(n);
+    for (std::size_t i = 0; i < n; ++i) mine[i] = value(world_rank, i);
+    float* buf = device_copy(mine);
+    const int root = world_size - 1;
+    REQUIRE(ncclReduce(buf, buf, n, ncclFloat32, ncclSum, root, comm, 0) == ncclSuccess);
+    auto got = host_copy(buf, n);
+    for (std::size_t i = 0; i < n; ++i) {
+        double want = 0;
+        for (int r = 0; r < world_size; ++r) want += value(r, i);
+        if (world_rank == root) REQUIRE(got[i] == Approx(want));
+        else REQUIRE(got[i] == mine[i]);
+    }
+    REQUIRE(ncclReduce(buf, buf, n, ncclFloat32, ncclSum, world_size, comm, 0) == ncclInvalidArgument);
+    cudaFree(buf);
+}
+
 TEST_CASE("all-gather concatenates in rank order; broadcast copies the root", "[nccl]") {
     const std::size_t per = 6;
     std::vector<float> mine(per);
