@@ -411,10 +411,9 @@ int main(int argc, char** argv) {
     TrainModel model(config, micro_batch, seq_len, recompute);
     model.enable_data_parallel(comm, zero);
     if (zero && comm.world > 1) {
-        const double full = 12e-9 * double(n_params);  // fp32 master weights and two moments
+        const double full = 1e-9 * double(plan.master_bytes + plan.adam_bytes), saving = 1e-9 * plan.zero1_saving(comm.world);
         std::printf("ZeRO-1: fp32 master weights and AdamW moments sharded over %d ranks: %.3g GB per rank "
-                    "instead of %.3g GB (saves %.3g GB)\n", comm.world, full / comm.world, full,
-                    full - full / comm.world);
+                    "instead of %.3g GB (saves %.3g GB)\n", comm.world, full - saving, full, saving);
     }
     model.init(seed);
     if (!init_params.empty()) {

@@ -281,6 +281,14 @@ std::string dry_run_report(const ModelConfig& c, int micro_batch, int seq_len, i
     row("workspace", full.workspace_bytes(), rec.workspace_bytes());
     row("total", full.total_bytes(), rec.total_bytes());
 
+    s << "-- ZeRO-1 (--zero): fp32 master weights and AdamW moments sharded over the ranks\n";
+    s << "  ranks   their share per rank   saving   total per rank: no recompute   recompute\n";
+    for (int ranks : {8, 64}) {
+        const int64_t saving = full.zero1_saving(ranks);
+        s << fmt("  %5d %22.2f %8.2f %30.2f %11.2f\n", ranks, gb(full.master_bytes + full.adam_bytes - saving),
+                 gb(saving), gb(full.total_bytes() - saving), gb(rec.total_bytes() - saving));
+    }
+
     // 3. Largest micro-batch that fits.
     s << fmt("-- largest micro-batch at seq %d      no recompute   recompute   (plan total <= %.0f%% of capacity)\n",
              seq_len, kMemoryBudgetFraction * 100);

@@ -38,6 +38,8 @@ struct MemoryPlan {
     int64_t workspace_bytes() const;
     int64_t state_bytes() const { return param_bf16_bytes + master_bytes + grad_bytes + adam_bytes; }
     int64_t total_bytes() const { return state_bytes() + activation_bytes() + workspace_bytes(); }
+    // ZeRO-1 over `ranks`: each rank keeps 1/ranks of the fp32 master weights and AdamW moments.
+    int64_t zero1_saving(int ranks) const { return (master_bytes + adam_bytes) - (master_bytes + adam_bytes) / ranks; }
     const Buffer& find(const std::string& name) const;  // throws std::out_of_range naming it
 };
 

@@ -124,6 +124,12 @@ TEST_CASE("recomputation lowers activation memory and the report shows both", "[
     CHECK(contains(report, "AdamW moments (fp32 m and v)          3.50"));
     CHECK(contains(report, "activations"));
     CHECK(contains(report, "recompute"));
+    // ZeRO-1 on 64 ranks keeps 5.25 / 64 = 0.08 GB of the 5.25 GB of master weights and moments: saves 5.17 GB.
+    CHECK(contains(report, "ZeRO-1 (--zero)"));
+    CHECK(contains(report, "     64                   0.08     5.17"));
+    const MemoryPlan plan = plan_memory(preset("zagreus-0.4b"), 4, 4096, false);
+    CHECK(plan.zero1_saving(1) == 0);
+    CHECK(plan.zero1_saving(8) == (plan.master_bytes + plan.adam_bytes) / 8 * 7);
 }
 
 TEST_CASE("the largest micro-batch fits and one more does not", "[dry-run]") {
