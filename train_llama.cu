@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
     bool dry_run = false, resume = false, recompute = false, zero = false;
-    std::string debug_dump_grads, rendezvous;
+    std::string debug_dump_grads, debug_dump_batches, debug_export_init, rendezvous;
     double rendezvous_timeout = 300;
     int debug_crash_step = 0;
     std::vector<int> debug_nan_steps;
@@ -315,6 +315,10 @@ int main(int argc, char** argv) {
         ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--debug-dump-grads", debug_dump_grads, "for tests: write the first step's gradients (before "
                    "clipping) to this safetensors file")->group("Testing");
+    app.add_option("--debug-dump-batches", debug_dump_batches, "for comparisons: append every training micro-batch "
+                   "(int32 tokens, then int32 targets, each micro-batch x seq-len) to this file")->group("Testing");
+    app.add_option("--debug-export-init", debug_export_init, "for comparisons: write the initial weights as a "
+                   "Hugging Face folder here before step 1")->group("Testing");
     app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
                    "the start of this step")->group("Testing");
     CLI11_PARSE(app, argc, argv);
@@ -423,6 +427,13 @@ int main(int argc, char** argv) {
     }
     std::printf("model: %s\n", model.describe().c_str());
     if (peak_tflops == 0) peak_tflops = model.peak_tflops();
+    if (!debug_export_init.empty() && comm.is_root()) {
+        try {
+            exporter::write_hf(config, layout, model.params().data(), debug_export_init, tokenizer_path);
+        } catch (const std::exception& e) {
+            die("--debug-export-init: " + std::string(e.what()));
+        }
+    }
 
     // ---------------------------------------------------------------- data
     std::unique_ptr<TrainingData> data;
@@ -637,6 +648,9 @@ int main(int argc, char** argv) {
     auto run_start = std::chrono::steady_clock::now();
     bool last_checkpoint_ok = true;
     int bad_in_row = 0;
+    FILE* batch_dump = nullptr;  // every rank reads every micro-batch: rank 0 writes them all
+    if (!debug_dump_batches.empty() && comm.is_root() && !(batch_dump = std::fopen(debug_dump_batches.c_str(), "ab")))
+        die("--debug-dump-batches " + debug_dump_batches + ": cannot open for appending");
     for (int step = first_step; step <= steps; ++step) {
         if (step == debug_crash_step && comm.rank == comm.world - 1) std::raise(SIGKILL);
         auto t0 = std::chrono::steady_clock::now();
@@ -647,6 +661,11 @@ int main(int argc, char** argv) {
         float loss = 0.0f;
         for (int micro = 0; micro < accumulation; ++micro) {
             data->next_batch(micro_batch, seq_len, inputs, targets);
+            if (batch_dump) {
+                std::fwrite(inputs.data(), sizeof(int), inputs.size(), batch_dump);
+                if (std::fwrite(targets.data(), sizeof(int), targets.size(), batch_dump) != targets.size())
+                    die("--debug-dump-batches " + debug_dump_batches + ": write failed");
+            }
             if (micro % comm.world != comm.rank) continue;  // another rank's micro-batch
             // The gradients are summed over the ranks after this rank's last micro-batch.
             const bool last = micro + comm.world >= accumulation;
@@ -759,6 +778,7 @@ int main(int argc, char** argv) {
         }
     }
     if (jsonl) std::fclose(jsonl);
+    if (batch_dump) std::fclose(batch_dump);
     // ---------------------------------------------------------------- export
     model.download();
     try {

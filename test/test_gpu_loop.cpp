@@ -140,6 +140,32 @@ TEST_CASE("after 20 steps the emulated GPU run and the CPU run still agree", "[g
     CHECK(emu.losses.back() < emu.losses.front() - 0.5);  // and it learns
 }
 
+// scripts/hf-parity: the trainer's initial weights and micro-batches fed to a
+// PyTorch Llama (test/torch_reference.py in float64; on a GPU machine with
+// transformers, LlamaForCausalLM) trained with torch.optim.AdamW at the
+// trainer's learning rate of each step; every step's loss compared.
+TEST_CASE("50 steps against PyTorch's AdamW: the CPU and the emulated GPU builds track a float64 PyTorch Llama",
+          "[gpu-loop]") {
+    for (const char* binary : {"train_llama_cpu", kGpuTrainer.c_str()}) {
+        INFO(binary);
+        const std::string out = temp_path("parity.json");
+        testcorpus::CommandResult c = testcorpus::run_command(
+            "OMP_NUM_THREADS=1 EMU_THREADS=1 scripts/hf-parity --model torch --preset tiny-osr --steps 50 --text " +
+            testcorpus::kjv_path() + " --trainer " + kBuild + "/" + binary + " --out " + out);
+        INFO(c.output);
+        CHECK(c.status == 0);
+        std::ifstream in(out);
+        REQUIRE(in.good());
+        const nlohmann::json j = nlohmann::json::parse(in);
+        REQUIRE(j["steps"].size() == 50);
+        const double worst = j["worst"].get<double>();
+        // Seen: 2e-4 for the fp32 CPU build, 7e-4 for the bf16 GPU kernels.
+        CHECK(worst < (std::string(binary) == "train_llama_cpu" ? 1e-3 : 1e-2));
+        CHECK(j["steps"][49]["trainer"].get<double>() < j["steps"][0]["trainer"].get<double>() - 1.0);  // it learned
+        std::remove(out.c_str());
+    }
+}
+
 TEST_CASE("recomputation and the emulator's block and stream order change no bit", "[gpu-loop]") {
     const std::string args = common("tiny-osr", 3);
     Run base = train(kGpuTrainer, args);
