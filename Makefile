@@ -68,7 +68,7 @@ ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
 ifeq ($(HAVE_NVCC)$(HAVE_CUBLASLT),yesyes)
 ALL_TARGETS += $(BUILD)/train_llama
 ifeq ($(HAVE_NCCL)$(HAVE_MPI),yesyes)
-ALL_TARGETS += $(BUILD)/nvcc/train_llama_nompi.o
+ALL_TARGETS += $(BUILD)/nvcc/train_llama_nompi.o $(BUILD)/nvcc/train_llama_single.o
 endif
 endif
 endif
@@ -189,12 +189,13 @@ GPU_DP_LIBS  := $(if $(HAVE_NCCL),-lnccl) $(if $(HAVE_MPI),$(MPI_LIBS))
 $(BUILD)/nvcc/train_llama.o: train_llama.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(GPU_DP_FLAGS) -MMD -MP -c $< -o $@
-# Where MPI is found, the build a cluster without it gets (NCCL, ranks joined
-# over TCP) is compiled too, for one target, so it keeps compiling.
-$(BUILD)/nvcc/train_llama_nompi.o: train_llama.cu
+# Where NCCL and MPI are found, the builds of machines without them are
+# compiled too, for one target, so they keep compiling: NCCL with the ranks
+# joined over TCP (no MPI), and one GPU only (neither).
+$(BUILD)/nvcc/train_llama_nompi.o $(BUILD)/nvcc/train_llama_single.o: train_llama.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) -gencode arch=compute_80,code=sm_80 -DLLAMA_NCCL -MMD -MP \
-	  -c $< -o $@
+	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) -gencode arch=compute_80,code=sm_80 \
+	  $(if $(findstring nompi,$@),-DLLAMA_NCCL) -MMD -MP -c $< -o $@
 $(BUILD)/train_llama: $(BUILD)/nvcc/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt \
 	  $(GPU_DP_LIBS)
