@@ -173,6 +173,16 @@ TcpGroup::TcpGroup(const RendezvousSpec& spec, int rank, int world, const std::s
     : rank_(rank), world_(world), op_timeout_s_(op_timeout_s) {
     if (world < 1 || rank < 0 || rank >= world)
         throw std::invalid_argument("rank " + std::to_string(rank) + " of " + std::to_string(world) + " is not a rank");
+    try {
+        join(spec, job, join_timeout_s);
+    } catch (...) {
+        close_all();  // no destructor runs after a throwing constructor
+        throw;
+    }
+}
+
+void TcpGroup::join(const RendezvousSpec& spec, const std::string& job, double join_timeout_s) {
+    const int rank = rank_, world = world_;
     const uint64_t job_hash = hash_job(job);
     const auto deadline =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(join_timeout_s));
@@ -236,6 +246,8 @@ TcpGroup::TcpGroup(const RendezvousSpec& spec, int rank, int world, const std::s
         }
         if (!published_.empty()) std::remove(published_.c_str());
         published_.clear();
+        ::close(listen_fd_);  // everyone is here: free the port
+        listen_fd_ = -1;
         return;
     }
 
@@ -282,12 +294,15 @@ TcpGroup::TcpGroup(const RendezvousSpec& spec, int rank, int world, const std::s
     }
 }
 
-TcpGroup::~TcpGroup() {
+TcpGroup::~TcpGroup() { close_all(); }
+
+void TcpGroup::close_all() {
     if (!published_.empty()) std::remove(published_.c_str());
-    for (int fd : peer_fd_)
-        if (fd >= 0) ::close(fd);
-    if (root_fd_ >= 0) ::close(root_fd_);
-    if (listen_fd_ >= 0) ::close(listen_fd_);
+    published_.clear();
+    for (int& fd : peer_fd_)
+        if (fd >= 0) ::close(fd), fd = -1;
+    if (root_fd_ >= 0) ::close(root_fd_), root_fd_ = -1;
+    if (listen_fd_ >= 0) ::close(listen_fd_), listen_fd_ = -1;
 }
 
 void TcpGroup::send_to(int fd, int peer, const void* data, std::size_t bytes) {

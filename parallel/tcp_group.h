@@ -56,6 +56,8 @@ public:
     void barrier();
 
 private:
+    void join(const RendezvousSpec& spec, const std::string& job, double join_timeout_s);
+    void close_all();
     void send_to(int fd, int peer, const void* data, std::size_t bytes);
     void recv_from(int fd, int peer, void* data, std::size_t bytes);
     template <class T, class Op> void allreduce(T* values, std::size_t n, Op op);

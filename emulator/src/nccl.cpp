@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -121,7 +122,11 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
     if (!comm || nranks < 1 || rank < 0 || rank >= nranks) return ncclInvalidArgument;
     int inited = 0;
     MPI_Initialized(&inited);
-    if (!inited) return ncclInvalidUsage;  // the program must call MPI_Init
+    if (!inited) {  // the program must call MPI_Init
+        std::fprintf(stderr, "emulated NCCL: ncclCommInitRank carries its collectives over MPI, but MPI is not "
+                             "initialised (start the ranks with mpirun)\n");
+        return ncclInvalidUsage;
+    }
     // Processes that pass the same id form one communicator (collective over MPI_COMM_WORLD).
     uint32_t hash = 2166136261u;
     for (char ch : id.internal) hash = (hash ^ uint8_t(ch)) * 16777619u;
