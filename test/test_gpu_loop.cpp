@@ -18,15 +18,14 @@
 #include <unistd.h>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+
 
 #include <nlohmann/json.hpp>
 
 #include "lifecycle/safetensors.h"
 #include "model/config.h"
 #include "model/params.h"
+#include "test/free_port.h"
 #include "test/test_corpus.h"
 
 #ifndef LLAMA_BUILD_DIR
@@ -308,19 +307,7 @@ TEST_CASE("a rank that dies ends the whole job with a message, not a hang", "[gp
 // ---------------------------------------------------------------------------
 namespace {
 
-int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
-std::string tcp_spec() { return "tcp:127.0.0.1:" + std::to_string(free_port()); }
+std::string tcp_spec() { return "tcp:127.0.0.1:" + std::to_string(testport::free_port()); }
 
 Run train_tcp(int np, const std::string& rendezvous, const std::string& args) {
     return train("test/launch-tcp-ranks", std::to_string(np) + " " + kBuild + "/train_llama_cpu --rendezvous " +

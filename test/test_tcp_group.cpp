@@ -15,6 +15,7 @@
 
 #include "parallel/comm.h"
 #include "parallel/tcp_group.h"
+#include "test/free_port.h"
 
 using llama::RendezvousSpec;
 using llama::TcpGroup;
@@ -52,7 +53,6 @@ std::string temp_path(const std::string& name) {
     return "/tmp/llama_tcp_group_" + std::to_string(getpid()) + "_" + name;
 }
 
-int port_for(int salt) { return 20000 + (getpid() * 7 + salt) % 30000; }
 
 // The value rank r contributes at index i: fractions whose float sum depends on the order.
 float value(int r, std::size_t i) { return float(1.0 / (3.0 + r + 0.37 * double(i))); }
@@ -112,7 +112,7 @@ TEST_CASE("TCP group: rendezvous specs parse, and bad ones are refused saying wh
 TEST_CASE("TCP group: broadcast, sums in rank order, max, all-gather and barrier on 1, 2 and 4 ranks", "[tcp-group]") {
     for (int world : {1, 2, 4}) {
         INFO(world << " ranks over tcp");
-        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(port_for(world)));
+        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(testport::free_port()));
         for (int st : run_ranks(world, [&](int r) { return check_collectives(tcp, r, world); })) CHECK(st == 0);
         INFO(world << " ranks through a file");
         RendezvousSpec file = RendezvousSpec::parse("file:" + temp_path("addr" + std::to_string(world)));
@@ -140,12 +140,12 @@ TEST_CASE("TCP group: a stale address file of another job is ignored", "[tcp-gro
 
 TEST_CASE("TCP group: every wait is bounded and every failure says who and what", "[tcp-group]") {
     SECTION("rank 0 alone: the others never join") {
-        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(port_for(7)));
+        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(testport::free_port()));
         CHECK_THROWS_WITH(TcpGroup(tcp, 0, 3, "", 1.0),
                           Catch::Contains("after 1 s only 1 of 3 ranks had joined (missing: 1, 2)"));
     }
     SECTION("a rank alone: rank 0 never listens") {
-        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(port_for(8)));
+        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(testport::free_port()));
         CHECK_THROWS_WITH(TcpGroup(tcp, 1, 2, "", 1.0),
                           Catch::Contains("rank 1 gave up after 1 s: cannot connect to rank 0 at 127.0.0.1:"));
         RendezvousSpec file = RendezvousSpec::parse("file:" + temp_path("never"));
@@ -153,7 +153,7 @@ TEST_CASE("TCP group: every wait is bounded and every failure says who and what"
                           Catch::Contains("no address of this job's rank 0 in " + file.path));
     }
     SECTION("ranks that disagree on the world size") {
-        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(port_for(9)));
+        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(testport::free_port()));
         auto st = run_ranks(2, [&](int r) {
             try {
                 TcpGroup g(tcp, r, r == 0 ? 2 : 3, "", 10);
@@ -167,7 +167,7 @@ TEST_CASE("TCP group: every wait is bounded and every failure says who and what"
         for (int s : st) CHECK(s == 0);
     }
     SECTION("a rank that exits: the collective fails at once on the others") {
-        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(port_for(10)));
+        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(testport::free_port()));
         auto st = run_ranks(3, [&](int r) {
             TcpGroup g(tcp, r, 3, "", 10, /*op_timeout_s=*/60);
             if (r == 2) return 0;  // gone without a word
@@ -184,7 +184,7 @@ TEST_CASE("TCP group: every wait is bounded and every failure says who and what"
         for (int s : st) CHECK(s == 0);
     }
     SECTION("a rank that hangs: the collective times out") {
-        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(port_for(11)));
+        RendezvousSpec tcp = RendezvousSpec::parse("tcp:127.0.0.1:" + std::to_string(testport::free_port()));
         auto st = run_ranks(2, [&](int r) {
             TcpGroup g(tcp, r, 2, "", 10, /*op_timeout_s=*/1);
             if (r == 1) {
@@ -204,7 +204,7 @@ TEST_CASE("TCP group: every wait is bounded and every failure says who and what"
 
 // This suite is built without LLAMA_MPI: the Comm the trainers use in builds without MPI.
 TEST_CASE("Comm without MPI: joined by --rendezvous from RANK and WORLD_SIZE; refused without one", "[tcp-group]") {
-    const std::string spec = "tcp:127.0.0.1:" + std::to_string(port_for(12));
+    const std::string spec = "tcp:127.0.0.1:" + std::to_string(testport::free_port());
     auto st = run_ranks(3, [&](int r) {
         setenv("RANK", std::to_string(r).c_str(), 1);
         setenv("WORLD_SIZE", "3", 1);
