@@ -158,8 +158,8 @@ TEST_CASE("50 steps against PyTorch's AdamW: the CPU and the emulated GPU builds
         const nlohmann::json j = nlohmann::json::parse(in);
         REQUIRE(j["steps"].size() == 50);
         const double worst = j["worst"].get<double>();
-        // Seen: 2e-4 for the fp32 CPU build, 7e-4 for the bf16 GPU kernels.
-        CHECK(worst < (std::string(binary) == "train_llama_cpu" ? 1e-3 : 1e-2));
+        // Seen: 7e-8 for the fp32 CPU build, 7e-4 for the bf16 GPU kernels.
+        CHECK(worst < (std::string(binary) == "train_llama_cpu" ? 1e-5 : 1e-2));
         CHECK(j["steps"][49]["trainer"].get<double>() < j["steps"][0]["trainer"].get<double>() - 1.0);  // it learned
         std::remove(out.c_str());
     }
