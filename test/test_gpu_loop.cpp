@@ -149,7 +149,7 @@ TEST_CASE("50 steps against PyTorch's AdamW: the CPU and the emulated GPU builds
         INFO(binary);
         const std::string out = temp_path("parity.json");
         testcorpus::CommandResult c = testcorpus::run_command(
-            "OMP_NUM_THREADS=1 EMU_THREADS=1 scripts/hf-parity --model torch --preset tiny-osr --steps 50 --text " +
+            "OMP_NUM_THREADS=1 scripts/hf-parity --model torch --preset tiny-osr --steps 50 --seq-len 32 --text " +
             testcorpus::kjv_path() + " --trainer " + kBuild + "/" + binary + " --out " + out);
         INFO(c.output);
         CHECK(c.status == 0);
@@ -158,7 +158,7 @@ TEST_CASE("50 steps against PyTorch's AdamW: the CPU and the emulated GPU builds
         const nlohmann::json j = nlohmann::json::parse(in);
         REQUIRE(j["steps"].size() == 50);
         const double worst = j["worst"].get<double>();
-        // Seen: 7e-8 for the fp32 CPU build, 7e-4 for the bf16 GPU kernels.
+        // Seen: 7e-8 for the fp32 CPU build, 6e-4 for the bf16 GPU kernels.
         CHECK(worst < (std::string(binary) == "train_llama_cpu" ? 1e-5 : 1e-2));
         CHECK(j["steps"][49]["trainer"].get<double>() < j["steps"][0]["trainer"].get<double>() - 1.0);  // it learned
         std::remove(out.c_str());
