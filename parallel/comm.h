@@ -58,13 +58,6 @@ class Comm {
 public:
     int rank = 0, world = 1, local_rank = 0;
 
-    // Whether a launcher started this process (mpirun, or srun's PMI/PMIx).
-    static bool launched() {
-        for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID"})
-            if (std::getenv(var)) return true;
-        return false;
-    }
-
     // The rank, world size and rank within the node that the launcher put in
     // the environment; false if it set none.
     static bool launcher_ranks(int& rank, int& world, int& local_rank) {
@@ -83,6 +76,11 @@ public:
             return true;
         }
         return false;
+    }
+    // Whether a launcher started this process (mpirun, or srun's PMI/PMIx).
+    static bool launched() {
+        int rank, world, local_rank;
+        return launcher_ranks(rank, world, local_rank) || std::getenv("PMIX_RANK");
     }
 
     // Joins the world: over TCP when `rendezvous` is given, else through MPI
