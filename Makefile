@@ -119,7 +119,11 @@ include $(wildcard */build.mk)
 # The training loop on the emulated GPU (rules below), under the checkers, and
 # its suite: the GPU build's step against the CPU build's.
 ifeq ($(HAVE_CLI11)$(HAVE_JSON)$(HAVE_BOOST_CONTEXT),yesyesyes)
-ALL_TARGETS += $(BUILD)/train_llama_emu
+ALL_TARGETS += $(BUILD)/train_llama_emu $(BUILD)/train_llama_twin
+ifeq ($(HAVE_CATCH2),yes)
+TEST_BINS += $(BUILD)/test_cpu_twins
+TEST_CMDS += $(BUILD)/test_cpu_twins
+endif
 ifeq ($(HAVE_EMU_CLANG)$(HAVE_CATCH2),yesyes)
 TEST_BINS += $(BUILD)/train_llama_emu_tsan $(BUILD)/train_llama_emu_asan $(BUILD)/test_gpu_loop
 TEST_CMDS += $(BUILD)/test_gpu_loop
@@ -219,6 +223,18 @@ $(BUILD)/train_llama_emu_tsan: $(BUILD)/emu/tsan/train_llama.o $(call EMU_DP_OBJ
 $(BUILD)/train_llama_emu_asan: $(BUILD)/emu/asan/train_llama.o $(call EMU_DP_OBJ,asan) $(HOST_OBJS) $(TOK_LIB_OBJS) \
                                $(EMU_ASAN_LIB)
 	$(EMU_CLANG) -fsanitize=address,undefined $^ -o $@ -lgomp -lxxhash $(TOK_LIBS) $(MPI_LIBS) $(EMU_LIBS)
+# The same step with every op replaced by its CPU twin (kernels/cpu_twins.h):
+# gpu/model.cuh's buffers, fusions, streams and collectives on the emulator's
+# runtime, each op computed by the reference ops, no fibers.
+$(BUILD)/emu/plain/train_llama_twin.o: $(BUILD)/emu/gen/train_llama.cpp $(EMU_GEN_HEADERS)
+	@mkdir -p $(@D)
+	$(CXX) $(EMU_PLAIN_FLAGS) $(EMU_DP_FLAGS) -fopenmp -DLLAMA_CPU_TWINS -include emu/prelude.h -c $< -o $@
+$(BUILD)/train_llama_twin: $(BUILD)/emu/plain/train_llama_twin.o $(call EMU_DP_OBJ,plain) $(HOST_OBJS) \
+                           $(TOK_LIB_OBJS) $(EMU_PLAIN_LIB)
+	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(MPI_LIBS) $(EMU_LIBS)
+# Each twin against its kernel, in the emulator.
+$(BUILD)/test_cpu_twins: $(CATCH_MAIN) $(BUILD)/emu/plain/test/test_cpu_twins.o $(EMU_PLAIN_LIB)
+	$(CXX) $^ -o $@ $(EMU_LIBS) $(LDFLAGS)
 endif
 
 # test_model runs the trainer binary too, so it is built first.
@@ -237,7 +253,7 @@ $(BUILD)/test_model: $(CATCH_MAIN) $(TEST_MODEL_OBJS) $(HOST_OBJS) $(TOK_LIB_OBJ
 $(BUILD)/obj/test/test_trainer.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_TRAINER='"$(BUILD)/train_llama_cpu"'
 $(BUILD)/obj/test/test_gpu_loop.o $(BUILD)/obj/test/test_lifecycle.o: CXXFLAGS += -DLLAMA_BUILD_DIR='"$(BUILD)"'
 $(BUILD)/test_gpu_loop: $(CATCH_MAIN) $(BUILD)/obj/test/test_gpu_loop.o $(HOST_OBJS) $(TOK_LIB_OBJS) | \
-                        $(BUILD)/train_llama_cpu $(BUILD)/train_llama_emu
+                        $(BUILD)/train_llama_cpu $(BUILD)/train_llama_emu $(BUILD)/train_llama_twin
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 $(BUILD)/obj/test/test_torch_reference.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'

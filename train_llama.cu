@@ -2,9 +2,11 @@
 //   flags -> config -> model and optimizer state -> data -> resume -> loop {
 //   forward, backward, gradient norm, clip, AdamW, log, validate, checkpoint }.
 //
-// One loop, three builds, which differ only in the model the loop drives:
+// One loop, four builds, which differ only in the model the loop drives:
 //   train_llama      (nvcc)                    gpu/model.cuh: the CUDA kernels of kernels/
 //   train_llama_emu  (the emulator, g++)       the same kernels, each CUDA thread a CPU fiber
+//   train_llama_twin (g++, LLAMA_CPU_TWINS)    gpu/model.cuh with each launcher's CPU twin
+//                                              (kernels/cpu_twins.h) on the emulator's runtime
 //   train_llama_cpu  (g++, LLAMA_BACKEND_CPU)  the fp32 CPU reference ops of reference/, which
 //                                              the tests prove against finite differences and PyTorch
 // Tokens come from shards (--data, with --tokenizer for text) or from a text

@@ -2,7 +2,8 @@
 // micro-step (forward and backward) and the optimizer step, on buffers planned
 // up front (model/memory_plan.h). It has the same interface as the CPU
 // reference model (reference/model.h) that train_llama.cu also builds with, so
-// one training loop drives either.
+// one training loop drives either. Every op is called through `ops::` (below):
+// the kernels' launchers, or their CPU twins of the same signatures.
 //
 // Precision: bf16 weights and activations, fp32 accumulation in every kernel,
 // fp32 gradients (accumulated over micro-steps), fp32 master weights and AdamW
@@ -45,6 +46,23 @@
 #include "model/params.h"
 #include "parallel/comm.h"
 #include "reference/ops.h"
+
+// The ops the step calls, one function per op: the launchers of kernels/, or,
+// built with LLAMA_CPU_TWINS (train_llama_twin), their CPU twins of the same
+// signatures, computed by the reference ops (kernels/cpu_twins.h).
+#ifdef LLAMA_CPU_TWINS
+#include "kernels/cpu_twins.h"
+namespace llama::gpu {
+namespace ops = ::cpu_twin;
+}
+#else
+namespace llama::gpu::ops {
+using ::adamw_update, ::attention_backward, ::attention_forward, ::bias_grad, ::classifier_cross_entropy,
+    ::embedding_backward, ::embedding_forward, ::float_to_bf16, ::grad_norm, ::linear_backward_input,
+    ::linear_backward_weight, ::linear_forward, ::qk_norm_backward, ::qk_norm_forward, ::rmsnorm_backward,
+    ::rmsnorm_forward, ::rope_backward, ::rope_forward, ::swiglu_backward, ::swiglu_forward;
+}
+#endif
 
 #ifdef LLAMA_NCCL
 #include <nccl.h>
@@ -171,7 +189,7 @@ public:
         const size_t P = host_params_.size();
         // The bf16 working copy of every weight, from the fp32 values passing through the gradient buffer.
         CUDA_CHECK(cudaMemcpy(grads_, host_params_.data(), P * sizeof(float), cudaMemcpyHostToDevice));
-        float_to_bf16(weights_, grads_, P);
+        ops::float_to_bf16(weights_, grads_, P);
         // This rank's part of the fp32 master weights and moments (all of them without ZeRO-1).
         const size_t own = size_t(shard_.end() - shard_.begin);
         CUDA_CHECK(cudaMemset(master_, 0, size_t(shard_.size) * sizeof(float)));
@@ -255,7 +273,7 @@ public:
     double grad_norm() {
         float* out = slot("grad_norm");
         const float* grads = zero_ ? grads_ + shard_.begin : grads_;
-        ::grad_norm(out + kNormBlocks, out, grads, size_t(zero_ ? shard_.size : layout_.total()), 0.0f);
+        ops::grad_norm(out + kNormBlocks, out, grads, size_t(zero_ ? shard_.size : layout_.total()), 0.0f);
         float norm = 0;
         CUDA_CHECK(cudaMemcpy(&norm, out + kNormBlocks, sizeof norm, cudaMemcpyDeviceToHost));
         if (!zero_) return norm;
@@ -280,7 +298,7 @@ public:
             shard_.clip(t.offset, t.numel, lo, hi);
             if (lo >= hi) continue;
             const long long s = lo - shard_.begin;  // where it lies in the shard-sized buffers
-            adamw_update(master_ + s, weights_ + lo, grads_ + lo, m_ + s, v_ + s, size_t(hi - lo), p, clip);
+            ops::adamw_update(master_ + s, weights_ + lo, grads_ + lo, m_ + s, v_ + s, size_t(hi - lo), p, clip);
         }
 #ifdef LLAMA_NCCL
         if (zero_)  // every rank's updated bf16 shard to every rank (in place)
@@ -395,42 +413,43 @@ private:
         bf16* tmp = slot<bf16>("d_norm");  // projection outputs in the forward
 
         // ------------------------------------------------------------ forward
-        embedding_forward(layers_[0].residual, d_tokens, w_.embed, N, C);
-        rmsnorm_forward(layers_[0].attn_norm, layers_[0].attn_rstd, nullptr, layers_[0].residual, nullptr,
-                        w_.layers[0].attn_norm, N, C, eps);
+        ops::embedding_forward(layers_[0].residual, d_tokens, w_.embed, N, C);
+        ops::rmsnorm_forward(layers_[0].attn_norm, layers_[0].attn_rstd, nullptr, layers_[0].residual, nullptr,
+                             w_.layers[0].attn_norm, N, C, eps);
         for (int l = 0; l < L; ++l) {
             const LayerWeights<bf16>& W = w_.layers[l];
             const LayerBuffers& a = layers_[l];
-            linear_forward(matmul_, c.qk_norm ? a.qkv_raw : a.qkv, false, a.attn_norm, W.wq, W.bq, N, C, Wd);
+            ops::linear_forward(matmul_, c.qk_norm ? a.qkv_raw : a.qkv, false, a.attn_norm, W.wq, W.bq, N, C, Wd);
             if (c.qk_norm) {
                 // The v columns pass through unchanged; q and k are normalised per head.
                 CUDA_CHECK(cudaMemcpyAsync(a.qkv, a.qkv_raw, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
-                qk_norm_forward(a.qkv, a.qk_rstd, a.qkv_raw, W.q_norm, N, H, D, Wd, 0, eps);
-                qk_norm_forward(a.qkv, a.qk_rstd + size_t(N) * H, a.qkv_raw, W.k_norm, N, KV, D, Wd, H * D, eps);
+                ops::qk_norm_forward(a.qkv, a.qk_rstd, a.qkv_raw, W.q_norm, N, H, D, Wd, 0, eps);
+                ops::qk_norm_forward(a.qkv, a.qk_rstd + size_t(N) * H, a.qkv_raw, W.k_norm, N, KV, D, Wd, H * D, eps);
             }
-            rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
-            rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
-            attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D);
-            linear_forward(matmul_, tmp, false, a.attn_out, W.wo, W.bo, N, H * D, C);
-            rmsnorm_forward(a.mlp_norm, a.mlp_rstd, a.residual_mid, tmp, a.residual, W.mlp_norm, N, C, eps);
-            linear_forward(matmul_, a.gate_up, false, a.mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
-            swiglu_forward(a.act, a.gate_up, N, F);
-            linear_forward(matmul_, tmp, false, a.act, W.w_down, W.b_down, N, F, C);
+            ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
+            ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
+            ops::attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D);
+            ops::linear_forward(matmul_, tmp, false, a.attn_out, W.wo, W.bo, N, H * D, C);
+            ops::rmsnorm_forward(a.mlp_norm, a.mlp_rstd, a.residual_mid, tmp, a.residual, W.mlp_norm, N, C, eps);
+            ops::linear_forward(matmul_, a.gate_up, false, a.mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
+            ops::swiglu_forward(a.act, a.gate_up, N, F);
+            ops::linear_forward(matmul_, tmp, false, a.act, W.w_down, W.b_down, N, F, C);
             // The residual add, fused with the next RMSNorm (the next layer's or the final one).
             if (l + 1 < L)
-                rmsnorm_forward(layers_[l + 1].attn_norm, layers_[l + 1].attn_rstd, layers_[l + 1].residual, tmp,
-                                a.residual_mid, w_.layers[l + 1].attn_norm, N, C, eps);
+                ops::rmsnorm_forward(layers_[l + 1].attn_norm, layers_[l + 1].attn_rstd, layers_[l + 1].residual, tmp,
+                                     a.residual_mid, w_.layers[l + 1].attn_norm, N, C, eps);
             else
-                rmsnorm_forward(slot<bf16>("final.norm"), slot("final.rstd"), slot<bf16>("final.residual"), tmp,
-                                a.residual_mid, w_.final_norm, N, C, eps);
+                ops::rmsnorm_forward(slot<bf16>("final.norm"), slot("final.rstd"), slot<bf16>("final.residual"), tmp,
+                                     a.residual_mid, w_.final_norm, N, C, eps);
         }
         // Classifier and cross-entropy; with the backward, also d(final.norm) into
         // d_norm and the LM head's (or the tied embedding's) gradient.
         const float dloss = counted > 0 ? loss_scale / float(counted) : 0.0f;
         bf16* d_norm = slot<bf16>("d_norm");
-        classifier_cross_entropy(matmul_, slot("loss"), backward ? d_norm : nullptr, backward ? g_.lm_head : nullptr,
-                                 slot<bf16>("final.norm"), w_.lm_head, d_targets, N, C, V, kIgnoreIndex, dloss,
-                                 ce_plan_, slot("logits_chunk"), slot<bf16>("dlogits_chunk"));
+        ops::classifier_cross_entropy(matmul_, slot("loss"), backward ? d_norm : nullptr,
+                                      backward ? g_.lm_head : nullptr, slot<bf16>("final.norm"), w_.lm_head,
+                                      d_targets, N, C, V, kIgnoreIndex, dloss, ce_plan_, slot("logits_chunk"),
+                                      slot<bf16>("dlogits_chunk"));
         std::vector<float> row_loss(N);
         CUDA_CHECK(cudaMemcpy(row_loss.data(), slot("loss"), size_t(N) * sizeof(float), cudaMemcpyDeviceToHost));
         double loss_sum = 0;
@@ -447,56 +466,57 @@ private:
         float* norm_scratch = slot("norm_scratch");
         float* bias_scratch = c.bias ? slot("bias_scratch") : nullptr;
         float* attn_scratch = slot("attn_scratch");
-        rmsnorm_backward(d_residual, g_.final_norm, norm_scratch, nullptr, d_norm, slot<bf16>("final.residual"),
-                         w_.final_norm, slot("final.rstd"), N, C);
+        ops::rmsnorm_backward(d_residual, g_.final_norm, norm_scratch, nullptr, d_norm, slot<bf16>("final.residual"),
+                              w_.final_norm, slot("final.rstd"), N, C);
         for (int l = L - 1; l >= 0; --l) {
             const LayerWeights<bf16>& W = w_.layers[l];
             const LayerWeights<float>& G = g_.layers[l];
             const LayerBuffers& a = layers_[l];
             if (plan_.recompute) {  // what the forward did not keep
-                rmsnorm_forward(a.mlp_norm, a.mlp_rstd, nullptr, a.residual_mid, nullptr, W.mlp_norm, N, C, eps);
-                swiglu_forward(a.act, a.gate_up, N, F);
+                ops::rmsnorm_forward(a.mlp_norm, a.mlp_rstd, nullptr, a.residual_mid, nullptr, W.mlp_norm, N, C, eps);
+                ops::swiglu_forward(a.act, a.gate_up, N, F);
             }
             // MLP: d_residual holds d(layer output) and passes through the residual.
-            linear_backward_input(matmul_, d_act, d_residual, W.w_down, N, F, C, false);
-            linear_backward_weight(matmul_, G.w_down, d_residual, a.act, N, F, C);
-            if (c.bias) bias_grad(G.b_down, bias_scratch, d_residual, N, C);
-            swiglu_backward(d_gate_up, d_act, a.gate_up, N, F);
-            linear_backward_input(matmul_, d_norm, d_gate_up, W.w_gate, N, C, 2 * F, false);
-            linear_backward_weight(matmul_, G.w_gate, d_gate_up, a.mlp_norm, N, C, 2 * F);
-            if (c.bias) bias_grad(G.b_gate, bias_scratch, d_gate_up, N, 2 * F);
-            rmsnorm_backward(d_residual, G.mlp_norm, norm_scratch, d_residual, d_norm, a.residual_mid, W.mlp_norm,
-                             a.mlp_rstd, N, C);
+            ops::linear_backward_input(matmul_, d_act, d_residual, W.w_down, N, F, C, false);
+            ops::linear_backward_weight(matmul_, G.w_down, d_residual, a.act, N, F, C);
+            if (c.bias) ops::bias_grad(G.b_down, bias_scratch, d_residual, N, C);
+            ops::swiglu_backward(d_gate_up, d_act, a.gate_up, N, F);
+            ops::linear_backward_input(matmul_, d_norm, d_gate_up, W.w_gate, N, C, 2 * F, false);
+            ops::linear_backward_weight(matmul_, G.w_gate, d_gate_up, a.mlp_norm, N, C, 2 * F);
+            if (c.bias) ops::bias_grad(G.b_gate, bias_scratch, d_gate_up, N, 2 * F);
+            ops::rmsnorm_backward(d_residual, G.mlp_norm, norm_scratch, d_residual, d_norm, a.residual_mid, W.mlp_norm,
+                                  a.mlp_rstd, N, C);
             // Attention: d_residual now holds d(residual_mid).
-            linear_backward_input(matmul_, d_attn_out, d_residual, W.wo, N, H * D, C, false);
-            linear_backward_weight(matmul_, G.wo, d_residual, a.attn_out, N, H * D, C);
-            if (c.bias) bias_grad(G.bo, bias_scratch, d_residual, N, C);
-            attention_backward(d_qkv, attn_scratch, d_attn_out, a.qkv, a.attn_out, a.lse, B, T, H, KV, D);
-            rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
-            rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
+            ops::linear_backward_input(matmul_, d_attn_out, d_residual, W.wo, N, H * D, C, false);
+            ops::linear_backward_weight(matmul_, G.wo, d_residual, a.attn_out, N, H * D, C);
+            if (c.bias) ops::bias_grad(G.bo, bias_scratch, d_residual, N, C);
+            ops::attention_backward(d_qkv, attn_scratch, d_attn_out, a.qkv, a.attn_out, a.lse, B, T, H, KV, D);
+            ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
+            ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
             const bf16* d_proj = d_qkv;  // the gradient of the fused projection's output
             if (c.qk_norm) {
                 bf16* d_raw = slot<bf16>("d_qkv_raw");
                 CUDA_CHECK(cudaMemcpyAsync(d_raw, d_qkv, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
-                qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, a.qkv_raw, W.q_norm, a.qk_rstd, N, H, D, Wd, 0);
-                qk_norm_backward(d_raw, G.k_norm, norm_scratch, d_qkv, a.qkv_raw, W.k_norm, a.qk_rstd + size_t(N) * H,
-                                 N, KV, D, Wd, H * D);
+                ops::qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, a.qkv_raw, W.q_norm, a.qk_rstd, N, H, D,
+                                      Wd, 0);
+                ops::qk_norm_backward(d_raw, G.k_norm, norm_scratch, d_qkv, a.qkv_raw, W.k_norm,
+                                      a.qk_rstd + size_t(N) * H, N, KV, D, Wd, H * D);
                 d_proj = d_raw;
             }
             if (plan_.recompute)
-                rmsnorm_forward(a.attn_norm, a.attn_rstd, nullptr, a.residual, nullptr, W.attn_norm, N, C, eps);
-            linear_backward_input(matmul_, d_norm, d_proj, W.wq, N, C, Wd, false);
-            linear_backward_weight(matmul_, G.wq, d_proj, a.attn_norm, N, C, Wd);
-            if (c.bias) bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
-            rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, a.residual, W.attn_norm,
-                             a.attn_rstd, N, C);
+                ops::rmsnorm_forward(a.attn_norm, a.attn_rstd, nullptr, a.residual, nullptr, W.attn_norm, N, C, eps);
+            ops::linear_backward_input(matmul_, d_norm, d_proj, W.wq, N, C, Wd, false);
+            ops::linear_backward_weight(matmul_, G.wq, d_proj, a.attn_norm, N, C, Wd);
+            if (c.bias) ops::bias_grad(G.bq, bias_scratch, d_proj, N, Wd);
+            ops::rmsnorm_backward(d_residual, G.attn_norm, norm_scratch, d_residual, d_norm, a.residual, W.attn_norm,
+                                  a.attn_rstd, N, C);
             if (sync) sync_bucket(l, layer_begin_[l], layer_end_[l] - layer_begin_[l]);
         }
         // The embedding: positions grouped by token on the host, added in a fixed order.
         EmbeddingPlan embed = embedding_backward_plan(tokens, N, V);
         int* d_table = slot<int>("embed_plan");
         CUDA_CHECK(cudaMemcpy(d_table, embed.table.data(), embed.table.size() * sizeof(int), cudaMemcpyHostToDevice));
-        embedding_backward(g_.embed, d_residual, embed, d_table, C);
+        ops::embedding_backward(g_.embed, d_residual, embed, d_table, C);
         // The tensors outside the layers: the embedding before them, the final
         // norm and an untied LM head after them.
         if (sync) sync_bucket(L, 0, layer_begin_[0], layer_end_[L - 1], layout_.total() - layer_end_[L - 1]);

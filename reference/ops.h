@@ -103,7 +103,8 @@ void linear_forward(T* out, const T* inp, const T* W, const T* bias, int64_t N, 
 }
 
 // dinp += dout @ W,  dW += dout^T @ inp,  dbias += sum over rows of dout.
-// dinp may be nullptr when the input needs no gradient.
+// dinp may be nullptr when the input needs no gradient, dW (with dbias) when
+// only the input's is wanted.
 template <typename T>
 void linear_backward(T* dinp, T* dW, T* dbias, const T* dout, const T* inp, const T* W, int64_t N, int IC, int OC) {
     if (dinp) {
@@ -118,6 +119,7 @@ void linear_backward(T* dinp, T* dW, T* dbias, const T* dout, const T* inp, cons
             for (int i = 0; i < IC; ++i) dinp[n * IC + i] += T(dx[i]);
         }
     }
+    if (!dW) return;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; ++o) {
         std::vector<Acc> dw(IC, 0.0);
@@ -218,10 +220,12 @@ void rope_backward(T* dinp, const T* dout, const T* cos_table, const T* sin_tabl
 // Causal grouped-query attention. Query head h reads KV head h / (H / KV).
 // q: [B, T, H, D], k and v: [B, T, KV, D], out: [B, T, H, D].
 // probs: [B, H, T, T], the softmax saved for the backward (zero above the diagonal).
+// lse (optional): [B, H, T], the log-sum-exp of each row of scaled scores, which
+// the flash-attention kernels keep instead of probs.
 // ---------------------------------------------------------------------------
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int B, int seq_len, int H, int KV,
-                       int D) {
+                       int D, T* lse = nullptr) {
     const int group = H / KV;
     const Acc scale = 1.0 / std::sqrt(Acc(D));
     auto q_at = [&](int b, int t, int h) { return q + ((int64_t(b) * seq_len + t) * H + h) * D; };
@@ -247,6 +251,7 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int
                     e[j] = std::exp(e[j] - max_score);
                     sum += e[j];
                 }
+                if (lse) lse[(int64_t(b) * H + h) * seq_len + t] = T(max_score + std::log(sum));
                 for (int j = 0; j <= t; ++j) p[j] = T(e[j] / sum);
                 for (int j = t + 1; j < seq_len; ++j) p[j] = 0;
                 std::vector<Acc> o(D, 0.0);

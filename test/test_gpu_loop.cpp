@@ -87,6 +87,35 @@ std::map<std::string, std::vector<float>> read_grads(const std::string& path, co
     return out;
 }
 
+// Every gradient tensor of two dumps (--debug-dump-grads) within bf16 tolerance:
+// the error's norm against the gradient's norm (bf16 keeps 8 bits, a relative
+// 2^-9 per rounding; the step rounds its activations some ten times on the way),
+// and every element within a few percent of the tensor's largest. Returns the
+// worst relative error.
+double check_gradients_agree(const std::string& preset, const std::string& expected_path,
+                             const std::string& got_path) {
+    const llama::ParamLayout layout(llama::preset(preset));
+    auto gc = read_grads(expected_path, layout), ge = read_grads(got_path, layout);
+    double worst = 0;
+    for (const llama::ParamTensor& t : layout.tensors()) {
+        const std::vector<float>&a = gc[t.name], &b = ge[t.name];
+        double diff2 = 0, ref2 = 0, max_ref = 0, max_diff = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+            diff2 += double(a[i] - b[i]) * (a[i] - b[i]);
+            ref2 += double(a[i]) * a[i];
+            max_ref = std::max(max_ref, double(std::abs(a[i])));
+            max_diff = std::max(max_diff, double(std::abs(a[i] - b[i])));
+        }
+        const double rel = std::sqrt(diff2 / ref2);
+        worst = std::max(worst, rel);
+        INFO(t.name << ": relative error " << rel << ", largest difference " << max_diff << " of " << max_ref);
+        CHECK(ref2 > 0);
+        CHECK(rel < 2e-2);
+        CHECK(max_diff <= 0.05 * max_ref);
+    }
+    return worst;
+}
+
 }  // namespace
 
 TEST_CASE("the emulated GPU step equals the CPU reference step: loss and every gradient", "[gpu-loop]") {
@@ -98,33 +127,47 @@ TEST_CASE("the emulated GPU step equals the CPU reference step: loss and every g
         REQUIRE(cpu.losses.size() == 1);
         REQUIRE(emu.losses.size() == 1);
         CHECK(std::abs(emu.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-2);
-        const llama::ParamLayout layout(llama::preset(preset));
-        auto gc = read_grads(cpu_grads, layout), ge = read_grads(emu_grads, layout);
-        // bf16 tolerance per tensor: the error's norm against the gradient's norm
-        // (bf16 keeps 8 bits, a relative 2^-9 per rounding; the step rounds its
-        // activations some ten times on the way), and every element within a
-        // few percent of the tensor's largest.
-        double worst = 0;
-        for (const llama::ParamTensor& t : layout.tensors()) {
-            const std::vector<float>&a = gc[t.name], &b = ge[t.name];
-            double diff2 = 0, ref2 = 0, max_ref = 0, max_diff = 0;
-            for (size_t i = 0; i < a.size(); ++i) {
-                diff2 += double(a[i] - b[i]) * (a[i] - b[i]);
-                ref2 += double(a[i]) * a[i];
-                max_ref = std::max(max_ref, double(std::abs(a[i])));
-                max_diff = std::max(max_diff, double(std::abs(a[i] - b[i])));
-            }
-            const double rel = std::sqrt(diff2 / ref2);
-            worst = std::max(worst, rel);
-            INFO(t.name << ": relative error " << rel << ", largest difference " << max_diff << " of " << max_ref);
-            CHECK(ref2 > 0);
-            CHECK(rel < 2e-2);
-            CHECK(max_diff <= 0.05 * max_ref);
-        }
-        WARN(preset << ": worst per-tensor relative gradient error " << worst);
+        WARN(preset << ": worst per-tensor relative gradient error " << check_gradients_agree(preset, cpu_grads, emu_grads));
         std::remove(cpu_grads.c_str());
         std::remove(emu_grads.c_str());
     }
+}
+
+// train_llama_twin: gpu/model.cuh's step with every launcher replaced by its CPU
+// twin (kernels/cpu_twins.h), which computes the op with the reference ops.
+// Against the kernels (train_llama_emu), a difference is a kernel's; against
+// train_llama_cpu (the reference model's own step), it is the GPU step's
+// composition: fusions, buffers, chunking, recomputation.
+TEST_CASE("the GPU step built with the CPU twins of its ops agrees with the kernels' and the reference's",
+          "[gpu-loop][twins]") {
+    for (const char* preset : {"tiny", "tiny-osr"}) {
+        INFO("preset " << preset);
+        const std::string cpu_grads = temp_path("cpu.safetensors"), emu_grads = temp_path("emu.safetensors"),
+                          twin_grads = temp_path("twin.safetensors");
+        Run cpu = train("train_llama_cpu", common(preset, 1) + " --debug-dump-grads " + cpu_grads);
+        Run emu = train(kGpuTrainer, common(preset, 1) + " --debug-dump-grads " + emu_grads);
+        Run twin = train("train_llama_twin", common(preset, 1) + " --recompute --debug-dump-grads " + twin_grads);
+        REQUIRE(twin.losses.size() == 1);
+        CHECK(std::abs(twin.losses[0] - emu.losses[0]) / emu.losses[0] < 1e-3);
+        CHECK(std::abs(twin.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-3);
+        WARN(preset << ": twins against kernels, worst per-tensor relative gradient error "
+                    << check_gradients_agree(preset, emu_grads, twin_grads));
+        WARN(preset << ": twins against the reference model, worst per-tensor relative gradient error "
+                    << check_gradients_agree(preset, cpu_grads, twin_grads));
+        for (const std::string& f : {cpu_grads, emu_grads, twin_grads}) std::remove(f.c_str());
+    }
+    // 20 steps: the three builds still agree.
+    Run cpu = train("train_llama_cpu", common("tiny-osr", 20));
+    Run emu = train(kGpuTrainer, common("tiny-osr", 20));
+    Run twin = train("train_llama_twin", common("tiny-osr", 20));
+    REQUIRE(twin.losses.size() == 20);
+    for (int s = 0; s < 20; ++s) {
+        INFO("step " << s + 1 << ": cpu " << cpu.losses[s] << ", kernels " << emu.losses[s] << ", twins "
+                     << twin.losses[s]);
+        CHECK(std::abs(twin.losses[s] - emu.losses[s]) / emu.losses[s] < 0.02);
+        CHECK(std::abs(twin.losses[s] - cpu.losses[s]) / cpu.losses[s] < 0.02);
+    }
+    CHECK(twin.losses.back() < twin.losses.front() - 0.5);
 }
 
 TEST_CASE("after 20 steps the emulated GPU run and the CPU run still agree", "[gpu-loop]") {
@@ -284,6 +327,21 @@ TEST_CASE("mpirun -np 1, 2, 4: the emulated GPU build agrees within bf16 toleran
         for (int s = 0; s < steps; ++s) CHECK(two.losses[s] == Approx(one.losses[s]).epsilon(1e-3));
         CHECK(weight_difference(final_weights(dir, steps, layout), weights1) < 1e-3);
         std::system(("rm -rf " + dir).c_str());
+    }
+}
+
+TEST_CASE("mpirun -np 2: the twin build's gradient buckets and ZeRO-1 shards agree with one process",
+          "[gpu-loop][mpi][twins]") {
+    const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 3 --batch 4 " +
+                             "--micro-batch 1 --seq-len 37 --seed 5 --val-every 0 --val-batches 1 --log-every 1";
+    Run one = train_ranks("train_llama_twin", 1, base);
+    REQUIRE(one.losses.size() == 3);
+    for (const char* zero : {"", " --zero"}) {
+        INFO("2 ranks" << zero);
+        Run two = train_ranks("train_llama_twin", 2, base + zero, "EMU_SEED=3");
+        REQUIRE(two.losses.size() == 3);
+        CHECK_THAT(two.output, Catch::Contains("data parallel: 2 ranks"));
+        for (int s = 0; s < 3; ++s) CHECK(two.losses[s] == Approx(one.losses[s]).epsilon(1e-3));
     }
 }
 

@@ -232,6 +232,24 @@ TEST_CASE("GQA attention equals full attention over copied KV heads, and is caus
         for (int d = 0; d < D; ++d) CHECK(out[h * D + d] == Approx(v[(h / group) * D + d]).epsilon(1e-12));
 }
 
+TEST_CASE("attention's log-sum-exp gives back every probability: p_j = exp(s_j - lse)", "[ops]") {
+    const int B = 2, T = 7, H = 3, KV = 1, D = 6;
+    Vec q = random_vector(B * T * H * D, 31), k = random_vector(B * T * KV * D, 32), v = random_vector(B * T * KV * D, 33);
+    for (double& x : q) x *= 4.0;  // scores far from zero, so a wrong maximum would show
+    Vec out(q.size()), probs(B * H * T * T), lse(B * H * T, NAN);
+    attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), B, T, H, KV, D, lse.data());
+    for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h)
+            for (int i = 0; i < T; ++i)
+                for (int j = 0; j <= i; ++j) {
+                    double s = 0;
+                    for (int d = 0; d < D; ++d) s += q[((b * T + i) * H + h) * D + d] * k[((b * T + j) * KV) * D + d];
+                    s /= std::sqrt(double(D));
+                    const double p = probs[((b * H + h) * T + i) * T + j];
+                    CHECK(std::exp(s - lse[(b * H + h) * T + i]) == Approx(p).epsilon(1e-12));
+                }
+}
+
 TEST_CASE("SwiGLU backward matches finite differences", "[ops]") {
     const int n = 11;
     Vec gate = random_vector(n, 24, 2.0), up = random_vector(n, 25), G = random_vector(n, 26), out(n);

@@ -41,30 +41,12 @@ static bool check_shape(const Shape& sh, int version, bool bench) {
             v[size_t(n) * KV * D + c] = row[(H + KV) * D + c];
         }
     }
-    std::vector<float> out_ref(q.size()), probs(size_t(B) * H * T * T);
-    llama::ref::attention_forward(out_ref.data(), probs.data(), q.data(), k.data(), v.data(), B, T, H, KV, D);
+    std::vector<float> out_ref(q.size()), probs(size_t(B) * H * T * T), lse_ref(size_t(B) * H * T);
+    llama::ref::attention_forward(out_ref.data(), probs.data(), q.data(), k.data(), v.data(), B, T, H, KV, D,
+                                  lse_ref.data());
     std::vector<float> dq(q.size(), 0.0f), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
     llama::ref::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
                                    probs.data(), B, T, H, KV, D);
-    // The log-sum-exp of each row of scaled scores, in double.
-    std::vector<float> lse_ref(size_t(B) * H * T);
-    const double scale = 1.0 / std::sqrt(double(D));
-    for (int b = 0; b < B; ++b)
-        for (int h = 0; h < H; ++h)
-            for (int i = 0; i < T; ++i) {
-                const float* qi = &q[((size_t(b) * T + i) * H + h) * D];
-                std::vector<double> s(i + 1);
-                double mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= i; ++j) {
-                    const float* kj = &k[((size_t(b) * T + j) * KV + h / (H / KV)) * D];
-                    double dot = 0;
-                    for (int d = 0; d < D; ++d) dot += double(qi[d]) * kj[d];
-                    s[j] = dot * scale;
-                    mx = std::max(mx, s[j]);
-                }
-                for (int j = 0; j <= i; ++j) sum += std::exp(s[j] - mx);
-                lse_ref[(size_t(b) * H + h) * T + i] = float(mx + std::log(sum));
-            }
     // The expected dQKV in the fused layout.
     std::vector<float> dqkv_ref(qkv.size());
     for (int n = 0; n < N; ++n) {

@@ -443,6 +443,14 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
     return cudaSuccess;
 }
 
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* user_data) {
+    LOCK;
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    if (!fn) return fail(cudaErrorInvalidValue);
+    enqueue(stream, [fn, user_data] { fn(user_data); });
+    return cudaSuccess;
+}
+
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
     LOCK;
     if (!event) return fail(cudaErrorInvalidValue);

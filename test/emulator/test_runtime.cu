@@ -247,6 +247,36 @@ TEST_CASE("cudaMemcpyAsync stages pageable host memory when called", "[emulator]
     cudaFree(d);
 }
 
+static void add_one_on_host(void* p) {
+    float* x = static_cast<float*>(p);
+    for (int i = 0; i < 256; ++i) x[i] += 1.0f;
+}
+
+TEST_CASE("cudaLaunchHostFunc runs host work in stream order", "[emulator][streams]") {
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+        INFO("seed " << seed);
+        emu::set_stream_seed(seed);
+        const int n = 256;
+        float *x, *y;
+        cudaMalloc(&x, n * sizeof(float));
+        cudaMalloc(&y, n * sizeof(float));
+        cudaStream_t s;
+        cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+        produce_kernel<<<n / 64, 64, 0, s>>>(x, n);
+        REQUIRE(cudaLaunchHostFunc(s, add_one_on_host, x) == cudaSuccess);
+        consume_kernel<<<n / 64, 64, 0, s>>>(x, y, n);  // y = i + 2 only if the host work ran between
+        std::vector<float> h(n);
+        REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
+        cudaMemcpy(h.data(), y, n * sizeof(float), cudaMemcpyDeviceToHost);
+        for (int i = 0; i < n; ++i) REQUIRE(h[i] == float(i) + 2.0f);
+        REQUIRE(cudaLaunchHostFunc(s, nullptr, x) == cudaErrorInvalidValue);
+        cudaGetLastError();
+        cudaStreamDestroy(s);
+        cudaFree(x);
+        cudaFree(y);
+    }
+}
+
 __global__ void raw_shared_kernel(unsigned* out) {
     extern __shared__ __align__(16) unsigned char raw[];
     unsigned* words = reinterpret_cast<unsigned*>(raw);
