@@ -44,7 +44,9 @@ yesno = $(if $(1),found,MISSING)
 CXXFLAGS   ?= -O2 -g
 CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror -fopenmp -I. -MMD -MP
 LDFLAGS    += -fopenmp -lxxhash
-NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
+# sm_90 is built as sm_90a, the Hopper target with wgmma (its code runs on H100 and H200 only).
+arch_suffix   = $(if $(filter 90,$(1)),a)
+NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a)$(call arch_suffix,$(a)),code=sm_$(a)$(call arch_suffix,$(a)))
 NVCCFLAGS  ?= -O3
 NVCCFLAGS  += -std=c++17 -I. $(NVCC_GENCODE) -Xcompiler -Wall,-Wextra,-Wno-unknown-pragmas -Werror all-warnings
 

@@ -24,14 +24,17 @@
 // where the sums for dk_j and dv_j run over the rows i of every query head of
 // the group of key head j. All sums are in fp32.
 //
-// Two versions, with the same arguments and results:
+// Three versions, with the same arguments and results:
 //   1: simple, CUDA cores (attention_forward_simple, attention_backward_simple):
 //      one warp per query row (forward, dq) or per key row (dk, dv), one lane
 //      per key (or query) of a 32-wide tile.
 //   2: tensor cores (attention_forward_mma, attention_backward_mma): mma.sync
 //      m16n8k16 bf16 with fp32 accumulation, ldmatrix, cp.async double
 //      buffering, through kernels/ptx.h; 64 x 64 tiles.
-// attention_forward / attention_backward (at the end) are version 2. The
+//   3: Hopper, forward only (attention_forward_wgmma, sm_90a): version 2's
+//      tiles as one warpgroup, the products by wgmma.mma_async.
+// attention_forward / attention_backward (at the end) are version 2, on every
+// GPU: version 3 is checked in the emulator only until a Hopper GPU confirms it. The
 // backward needs attention_backward_scratch(B, T, H) floats of scratch (Delta).
 // Head dims 64 and 128; H a multiple of KV; any T >= 1. Index arithmetic that
 // can pass 2^31 is done in size_t.
@@ -572,6 +575,76 @@ __device__ inline void attn_mma_ab(float acc[D / 8][4], const float x[8][4], con
     }
 }
 
+// The online softmax of one key tile for a thread's two rows (row0 = its warp's
+// row g, and row0 + 8): the scores s (16 x 64 per warp, in the accumulator
+// layout: s[nb][i] is row g + 8(i/2), key 8nb + 2t + i%2) are scaled to base 2,
+// masked on the tile that reaches the diagonal (keys past the row or past T),
+// turned into unnormalised probabilities; the running maxima m and sums l are
+// updated and the output accumulators o rescaled.
+template <int D>
+__device__ inline void attn_online_softmax(float s[8][4], float o[D / 8][4], float m[2], float l[2], int row0,
+                                           int k0, int T, int t4, bool masked, float scale_log2) {
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    #pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int row = row0 + 8 * (i / 2), key = k0 + nb * 8 + 2 * t4 + (i % 2);
+            float x = s[nb][i] * scale_log2;
+            if (masked && (key > row || key >= T)) x = -INFINITY;
+            s[nb][i] = x;
+            tile_max[i / 2] = fmaxf(tile_max[i / 2], x);
+        }
+    float correction[2];
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+        const float m_new = fmaxf(m[r], tile_max[r]);
+        // A row with no visible key so far keeps m = -inf; subtract 0 then, not -inf.
+        const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+        correction[r] = exp2f(m[r] - m_use);
+        m[r] = m_new;
+        l[r] *= correction[r];
+        #pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+            #pragma unroll
+            for (int i = 2 * r; i < 2 * r + 2; ++i) {
+                s[nb][i] = exp2f(s[nb][i] - m_use);
+                l[r] += s[nb][i];
+            }
+    }
+    #pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb) {
+        o[nb][0] *= correction[0];
+        o[nb][1] *= correction[0];
+        o[nb][2] *= correction[1];
+        o[nb][3] *= correction[1];
+    }
+}
+
+// Sums each row's l over its quad, normalises, and stores the thread's two rows
+// of out (columns 8nb + 2t, + 1) and their log-sum-exp (natural log).
+template <int D>
+__device__ inline void attn_store_rows(bf16* out, float* lse, const float o[D / 8][4], const float m[2], float l[2],
+                                       int b, int h, int H, int T, int row0, int t4) {
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+        const float inv = 1.0f / l[r];
+        bf16* dst = out + (size_t(b) * T + row) * size_t(H) * D + size_t(h) * D + 2 * t4;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dst[nb * 8] = __float2bfloat16(o[nb][2 * r] * inv);
+            dst[nb * 8 + 1] = __float2bfloat16(o[nb][2 * r + 1] * inv);
+        }
+        if (t4 == 0) lse[(size_t(b) * H + h) * T + row] = (m[r] + log2f(l[r])) * 0.6931471805599453f;
+    }
+}
+
 template <int D>
 __global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
                                                                     int H, int KV, float scale_log2) {
@@ -628,65 +701,14 @@ __global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, f
         attn_mma_abt<D>(s, qf, kt, lane, 0, groups);
 
         // Scale to base 2, mask (last tile only), and the online softmax.
-        const bool masked = tile == tiles - 1;
-        float tile_max[2] = {-INFINITY, -INFINITY};
-        #pragma unroll
-        for (int nb = 0; nb < SBLOCKS; ++nb)
-            #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int row = row0 + 8 * (i / 2), key = k0 + nb * 8 + 2 * t4 + (i % 2);
-                float x = s[nb][i] * scale_log2;
-                if (masked && (key > row || key >= T)) x = -INFINITY;
-                s[nb][i] = x;
-                tile_max[i / 2] = fmaxf(tile_max[i / 2], x);
-            }
-        float correction[2];
-        #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-            const float m_new = fmaxf(m[r], tile_max[r]);
-            // A row with no visible key so far keeps m = -inf; subtract 0 then, not -inf.
-            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-            correction[r] = exp2f(m[r] - m_use);
-            m[r] = m_new;
-            l[r] *= correction[r];
-            #pragma unroll
-            for (int nb = 0; nb < SBLOCKS; ++nb)
-                #pragma unroll
-                for (int i = 2 * r; i < 2 * r + 2; ++i) {
-                    s[nb][i] = exp2f(s[nb][i] - m_use);
-                    l[r] += s[nb][i];
-                }
-        }
-        #pragma unroll
-        for (int nb = 0; nb < OBLOCKS; ++nb) {
-            o[nb][0] *= correction[0];
-            o[nb][1] *= correction[0];
-            o[nb][2] *= correction[1];
-            o[nb][3] *= correction[1];
-        }
+        attn_online_softmax<D>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
 
         attn_mma_ab<D>(o, s, vt, lane, 0, groups);  // O += P V
         __syncthreads();  // every warp is done with this buffer before it is refilled
     }
 
     // Sum each row over its quad, normalise, store.
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        const int row = row0 + 8 * r;
-        if (row >= T) continue;
-        const float inv = 1.0f / l[r];
-        bf16* dst = out + (size_t(b) * T + row) * size_t(H) * D + size_t(h) * D + 2 * t4;
-        #pragma unroll
-        for (int nb = 0; nb < OBLOCKS; ++nb) {
-            dst[nb * 8] = __float2bfloat16(o[nb][2 * r] * inv);
-            dst[nb * 8 + 1] = __float2bfloat16(o[nb][2 * r + 1] * inv);
-        }
-        if (t4 == 0) lse[(size_t(b) * H + h) * T + row] = (m[r] + log2f(l[r])) * 0.6931471805599453f;
-    }
+    attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
 }
 
 // Version 2 forward (tensor cores), same arguments and results as version 1.
@@ -707,6 +729,176 @@ inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B,
         attention_forward_mma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
     }
     CUDA_CHECK_LAUNCH("attention_forward_mma_kernel");
+}
+
+// ===========================================================================
+// Version 3 forward: Hopper warpgroup MMA (sm_90a)
+// ===========================================================================
+// Version 2's block (64 query rows of one (batch, head), 4 warps of 16 rows) is
+// one warpgroup, so each product of a key tile is a few wgmma for the whole
+// block instead of many mma.sync per warp: S (64 x 64) = Q K^T in D/16
+// wgmma.m64n64k16, then O (64 x D) += P V in 4 wgmma.m64n{D}k16, with A (Q,
+// then P) in registers and B (K, then V^T) in shared memory in the no-swizzle
+// K-major core-matrix layout (core matrix: 8 rows x 16 bytes, kernels/ptx.h):
+//   K tile:   B(k = dim, n = key): the core matrix of dims 8db.. and keys 8kb..
+//             at (db * 8 + kb) * 128 bytes: lbo (next 8 dims) 1024, sbo (next 8 keys) 128
+//   V^T tile: B(k = key, n = dim): the core matrix of keys 8kb.. and dims 8db..
+//             at (kb * D/8 + db) * 128 bytes: lbo (next 8 keys) D/8 * 128, sbo (next 8 dims) 128
+// K tiles arrive by cp.async, double buffered; V is transposed on its way in
+// (128-bit global loads, 16-bit shared stores), one tile ahead. Every row and
+// key of a tile goes through the products (wgmma is warpgroup-wide: no per-warp
+// skipping as in version 2); the mask and the softmax are version 2's.
+// Still to come: TMA loads, swizzled layouts, and producer/consumer warpgroups.
+constexpr int kAttnWgKTile = kAttnMmaKeys * 8 * 2;  // bytes of one 8-dim block of a K tile: 1024
+
+template <int D>
+constexpr size_t attn_wgmma_forward_smem() {  // Q (padded rows), two K tiles, one V^T tile
+    return size_t(kAttnMmaRows) * attn_mma_stride<D>() * sizeof(bf16) + 3 * size_t(kAttnMmaKeys) * D * sizeof(bf16);
+}
+
+// Keys [t0, t0 + 64) of one KV head into the K-tile layout above, 16 bytes per
+// cp.async (8 dims of one key: one row of a core matrix); keys at or past T are zeros.
+template <int D>
+__device__ inline void attn_load_k_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
+    constexpr int CHUNKS = D / 8;
+    for (int idx = threadIdx.x; idx < kAttnMmaKeys * CHUNKS; idx += blockDim.x) {
+        const int key = idx / CHUNKS, db = idx % CHUNKS, t = t0 + key;
+        bf16* d = dst + (db * 8 + key / 8) * 64 + (key % 8) * 8;
+        if (t < T) {
+            cp_async_16(d, src + (size_t(b) * T + t) * size_t(width) + col0 + db * 8);
+        } else {
+            Packed128<bf16> zero;
+            #pragma unroll
+            for (int k = 0; k < Packed128<bf16>::size; ++k) zero[k] = __float2bfloat16(0.0f);
+            store128(d, zero);
+        }
+    }
+}
+
+// Keys [t0, t0 + 64) of one KV head's V, transposed into the V^T-tile layout above.
+template <int D>
+__device__ inline void attn_load_vt_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
+    constexpr int CHUNKS = D / 8;
+    for (int idx = threadIdx.x; idx < kAttnMmaKeys * CHUNKS; idx += blockDim.x) {
+        const int key = idx % kAttnMmaKeys, db = idx / kAttnMmaKeys, t = t0 + key;
+        Packed128<bf16> x;
+        if (t < T) {
+            x = load128(src + (size_t(b) * T + t) * size_t(width) + col0 + db * 8);
+        } else {
+            #pragma unroll
+            for (int k = 0; k < Packed128<bf16>::size; ++k) x[k] = __float2bfloat16(0.0f);
+        }
+        bf16* d = dst + ((key / 8) * CHUNKS + db) * 64 + key % 8;
+        #pragma unroll
+        for (int i = 0; i < 8; ++i) d[i * 8] = x[i];  // row i (dim 8db + i) of the core matrix
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
+                                                                      int H, int KV, float scale_log2) {
+    constexpr int KTILE = kAttnMmaKeys * D;  // bf16 of a K or V^T tile
+    extern __shared__ __align__(128) bf16 attn_wg_smem[];
+    bf16* k_s = attn_wg_smem;            // two K tiles (the descriptors want them first: 16-byte offsets)
+    bf16* vt_s = k_s + 2 * KTILE;     // one V^T tile
+    bf16* q_s = vt_s + KTILE;         // Q, padded rows as in version 2
+
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnMmaRows, h = blockIdx.y, b = blockIdx.z;
+    const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const int tiles = (min(q0 + kAttnMmaRows, T) - 1) / kAttnMmaKeys + 1;
+
+    attn_load_tile<kAttnMmaRows, D>(q_s, qkv, b, q0, T, width, h * D);
+    attn_load_k_core<D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
+    cp_async_commit();
+    attn_load_vt_core<D>(vt_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+
+    uint32_t qf[D / 16][4];  // this warp's 16 query rows as A fragments
+    float o[D / 8][4];
+    #pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, base-2 units
+    const int row0 = q0 + warp * 16 + g;
+
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int k0 = tile * kAttnMmaKeys;
+        const bf16* kt = k_s + (tile & 1) * KTILE;
+        if (tile + 1 < tiles) {  // start the next K tile, then wait for this one
+            attn_load_k_core<D>(k_s + ((tile + 1) & 1) * KTILE, qkv, b, k0 + kAttnMmaKeys, T, width, (H + g_kv) * D);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (tile == 0) attn_load_a<D>(qf, q_s, warp, lane);
+
+        // S = Q K^T: one wgmma per 16 dims.
+        float s[8][4];
+        wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_m64n64k16_bf16(&s[0][0], qf[kk], wgmma_desc(kt + kk * 2 * 8 * kAttnMmaKeys, kAttnWgKTile, 128),
+                                 kk > 0);
+        wgmma_commit();
+        wgmma_wait<0>();
+
+        attn_online_softmax<D>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
+
+        // O += P V: P's accumulators are A fragments already (see attn_mma_ab); one wgmma per 16 keys.
+        uint32_t pf[4][4];
+        #pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            pf[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+            pf[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+            pf[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pf[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        }
+        wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            const uint64_t desc = wgmma_desc(vt_s + kk * 2 * 8 * D, (D / 8) * 128, 128);
+            if constexpr (D == 64) wgmma_m64n64k16_bf16(&o[0][0], pf[kk], desc, true);
+            else wgmma_m64n128k16_bf16(&o[0][0], pf[kk], desc, true);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        __syncthreads();  // the K buffer and V^T are free again
+        if (tile + 1 < tiles) attn_load_vt_core<D>(vt_s, qkv, b, k0 + kAttnMmaKeys, T, width, (H + KV + g_kv) * D);
+    }
+    attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
+}
+
+// Version 3 forward (Hopper wgmma, sm_90a), same arguments and results as
+// versions 1 and 2. Exits with a message on a GPU that is not sm_90.
+inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
+                                    cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    int device = 0, major = 0, minor = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major != 9 || minor != 0) {
+        std::fprintf(stderr, "attention_forward_wgmma: needs an sm_90 GPU (H100, H200), this one is sm_%d%d\n", major,
+                     minor);
+        std::exit(EXIT_FAILURE);
+    }
+    const dim3 grid(ceil_div(T, kAttnMmaRows), H, B);
+    const float scale_log2 = 1.4426950408889634f / std::sqrt(float(D));
+    if (D == 64) {
+        constexpr size_t smem = attn_wgmma_forward_smem<64>();
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_wgmma_kernel<64>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        attention_forward_wgmma_kernel<64><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
+    } else {
+        constexpr size_t smem = attn_wgmma_forward_smem<128>();
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_wgmma_kernel<128>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        attention_forward_wgmma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
+    }
+    CUDA_CHECK_LAUNCH("attention_forward_wgmma_kernel");
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,12 @@
 //   cp_async_commit()               close the current group of copies
 //   cp_async_wait<N>()              wait until at most N recent groups are pending
 //   cp_async_wait_all()             wait for every copy
+// Hopper (sm_90a), asynchronous warpgroup MMA, all 128 threads of the warpgroup together:
+//   wgmma_m64n{64,128}k16_bf16(d, a, desc, acc)  D(64xN,f32) (+)= A(64x16,bf16,registers) * B(16xN,bf16,shared)
+//   wgmma_desc(smem, lbo, sbo)      descriptor of B: no swizzle, K-major core matrices
+//   wgmma_fence()                   before the first wgmma after registers of d or a changed
+//   wgmma_commit()                  close the current group of wgmma
+//   wgmma_wait<N>()                 wait until at most N recent groups are pending
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"), with
 // g = lane / 4 and t = lane % 4, each 32-bit register holding two bf16, the
@@ -20,6 +26,13 @@
 // ldmatrix: lanes 8j..8j+7 give the row addresses of matrix j (16 bytes each);
 // register j of lane l receives row l/4, columns 2(l%4) and 2(l%4)+1 of matrix j
 // (with .trans: rows 2(l%4) and 2(l%4)+1 of column l/4).
+// wgmma (PTX ISA, "Matrix Fragments for wgmma.mma_async.m64nNk16"): warp w of the
+// warpgroup holds rows 16w..16w+15; its A registers are the A layout above, and
+// d[4j + i] is D's element of row 16w + g + 8(i/2), column 8j + 2t + (i%2).
+// B in shared memory is made of core matrices of 8 rows (n) x 16 bytes (8 k,
+// K-major); the descriptor gives the byte distance between core matrices
+// adjacent in K (lbo) and in N (sbo): element (k, n) lies at
+// (n/8) sbo + (k/8) lbo + (n%8) 16 + (k%8) 2 bytes from the start.
 #ifndef KERNELS_PTX_H
 #define KERNELS_PTX_H
 
@@ -80,6 +93,82 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
 
+// ---- Hopper (sm_90a only): warpgroup MMA, asynchronous ----------------------
+// wgmma needs the architecture-specific target sm_90a; compiled for any other
+// target these functions trap (the launchers check the device first).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define PTX_HAVE_WGMMA 1
+#endif
+
+__device__ __forceinline__ uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
+    return uint64_t((ptx_shared_address(smem) & 0x3FFFFu) >> 4) | (uint64_t((lbo & 0x3FFFFu) >> 4) << 16) |
+           (uint64_t((sbo & 0x3FFFFu) >> 4) << 32);
+}
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#else
+    __trap();
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#else
+    __trap();
+#endif
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#else
+    __trap();
+#endif
+}
+__device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)));
+#else
+    (void)d, (void)a, (void)desc_b, (void)accumulate;
+    __trap();
+#endif
+}
+__device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)));
+#else
+    (void)d, (void)a, (void)desc_b, (void)accumulate;
+    __trap();
+#endif
+}
+
 #else  // emulated: every lane of the warp must call these together, as on the GPU
 
 namespace ptx_emu {
@@ -135,6 +224,68 @@ inline void async_wait(unsigned keep, bool all) {
     }
     st.pending.resize(out);
 }
+
+// wgmma: warp w of the warpgroup owns rows 16w..16w+15 of D and gives those rows
+// of A in the mma.m16n8k16 A layout, so each warp's part of the product needs
+// only its own lanes. The product is queued when issued and done when
+// wgmma.wait_group retires its group, reading B from shared memory then.
+inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
+    const uintptr_t base = reinterpret_cast<uintptr_t>(::emu::dynamic_shared()), p = reinterpret_cast<uintptr_t>(smem);
+    if (p < base || p - base >= (uintptr_t(1) << 18) || (p - base) % 16 || lbo % 16 || sbo % 16)
+        ::emu::kernel_fail("wgmma descriptor: the operand must lie 16-byte aligned in dynamic shared memory, "
+                           "with offsets that are multiples of 16");
+    return uint64_t((p - base) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(sbo >> 4) << 32);
+}
+
+template <int N>
+inline void wgmma(float* d, const uint32_t a[4], uint64_t desc, bool accumulate) {
+    ::emu::WgmmaState& st = ::emu::wgmma_state();
+    if (!st.fenced) ::emu::kernel_fail("wgmma.mma_async without a wgmma.fence since the last wgmma.wait_group");
+    if (desc >> 62) ::emu::kernel_fail("wgmma descriptor: only the no-swizzle layout is emulated");
+    uint64_t a01[32], a23[32];
+    gather(uint64_t(a[0]) | (uint64_t(a[1]) << 32), a01);
+    gather(uint64_t(a[2]) | (uint64_t(a[3]) << 32), a23);
+    std::vector<float> A(16 * 16);  // this warp's 16 rows
+    for (unsigned l = 0; l < 32; ++l) {
+        const unsigned g = l / 4, t = l % 4;
+        const uint32_t r[4] = {uint32_t(a01[l]), uint32_t(a01[l] >> 32), uint32_t(a23[l]), uint32_t(a23[l] >> 32)};
+        for (unsigned k = 0; k < 4; ++k) {
+            const unsigned row = g + 8 * (k & 1), col = 2 * t + 8 * (k >> 1);
+            A[row * 16 + col] = bf16_low(r[k]);
+            A[row * 16 + col + 1] = bf16_high(r[k]);
+        }
+    }
+    const unsigned char* b = static_cast<const unsigned char*>(::emu::dynamic_shared()) + ((desc & 0x3FFFu) << 4);
+    const size_t lbo = ((desc >> 16) & 0x3FFFu) << 4, sbo = ((desc >> 32) & 0x3FFFu) << 4;
+    const unsigned lane = ::emu::lane_id(), g = lane / 4, t = lane % 4;
+    st.pending.push_back({st.committed, [=, A = std::move(A)] {
+        // B (16 x N), K-major core matrices of 8 (n) rows x 16 bytes (8 k): element (k, n)
+        // at (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2.
+        for (int j = 0; j < N / 8; ++j)
+            for (int i = 0; i < 4; ++i) {
+                const unsigned row = g + 8 * (i >> 1), n = 8 * j + 2 * t + (i & 1);
+                float acc = accumulate ? d[4 * j + i] : 0.0f;
+                for (unsigned k = 0; k < 16; ++k) {
+                    const unsigned char* e = b + (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
+                    const unsigned short bits = static_cast<unsigned short>(e[0] | (e[1] << 8));
+                    acc = fmaf(A[row * 16 + k], __bfloat162float(__ushort_as_bfloat16(bits)), acc);
+                }
+                d[4 * j + i] = acc;
+            }
+    }});
+}
+
+// Runs the products of every committed group but the newest `keep`, in issue order.
+inline void wgmma_retire(unsigned keep) {
+    ::emu::WgmmaState& st = ::emu::wgmma_state();
+    std::vector<::emu::WgmmaOp> left;
+    for (::emu::WgmmaOp& op : st.pending) {
+        if (op.group < st.committed && st.committed - op.group > keep) op.run();
+        else left.push_back(std::move(op));
+    }
+    st.pending = std::move(left);
+    st.fenced = false;
+}
 }  // namespace ptx_emu
 
 inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
@@ -181,6 +332,18 @@ inline void cp_async_commit() { ++::emu::async_copy_state().committed; }
 template <int N>
 inline void cp_async_wait() { ptx_emu::async_wait(N, false); }
 inline void cp_async_wait_all() { ptx_emu::async_wait(0, true); }
+
+inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) { return ptx_emu::wgmma_desc(smem, lbo, sbo); }
+inline void wgmma_fence() { ::emu::wgmma_state().fenced = true; }
+inline void wgmma_commit() { ++::emu::wgmma_state().committed; }
+template <int N>
+inline void wgmma_wait() { ptx_emu::wgmma_retire(N); }
+inline void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
+    ptx_emu::wgmma<64>(d, a, desc_b, accumulate);
+}
+inline void wgmma_m64n128k16_bf16(float d[64], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
+    ptx_emu::wgmma<128>(d, a, desc_b, accumulate);
+}
 
 #endif  // __CUDACC__
 

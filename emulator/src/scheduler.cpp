@@ -77,6 +77,7 @@ struct Fiber {
     void* tsan_fiber = nullptr;
     void* asan_fake = nullptr;
     AsyncCopyState async;
+    WgmmaState wgmma;
 };
 
 struct Warp {
@@ -233,6 +234,7 @@ void fiber_entry(bctx::transfer_t t) {
 #endif
     Block& b = *f->block;
     (*b.body)();
+    if (!f->wgmma.pending.empty()) kernel_fail("thread exited with wgmma.mma_async products never waited for (wgmma.wait_group)");
     f->done = true;
     --b.live;
     ++b.progress;
@@ -446,6 +448,11 @@ unsigned warp_collective(unsigned mask, uint64_t mine, uint64_t* all) {
         warp_barrier(w, eff, lane);
     }
     return eff;
+}
+
+WgmmaState& wgmma_state() {
+    if (!current) kernel_fail("wgmma used outside a kernel");
+    return current->wgmma;
 }
 
 AsyncCopyState& async_copy_state() {

@@ -5,8 +5,9 @@
 #include "ptx_kernels.cuh"
 
 int main() {
-    std::printf("ptx kernels: mma %p, ldmatrix %p, cp.async %p, tile gemm %p\n",
+    std::printf("ptx kernels: mma %p, ldmatrix %p, cp.async %p, tile gemm %p, wgmma %p %p\n",
                 reinterpret_cast<const void*>(mma_fragments_kernel), reinterpret_cast<const void*>(ldmatrix_kernel),
-                reinterpret_cast<const void*>(cp_async_kernel), reinterpret_cast<const void*>(tile_gemm_kernel));
+                reinterpret_cast<const void*>(cp_async_kernel), reinterpret_cast<const void*>(tile_gemm_kernel),
+                reinterpret_cast<const void*>(wgmma_kernel<64>), reinterpret_cast<const void*>(wgmma_kernel<128>));
     return 0;
 }

@@ -87,4 +87,33 @@ __global__ void tile_gemm_kernel(const __nv_bfloat16* A, const __nv_bfloat16* B,
     C[(g + 8) * 8 + 2 * t + 1] = acc[3];
 }
 
+// One warpgroup (128 threads): A (64 x 16) from registers, 4 per thread as the
+// test lays them out; B (16 x N) copied by the test's bytes into dynamic shared
+// memory in a K-major core-matrix layout (lbo, sbo); d starts at 1.0. Group 1:
+// D = A B (not accumulating); group 2: D += A B. `early` gets d[0] read after
+// the commits and before any wait (what a GPU leaves undefined; the emulator
+// has not run the products yet); `out` gets d after wgmma.wait_group 0.
+template <int N>
+__global__ void wgmma_kernel(const uint32_t* a, const unsigned char* b, int b_bytes, unsigned lbo, unsigned sbo,
+                             float* out, float* early) {
+    extern __shared__ __align__(128) unsigned char wg_smem[];
+    for (int i = threadIdx.x; i < b_bytes; i += blockDim.x) wg_smem[i] = b[i];
+    __syncthreads();
+    uint32_t ra[4];
+    for (int i = 0; i < 4; ++i) ra[i] = a[4 * threadIdx.x + i];
+    float d[N / 2];
+    for (int i = 0; i < N / 2; ++i) d[i] = 1.0f;
+    const uint64_t desc = wgmma_desc(wg_smem, lbo, sbo);
+    wgmma_fence();
+    if constexpr (N == 64) wgmma_m64n64k16_bf16(d, ra, desc, false);
+    else wgmma_m64n128k16_bf16(d, ra, desc, false);
+    wgmma_commit();
+    if constexpr (N == 64) wgmma_m64n64k16_bf16(d, ra, desc, true);
+    else wgmma_m64n128k16_bf16(d, ra, desc, true);
+    wgmma_commit();
+    early[threadIdx.x] = d[0];
+    wgmma_wait<0>();
+    for (int i = 0; i < N / 2; ++i) out[threadIdx.x * (N / 2) + i] = d[i];
+}
+
 #endif  // TEST_EMULATOR_PTX_KERNELS_CUH

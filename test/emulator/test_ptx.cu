@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -161,4 +162,61 @@ TEST_CASE("a cp.async + ldmatrix + mma tile matmul equals the plain product", "[
             REQUIRE(C[i * 8 + j] == Approx(want).margin(1e-4));
         }
     cudaFree(dA); cudaFree(dB); cudaFree(dC);
+}
+
+// wgmma.mma_async.m64nNk16 (PTX ISA, "Matrix Fragments for wgmma.mma_async.m64nNk16"
+// and "Shared Memory Matrix Layout"): warp w's A registers hold rows 16w..16w+15
+// in the mma.m16n8k16 A layout; d[4j + i] of warp w is D[16w + g + 8(i/2)][8j + 2t + i%2];
+// B element (k, n) lies at (n/8) sbo + (k/8) lbo + (n%8) 16 + (k%8) 2 bytes.
+template <int N>
+void check_wgmma(unsigned lbo, unsigned sbo, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    std::vector<uint16_t> A(64 * 16), B(16 * N);
+    for (auto& v : A) v = bf16_bits(u(rng));
+    for (auto& v : B) v = bf16_bits(u(rng));
+    std::vector<uint32_t> a(128 * 4, 0);
+    for (int tid = 0; tid < 128; ++tid)
+        for (int i = 0; i < 8; ++i) {
+            Coord e = a_element(tid % 32, i);
+            a[4 * tid + i / 2] |= uint32_t(A[(16 * (tid / 32) + e.row) * 16 + e.col]) << (16 * (i % 2));
+        }
+    const int bytes = int(std::max((N / 8 - 1) * sbo + lbo + 128, (N / 8) * sbo + 128u));
+    std::vector<unsigned char> b(bytes, 0xff);
+    for (int k = 0; k < 16; ++k)
+        for (int n = 0; n < N; ++n) {
+            const int at = (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
+            b[at] = B[k * N + n] & 0xff;
+            b[at + 1] = B[k * N + n] >> 8;
+        }
+    uint32_t* da = to_device(a);
+    unsigned char* db = to_device(b);
+    float *dout = nullptr, *dearly = nullptr;
+    REQUIRE(cudaMalloc(&dout, 128 * (N / 2) * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dearly, 128 * sizeof(float)) == cudaSuccess);
+    wgmma_kernel<N><<<1, 128, bytes>>>(da, db, bytes, lbo, sbo, dout, dearly);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    auto out = to_host(dout, 128 * (N / 2));
+    auto early = to_host(dearly, 128);
+    for (int tid = 0; tid < 128; ++tid) {
+        REQUIRE(early[tid] == 1.0f);  // the emulator runs the products at the wait
+        const int w = tid / 32, g = tid % 32 / 4, t = tid % 4;
+        for (int j = 0; j < N / 8; ++j)
+            for (int i = 0; i < 4; ++i) {
+                const int row = 16 * w + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
+                double want = 0;
+                for (int k = 0; k < 16; ++k) want += double(bf16_value(A[row * 16 + k])) * bf16_value(B[k * N + col]);
+                INFO("thread " << tid << " d" << 4 * j + i << " = D[" << row << "][" << col << "]");
+                REQUIRE(out[tid * (N / 2) + 4 * j + i] == Approx(2 * want).margin(1e-4));
+            }
+    }
+    cudaFree(da); cudaFree(db); cudaFree(dout); cudaFree(dearly);
+}
+
+TEST_CASE("wgmma m64n64k16 and m64n128k16 bf16: fragments and core matrices placed by the ISA give A*B", "[emulator][ptx]") {
+    // Core matrices adjacent in N packed first (sbo 128), or the two K halves side by side (lbo 128).
+    check_wgmma<64>(128 * 8, 128, 1);
+    check_wgmma<64>(128, 256, 2);
+    check_wgmma<128>(128 * 16, 128, 3);
+    check_wgmma<128>(128, 256, 4);
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <climits>
 #include <type_traits>
+#include <functional>
 #include <vector>
 #include "emu/types.h"
 
@@ -67,6 +68,22 @@ struct AsyncCopyState {
     unsigned committed = 0;
 };
 AsyncCopyState& async_copy_state();
+
+// wgmma.mma_async bookkeeping of one CUDA thread (kernels/ptx.h uses it): the
+// products issued and not yet waited for, each run when wgmma.wait_group
+// retires its commit group (so a kernel that reads its accumulators early, or
+// changes the shared memory operand before the wait, sees what a GPU would
+// not guarantee); `fenced` says a wgmma.fence came since the last wait.
+struct WgmmaOp {
+    unsigned group;
+    std::function<void()> run;
+};
+struct WgmmaState {
+    std::vector<WgmmaOp> pending;
+    unsigned committed = 0;
+    bool fenced = false;
+};
+WgmmaState& wgmma_state();
 
 template <class T, class Tag>
 T& static_shared(Tag) {
