@@ -465,6 +465,20 @@ __device__ inline uint32_t pack_bf16x2(float lo, float hi) {
            (uint32_t(__bfloat16_as_ushort(__float2bfloat16(hi))) << 16);
 }
 
+__device__ inline Packed128<bf16> attn_zeros128() {
+    Packed128<bf16> zero;
+    #pragma unroll
+    for (int k = 0; k < Packed128<bf16>::size; ++k) zero[k] = __float2bfloat16(0.0f);
+    return zero;
+}
+
+// 16 bytes of token t's row (columns col.. of batch b's rows of `width`) into
+// shared memory by cp.async, or zeros when t is at or past T.
+__device__ inline void attn_copy16_or_zeros(bf16* d, const bf16* src, int b, int t, int T, int width, int col) {
+    if (t < T) cp_async_16(d, src + (size_t(b) * T + t) * size_t(width) + col);
+    else store128(d, attn_zeros128());
+}
+
 // Copies rows [t0, t0 + ROWS) of one head (D columns from `col0` of a row-major
 // buffer with `width` columns, batch b) into shared memory with row stride P,
 // 16 bytes per cp.async. Rows at or past T are filled with zeros.
@@ -473,15 +487,7 @@ __device__ inline void attn_load_tile(bf16* dst, const bf16* src, int b, int t0,
     constexpr int P = attn_mma_stride<D>(), CHUNKS = D / 8;
     for (int idx = threadIdx.x; idx < ROWS * CHUNKS; idx += blockDim.x) {
         const int r = idx / CHUNKS, c = idx % CHUNKS * 8, t = t0 + r;
-        bf16* d = dst + r * P + c;
-        if (t < T) {
-            cp_async_16(d, src + (size_t(b) * T + t) * size_t(width) + col0 + c);
-        } else {
-            Packed128<bf16> zero;
-            #pragma unroll
-            for (int k = 0; k < Packed128<bf16>::size; ++k) zero[k] = __float2bfloat16(0.0f);
-            store128(d, zero);
-        }
+        attn_copy16_or_zeros(dst + r * P + c, src, b, t, T, width, col0 + c);
     }
 }
 
@@ -762,16 +768,9 @@ template <int D>
 __device__ inline void attn_load_k_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
     constexpr int CHUNKS = D / 8;
     for (int idx = threadIdx.x; idx < kAttnMmaKeys * CHUNKS; idx += blockDim.x) {
-        const int key = idx / CHUNKS, db = idx % CHUNKS, t = t0 + key;
-        bf16* d = dst + (db * 8 + key / 8) * 64 + (key % 8) * 8;
-        if (t < T) {
-            cp_async_16(d, src + (size_t(b) * T + t) * size_t(width) + col0 + db * 8);
-        } else {
-            Packed128<bf16> zero;
-            #pragma unroll
-            for (int k = 0; k < Packed128<bf16>::size; ++k) zero[k] = __float2bfloat16(0.0f);
-            store128(d, zero);
-        }
+        const int key = idx / CHUNKS, db = idx % CHUNKS;
+        attn_copy16_or_zeros(dst + (db * 8 + key / 8) * 64 + (key % 8) * 8, src, b, t0 + key, T, width,
+                             col0 + db * 8);
     }
 }
 
@@ -781,13 +780,8 @@ __device__ inline void attn_load_vt_core(bf16* dst, const bf16* src, int b, int 
     constexpr int CHUNKS = D / 8;
     for (int idx = threadIdx.x; idx < kAttnMmaKeys * CHUNKS; idx += blockDim.x) {
         const int key = idx % kAttnMmaKeys, db = idx / kAttnMmaKeys, t = t0 + key;
-        Packed128<bf16> x;
-        if (t < T) {
-            x = load128(src + (size_t(b) * T + t) * size_t(width) + col0 + db * 8);
-        } else {
-            #pragma unroll
-            for (int k = 0; k < Packed128<bf16>::size; ++k) x[k] = __float2bfloat16(0.0f);
-        }
+        const Packed128<bf16> x =
+            t < T ? load128(src + (size_t(b) * T + t) * size_t(width) + col0 + db * 8) : attn_zeros128();
         bf16* d = dst + ((key / 8) * CHUNKS + db) * 64 + key % 8;
         #pragma unroll
         for (int i = 0; i < 8; ++i) d[i * 8] = x[i];  // row i (dim 8db + i) of the core matrix
