@@ -826,6 +826,7 @@ __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out,
         } else {
             cp_async_wait<0>();
         }
+        fence_proxy_async();  // this thread's K and V^T stores, seen by wgmma
         __syncthreads();
         if (tile == 0) attn_load_a<D>(qf, q_s, warp, lane);
 

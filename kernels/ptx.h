@@ -12,6 +12,7 @@
 // Hopper (sm_90a), asynchronous warpgroup MMA, all 128 threads of the warpgroup together:
 //   wgmma_m64n{64,128}k16_bf16(d, a, desc, acc)  D(64xN,f32) (+)= A(64x16,bf16,registers) * B(16xN,bf16,shared)
 //   wgmma_desc(smem, lbo, sbo)      descriptor of B: no swizzle, K-major core matrices
+//   fence_proxy_async()             after writing shared memory that a wgmma will read
 //   wgmma_fence()                   before the first wgmma after registers of d or a changed
 //   wgmma_commit()                  close the current group of wgmma
 //   wgmma_wait<N>()                 wait until at most N recent groups are pending
@@ -103,6 +104,13 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 __device__ __forceinline__ uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
     return uint64_t((ptx_shared_address(smem) & 0x3FFFFu) >> 4) | (uint64_t((lbo & 0x3FFFFu) >> 4) << 16) |
            (uint64_t((sbo & 0x3FFFFu) >> 4) << 32);
+}
+// Shared memory written by ordinary stores or cp.async (the generic proxy) is
+// seen by wgmma (the async proxy) only after this fence by the writing thread.
+__device__ __forceinline__ void fence_proxy_async() {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
 }
 __device__ __forceinline__ void wgmma_fence() {
 #if defined(PTX_HAVE_WGMMA)
@@ -334,6 +342,7 @@ inline void cp_async_wait() { ptx_emu::async_wait(N, false); }
 inline void cp_async_wait_all() { ptx_emu::async_wait(0, true); }
 
 inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) { return ptx_emu::wgmma_desc(smem, lbo, sbo); }
+inline void fence_proxy_async() {}  // the emulator has one proxy
 inline void wgmma_fence() { ::emu::wgmma_state().fenced = true; }
 inline void wgmma_commit() { ++::emu::wgmma_state().committed; }
 template <int N>
