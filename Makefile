@@ -127,8 +127,9 @@ TEST_BINS += $(BUILD)/test_cpu_twins
 TEST_CMDS += $(BUILD)/test_cpu_twins
 endif
 ifeq ($(HAVE_EMU_CLANG)$(HAVE_CATCH2),yesyes)
-TEST_BINS += $(BUILD)/train_llama_emu_tsan $(BUILD)/train_llama_emu_asan $(BUILD)/test_gpu_loop
-TEST_CMDS += $(BUILD)/test_gpu_loop
+TEST_BINS += $(BUILD)/train_llama_emu_tsan $(BUILD)/train_llama_emu_asan $(BUILD)/test_gpu_loop \
+             $(BUILD)/test_cpu_twins_asan
+TEST_CMDS += $(BUILD)/test_cpu_twins_asan $(BUILD)/test_gpu_loop
 endif
 endif
 
@@ -234,9 +235,12 @@ $(BUILD)/emu/plain/train_llama_twin.o: $(BUILD)/emu/gen/train_llama.cpp $(EMU_GE
 $(BUILD)/train_llama_twin: $(BUILD)/emu/plain/train_llama_twin.o $(call EMU_DP_OBJ,plain) $(HOST_OBJS) \
                            $(TOK_LIB_OBJS) $(EMU_PLAIN_LIB)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) $(MPI_LIBS) $(EMU_LIBS)
-# Each twin against its kernel, in the emulator.
+# Each twin against its kernel, in the emulator; and under the memory checker
+# (the twins' strided index arithmetic as much as the kernels').
 $(BUILD)/test_cpu_twins: $(CATCH_MAIN) $(BUILD)/emu/plain/test/test_cpu_twins.o $(EMU_PLAIN_LIB)
 	$(CXX) $^ -o $@ $(EMU_LIBS) $(LDFLAGS)
+$(BUILD)/test_cpu_twins_asan: $(CATCH_MAIN) $(BUILD)/emu/asan/test/test_cpu_twins.o $(EMU_ASAN_LIB)
+	$(EMU_CLANG) -fsanitize=address,undefined $^ -o $@ $(EMU_LIBS)
 endif
 
 # test_model runs the trainer binary too, so it is built first.
