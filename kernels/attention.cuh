@@ -31,8 +31,8 @@
 //   2: tensor cores (attention_forward_mma, attention_backward_mma): mma.sync
 //      m16n8k16 bf16 with fp32 accumulation, ldmatrix, cp.async double
 //      buffering, through kernels/ptx.h; 64 x 64 tiles.
-//   3: Hopper, forward only (attention_forward_wgmma, sm_90a): version 2's
-//      tiles as one warpgroup, the products by wgmma.mma_async.
+//   3: Hopper (attention_forward_wgmma, attention_backward_wgmma, sm_90a):
+//      version 2's tiles, each block one warpgroup, the products by wgmma.mma_async.
 // attention_forward / attention_backward (at the end) are version 2, on every
 // GPU: version 3 is checked in the emulator only until a Hopper GPU confirms it. The
 // backward needs attention_backward_scratch(B, T, H) floats of scratch (Delta).
@@ -451,6 +451,7 @@ inline void attention_backward_simple(bf16* dqkv, float* scratch, const bf16* do
 constexpr int kAttnMmaRows = 64;  // query rows per block, 16 per warp
 constexpr int kAttnMmaKeys = 64;  // keys per tile
 static_assert(kAttnMmaRows == 64 && kAttnMmaKeys == 64, "the fragment helpers below assume 64 x 64 tiles");
+constexpr float kLog2e = 1.4426950408889634f;
 
 template <int D>
 __host__ __device__ constexpr int attn_mma_stride() { return D + 8; }  // bf16 per shared row
@@ -738,74 +739,111 @@ inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B,
 }
 
 // ===========================================================================
-// Version 3 forward: Hopper warpgroup MMA (sm_90a)
+// Version 3: Hopper warpgroup MMA (sm_90a), forward and backward
 // ===========================================================================
-// Version 2's block (64 query rows of one (batch, head), 4 warps of 16 rows) is
-// one warpgroup, so each product of a key tile is a few wgmma for the whole
-// block instead of many mma.sync per warp: S (64 x 64) = Q K^T in D/16
-// wgmma.m64n64k16, then O (64 x D) += P V in 4 wgmma.m64n{D}k16, with A (Q,
-// then P) in registers and B (K, then V^T) in shared memory in the no-swizzle
-// K-major core-matrix layout (core matrix: 8 rows x 16 bytes, kernels/ptx.h):
-//   K tile:   B(k = dim, n = key): the core matrix of dims 8db.. and keys 8kb..
-//             at (db * 8 + kb) * 128 bytes: lbo (next 8 dims) 1024, sbo (next 8 keys) 128
-//   V^T tile: B(k = key, n = dim): the core matrix of keys 8kb.. and dims 8db..
-//             at (kb * D/8 + db) * 128 bytes: lbo (next 8 keys) D/8 * 128, sbo (next 8 dims) 128
-// K tiles arrive by cp.async, double buffered; V is transposed on its way in
-// (128-bit global loads, 16-bit shared stores), one tile ahead. Every row and
-// key of a tile goes through the products (wgmma is warpgroup-wide: no per-warp
-// skipping as in version 2); the mask and the softmax are version 2's.
-// Still to come: TMA loads, swizzled layouts, and producer/consumer warpgroups.
-constexpr int kAttnWgKTile = kAttnMmaKeys * 8 * 2;  // bytes of one 8-dim block of a K tile: 1024
+// Version 2's blocks (64 rows of one (batch, head), 4 warps of 16 rows) are one
+// warpgroup each, so every product of a 64-row tile pair is a few
+// wgmma.mma_async for the whole block instead of many mma.sync per warp. A
+// comes from registers (Q, dO, K or V rows as fragments; P and dS straight from
+// the accumulators), B from shared memory in the no-swizzle K-major
+// core-matrix layout (kernels/ptx.h), in one of two layouts of a tile of 64
+// token rows x D columns:
+//   rows layout:    B(k = column, n = row), for products over the columns
+//                   (S = Q K^T): the core matrix of rows 8r.. and columns 8c.. at
+//                   (c * 8 + r) * 128 bytes; lbo (next 8 columns) 1024, sbo 128
+//   columns layout: B(k = row, n = column), for products over the rows
+//                   (O = P V): that core matrix at (r * D/8 + c) * 128 bytes;
+//                   lbo (next 8 rows) D/8 * 128, sbo 128
+// Tiles in the rows layout arrive by cp.async (16 bytes = one core-matrix
+// row), double buffered; the columns layout is a transposition on the way in
+// (128-bit global loads, 16-bit shared stores), one tile at a time. Every row
+// and key of a tile goes through the products (wgmma is warpgroup-wide: no
+// per-warp skipping as in version 2); masks and softmax are version 2's.
+// Still to come: TMA loads, swizzled layouts, producer/consumer warpgroups.
+constexpr int kAttnWgTile = 64;  // rows of a tile
 
+// Rows [t0, t0 + 64) of one head (D columns from col0 of rows of `width`) into
+// the rows layout, by cp.async; rows at or past T are zeros.
 template <int D>
-constexpr size_t attn_wgmma_forward_smem() {  // Q (padded rows), two K tiles, one V^T tile
-    return size_t(kAttnMmaRows) * attn_mma_stride<D>() * sizeof(bf16) + 3 * size_t(kAttnMmaKeys) * D * sizeof(bf16);
-}
-
-// Keys [t0, t0 + 64) of one KV head into the K-tile layout above, 16 bytes per
-// cp.async (8 dims of one key: one row of a core matrix); keys at or past T are zeros.
-template <int D>
-__device__ inline void attn_load_k_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
+__device__ inline void attn_load_rows_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
     constexpr int CHUNKS = D / 8;
-    for (int idx = threadIdx.x; idx < kAttnMmaKeys * CHUNKS; idx += blockDim.x) {
-        const int key = idx / CHUNKS, db = idx % CHUNKS;
-        attn_copy16_or_zeros(dst + (db * 8 + key / 8) * 64 + (key % 8) * 8, src, b, t0 + key, T, width,
-                             col0 + db * 8);
+    for (int idx = threadIdx.x; idx < kAttnWgTile * CHUNKS; idx += blockDim.x) {
+        const int row = idx / CHUNKS, c = idx % CHUNKS;
+        attn_copy16_or_zeros(dst + (c * 8 + row / 8) * 64 + (row % 8) * 8, src, b, t0 + row, T, width, col0 + c * 8);
     }
 }
 
-// Keys [t0, t0 + 64) of one KV head's V, transposed into the V^T-tile layout above.
+// The same rows into the columns layout (transposed).
 template <int D>
-__device__ inline void attn_load_vt_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
+__device__ inline void attn_load_cols_core(bf16* dst, const bf16* src, int b, int t0, int T, int width, int col0) {
     constexpr int CHUNKS = D / 8;
-    for (int idx = threadIdx.x; idx < kAttnMmaKeys * CHUNKS; idx += blockDim.x) {
-        const int key = idx % kAttnMmaKeys, db = idx / kAttnMmaKeys, t = t0 + key;
+    for (int idx = threadIdx.x; idx < kAttnWgTile * CHUNKS; idx += blockDim.x) {
+        const int row = idx % kAttnWgTile, c = idx / kAttnWgTile, t = t0 + row;
         const Packed128<bf16> x =
-            t < T ? load128(src + (size_t(b) * T + t) * size_t(width) + col0 + db * 8) : attn_zeros128();
-        bf16* d = dst + ((key / 8) * CHUNKS + db) * 64 + key % 8;
+            t < T ? load128(src + (size_t(b) * T + t) * size_t(width) + col0 + c * 8) : attn_zeros128();
+        bf16* d = dst + ((row / 8) * CHUNKS + c) * 64 + row % 8;
         #pragma unroll
-        for (int i = 0; i < 8; ++i) d[i * 8] = x[i];  // row i (dim 8db + i) of the core matrix
+        for (int i = 0; i < 8; ++i) d[i * 8] = x[i];  // core-matrix row i: column 8c + i
     }
+}
+
+// s (64 x 64) = A (64 x D, this warp's 16 rows as fragments) X^T, X a tile in the rows layout.
+template <int D>
+__device__ inline void attn_wg_abt(float s[8][4], const uint32_t a[D / 16][4], const bf16* rows_tile) {
+    wgmma_fence();
+    #pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+        wgmma_m64n64k16_bf16(&s[0][0], a[kk], wgmma_desc(rows_tile + kk * 2 * 8 * 64, 1024, 128), kk > 0);
+    wgmma_commit();
+    wgmma_wait<0>();
+}
+
+// acc (64 x D) += X (64 x 64 accumulators, rounded to bf16: they are A
+// fragments already, see attn_mma_ab) Y, Y a tile in the columns layout.
+template <int D>
+__device__ inline void attn_wg_ab(float acc[D / 8][4], const float x[8][4], const bf16* cols_tile) {
+    uint32_t xf[4][4];
+    #pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        xf[kk][0] = pack_bf16x2(x[2 * kk][0], x[2 * kk][1]);
+        xf[kk][1] = pack_bf16x2(x[2 * kk][2], x[2 * kk][3]);
+        xf[kk][2] = pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]);
+        xf[kk][3] = pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3]);
+    }
+    wgmma_fence();
+    #pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        const uint64_t desc = wgmma_desc(cols_tile + kk * 2 * 8 * D, (D / 8) * 128, 128);
+        if constexpr (D == 64) wgmma_m64n64k16_bf16(&acc[0][0], xf[kk], desc, true);
+        else wgmma_m64n128k16_bf16(&acc[0][0], xf[kk], desc, true);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+}
+
+template <int D>
+constexpr size_t attn_wgmma_forward_smem() {  // two K tiles, one V tile (columns layout), Q (padded rows)
+    return 3 * size_t(kAttnWgTile) * D * sizeof(bf16) + size_t(kAttnWgTile) * attn_mma_stride<D>() * sizeof(bf16);
 }
 
 template <int D>
 __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
                                                                       int H, int KV, float scale_log2) {
-    constexpr int KTILE = kAttnMmaKeys * D;  // bf16 of a K or V^T tile
+    constexpr int TILE = kAttnWgTile * D;
     extern __shared__ __align__(128) bf16 attn_wg_smem[];
-    bf16* k_s = attn_wg_smem;            // two K tiles (the descriptors want them first: 16-byte offsets)
-    bf16* vt_s = k_s + 2 * KTILE;     // one V^T tile
-    bf16* q_s = vt_s + KTILE;         // Q, padded rows as in version 2
+    bf16* k_s = attn_wg_smem;     // two K tiles, rows layout (descriptor operands first: 16-byte offsets)
+    bf16* v_s = k_s + 2 * TILE;   // one V tile, columns layout
+    bf16* q_s = v_s + TILE;       // Q, padded rows as in version 2
 
-    const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnMmaRows, h = blockIdx.y, b = blockIdx.z;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnWgTile, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-    const int tiles = (min(q0 + kAttnMmaRows, T) - 1) / kAttnMmaKeys + 1;
+    const int tiles = (min(q0 + kAttnWgTile, T) - 1) / kAttnWgTile + 1;
 
-    attn_load_tile<kAttnMmaRows, D>(q_s, qkv, b, q0, T, width, h * D);
-    attn_load_k_core<D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
+    attn_load_tile<kAttnWgTile, D>(q_s, qkv, b, q0, T, width, h * D);
+    attn_load_rows_core<D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
     cp_async_commit();
-    attn_load_vt_core<D>(vt_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+    attn_load_cols_core<D>(v_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
 
     uint32_t qf[D / 16][4];  // this warp's 16 query rows as A fragments
     float o[D / 8][4];
@@ -817,71 +855,258 @@ __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out,
     const int row0 = q0 + warp * 16 + g;
 
     for (int tile = 0; tile < tiles; ++tile) {
-        const int k0 = tile * kAttnMmaKeys;
-        const bf16* kt = k_s + (tile & 1) * KTILE;
+        const int k0 = tile * kAttnWgTile;
         if (tile + 1 < tiles) {  // start the next K tile, then wait for this one
-            attn_load_k_core<D>(k_s + ((tile + 1) & 1) * KTILE, qkv, b, k0 + kAttnMmaKeys, T, width, (H + g_kv) * D);
+            attn_load_rows_core<D>(k_s + ((tile + 1) & 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width,
+                                   (H + g_kv) * D);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
         }
-        fence_proxy_async();  // this thread's K and V^T stores, seen by wgmma
+        fence_proxy_async();  // this thread's K and V stores, seen by wgmma
         __syncthreads();
         if (tile == 0) attn_load_a<D>(qf, q_s, warp, lane);
 
-        // S = Q K^T: one wgmma per 16 dims.
         float s[8][4];
-        wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)
-            wgmma_m64n64k16_bf16(&s[0][0], qf[kk], wgmma_desc(kt + kk * 2 * 8 * kAttnMmaKeys, kAttnWgKTile, 128),
-                                 kk > 0);
-        wgmma_commit();
-        wgmma_wait<0>();
-
+        attn_wg_abt<D>(s, qf, k_s + (tile & 1) * TILE);  // S = Q K^T
         attn_online_softmax<D>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
-
-        // O += P V: P's accumulators are A fragments already (see attn_mma_ab); one wgmma per 16 keys.
-        uint32_t pf[4][4];
-        #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-            pf[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-            pf[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-            pf[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pf[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-        }
-        wgmma_fence();
-        #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-            const uint64_t desc = wgmma_desc(vt_s + kk * 2 * 8 * D, (D / 8) * 128, 128);
-            if constexpr (D == 64) wgmma_m64n64k16_bf16(&o[0][0], pf[kk], desc, true);
-            else wgmma_m64n128k16_bf16(&o[0][0], pf[kk], desc, true);
-        }
-        wgmma_commit();
-        wgmma_wait<0>();
-        __syncthreads();  // the K buffer and V^T are free again
-        if (tile + 1 < tiles) attn_load_vt_core<D>(vt_s, qkv, b, k0 + kAttnMmaKeys, T, width, (H + KV + g_kv) * D);
+        attn_wg_ab<D>(o, s, v_s);  // O += P V
+        __syncthreads();  // the K buffer and V are free again
+        if (tile + 1 < tiles)
+            attn_load_cols_core<D>(v_s, qkv, b, k0 + kAttnWgTile, T, width, (H + KV + g_kv) * D);
     }
     attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
 }
 
-// Version 3 forward (Hopper wgmma, sm_90a), same arguments and results as
-// versions 1 and 2. Exits with a message on a GPU that is not sm_90.
-inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                                    cudaStream_t stream = 0) {
-    attention_check_shape(H, KV, D);
+template <int D>
+constexpr size_t attn_wgmma_backward_smem() {  // up to 6 tiles in core layouts, 2 padded, + 2x2x64 floats
+    return 6 * size_t(kAttnWgTile) * D * sizeof(bf16) + 2 * size_t(kAttnWgTile) * attn_mma_stride<D>() * sizeof(bf16) +
+           4 * 64 * sizeof(float);
+}
+
+// dq: as version 2's kernel 2, with S = Q K^T and dP = dO V^T over K and V in
+// the rows layout and dq += dS K over K in the columns layout.
+template <int D>
+__global__ void __launch_bounds__(128) attention_backward_dq_wgmma_kernel(bf16* dqkv, const float* delta,
+                                                                          const bf16* dout, const bf16* qkv,
+                                                                          const float* lse, int T, int H, int KV,
+                                                                          float scale) {
+    constexpr int TILE = kAttnWgTile * D, P = attn_mma_stride<D>();
+    extern __shared__ __align__(128) bf16 attn_wg_smem[];
+    bf16* k_s = attn_wg_smem;     // two K tiles, rows layout
+    bf16* v_s = k_s + 2 * TILE;   // two V tiles, rows layout
+    bf16* kc_s = v_s + 2 * TILE;  // one K tile, columns layout
+    bf16* q_s = kc_s + TILE;      // Q and dO, padded rows
+    bf16* do_s = q_s + kAttnWgTile * P;
+
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnWgTile, h = blockIdx.y, b = blockIdx.z;
+    const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const int tiles = (min(q0 + kAttnWgTile, T) - 1) / kAttnWgTile + 1;
+    const float scale_log2 = scale * kLog2e;
+
+    attn_load_tile<kAttnWgTile, D>(q_s, qkv, b, q0, T, width, h * D);
+    attn_load_tile<kAttnWgTile, D>(do_s, dout, b, q0, T, H * D, h * D);
+    attn_load_rows_core<D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
+    attn_load_rows_core<D>(v_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+    cp_async_commit();
+    attn_load_cols_core<D>(kc_s, qkv, b, 0, T, width, (H + g_kv) * D);
+
+    const int row0 = q0 + warp * 16 + g;
+    float lse2[2], dlt[2];
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        lse2[r] = row < T ? lse[(size_t(b) * H + h) * T + row] * kLog2e : 0.0f;
+        dlt[r] = row < T ? delta[(size_t(b) * H + h) * T + row] : 0.0f;
+    }
+    uint32_t qf[D / 16][4], dof[D / 16][4];
+    float dq[D / 8][4];
+    #pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) dq[nb][i] = 0.0f;
+
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int buf = tile & 1, k0 = tile * kAttnWgTile;
+        if (tile + 1 < tiles) {
+            attn_load_rows_core<D>(k_s + (buf ^ 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width, (H + g_kv) * D);
+            attn_load_rows_core<D>(v_s + (buf ^ 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width,
+                                   (H + KV + g_kv) * D);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        fence_proxy_async();
+        __syncthreads();
+        if (tile == 0) {
+            attn_load_a<D>(qf, q_s, warp, lane);
+            attn_load_a<D>(dof, do_s, warp, lane);
+        }
+        float s[8][4], dp[8][4];
+        attn_wg_abt<D>(s, qf, k_s + buf * TILE);    // S = Q K^T
+        attn_wg_abt<D>(dp, dof, v_s + buf * TILE);  // dP = dO V^T
+        const bool masked = tile == tiles - 1;
+        #pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
+                float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
+                if (masked && (key > row || key >= T)) p = 0.0f;
+                s[nb][i] = p * (dp[nb][i] - dlt[r]);  // dS, in place of S
+            }
+        attn_wg_ab<D>(dq, s, kc_s);  // dq += dS K
+        __syncthreads();
+        if (tile + 1 < tiles) attn_load_cols_core<D>(kc_s, qkv, b, k0 + kAttnWgTile, T, width, (H + g_kv) * D);
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+        bf16* dst = dqkv + (size_t(b) * T + row) * size_t(width) + size_t(h) * D + 2 * t4;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dst[nb * 8] = __float2bfloat16(dq[nb][2 * r] * scale);
+            dst[nb * 8 + 1] = __float2bfloat16(dq[nb][2 * r + 1] * scale);
+        }
+    }
+}
+
+// dk, dv: as version 2's kernel 3, with S^T = K Q^T and dP^T = V dO^T over Q
+// and dO in the rows layout, dv += P^T dO and dk += dS^T Q over dO and Q in the
+// columns layout; K and V rows are read as A fragments before each product.
+template <int D>
+__global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16* dqkv, const float* delta,
+                                                                           const bf16* dout, const bf16* qkv,
+                                                                           const float* lse, int T, int H, int KV,
+                                                                           float scale) {
+    constexpr int TILE = kAttnWgTile * D, P = attn_mma_stride<D>();
+    extern __shared__ __align__(128) bf16 attn_wg_smem[];
+    bf16* q_s = attn_wg_smem;     // two Q tiles, rows layout
+    bf16* do_s = q_s + 2 * TILE;  // two dO tiles, rows layout
+    bf16* qc_s = do_s + 2 * TILE; // one Q tile, columns layout
+    bf16* k_s = qc_s + TILE;      // K and V, padded rows
+    bf16* v_s = k_s + kAttnWgTile * P;
+    bf16* doc_s = v_s + kAttnWgTile * P;  // one dO tile, columns layout (after the padded tiles: 16-byte offsets)
+    float* lse_s = reinterpret_cast<float*>(doc_s + TILE);  // two buffers of 64, base 2
+    float* delta_s = lse_s + 2 * 64;
+
+    const int k0 = blockIdx.x * kAttnWgTile, g_kv = blockIdx.y, b = blockIdx.z;
+    const int group = H / KV, width = (H + 2 * KV) * D;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const float scale_log2 = scale * kLog2e;
+    const int per_head = (T - k0 + 63) / 64, tiles = per_head * group;
+
+    auto query_tile = [&](int it, int& h, int& i0) {
+        h = g_kv * group + it / per_head;
+        i0 = k0 + it % per_head * 64;
+    };
+    auto load_rows = [&](int it, int buf) {  // Q and dO by cp.async, lse and Delta by plain loads
+        int h, i0;
+        query_tile(it, h, i0);
+        attn_load_rows_core<D>(q_s + buf * TILE, qkv, b, i0, T, width, h * D);
+        attn_load_rows_core<D>(do_s + buf * TILE, dout, b, i0, T, H * D, h * D);
+        const int c = threadIdx.x % 64, t = i0 + c;
+        const size_t at = (size_t(b) * H + h) * T + t;
+        if (threadIdx.x < 64) lse_s[buf * 64 + c] = t < T ? lse[at] * kLog2e : 0.0f;
+        else delta_s[buf * 64 + c] = t < T ? delta[at] : 0.0f;
+    };
+    auto load_cols = [&](int it) {
+        int h, i0;
+        query_tile(it, h, i0);
+        attn_load_cols_core<D>(qc_s, qkv, b, i0, T, width, h * D);
+        attn_load_cols_core<D>(doc_s, dout, b, i0, T, H * D, h * D);
+    };
+    attn_load_tile<kAttnWgTile, D>(k_s, qkv, b, k0, T, width, (H + g_kv) * D);
+    attn_load_tile<kAttnWgTile, D>(v_s, qkv, b, k0, T, width, (H + KV + g_kv) * D);
+    load_rows(0, 0);
+    cp_async_commit();
+    load_cols(0);
+
+    float dk[D / 8][4], dv[D / 8][4];
+    #pragma unroll
+    for (int nb = 0; nb < D / 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) dk[nb][i] = dv[nb][i] = 0.0f;
+    const int key0 = k0 + warp * 16 + g;
+
+    for (int it = 0; it < tiles; ++it) {
+        const int buf = it & 1, i0 = k0 + it % per_head * 64;
+        if (it + 1 < tiles) {
+            load_rows(it + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        fence_proxy_async();
+        __syncthreads();
+        float s[8][4], dp[8][4];
+        {
+            uint32_t af[D / 16][4];
+            attn_load_a<D>(af, k_s, warp, lane);
+            attn_wg_abt<D>(s, af, q_s + buf * TILE);  // S^T = K Q^T
+            attn_load_a<D>(af, v_s, warp, lane);
+            attn_wg_abt<D>(dp, af, do_s + buf * TILE);  // dP^T = V dO^T
+        }
+        const bool masked = i0 == k0 || i0 + 64 > T;
+        const float* lse_t = lse_s + buf * 64;
+        const float* delta_t = delta_s + buf * 64;
+        #pragma unroll
+        for (int nb = 0; nb < 8; ++nb)
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
+                float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
+                if (masked && (query < key || query >= T)) p = 0.0f;
+                s[nb][i] = p;                              // P^T
+                dp[nb][i] = p * (dp[nb][i] - delta_t[c]);  // dS^T
+            }
+        attn_wg_ab<D>(dv, s, doc_s);  // dv += P^T dO
+        attn_wg_ab<D>(dk, dp, qc_s);  // dk += dS^T Q
+        __syncthreads();
+        if (it + 1 < tiles) load_cols(it + 1);
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int key = key0 + 8 * r;
+        if (key >= T) continue;
+        bf16* dk_dst = dqkv + (size_t(b) * T + key) * size_t(width) + size_t(H + g_kv) * D + 2 * t4;
+        bf16* dv_dst = dk_dst + size_t(KV) * D;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dk_dst[nb * 8] = __float2bfloat16(dk[nb][2 * r] * scale);
+            dk_dst[nb * 8 + 1] = __float2bfloat16(dk[nb][2 * r + 1] * scale);
+            dv_dst[nb * 8] = __float2bfloat16(dv[nb][2 * r]);
+            dv_dst[nb * 8 + 1] = __float2bfloat16(dv[nb][2 * r + 1]);
+        }
+    }
+}
+
+// Version 3 needs sm_90 (wgmma): on any other GPU the launchers stop with a message.
+inline void attn_require_sm90(const char* who) {
     int device = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&device));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     if (major != 9 || minor != 0) {
-        std::fprintf(stderr, "attention_forward_wgmma: needs an sm_90 GPU (H100, H200), this one is sm_%d%d\n", major,
-                     minor);
+        std::fprintf(stderr, "%s: needs an sm_90 GPU (H100, H200), this one is sm_%d%d\n", who, major, minor);
         std::exit(EXIT_FAILURE);
     }
-    const dim3 grid(ceil_div(T, kAttnMmaRows), H, B);
-    const float scale_log2 = 1.4426950408889634f / std::sqrt(float(D));
+}
+
+// Version 3 forward (Hopper wgmma, sm_90a), same arguments and results as versions 1 and 2.
+inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
+                                    cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    attn_require_sm90("attention_forward_wgmma");
+    const dim3 grid(ceil_div(T, kAttnWgTile), H, B);
+    const float scale_log2 = kLog2e / std::sqrt(float(D));
     if (D == 64) {
         constexpr size_t smem = attn_wgmma_forward_smem<64>();
         CUDA_CHECK(cudaFuncSetAttribute(attention_forward_wgmma_kernel<64>,
@@ -894,6 +1119,23 @@ inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int 
         attention_forward_wgmma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
     }
     CUDA_CHECK_LAUNCH("attention_forward_wgmma_kernel");
+}
+
+template <int D>
+inline void attention_backward_wgmma_launch(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                            const float* lse, int B, int T, int H, int KV, cudaStream_t stream) {
+    constexpr size_t smem = attn_wgmma_backward_smem<D>();
+    const float scale = 1.0f / std::sqrt(float(D));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_wgmma_kernel<D>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_wgmma_kernel<D>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    attention_backward_dq_wgmma_kernel<D>
+        <<<dim3(ceil_div(T, 64), H, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_backward_dq_wgmma_kernel");
+    attention_backward_dkv_wgmma_kernel<D>
+        <<<dim3(ceil_div(T, 64), KV, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
+    CUDA_CHECK_LAUNCH("attention_backward_dkv_wgmma_kernel");
 }
 
 // ---------------------------------------------------------------------------
@@ -914,8 +1156,6 @@ inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int 
 // Each warp owns its outputs, so there are no atomics and the result is
 // deterministic; S and dP are computed twice (in kernels 2 and 3), 7 matrix
 // products per tile pair instead of 5, the price of doing without them.
-constexpr float kLog2e = 1.4426950408889634f;
-
 __global__ void attention_backward_delta_kernel(float* delta, const bf16* dout, const bf16* out, int B, int T, int H,
                                                 int D) {
     const size_t row = size_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;  // (b, t, h) in out's order
@@ -1150,6 +1390,18 @@ inline void attention_backward_mma(bf16* dqkv, float* scratch, const bf16* dout,
     CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
     if (D == 64) attention_backward_mma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
     else attention_backward_mma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
+}
+
+// Version 3 backward (Hopper wgmma, sm_90a), same arguments and results as versions 1 and 2.
+inline void attention_backward_wgmma(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
+                                     const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+    attention_check_shape(H, KV, D);
+    attn_require_sm90("attention_backward_wgmma");
+    const long long rows = (long long)B * T * H;
+    attention_backward_delta_kernel<<<ceil_div(rows, 4), 128, 0, stream>>>(scratch, dout, out, B, T, H, D);
+    CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
+    if (D == 64) attention_backward_wgmma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
+    else attention_backward_wgmma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
 }
 
 // The kernels the model uses: version 2.
