@@ -738,6 +738,95 @@ inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B,
     CUDA_CHECK_LAUNCH("attention_forward_mma_kernel");
 }
 
+// ---- pieces of the backward shared by versions 2 and 3 ----------------------
+// A thread's two query rows (row0, row0 + 8): their lse in base 2 and Delta (0 past T).
+__device__ inline void attn_row_stats(float lse2[2], float dlt[2], const float* lse, const float* delta, int b, int h,
+                                      int H, int T, int row0) {
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        lse2[r] = row < T ? lse[(size_t(b) * H + h) * T + row] * kLog2e : 0.0f;
+        dlt[r] = row < T ? delta[(size_t(b) * H + h) * T + row] : 0.0f;
+    }
+}
+
+// dq's tile (rows row0, row0 + 8; keys k0..k0+63): S and dP in, dS = P (dP - Delta)
+// out in place of S, P recomputed from lse; masked on the diagonal tile.
+__device__ inline void attn_dq_scores(float s[8][4], const float dp[8][4], const float lse2[2], const float dlt[2],
+                                      int row0, int k0, int T, int t4, bool masked, float scale_log2) {
+    #pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
+            float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
+            if (masked && (key > row || key >= T)) p = 0.0f;
+            s[nb][i] = p * (dp[nb][i] - dlt[r]);
+        }
+}
+
+// dk/dv's tile (keys key0, key0 + 8; queries i0..i0+63 with their lse and
+// Delta in shared memory): S^T in, P^T out in place; dP^T in, dS^T out in place.
+__device__ inline void attn_dkv_scores(float s[8][4], float dp[8][4], const float* lse_t, const float* delta_t,
+                                       int key0, int i0, int T, int t4, bool masked, float scale_log2) {
+    #pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
+            float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
+            if (masked && (query < key || query >= T)) p = 0.0f;
+            s[nb][i] = p;
+            dp[nb][i] = p * (dp[nb][i] - delta_t[c]);
+        }
+}
+
+// lse (base 2) and Delta of query rows i0..i0+63 of head h into shared memory (0 past T).
+__device__ inline void attn_load_query_stats(float* lse_s, float* delta_s, const float* lse, const float* delta,
+                                             int b, int h, int H, int T, int i0) {
+    const int c = threadIdx.x % 64, t = i0 + c;
+    const size_t at = (size_t(b) * H + h) * T + t;
+    if (threadIdx.x < 64) lse_s[c] = t < T ? lse[at] * kLog2e : 0.0f;
+    else if (threadIdx.x < 128) delta_s[c] = t < T ? delta[at] : 0.0f;
+}
+
+// Stores a thread's two rows of dq (times scale) into the fused dqkv.
+template <int D>
+__device__ inline void attn_store_dq(bf16* dqkv, const float dq[D / 8][4], int b, int h, int T, int width, int row0,
+                                     int t4, float scale) {
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+        bf16* dst = dqkv + (size_t(b) * T + row) * size_t(width) + size_t(h) * D + 2 * t4;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dst[nb * 8] = __float2bfloat16(dq[nb][2 * r] * scale);
+            dst[nb * 8 + 1] = __float2bfloat16(dq[nb][2 * r + 1] * scale);
+        }
+    }
+}
+
+// Stores a thread's two keys of dk (times scale) and dv into the fused dqkv.
+template <int D>
+__device__ inline void attn_store_dkv(bf16* dqkv, const float dk[D / 8][4], const float dv[D / 8][4], int b, int g_kv,
+                                      int H, int KV, int T, int width, int key0, int t4, float scale) {
+    #pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int key = key0 + 8 * r;
+        if (key >= T) continue;
+        bf16* dk_dst = dqkv + (size_t(b) * T + key) * size_t(width) + size_t(H + g_kv) * D + 2 * t4;
+        bf16* dv_dst = dk_dst + size_t(KV) * D;
+        #pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+            dk_dst[nb * 8] = __float2bfloat16(dk[nb][2 * r] * scale);
+            dk_dst[nb * 8 + 1] = __float2bfloat16(dk[nb][2 * r + 1] * scale);
+            dv_dst[nb * 8] = __float2bfloat16(dv[nb][2 * r]);
+            dv_dst[nb * 8 + 1] = __float2bfloat16(dv[nb][2 * r + 1]);
+        }
+    }
+}
+
 // ===========================================================================
 // Version 3: Hopper warpgroup MMA (sm_90a), forward and backward
 // ===========================================================================
@@ -915,12 +1004,7 @@ __global__ void __launch_bounds__(128) attention_backward_dq_wgmma_kernel(bf16* 
 
     const int row0 = q0 + warp * 16 + g;
     float lse2[2], dlt[2];
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = row0 + 8 * r;
-        lse2[r] = row < T ? lse[(size_t(b) * H + h) * T + row] * kLog2e : 0.0f;
-        dlt[r] = row < T ? delta[(size_t(b) * H + h) * T + row] : 0.0f;
-    }
+    attn_row_stats(lse2, dlt, lse, delta, b, h, H, T, row0);
     uint32_t qf[D / 16][4], dof[D / 16][4];
     float dq[D / 8][4];
     #pragma unroll
@@ -948,32 +1032,14 @@ __global__ void __launch_bounds__(128) attention_backward_dq_wgmma_kernel(bf16* 
         float s[8][4], dp[8][4];
         attn_wg_abt<D>(s, qf, k_s + buf * TILE);    // S = Q K^T
         attn_wg_abt<D>(dp, dof, v_s + buf * TILE);  // dP = dO V^T
-        const bool masked = tile == tiles - 1;
-        #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
-            #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
-                float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
-                if (masked && (key > row || key >= T)) p = 0.0f;
-                s[nb][i] = p * (dp[nb][i] - dlt[r]);  // dS, in place of S
-            }
+        // dS in place of S; the diagonal tile, the only one that can pass T, is masked.
+        attn_dq_scores(s, dp, lse2, dlt, row0, k0, T, t4, tile == tiles - 1, scale_log2);
         attn_wg_ab<D>(dq, s, kc_s);  // dq += dS K
         __syncthreads();
         if (tile + 1 < tiles) attn_load_cols_core<D>(kc_s, qkv, b, k0 + kAttnWgTile, T, width, (H + g_kv) * D);
     }
 
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = row0 + 8 * r;
-        if (row >= T) continue;
-        bf16* dst = dqkv + (size_t(b) * T + row) * size_t(width) + size_t(h) * D + 2 * t4;
-        #pragma unroll
-        for (int nb = 0; nb < D / 8; ++nb) {
-            dst[nb * 8] = __float2bfloat16(dq[nb][2 * r] * scale);
-            dst[nb * 8 + 1] = __float2bfloat16(dq[nb][2 * r + 1] * scale);
-        }
-    }
+    attn_store_dq<D>(dqkv, dq, b, h, T, width, row0, t4, scale);
 }
 
 // dk, dv: as version 2's kernel 3, with S^T = K Q^T and dP^T = V dO^T over Q
@@ -1010,10 +1076,7 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
         query_tile(it, h, i0);
         attn_load_rows_core<D>(q_s + buf * TILE, qkv, b, i0, T, width, h * D);
         attn_load_rows_core<D>(do_s + buf * TILE, dout, b, i0, T, H * D, h * D);
-        const int c = threadIdx.x % 64, t = i0 + c;
-        const size_t at = (size_t(b) * H + h) * T + t;
-        if (threadIdx.x < 64) lse_s[buf * 64 + c] = t < T ? lse[at] * kLog2e : 0.0f;
-        else delta_s[buf * 64 + c] = t < T ? delta[at] : 0.0f;
+        attn_load_query_stats(lse_s + buf * 64, delta_s + buf * 64, lse, delta, b, h, H, T, i0);
     };
     auto load_cols = [&](int it) {
         int h, i0;
@@ -1054,38 +1117,15 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
             attn_wg_abt<D>(dp, af, do_s + buf * TILE);  // dP^T = V dO^T
         }
         const bool masked = i0 == k0 || i0 + 64 > T;
-        const float* lse_t = lse_s + buf * 64;
-        const float* delta_t = delta_s + buf * 64;
-        #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
-            #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
-                float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
-                if (masked && (query < key || query >= T)) p = 0.0f;
-                s[nb][i] = p;                              // P^T
-                dp[nb][i] = p * (dp[nb][i] - delta_t[c]);  // dS^T
-            }
+        // P^T and dS^T in place of S^T and dP^T.
+        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2);
         attn_wg_ab<D>(dv, s, doc_s);  // dv += P^T dO
         attn_wg_ab<D>(dk, dp, qc_s);  // dk += dS^T Q
         __syncthreads();
         if (it + 1 < tiles) load_cols(it + 1);
     }
 
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int key = key0 + 8 * r;
-        if (key >= T) continue;
-        bf16* dk_dst = dqkv + (size_t(b) * T + key) * size_t(width) + size_t(H + g_kv) * D + 2 * t4;
-        bf16* dv_dst = dk_dst + size_t(KV) * D;
-        #pragma unroll
-        for (int nb = 0; nb < D / 8; ++nb) {
-            dk_dst[nb * 8] = __float2bfloat16(dk[nb][2 * r] * scale);
-            dk_dst[nb * 8 + 1] = __float2bfloat16(dk[nb][2 * r + 1] * scale);
-            dv_dst[nb * 8] = __float2bfloat16(dv[nb][2 * r]);
-            dv_dst[nb * 8 + 1] = __float2bfloat16(dv[nb][2 * r + 1]);
-        }
-    }
+    attn_store_dkv<D>(dqkv, dk, dv, b, g_kv, H, KV, T, width, key0, t4, scale);
 }
 
 // Version 3 needs sm_90 (wgmma): on any other GPU the launchers stop with a message.
@@ -1206,12 +1246,7 @@ __global__ void __launch_bounds__(128) attention_backward_dq_mma_kernel(bf16* dq
     // This thread's two rows: their lse (base 2) and Delta.
     const int row0 = q0 + warp * 16 + g;
     float lse2[2], dlt[2];
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = row0 + 8 * r;
-        lse2[r] = row < T ? lse[(size_t(b) * H + h) * T + row] * kLog2e : 0.0f;
-        dlt[r] = row < T ? delta[(size_t(b) * H + h) * T + row] : 0.0f;
-    }
+    attn_row_stats(lse2, dlt, lse, delta, b, h, H, T, row0);
     uint32_t qf[D / 16][4], dof[D / 16][4];
     float dq[D / 8][4];
     #pragma unroll
@@ -1240,31 +1275,13 @@ __global__ void __launch_bounds__(128) attention_backward_dq_mma_kernel(bf16* dq
         float s[8][4], dp[8][4];
         attn_mma_abt<D>(s, qf, k_s + buf * TILE, lane, 0, groups);    // S = Q K^T
         attn_mma_abt<D>(dp, dof, v_s + buf * TILE, lane, 0, groups);  // dP = dO V^T
-        const bool masked = tile == tiles - 1;  // the diagonal tile, the only one that can pass T
-        #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
-            #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
-                float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
-                if (masked && (key > row || key >= T)) p = 0.0f;
-                s[nb][i] = p * (dp[nb][i] - dlt[r]);  // dS, in place of S
-            }
+        // dS in place of S; the diagonal tile, the only one that can pass T, is masked.
+        attn_dq_scores(s, dp, lse2, dlt, row0, k0, T, t4, tile == tiles - 1, scale_log2);
         attn_mma_ab<D>(dq, s, k_s + buf * TILE, lane, 0, groups);  // dq += dS K
         __syncthreads();
     }
 
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = row0 + 8 * r;
-        if (row >= T) continue;
-        bf16* dst = dqkv + (size_t(b) * T + row) * size_t(width) + size_t(h) * D + 2 * t4;
-        #pragma unroll
-        for (int nb = 0; nb < D / 8; ++nb) {
-            dst[nb * 8] = __float2bfloat16(dq[nb][2 * r] * scale);
-            dst[nb * 8 + 1] = __float2bfloat16(dq[nb][2 * r + 1] * scale);
-        }
-    }
+    attn_store_dq<D>(dqkv, dq, b, h, T, width, row0, t4, scale);
 }
 
 template <int D>
@@ -1294,10 +1311,7 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_mma_kernel(bf16* d
         const int h = g_kv * group + it / per_head, i0 = k0 + it % per_head * 64;
         attn_load_tile<64, D>(q_s + buf * TILE, qkv, b, i0, T, width, h * D);
         attn_load_tile<64, D>(do_s + buf * TILE, dout, b, i0, T, H * D, h * D);
-        const int c = threadIdx.x % 64, t = i0 + c;
-        const size_t at = (size_t(b) * H + h) * T + t;
-        if (threadIdx.x < 64) lse_s[buf * 64 + c] = t < T ? lse[at] * kLog2e : 0.0f;
-        else delta_s[buf * 64 + c] = t < T ? delta[at] : 0.0f;
+        attn_load_query_stats(lse_s + buf * 64, delta_s + buf * 64, lse, delta, b, h, H, T, i0);
     };
     attn_load_tile<64, D>(k_s, qkv, b, k0, T, width, (H + g_kv) * D);
     attn_load_tile<64, D>(v_s, qkv, b, k0, T, width, (H + KV + g_kv) * D);
@@ -1331,37 +1345,14 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_mma_kernel(bf16* d
         attn_mma_abt_shared_a<D>(dp, v_s, warp, do_s + buf * TILE, lane, first, last);  // dP^T = V dO^T
         // Queries before the key (diagonal tile) or past T (last tile) see nothing.
         const bool masked = i0 == k0 || i0 + 64 > T;
-        const float* lse_t = lse_s + buf * 64;
-        const float* delta_t = delta_s + buf * 64;
-        #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
-            #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
-                float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
-                if (masked && (query < key || query >= T)) p = 0.0f;
-                s[nb][i] = p;                           // P^T
-                dp[nb][i] = p * (dp[nb][i] - delta_t[c]);  // dS^T
-            }
+        // P^T and dS^T in place of S^T and dP^T.
+        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2);
         attn_mma_ab<D>(dv, s, do_s + buf * TILE, lane, first, last);  // dv += P^T dO
         attn_mma_ab<D>(dk, dp, q_s + buf * TILE, lane, first, last);  // dk += dS^T Q
         __syncthreads();
     }
 
-    #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int key = key0 + 8 * r;
-        if (key >= T) continue;
-        bf16* dk_dst = dqkv + (size_t(b) * T + key) * size_t(width) + size_t(H + g_kv) * D + 2 * t4;
-        bf16* dv_dst = dk_dst + size_t(KV) * D;
-        #pragma unroll
-        for (int nb = 0; nb < D / 8; ++nb) {
-            dk_dst[nb * 8] = __float2bfloat16(dk[nb][2 * r] * scale);
-            dk_dst[nb * 8 + 1] = __float2bfloat16(dk[nb][2 * r + 1] * scale);
-            dv_dst[nb * 8] = __float2bfloat16(dv[nb][2 * r]);
-            dv_dst[nb * 8 + 1] = __float2bfloat16(dv[nb][2 * r + 1]);
-        }
-    }
+    attn_store_dkv<D>(dqkv, dk, dv, b, g_kv, H, KV, T, width, key0, t4, scale);
 }
 
 template <int D>
