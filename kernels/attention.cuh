@@ -849,7 +849,7 @@ __device__ inline void attn_store_dkv(bf16* dqkv, const float dk[D / 8][4], cons
 // and key of a tile goes through the products (wgmma is warpgroup-wide: no
 // per-warp skipping as in version 2); masks and softmax are version 2's.
 // Still to come: TMA loads, swizzled layouts, producer/consumer warpgroups.
-constexpr int kAttnWgTile = 64;  // rows of a tile
+constexpr int kAttnWgTile = kAttnMmaRows;  // rows of a tile, as in version 2
 
 // Rows [t0, t0 + 64) of one head (D columns from col0 of rows of `width`) into
 // the rows layout, by cp.async; rows at or past T are zeros.
@@ -1128,14 +1128,21 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
     attn_store_dkv<D>(dqkv, dk, dv, b, g_kv, H, KV, T, width, key0, t4, scale);
 }
 
-// Version 3 needs sm_90 (wgmma): on any other GPU the launchers stop with a message.
-inline void attn_require_sm90(const char* who) {
+// Whether the current GPU can run version 3 (wgmma: sm_90); `arch` gets its sm_XY number.
+inline bool attn_wgmma_supported(int& arch) {
     int device = 0, major = 0, minor = 0;
     CUDA_CHECK(cudaGetDevice(&device));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    if (major != 9 || minor != 0) {
-        std::fprintf(stderr, "%s: needs an sm_90 GPU (H100, H200), this one is sm_%d%d\n", who, major, minor);
+    arch = major * 10 + minor;
+    return arch == 90;
+}
+
+// On any other GPU the version 3 launchers stop with a message.
+inline void attn_require_sm90(const char* who) {
+    int arch = 0;
+    if (!attn_wgmma_supported(arch)) {
+        std::fprintf(stderr, "%s: needs an sm_90 GPU (H100, H200), this one is sm_%d\n", who, arch);
         std::exit(EXIT_FAILURE);
     }
 }

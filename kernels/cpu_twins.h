@@ -50,13 +50,13 @@ inline void on_stream(cudaStream_t stream, std::function<void()> work) {
         queued));
 }
 
-// Rows of C, row r starting at (r / group) * stride + (r % group) * C: plain rows
-// (group 1, stride C) or heads inside the fused QKV rows (kernels/rmsnorm.cuh).
+// Rows of C, laid out as the RMSNorm kernels lay them out (rmsnorm_row_start):
+// plain rows (group 1, stride C) or heads inside the fused QKV rows.
 struct Rows {
     int64_t count;
     int C, group;
     size_t stride;
-    size_t start(int64_t r) const { return size_t(r / group) * stride + size_t(r % group) * C; }
+    size_t start(int64_t r) const { return rmsnorm_row_start(int(r), C, group, stride); }
     std::vector<float> load(const bf16* x) const {
         std::vector<float> out(size_t(count) * C);
         for (int64_t r = 0; r < count; ++r)

@@ -93,26 +93,6 @@ void set_nodelay(int fd) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// Listens on `port` (0: any free port) on every interface; returns the socket and the port.
-int listen_on(int port, int backlog, int& bound_port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw std::runtime_error("socket: " + error_text());
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons(uint16_t(port));
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, backlog) != 0) {
-        std::string why = error_text();
-        ::close(fd);
-        throw std::runtime_error("rank 0 cannot listen on port " + std::to_string(port) + ": " + why);
-    }
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    bound_port = ntohs(addr.sin_port);
-    return fd;
-}
 
 // One attempt to connect to host:port within `seconds`; -1 if it failed.
 int try_connect(const std::string& host, int port, double seconds) {
@@ -142,6 +122,27 @@ std::string local_host_name() {
 }
 
 }  // namespace
+
+// Listens on `port` (0: any free port) on every interface; returns the socket and the port.
+int tcp_listen(int port, int backlog, int& bound_port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket: " + error_text());
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons(uint16_t(port));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, backlog) != 0) {
+        std::string why = error_text();
+        ::close(fd);
+        throw std::runtime_error("rank 0 cannot listen on port " + std::to_string(port) + ": " + why);
+    }
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    bound_port = ntohs(addr.sin_port);
+    return fd;
+}
 
 RendezvousSpec RendezvousSpec::parse(const std::string& text) {
     RendezvousSpec s;
@@ -192,7 +193,7 @@ void TcpGroup::join(const RendezvousSpec& spec, const std::string& job, double j
 
     if (rank == 0) {
         int port = 0;
-        listen_fd_ = listen_on(spec.kind == RendezvousSpec::Kind::Tcp ? spec.port : 0, world, port);
+        listen_fd_ = tcp_listen(spec.kind == RendezvousSpec::Kind::Tcp ? spec.port : 0, world, port);
         if (spec.kind == RendezvousSpec::Kind::File) {  // publish the address atomically
             const std::string tmp = spec.path + ".tmp" + std::to_string(getpid());
             {

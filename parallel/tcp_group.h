@@ -70,6 +70,10 @@ private:
     std::string published_;     // on rank 0: the address file it wrote (removed once all joined)
 };
 
+// Listens on `port` (0: any free port) on every interface; returns the socket
+// and sets bound_port. Throws std::runtime_error saying why it cannot.
+int tcp_listen(int port, int backlog, int& bound_port);
+
 }  // namespace llama
 
 #endif  // PARALLEL_TCP_GROUP_H

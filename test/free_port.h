@@ -4,10 +4,10 @@
 #ifndef TEST_FREE_PORT_H
 #define TEST_FREE_PORT_H
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <stdexcept>
 #include <unistd.h>
+
+#include "parallel/tcp_group.h"
 
 namespace testport {
 
@@ -16,16 +16,12 @@ inline int free_port() {
     for (int tries = 0; tries < 1000; ++tries) {
         const int port = next;
         next = next + 1 >= 32000 ? 10000 : next + 1;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_ANY);
-        addr.sin_port = htons(uint16_t(port));
-        const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        close(fd);
-        if (ok) return port;
+        try {
+            int bound = 0;
+            close(llama::tcp_listen(port, 1, bound));
+            return port;
+        } catch (const std::runtime_error&) {  // taken: try the next one
+        }
     }
     return 0;
 }

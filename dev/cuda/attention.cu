@@ -48,14 +48,10 @@ static void dump_floats(const Options& opt, const char* name, const std::vector<
 
 static bool check_shape(const Shape& sh, int version, const Options& opt) {
     const bool bench = opt.bench;
-    if (version == 3) {
-        int major = 0, minor = 0;
-        CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-        CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0));
-        if (major != 9 || minor != 0) {
-            std::printf("  v3 skipped: wgmma needs an sm_90 GPU, this one is sm_%d%d\n", major, minor);
-            return true;
-        }
+    int arch = 0;
+    if (version == 3 && !attn_wgmma_supported(arch)) {
+        std::printf("  v3 skipped: wgmma needs an sm_90 GPU, this one is sm_%d\n", arch);
+        return true;
     }
     const int B = sh.B, T = sh.T, H = sh.H, KV = sh.KV, D = sh.D, N = B * T, width = (H + 2 * KV) * D;
     DevRng rng(uint64_t(B) * 100003 + T * 1009 + H * 101 + KV * 11 + D);
