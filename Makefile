@@ -10,6 +10,8 @@
 #   CUDA_HOME=/usr/local/cuda   NVCC=...   PYTHON=/usr/bin/python3   BUILD=build
 
 SHELL      := bash
+# `make` alone builds `all` (the included */build.mk files define rules earlier).
+.DEFAULT_GOAL := all
 BUILD      ?= build
 CUDA_HOME  ?= /usr/local/cuda
 NVCC       ?= $(CUDA_HOME)/bin/nvcc

@@ -12,10 +12,27 @@
 // Hopper (sm_90a), asynchronous warpgroup MMA, all 128 threads of the warpgroup together:
 //   wgmma_m64n{64,128}k16_bf16(d, a, desc, acc)  D(64xN,f32) (+)= A(64x16,bf16,registers) * B(16xN,bf16,shared)
 //   wgmma_desc(smem, lbo, sbo)      descriptor of B: no swizzle, K-major core matrices
+//   wgmma_desc_sw128(smem, lbo, sbo) descriptor of B: 128-byte swizzle (the layout TMA writes)
+//   wgmma_m64n{64,128}k16_bf16<true>  the same product with B MN-major (N contiguous)
+//   wgmma_m64n64k16_bf16_ss(d, desc_a, desc_b, acc)  A from shared memory as well (K-major)
 //   fence_proxy_async()             after writing shared memory that a wgmma will read
 //   wgmma_fence()                   before the first wgmma after registers of d or a changed
 //   wgmma_commit()                  close the current group of wgmma
 //   wgmma_wait<N>()                 wait until at most N recent groups are pending
+//   setmaxnreg_inc<N>(), setmaxnreg_dec<N>()  raise or lower the registers of every thread of
+//                                   the warpgroup to N (24..256, a multiple of 8), all warps together
+// Hopper (sm_90) mbarrier and TMA:
+//   mbarrier_init(bar, count)       a barrier in shared memory whose phases need `count` arrivals
+//   mbarrier_init_fence()           after the inits, before __syncthreads: the barriers are then
+//                                   ready for TMA's transaction counts
+//   mbarrier_arrive(bar)            one arrival
+//   mbarrier_arrive_expect_tx(bar, bytes)  one arrival, announcing `bytes` of TMA data to come
+//   mbarrier_try_wait_parity(bar, p), mbarrier_wait_parity(bar, p)
+//                                   (wait until) the phase of parity p has completed; a fresh
+//                                   barrier is in phase 0, so waiting for parity 1 passes at once
+//   tma_load_3d(smem, map, c0, c1, c2, bar)  copy the box of tensor map `map` at coordinates
+//                                   (c0, c1, c2) into shared memory, zeros outside the tensor;
+//                                   its bytes count against bar's expected transaction bytes
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"), with
 // g = lane / 4 and t = lane % 4, each 32-bit register holding two bf16, the
@@ -34,10 +51,20 @@
 // K-major); the descriptor gives the byte distance between core matrices
 // adjacent in K (lbo) and in N (sbo): element (k, n) lies at
 // (n/8) sbo + (k/8) lbo + (n%8) 16 + (k%8) 2 bytes from the start.
+// With the 128-byte swizzle (CUTLASS's Swizzle<3,4,3>), rows are 128 bytes and
+// the 16-byte chunk c of a row lies at chunk c ^ (row % 8), the row being bits
+// 7-9 of the shared address (so the tile must be 1024-byte aligned). Before the
+// swizzle, element (k, n) of a K16 x N slice lies at
+//   K-major:  (n/8) sbo + (n%8) 128 + k 2             (lbo unused; the slice of
+//             k-step kk of a 64-wide row starts kk * 32 bytes into it)
+//   MN-major: (k/8) sbo + (k%8) 128 + (n/64) lbo + (n%64) 2
+// TMA with CU_TENSOR_MAP_SWIZZLE_128B writes a box of 128-byte rows so, row r
+// being bits 7-9 of the offset in the box.
 #ifndef KERNELS_PTX_H
 #define KERNELS_PTX_H
 
 #include <cstdint>
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 
@@ -105,6 +132,9 @@ __device__ __forceinline__ uint64_t wgmma_desc(const void* smem, uint32_t lbo, u
     return uint64_t((ptx_shared_address(smem) & 0x3FFFFu) >> 4) | (uint64_t((lbo & 0x3FFFFu) >> 4) << 16) |
            (uint64_t((sbo & 0x3FFFFu) >> 4) << 32);
 }
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(const void* smem, uint32_t lbo, uint32_t sbo) {
+    return wgmma_desc(smem, lbo, sbo) | (uint64_t(1) << 62);
+}
 // Shared memory written by ordinary stores or cp.async (the generic proxy) is
 // seen by wgmma (the async proxy) only after this fence by the writing thread.
 __device__ __forceinline__ void fence_proxy_async() {
@@ -134,6 +164,7 @@ __device__ __forceinline__ void wgmma_wait() {
     __trap();
 #endif
 }
+template <bool B_MN_MAJOR = false>
 __device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
 #if defined(PTX_HAVE_WGMMA)
     asm volatile(
@@ -141,17 +172,18 @@ __device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
         "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-        "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        "}, {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
           "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
           "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
           "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)), "n"(int(B_MN_MAJOR)));
 #else
     (void)d, (void)a, (void)desc_b, (void)accumulate;
     __trap();
 #endif
 }
+template <bool B_MN_MAJOR = false>
 __device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
 #if defined(PTX_HAVE_WGMMA)
     asm volatile(
@@ -161,7 +193,7 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
         "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
         "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-        "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        "}, {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
           "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
           "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
@@ -170,9 +202,111 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_
           "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
           "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
           "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)), "n"(int(B_MN_MAJOR)));
 #else
     (void)d, (void)a, (void)desc_b, (void)accumulate;
+    __trap();
+#endif
+}
+// The same m64n64k16 with A from shared memory too (K-major, described like B).
+template <bool B_MN_MAJOR = false>
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_ss(float d[32], uint64_t desc_a, uint64_t desc_b, bool accumulate) {
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, %32, %33, p, 1, 1, 0, %35;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(desc_a), "l"(desc_b), "r"(int(accumulate)), "n"(int(B_MN_MAJOR)));
+#else
+    (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
+    __trap();
+#endif
+}
+
+// Warp specialisation: a producer warpgroup hands registers to the consumers.
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg takes 24..256 in steps of 8");
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg takes 24..256 in steps of 8");
+#if defined(PTX_HAVE_WGMMA)
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+
+// ---- Hopper (sm_90): mbarrier and TMA ---------------------------------------
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PTX_HAVE_TMA 1
+#endif
+
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, unsigned count) {
+#if defined(PTX_HAVE_TMA)
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(ptx_shared_address(bar)), "r"(count) : "memory");
+#else
+    (void)bar, (void)count;
+    __trap();
+#endif
+}
+// After initialising barriers that TMA will complete: makes the init visible to
+// the asynchronous proxy (and to the cluster) before the barrier is used.
+__device__ __forceinline__ void mbarrier_init_fence() {
+#if defined(PTX_HAVE_TMA)
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+#if defined(PTX_HAVE_TMA)
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(ptx_shared_address(bar)) : "memory");
+#else
+    (void)bar;
+    __trap();
+#endif
+}
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
+#if defined(PTX_HAVE_TMA)
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ptx_shared_address(bar)),
+                 "r"(bytes) : "memory");
+#else
+    (void)bar, (void)bytes;
+    __trap();
+#endif
+}
+__device__ __forceinline__ bool mbarrier_try_wait_parity(uint64_t* bar, unsigned parity) {
+#if defined(PTX_HAVE_TMA)
+    uint32_t done;
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done) : "r"(ptx_shared_address(bar)), "r"(parity) : "memory");
+    return done != 0;
+#else
+    (void)bar, (void)parity;
+    __trap();
+    return false;
+#endif
+}
+__device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, unsigned parity) {
+    while (!mbarrier_try_wait_parity(bar, parity)) {
+    }
+}
+__device__ __forceinline__ void tma_load_3d(void* smem, const CUtensorMap* map, int c0, int c1, int c2, uint64_t* bar) {
+#if defined(PTX_HAVE_TMA)
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+        "[%5];\n" ::"r"(ptx_shared_address(smem)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2),
+        "r"(ptx_shared_address(bar)) : "memory");
+#else
+    (void)smem, (void)map, (void)c0, (void)c1, (void)c2, (void)bar;
     __trap();
 #endif
 }
@@ -237,19 +371,59 @@ inline void async_wait(unsigned keep, bool all) {
 // of A in the mma.m16n8k16 A layout, so each warp's part of the product needs
 // only its own lanes. The product is queued when issued and done when
 // wgmma.wait_group retires its group, reading B from shared memory then.
-inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
+inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo, uint64_t layout = 0) {
     const uintptr_t base = reinterpret_cast<uintptr_t>(::emu::dynamic_shared()), p = reinterpret_cast<uintptr_t>(smem);
     if (p < base || p - base >= (uintptr_t(1) << 18) || (p - base) % 16 || lbo % 16 || sbo % 16)
         ::emu::kernel_fail("wgmma descriptor: the operand must lie 16-byte aligned in dynamic shared memory, "
                            "with offsets that are multiples of 16");
-    return uint64_t((p - base) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(sbo >> 4) << 32);
+    if (layout == 1 && (p - base) % 1024 >= 128)
+        ::emu::kernel_fail("wgmma descriptor: a 128-byte swizzled operand must start in the first 128 bytes of a "
+                           "1024-byte aligned block (the emulator does not model the base offset field)");
+    return uint64_t((p - base) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(sbo >> 4) << 32) | (layout << 62);
 }
 
-template <int N>
-inline void wgmma(float* d, const uint32_t a[4], uint64_t desc, bool accumulate) {
+// Byte offset, from the start of dynamic shared memory, of element (k, n) of
+// the K16 x N operand B described by `desc` (the layouts at the top of this file).
+template <bool MN_MAJOR>
+inline size_t wgmma_b_offset(uint64_t desc, unsigned k, unsigned n) {
+    const size_t start = (desc & 0x3FFFu) << 4, lbo = ((desc >> 16) & 0x3FFFu) << 4, sbo = ((desc >> 32) & 0x3FFFu) << 4;
+    if ((desc >> 62) == 0) {
+        if (MN_MAJOR) ::emu::kernel_fail("wgmma: an MN-major B without swizzle is not emulated");
+        return start + (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
+    }
+    const size_t off = MN_MAJOR ? start + (k / 8) * sbo + (k % 8) * 128 + (n / 64) * lbo + (n % 64) * 2
+                                : start + (n / 8) * sbo + (n % 8) * 128 + k * 2;
+    return off ^ (((off >> 7) & 7u) << 4);
+}
+
+inline float smem_bf16(const unsigned char* e) {
+    return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(e[0] | (e[1] << 8))));
+}
+
+// Queues this warp's part of D (+)= A B: a_at(row, k) gives A's element in
+// row `row` (0..15) of the warp's 16, at the time the product runs.
+template <int N, bool MN_MAJOR, class AAt>
+inline void wgmma_queue(float* d, AAt a_at, uint64_t desc, bool accumulate) {
     ::emu::WgmmaState& st = ::emu::wgmma_state();
     if (!st.fenced) ::emu::kernel_fail("wgmma.mma_async without a wgmma.fence since the last wgmma.wait_group");
-    if (desc >> 62) ::emu::kernel_fail("wgmma descriptor: only the no-swizzle layout is emulated");
+    if ((desc >> 62) > 1) ::emu::kernel_fail("wgmma descriptor: only no swizzle and the 128-byte swizzle are emulated");
+    const unsigned char* smem = static_cast<const unsigned char*>(::emu::dynamic_shared());
+    const unsigned lane = ::emu::lane_id(), g = lane / 4, t = lane % 4;
+    st.pending.push_back({st.committed, [=] {
+        for (int j = 0; j < N / 8; ++j)
+            for (int i = 0; i < 4; ++i) {
+                const unsigned row = g + 8 * (i >> 1), n = 8 * j + 2 * t + (i & 1);
+                float acc = accumulate ? d[4 * j + i] : 0.0f;
+                for (unsigned k = 0; k < 16; ++k)
+                    acc = fmaf(a_at(row, k), smem_bf16(smem + wgmma_b_offset<MN_MAJOR>(desc, k, n)), acc);
+                d[4 * j + i] = acc;
+            }
+    }});
+}
+
+// A from registers: gathered from the warp's lanes at the issue.
+template <int N, bool MN_MAJOR>
+inline void wgmma(float* d, const uint32_t a[4], uint64_t desc, bool accumulate) {
     uint64_t a01[32], a23[32];
     gather(uint64_t(a[0]) | (uint64_t(a[1]) << 32), a01);
     gather(uint64_t(a[2]) | (uint64_t(a[3]) << 32), a23);
@@ -263,24 +437,21 @@ inline void wgmma(float* d, const uint32_t a[4], uint64_t desc, bool accumulate)
             A[row * 16 + col + 1] = bf16_high(r[k]);
         }
     }
-    const unsigned char* b = static_cast<const unsigned char*>(::emu::dynamic_shared()) + ((desc & 0x3FFFu) << 4);
-    const size_t lbo = ((desc >> 16) & 0x3FFFu) << 4, sbo = ((desc >> 32) & 0x3FFFu) << 4;
-    const unsigned lane = ::emu::lane_id(), g = lane / 4, t = lane % 4;
-    st.pending.push_back({st.committed, [=, A = std::move(A)] {
-        // B (16 x N), K-major core matrices of 8 (n) rows x 16 bytes (8 k): element (k, n)
-        // at (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2.
-        for (int j = 0; j < N / 8; ++j)
-            for (int i = 0; i < 4; ++i) {
-                const unsigned row = g + 8 * (i >> 1), n = 8 * j + 2 * t + (i & 1);
-                float acc = accumulate ? d[4 * j + i] : 0.0f;
-                for (unsigned k = 0; k < 16; ++k) {
-                    const unsigned char* e = b + (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
-                    const unsigned short bits = static_cast<unsigned short>(e[0] | (e[1] << 8));
-                    acc = fmaf(A[row * 16 + k], __bfloat162float(__ushort_as_bfloat16(bits)), acc);
-                }
-                d[4 * j + i] = acc;
-            }
-    }});
+    wgmma_queue<N, MN_MAJOR>(d, [A = std::move(A)](unsigned row, unsigned k) { return A[row * 16 + k]; }, desc,
+                             accumulate);
+}
+
+// A from shared memory (K-major, the layout of a K-major B with m for n): the
+// warp's rows 16w..16w+15 of the warpgroup's 64, read when the product runs.
+template <int N, bool MN_MAJOR>
+inline void wgmma_ss(float* d, uint64_t desc_a, uint64_t desc_b, bool accumulate) {
+    if ((desc_a >> 62) > 1) ::emu::kernel_fail("wgmma descriptor: only no swizzle and the 128-byte swizzle are emulated");
+    const dim3 bd = blockDim;
+    const unsigned linear = threadIdx.x + bd.x * (threadIdx.y + bd.y * threadIdx.z), w = (linear / 32) % 4;
+    const unsigned char* smem = static_cast<const unsigned char*>(::emu::dynamic_shared());
+    wgmma_queue<N, MN_MAJOR>(
+        d, [=](unsigned row, unsigned k) { return smem_bf16(smem + wgmma_b_offset<false>(desc_a, k, 16 * w + row)); },
+        desc_b, accumulate);
 }
 
 // Runs the products of every committed group but the newest `keep`, in issue order.
@@ -293,6 +464,42 @@ inline void wgmma_retire(unsigned keep) {
     }
     st.pending = std::move(left);
     st.fenced = false;
+}
+// TMA: the issuing thread copies the box at once, through its own loads and
+// stores (so the checkers see them: a reader that did not wait on the barrier
+// races with these stores), then counts the bytes against the barrier.
+inline void tma_load(void* smem, const CUtensorMap* map, const int* c, int rank, uint64_t* bar) {
+    ::emu::TensorMapFields m;
+    std::memcpy(&m, map, sizeof(m));
+    if (m.magic != ::emu::kTensorMapMagic) ::emu::kernel_fail("cp.async.bulk.tensor: not a tensor map from cuTensorMapEncodeTiled");
+    if (int(m.rank) != rank) ::emu::kernel_fail("cp.async.bulk.tensor: the instruction's rank is not the tensor map's");
+    // The emulator's shared memory (dynamic, and static arrays with their
+    // __align__) is as aligned in the host address space as on the GPU.
+    const uintptr_t off = reinterpret_cast<uintptr_t>(smem);
+    if (off % (m.swizzle128 ? 1024 : 128))
+        ::emu::kernel_fail(m.swizzle128 ? "cp.async.bulk.tensor: a 128-byte swizzled box needs 1024-byte aligned shared memory"
+                                        : "cp.async.bulk.tensor: the shared-memory destination must be 128-byte aligned");
+    uint32_t box[5] = {1, 1, 1, 1, 1};
+    for (int i = 0; i < rank; ++i) box[i] = m.box[i];
+    const size_t e = m.elem_bytes;
+    unsigned char* dst = static_cast<unsigned char*>(smem);
+    size_t lin = 0;
+    for (uint32_t i4 = 0; i4 < box[4]; ++i4)
+        for (uint32_t i3 = 0; i3 < box[3]; ++i3)
+            for (uint32_t i2 = 0; i2 < box[2]; ++i2)
+                for (uint32_t i1 = 0; i1 < box[1]; ++i1)
+                    for (uint32_t i0 = 0; i0 < box[0]; ++i0, lin += e) {
+                        const uint32_t idx[5] = {i0, i1, i2, i3, i4};
+                        const unsigned char* src = m.base;
+                        for (int d = 0; d < rank && src; ++d) {
+                            const long long x = (long long)c[d] + idx[d];
+                            if (x < 0 || x >= (long long)m.dim[d]) src = nullptr;  // outside: zeros
+                            else src += size_t(x) * (d == 0 ? e : m.stride[d - 1]);
+                        }
+                        const size_t o = m.swizzle128 ? lin ^ (((lin >> 7) & 7u) << 4) : lin;
+                        for (size_t b = 0; b < e; ++b) dst[o + b] = src ? src[b] : 0;
+                    }
+    ::emu::mbarrier_complete_tx(bar, unsigned(lin));
 }
 }  // namespace ptx_emu
 
@@ -342,16 +549,65 @@ inline void cp_async_wait() { ptx_emu::async_wait(N, false); }
 inline void cp_async_wait_all() { ptx_emu::async_wait(0, true); }
 
 inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) { return ptx_emu::wgmma_desc(smem, lbo, sbo); }
+inline uint64_t wgmma_desc_sw128(const void* smem, uint32_t lbo, uint32_t sbo) {
+    return ptx_emu::wgmma_desc(smem, lbo, sbo, 1);
+}
 inline void fence_proxy_async() {}  // the emulator has one proxy
 inline void wgmma_fence() { ::emu::wgmma_state().fenced = true; }
 inline void wgmma_commit() { ++::emu::wgmma_state().committed; }
 template <int N>
 inline void wgmma_wait() { ptx_emu::wgmma_retire(N); }
+template <bool B_MN_MAJOR = false>
 inline void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
-    ptx_emu::wgmma<64>(d, a, desc_b, accumulate);
+    ptx_emu::wgmma<64, B_MN_MAJOR>(d, a, desc_b, accumulate);
 }
+template <bool B_MN_MAJOR = false>
 inline void wgmma_m64n128k16_bf16(float d[64], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
-    ptx_emu::wgmma<128>(d, a, desc_b, accumulate);
+    ptx_emu::wgmma<128, B_MN_MAJOR>(d, a, desc_b, accumulate);
+}
+template <bool B_MN_MAJOR = false>
+inline void wgmma_m64n64k16_bf16_ss(float d[32], uint64_t desc_a, uint64_t desc_b, bool accumulate) {
+    ptx_emu::wgmma_ss<64, B_MN_MAJOR>(d, desc_a, desc_b, accumulate);
+}
+
+// Register counts are the compiler's business; the emulator only checks the count.
+template <int N>
+inline void setmaxnreg_inc() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg takes 24..256 in steps of 8");
+}
+template <int N>
+inline void setmaxnreg_dec() {
+    static_assert(N >= 24 && N <= 256 && N % 8 == 0, "setmaxnreg takes 24..256 in steps of 8");
+}
+
+// The barrier word itself is written at init and read by every use, so that the
+// race checker sees a use not ordered after the init (a missing __syncthreads).
+inline void mbarrier_init(uint64_t* bar, unsigned count) {
+    *bar = count;
+    ::emu::mbarrier_init(bar, count);
+}
+inline void mbarrier_init_fence() {}  // one proxy, one block: nothing to order
+inline uint64_t mbarrier_touch(const uint64_t* bar) { return *static_cast<const volatile uint64_t*>(bar); }
+inline void mbarrier_arrive(uint64_t* bar) {
+    (void)mbarrier_touch(bar);
+    ::emu::mbarrier_arrive(bar, 0);
+}
+inline void mbarrier_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
+    (void)mbarrier_touch(bar);
+    ::emu::mbarrier_arrive(bar, bytes);
+}
+inline bool mbarrier_try_wait_parity(uint64_t* bar, unsigned parity) {
+    (void)mbarrier_touch(bar);
+    return ::emu::mbarrier_try_wait(bar, parity);
+}
+inline void mbarrier_wait_parity(uint64_t* bar, unsigned parity) {
+    (void)mbarrier_touch(bar);
+    ::emu::mbarrier_wait(bar, parity);
+}
+inline void tma_load_3d(void* smem, const CUtensorMap* map, int c0, int c1, int c2, uint64_t* bar) {
+    (void)mbarrier_touch(bar);
+    const int c[3] = {c0, c1, c2};
+    ptx_emu::tma_load(smem, map, c, 3, bar);
 }
 
 #endif  // __CUDACC__

@@ -9,6 +9,8 @@
 //   attention [--version N] [--bench] [B T H KV D]
 //   attention [--version N] [--bench] --batch B --seq T --heads H --kv-heads KV --head-dim D
 //             [--no-reference] [--dump DIR]
+//   attention --launch-info    (no GPU needed) each kernel's threads per block and
+//                              dynamic shared memory, for dev/perf-report
 // Without --version every version is checked. --no-reference skips the CPU
 // reference (long sequences, for the benchmark); --dump writes the inputs and
 // outputs of one shape as raw float32 files (qkv, dout, out, lse, dqkv) for
@@ -16,6 +18,8 @@
 //   version 1: CUDA-core forward and backward
 //   version 2: tensor-core forward and backward (mma.sync, ldmatrix, cp.async)
 //   version 3: Hopper forward and backward (wgmma, sm_90 only; skipped elsewhere)
+//   version 4: Hopper forward and backward with TMA, mbarriers and warp
+//              specialisation (sm_90 only; skipped elsewhere)
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -25,7 +29,7 @@
 #include "kernels/attention.cuh"
 #include "reference/ops.h"
 
-constexpr int kVersions = 3;
+constexpr int kVersions = 4;
 
 struct Shape {
     int B, T, H, KV, D;
@@ -49,8 +53,8 @@ static void dump_floats(const Options& opt, const char* name, const std::vector<
 static bool check_shape(const Shape& sh, int version, const Options& opt) {
     const bool bench = opt.bench;
     int arch = 0;
-    if (version == 3 && !attn_wgmma_supported(arch)) {
-        std::printf("  v3 skipped: wgmma needs an sm_90 GPU, this one is sm_%d\n", arch);
+    if (version >= 3 && !attn_wgmma_supported(arch)) {
+        std::printf("  v%d skipped: wgmma needs an sm_90 GPU, this one is sm_%d\n", version, arch);
         return true;
     }
     const int B = sh.B, T = sh.T, H = sh.H, KV = sh.KV, D = sh.D, N = B * T, width = (H + 2 * KV) * D;
@@ -96,7 +100,8 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     auto forward = [&] {
         if (version == 1) attention_forward_simple(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
         else if (version == 2) attention_forward_mma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
-        else attention_forward_wgmma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
+        else if (version == 3) attention_forward_wgmma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
+        else attention_forward_tma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
     };
     auto backward = [&] {
         if (version == 1)
@@ -105,9 +110,12 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
         else if (version == 2)
             attention_backward_mma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV,
                                    D);
-        else
+        else if (version == 3)
             attention_backward_wgmma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H,
                                      KV, D);
+        else
+            attention_backward_tma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H,
+                                   KV, D);
     };
     forward();
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -161,7 +169,43 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     return ok;
 }
 
+// One line per kernel: its name as ptxas reports it (demangled), threads per
+// block, dynamic shared memory bytes, the oldest architecture it runs on. No
+// CUDA call is made.
+static void print_launch_info() {
+    const int t = kAttnTmaThreads;
+    const struct {
+        const char* name;
+        int threads;
+        size_t smem64, smem128;
+        int arch;
+    } kernels[] = {
+        {"attention_forward_simple_kernel", 128, 0, 0, 80},
+        {"attention_backward_dq_simple_kernel", 128, 0, 0, 80},
+        {"attention_backward_dkv_simple_kernel", 128, 0, 0, 80},
+        {"attention_forward_mma_kernel", 128, attn_mma_forward_smem<64>(), attn_mma_forward_smem<128>(), 80},
+        {"attention_backward_dq_mma_kernel", 128, attn_mma_backward_smem<64>(), attn_mma_backward_smem<128>(), 80},
+        {"attention_backward_dkv_mma_kernel", 128, attn_mma_backward_smem<64>(), attn_mma_backward_smem<128>(), 80},
+        {"attention_forward_wgmma_kernel", 128, attn_wgmma_forward_smem<64>(), attn_wgmma_forward_smem<128>(), 90},
+        {"attention_backward_dq_wgmma_kernel", 128, attn_wgmma_backward_smem<64>(), attn_wgmma_backward_smem<128>(), 90},
+        {"attention_backward_dkv_wgmma_kernel", 128, attn_wgmma_backward_smem<64>(),
+         attn_wgmma_backward_smem<128>(), 90},
+        {"attention_forward_tma_kernel", t, AttnTmaForwardSmem<64>::bytes, AttnTmaForwardSmem<128>::bytes, 90},
+        {"attention_backward_dq_tma_kernel", t, AttnTmaDqSmem<64>::bytes, AttnTmaDqSmem<128>::bytes, 90},
+        {"attention_backward_dkv_tma_kernel", t, AttnTmaDkvSmem<64>::bytes, AttnTmaDkvSmem<128>::bytes, 90},
+    };
+    for (const auto& k : kernels) {
+        std::printf("void %s<64> %d %zu %d\n", k.name, k.threads, k.smem64, k.arch);
+        std::printf("void %s<128> %d %zu %d\n", k.name, k.threads, k.smem128, k.arch);
+    }
+    std::printf("attention_backward_delta_kernel 128 0 80\n");
+}
+
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string(argv[1]) == "--launch-info") {
+        print_launch_info();
+        return 0;
+    }
     // Named shape options are taken out here; the rest goes to DevArgs.
     Shape named = {0, 0, 0, 0, 0};
     bool have_named = false, have_version = false;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda.h"
 #include "cuda_runtime.h"
 #include "emu/control.h"
 #include "emulator/src/internal.h"
@@ -566,4 +567,70 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
         return cudaSuccess;
     }
     return fail(cudaErrorInvalidValue);
+}
+
+// ---- driver API: tensor maps ---------------------------------------------------
+CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tensorDataType, cuuint32_t tensorRank,
+                                void* globalAddress, const cuuint64_t* globalDim, const cuuint64_t* globalStrides,
+                                const cuuint32_t* boxDim, const cuuint32_t* elementStrides,
+                                CUtensorMapInterleave interleave, CUtensorMapSwizzle swizzle,
+                                CUtensorMapL2promotion l2Promotion, CUtensorMapFloatOOBfill oobFill) {
+    (void)l2Promotion;
+    static const uint32_t sizes[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2};
+    if (!tensorMap || !globalAddress || !globalDim || !boxDim || !elementStrides) return CUDA_ERROR_INVALID_VALUE;
+    if (tensorRank < 1 || tensorRank > 5 || unsigned(tensorDataType) > 9) return CUDA_ERROR_INVALID_VALUE;
+    if (reinterpret_cast<uintptr_t>(tensorMap) % 64 || reinterpret_cast<uintptr_t>(globalAddress) % 16)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (tensorRank > 1 && !globalStrides) return CUDA_ERROR_INVALID_VALUE;
+    emu::TensorMapFields f{};
+    f.magic = emu::kTensorMapMagic;
+    f.base = static_cast<const unsigned char*>(globalAddress);
+    f.rank = tensorRank;
+    f.elem_bytes = sizes[tensorDataType];
+    for (uint32_t i = 0; i < tensorRank; ++i) {
+        if (globalDim[i] == 0 || globalDim[i] > (uint64_t(1) << 32)) return CUDA_ERROR_INVALID_VALUE;
+        if (boxDim[i] == 0 || boxDim[i] > 256 || elementStrides[i] == 0 || elementStrides[i] > 8)
+            return CUDA_ERROR_INVALID_VALUE;
+        if (i > 0 && elementStrides[i] != 1) return CUDA_ERROR_NOT_SUPPORTED;  // dimension 0's is ignored
+        f.dim[i] = globalDim[i];
+        f.box[i] = boxDim[i];
+        if (i > 0) {
+            const uint64_t st = globalStrides[i - 1];
+            if (st % 16 || st >= (uint64_t(1) << 40)) return CUDA_ERROR_INVALID_VALUE;
+            f.stride[i - 1] = st;
+        }
+    }
+    const uint64_t inner = uint64_t(boxDim[0]) * f.elem_bytes;
+    if (inner % 16) return CUDA_ERROR_INVALID_VALUE;
+    if (interleave != CU_TENSOR_MAP_INTERLEAVE_NONE) return CUDA_ERROR_NOT_SUPPORTED;
+    if (oobFill != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) return CUDA_ERROR_NOT_SUPPORTED;
+    if (swizzle == CU_TENSOR_MAP_SWIZZLE_128B) {
+        if (inner > 128) return CUDA_ERROR_INVALID_VALUE;
+        if (inner != 128) return CUDA_ERROR_NOT_SUPPORTED;
+        f.swizzle128 = 1;
+    } else if (swizzle != CU_TENSOR_MAP_SWIZZLE_NONE) {
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    std::memset(tensorMap, 0, sizeof(*tensorMap));
+    std::memcpy(tensorMap, &f, sizeof(f));
+    return CUDA_SUCCESS;
+}
+
+cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** funcPtr, unsigned int cudaVersion,
+                                             unsigned long long flags,
+                                             cudaDriverEntryPointQueryResult* driverStatus) {
+    (void)flags;
+    if (!symbol || !funcPtr) return fail(cudaErrorInvalidValue);
+    *funcPtr = nullptr;
+    cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;
+    if (std::strcmp(symbol, "cuTensorMapEncodeTiled") == 0) {
+        if (cudaVersion >= 12000) {
+            *funcPtr = reinterpret_cast<void*>(&cuTensorMapEncodeTiled);
+            status = cudaDriverEntryPointSuccess;
+        } else {
+            status = cudaDriverEntryPointVersionNotSufficent;
+        }
+    }
+    if (driverStatus) *driverStatus = status;
+    return cudaSuccess;
 }

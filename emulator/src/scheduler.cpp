@@ -17,6 +17,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <map>
 #include <vector>
 
 #include <boost/context/detail/fcontext.hpp>
@@ -94,8 +95,18 @@ struct SharedSlot {
     std::size_t bytes = 0;
 };
 
+// One mbarrier's state (see emu/device.h).
+struct Mbar {
+    unsigned count = 0;     // arrivals per phase
+    unsigned pending = 0;   // arrivals still missing in the current phase
+    long long tx = 0;       // transaction bytes still expected in the current phase
+    unsigned phase = 0;     // phases completed
+    char tsan_sync;
+};
+
 struct Block {
     std::vector<Fiber> fibers;
+    std::map<const void*, Mbar> mbars;  // node-based: no bucket array that the checker's memset would see
     std::vector<Warp> warps;
     std::deque<SharedSlot> slots;
     void* dyn = nullptr;
@@ -269,8 +280,9 @@ void resume(Fiber& f) {
 [[noreturn]] void report_deadlock(Block& b) {
     std::fprintf(stderr,
                  "emulator: deadlock in block [%u,%u,%u]: every thread still running waits at a barrier or warp "
-                 "collective that can never complete (a __syncthreads() not reached by all threads, or a warp "
-                 "mask naming lanes that exited or never arrive)\n",
+                 "collective that can never complete (a __syncthreads() not reached by all threads, a warp "
+                 "mask naming lanes that exited or never arrive, or an mbarrier phase whose arrivals or "
+                 "transaction bytes never come)\n",
                  b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z);
     int shown = 0;
     for (Fiber& f : b.fibers) {
@@ -294,8 +306,9 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
         b.warps[w].exists = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
     }
     uint3 bid{block_linear % g.grid.x, (block_linear / g.grid.x) % g.grid.y, block_linear / (g.grid.x * g.grid.y)};
-    // Dynamic shared memory: exactly the bytes the launch asked for, filled with garbage.
-    if (posix_memalign(&b.dyn, 128, g.smem) != 0) std::abort();
+    // Dynamic shared memory: exactly the bytes the launch asked for, filled with
+    // garbage, 1024-byte aligned (TMA's and wgmma's 128-byte swizzle need it).
+    if (posix_memalign(&b.dyn, 1024, g.smem) != 0) std::abort();
     if (g.smem) std::memset(b.dyn, 0xff, g.smem);
     b.live = int(n);
 #if defined(EMU_TSAN)
@@ -356,6 +369,7 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
     munmap(tsan_stacks, std::size_t(n) * (stack_bytes() + page_bytes()));
 #endif
     for (SharedSlot& s : b.slots) std::free(s.ptr);
+    decltype(b.mbars)().swap(b.mbars);  // allocated by the fibers, freed here as the slots are
     std::free(b.dyn);
     std::vector<Fiber>().swap(b.fibers);  // the fibers read their coordinates from here
 #if defined(EMU_TSAN)
@@ -453,6 +467,79 @@ unsigned warp_collective(unsigned mask, uint64_t mine, uint64_t* all) {
 WgmmaState& wgmma_state() {
     if (!current) kernel_fail("wgmma used outside a kernel");
     return current->wgmma;
+}
+
+namespace {
+Mbar& find_mbar(const void* bar, const char* op) {
+    if (!current) kernel_fail("mbarrier used outside a kernel");
+    auto it = current->block->mbars.find(bar);
+    if (it == current->block->mbars.end()) {
+        char msg[128];
+        std::snprintf(msg, sizeof(msg), "mbarrier %s on an address never given to mbarrier.init", op);
+        kernel_fail(msg);
+    }
+    return it->second;
+}
+void mbar_complete_phase_if_done(Mbar& m) {
+    if (m.pending == 0 && m.tx == 0) {
+        ++m.phase;
+        m.pending = m.count;
+        ++current->block->progress;
+    }
+}
+}  // namespace
+
+void mbarrier_init(void* bar, unsigned count) {
+    if (!current) kernel_fail("mbarrier used outside a kernel");
+    if (reinterpret_cast<uintptr_t>(bar) % 8) kernel_fail("mbarrier.init: the barrier is not 8-byte aligned");
+    if (count == 0 || count >= (1u << 20)) kernel_fail("mbarrier.init: the count must be in [1, 2^20)");
+    Mbar& m = current->block->mbars[bar];
+    m.count = m.pending = count;
+    m.tx = 0;
+    m.phase = 0;
+}
+
+void mbarrier_arrive(void* bar, unsigned tx_bytes) {
+    Mbar& m = find_mbar(bar, "arrive");
+    if (m.pending == 0) kernel_fail("mbarrier.arrive: more arrivals than the barrier's count in one phase");
+    EMU_TSAN_RELEASE(&m.tsan_sync);
+    m.tx += tx_bytes;
+    --m.pending;
+    if (m.tx < 0 && m.pending == 0)
+        kernel_fail("mbarrier: more transaction bytes arrived than were expected (arrive.expect_tx) in one phase");
+    mbar_complete_phase_if_done(m);
+}
+
+void mbarrier_complete_tx(void* bar, unsigned bytes) {
+    Mbar& m = find_mbar(bar, "complete_tx");
+    EMU_TSAN_RELEASE(&m.tsan_sync);
+    m.tx -= bytes;
+    if (m.tx < 0 && m.pending == 0)
+        kernel_fail("mbarrier: more transaction bytes arrived than were expected (arrive.expect_tx) in one phase");
+    mbar_complete_phase_if_done(m);
+}
+
+// The phase of parity p has completed when the current phase's parity differs
+// from p (a fresh barrier is in phase 0, so a wait for parity 1 passes at once).
+bool mbarrier_try_wait(void* bar, unsigned parity) {
+    Mbar& m = find_mbar(bar, "try_wait");
+    auto ready = [&m, parity] { return (m.phase & 1u) != (parity & 1u); };
+    if (!ready()) {
+        Fiber* f = current;
+        f->waiting = true;  // a thread that only spins here is no progress
+        yield();
+        f->waiting = false;
+        if (!ready()) return false;
+        ++f->block->progress;
+    }
+    EMU_TSAN_ACQUIRE(&m.tsan_sync);
+    return true;
+}
+
+void mbarrier_wait(void* bar, unsigned parity) {
+    Mbar& m = find_mbar(bar, "wait");
+    wait_until([&m, parity] { return (m.phase & 1u) != (parity & 1u); });
+    EMU_TSAN_ACQUIRE(&m.tsan_sync);
 }
 
 AsyncCopyState& async_copy_state() {

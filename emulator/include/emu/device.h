@@ -23,6 +23,7 @@
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __align__(n) alignas(n)
 #ifndef __restrict__
 #define __restrict__ __restrict
@@ -84,6 +85,22 @@ struct WgmmaState {
     bool fenced = false;
 };
 WgmmaState& wgmma_state();
+
+// mbarrier (Hopper's shared-memory transaction barrier; kernels/ptx.h uses
+// it). The emulator keeps each barrier's state beside the block, keyed by its
+// shared-memory address: the arrivals a phase needs, those still missing, the
+// transaction bytes still expected, and the phases completed. A phase completes
+// when every arrival has come and the bytes are all in.
+void mbarrier_init(void* bar, unsigned count);
+// One arrival, after announcing `tx_bytes` more expected bytes.
+void mbarrier_arrive(void* bar, unsigned tx_bytes);
+// Bytes of an asynchronous copy that landed (TMA's complete_tx).
+void mbarrier_complete_tx(void* bar, unsigned bytes);
+// Whether the phase of parity `parity` has completed; if not, lets the other
+// threads run once before answering again.
+bool mbarrier_try_wait(void* bar, unsigned parity);
+// Blocks until the phase of parity `parity` has completed.
+void mbarrier_wait(void* bar, unsigned parity);
 
 template <class T, class Tag>
 T& static_shared(Tag) {
