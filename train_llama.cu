@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -54,8 +55,13 @@ namespace {
 // the host already, so there is nothing to upload or download.
 class TrainModel : public ref::Model<float> {
 public:
-    TrainModel(const ModelConfig& config, int /*micro_batch*/, int /*seq_len*/, bool /*recompute*/)
-        : ref::Model<float>(config) {}
+    TrainModel(const ModelConfig& config, int /*micro_batch*/, int /*seq_len*/, bool /*recompute*/,
+               int attention_kernel)
+        : ref::Model<float>(config) {
+        if (attention_kernel != 2)
+            throw std::invalid_argument("--attention-kernel picks a GPU kernel; train_llama_cpu computes attention "
+                                        "with the CPU reference");
+    }
     // Data parallelism: the gradients are summed over the ranks with MPI. With
     // ZeRO-1 they are reduce-scattered instead, each rank updates its shard of
     // the weights and moments, and the weights are all-gathered (the CPU keeps
@@ -214,6 +220,7 @@ int main(int argc, char** argv) {
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
     bool dry_run = false, resume = false, recompute = false, zero = false;
+    int attention_kernel = 2;
     std::string debug_dump_grads, debug_dump_batches, debug_export_init, rendezvous;
     double rendezvous_timeout = 300;
     int debug_crash_step = 0;
@@ -311,6 +318,10 @@ int main(int argc, char** argv) {
                    "come from srun (SLURM_PROCID, SLURM_NTASKS) or RANK and WORLD_SIZE");
     app.add_option("--rendezvous-timeout", rendezvous_timeout, "seconds to wait for every rank to join")
         ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--attention-kernel", attention_kernel, "GPU builds: the attention kernels, 1 (CUDA cores), 2 "
+                   "(mma.sync), 3 (wgmma) or 4 (TMA, warp specialisation); 3 and 4 need an sm_90 GPU")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 4));
     app.add_flag("--recompute", recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
                  "product are recomputed): less activation memory for one more pass of those kernels");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
@@ -414,7 +425,13 @@ int main(int argc, char** argv) {
         return 0;
     }
     select_device(comm);
-    TrainModel model(config, micro_batch, seq_len, recompute);
+    std::unique_ptr<TrainModel> model_storage;
+    try {
+        model_storage = std::make_unique<TrainModel>(config, micro_batch, seq_len, recompute, attention_kernel);
+    } catch (const std::invalid_argument& e) {  // a model or flag these kernels cannot run
+        die(e.what());
+    }
+    TrainModel& model = *model_storage;
     model.enable_data_parallel(comm, zero);
     if (zero && comm.world > 1) {
         const double full = 1e-9 * double(plan.master_bytes + plan.adam_bytes), saving = 1e-9 * plan.zero1_saving(comm.world);

@@ -82,14 +82,24 @@ constexpr int kIgnoreIndex = -1;
 class Model {
 public:
     // Allocates everything for micro-batches of up to micro_batch x seq_len tokens.
-    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute)
+    // attention_kernel: the version of kernels/attention.cuh (2 unless asked; 3
+    // and 4 need an sm_90 GPU).
+    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute, int attention_kernel = 2)
         : config_(config),
+          attention_kernel_(attention_kernel),
           layout_(config),
           plan_(plan_memory(config, micro_batch, seq_len, recompute)),
           host_params_(layout_.total()),
           host_m_(layout_.total()),
           host_v_(layout_.total()) {
         const ModelConfig& c = config_;
+        if (attention_kernel < 1 || attention_kernel > kAttentionVersions)
+            throw std::invalid_argument("--attention-kernel must be 1 to " + std::to_string(kAttentionVersions) +
+                                        ", not " + std::to_string(attention_kernel));
+        int arch = 0;
+        if (attention_kernel >= 3 && !attn_wgmma_supported(arch))
+            throw std::invalid_argument("--attention-kernel " + std::to_string(attention_kernel) +
+                                        " needs an sm_90 GPU (H100, H200); this one is sm_" + std::to_string(arch));
         if (c.head_dim != 64 && c.head_dim != 128)
             throw std::invalid_argument("the GPU attention kernels take head_dim 64 or 128, the model has " +
                                         std::to_string(c.head_dim));
@@ -428,7 +438,7 @@ private:
             }
             ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
             ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
-            ops::attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D);
+            ops::attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D, 0, attention_kernel_);
             ops::linear_forward(matmul_, tmp, false, a.attn_out, W.wo, W.bo, N, H * D, C);
             ops::rmsnorm_forward(a.mlp_norm, a.mlp_rstd, a.residual_mid, tmp, a.residual, W.mlp_norm, N, C, eps);
             ops::linear_forward(matmul_, a.gate_up, false, a.mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
@@ -490,7 +500,8 @@ private:
             ops::linear_backward_input(matmul_, d_attn_out, d_residual, W.wo, N, H * D, C, false);
             ops::linear_backward_weight(matmul_, G.wo, d_residual, a.attn_out, N, H * D, C);
             if (c.bias) ops::bias_grad(G.bo, bias_scratch, d_residual, N, C);
-            ops::attention_backward(d_qkv, attn_scratch, d_attn_out, a.qkv, a.attn_out, a.lse, B, T, H, KV, D);
+            ops::attention_backward(d_qkv, attn_scratch, d_attn_out, a.qkv, a.attn_out, a.lse, B, T, H, KV, D, 0,
+                                    attention_kernel_);
             ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
             ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
             const bf16* d_proj = d_qkv;  // the gradient of the fused projection's output
@@ -533,6 +544,7 @@ private:
     }
 
     ModelConfig config_;
+    int attention_kernel_;
     ParamLayout layout_;
     MemoryPlan plan_;
     std::vector<int64_t> layer_begin_, layer_end_;

@@ -1884,15 +1884,28 @@ inline void attention_backward_tma(bf16* dqkv, float* scratch, const bf16* dout,
     else attention_backward_tma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
 }
 
-// The kernels the model uses: version 2.
+// The kernels the model uses: version 2 unless `version` names another
+// (train_llama --attention-kernel; 3 and 4 need an sm_90 GPU).
+constexpr int kAttentionVersions = 4;
 inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                              cudaStream_t stream = 0) {
-    attention_forward_mma(out, lse, qkv, B, T, H, KV, D, stream);
+                              cudaStream_t stream = 0, int version = 2) {
+    switch (version) {
+        case 1: attention_forward_simple(out, lse, qkv, B, T, H, KV, D, stream); break;
+        case 3: attention_forward_wgmma(out, lse, qkv, B, T, H, KV, D, stream); break;
+        case 4: attention_forward_tma(out, lse, qkv, B, T, H, KV, D, stream); break;
+        default: attention_forward_mma(out, lse, qkv, B, T, H, KV, D, stream);
+    }
 }
 
 inline void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
-                               const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
-    attention_backward_mma(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream);
+                               const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0,
+                               int version = 2) {
+    switch (version) {
+        case 1: attention_backward_simple(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream); break;
+        case 3: attention_backward_wgmma(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream); break;
+        case 4: attention_backward_tma(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream); break;
+        default: attention_backward_mma(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream);
+    }
 }
 
 #endif  // KERNELS_ATTENTION_CUH

@@ -192,8 +192,9 @@ inline QkvArrays split_qkv(const bf16* qkv, int N, int H, int KV, int D) {
 }
 }  // namespace detail
 
+// `version` (which kernel) makes no difference to the twin.
 inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                              cudaStream_t stream = 0) {
+                              cudaStream_t stream = 0, int /*version*/ = 2) {
     attention_check_shape(H, KV, D);
     detail::on_stream(stream, [=] {
         const detail::QkvArrays a = detail::split_qkv(qkv, B * T, H, KV, D);
@@ -206,7 +207,8 @@ inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int
 // The probabilities are recomputed by the reference forward (not from lse);
 // dq, dk and dv are written into the fused layout.
 inline void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
-                               const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+                               const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0,
+                               int /*version*/ = 2) {
     (void)scratch, (void)out, (void)lse;
     attention_check_shape(H, KV, D);
     detail::on_stream(stream, [=] {

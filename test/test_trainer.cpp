@@ -78,6 +78,8 @@ TEST_CASE("bad flags and files end with a clear message and a non-zero exit", "[
         {"--text " + bible_text() + " --steps 0", "--steps"},
         {"--text " + bible_text() + " --lr banana", "--lr"},
         {"--preset tiny", "no training data"},
+        {"--preset tiny --text " + bible_text() + " --attention-kernel 5", "--attention-kernel"},
+        {"--preset tiny --text " + bible_text() + " --attention-kernel 4", "computes attention with the CPU reference"},
         {"--preset zagreus-0.4b --text " + bible_text() + " --dry-run --seq-len 8", ""},  // dry run: fine
     };
     for (const Case& c : cases) {
