@@ -593,12 +593,12 @@ __device__ inline void attn_mma_ab(float acc[D / 8][4], const float x[8][4], con
 // masked on the tile that reaches the diagonal (keys past the row or past T),
 // turned into unnormalised probabilities; the running maxima m and sums l are
 // updated and the output accumulators o rescaled.
-template <int D>
-__device__ inline void attn_online_softmax(float s[8][4], float o[D / 8][4], float m[2], float l[2], int row0,
+template <int D, int NB = 8>  // NB: 8-key blocks of the tile
+__device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], float m[2], float l[2], int row0,
                                            int k0, int T, int t4, bool masked, float scale_log2) {
     float tile_max[2] = {-INFINITY, -INFINITY};
     #pragma unroll
-    for (int nb = 0; nb < 8; ++nb)
+    for (int nb = 0; nb < NB; ++nb)
         #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int row = row0 + 8 * (i / 2), key = k0 + nb * 8 + 2 * t4 + (i % 2);
@@ -619,7 +619,7 @@ __device__ inline void attn_online_softmax(float s[8][4], float o[D / 8][4], flo
         m[r] = m_new;
         l[r] *= correction[r];
         #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
+        for (int nb = 0; nb < NB; ++nb)
             #pragma unroll
             for (int i = 2 * r; i < 2 * r + 2; ++i) {
                 s[nb][i] = exp2f(s[nb][i] - m_use);
@@ -713,7 +713,7 @@ __global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, f
         attn_mma_abt<D>(s, qf, kt, lane, 0, groups);
 
         // Scale to base 2, mask (last tile only), and the online softmax.
-        attn_online_softmax<D>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
+        attn_online_softmax<D, 8>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
 
         attn_mma_ab<D>(o, s, vt, lane, 0, groups);  // O += P V
         __syncthreads();  // every warp is done with this buffer before it is refilled
@@ -892,14 +892,14 @@ __device__ inline void attn_wg_abt(float s[8][4], const uint32_t a[D / 16][4], c
     wgmma_wait<0>();
 }
 
-// acc (64 x D) += X (64 x 64 accumulators, rounded to bf16: they are A
+// acc (64 x D) += X (64 x KEYS accumulators, rounded to bf16: they are A
 // fragments already, see attn_mma_ab) Y, k-step kk of Y (rows 16kk..16kk+15)
 // described by desc(kk), MN-major or not.
-template <int D, bool B_MN_MAJOR, class Desc>
-__device__ inline void attn_wg_ab_desc(float acc[D / 8][4], const float x[8][4], Desc desc) {
-    uint32_t xf[4][4];
+template <int D, bool B_MN_MAJOR, class Desc, int KEYS = 64>
+__device__ inline void attn_wg_ab_desc(float acc[D / 8][4], const float x[KEYS / 8][4], Desc desc) {
+    uint32_t xf[KEYS / 16][4];
     #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
+    for (int kk = 0; kk < KEYS / 16; ++kk) {
         xf[kk][0] = pack_bf16x2(x[2 * kk][0], x[2 * kk][1]);
         xf[kk][1] = pack_bf16x2(x[2 * kk][2], x[2 * kk][3]);
         xf[kk][2] = pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]);
@@ -907,7 +907,7 @@ __device__ inline void attn_wg_ab_desc(float acc[D / 8][4], const float x[8][4],
     }
     wgmma_fence();
     #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
+    for (int kk = 0; kk < KEYS / 16; ++kk) {
         if constexpr (D == 64) wgmma_m64n64k16_bf16<B_MN_MAJOR>(&acc[0][0], xf[kk], desc(kk), true);
         else wgmma_m64n128k16_bf16<B_MN_MAJOR>(&acc[0][0], xf[kk], desc(kk), true);
     }
@@ -972,7 +972,7 @@ __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out,
 
         float s[8][4];
         attn_wg_abt<D>(s, qf, k_s + (tile & 1) * TILE);  // S = Q K^T
-        attn_online_softmax<D>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
+        attn_online_softmax<D, 8>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
         attn_wg_ab<D>(o, s, v_s);  // O += P V
         __syncthreads();  // the K buffer and V are free again
         if (tile + 1 < tiles)
@@ -1159,7 +1159,8 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
 // on the `once` mbarrier. The streamed tiles go round a ring of
 // kAttnTmaStages slots, each with two mbarriers: `full` (the producer
 // announces the slot's bytes, TMA delivers them) and `empty` (the 256
-// consumer threads arrive when their products are done with the slot). Fill j
+// consumer threads arrive when their products are done with the slot; a
+// forward fill holds 128 keys, a backward fill 64 rows). Fill j
 // of the ring uses slot j % S: the consumers wait for phase j / S of its full
 // barrier, the producer for phase j / S - 1 of its empty one. With two slots,
 // the next tile is in flight while the warpgroups compute on this one, and the
@@ -1168,14 +1169,15 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
 // only on those their rows can see.
 // The swizzled tiles serve both kinds of product without a transposed copy:
 //   A X^T (S = Q K^T, dP = dO V^T, S^T = K Q^T, dP^T = V dO^T): X as a K-major
-//     B (k = head dim): k-step kk starts kk * 32 bytes into the 128-byte rows,
-//     in box kk / 4;
+//     B (k = head dim): k-step kk starts kk * 32 bytes into the 128-byte rows
+//     of 64-column block kk / 4 (a tile is D/64 such blocks, each its rows
+//     of 128 bytes one under the other);
 //   A Y (O += P V, dq += dS K, dv += P^T dO, dk += dS^T Q): Y as an MN-major B
 //     (n = head dim): k-step kk starts 16 rows further, the second 64 columns
-//     (D = 128) one box further (lbo).
-// A operands from the tiles (Q, dO, K, V rows) are read into fragments by
-// ldmatrix on the swizzled rows. Masks, softmax, scores and stores are version
-// 2's.
+//     (D = 128) one block further (lbo).
+// A operands from the tiles are read into fragments by ldmatrix on the
+// swizzled rows (Q, dO), or by wgmma from shared memory (K and V in dk/dv's
+// S^T and dP^T). Masks, softmax, scores and stores are version 2's.
 constexpr int kAttnTmaConsumers = 2;                           // consumer warpgroups
 constexpr int kAttnTmaRows = kAttnTmaConsumers * kAttnWgTile;  // rows per block
 constexpr int kAttnTmaStages = 2;                              // slots of the ring
@@ -1183,24 +1185,26 @@ constexpr int kAttnTmaThreads = (kAttnTmaConsumers + 1) * 128;  // + the produce
 // Registers per thread: 168 at launch (65536 / 384); the producers drop to
 // 24, the consumers rise to 240 (2 x 128 x 240 + 128 x 24 <= 65536).
 constexpr int kAttnTmaProducerRegs = 24, kAttnTmaConsumerRegs = 240;
-constexpr int kAttnTmaBox = 64;                                // columns of a box: 128 bytes
+constexpr int kAttnTmaBox = 64;                                // columns (128 bytes) and rows of a box
+constexpr int kAttnTmaKeys = 128;                              // keys per tile of the forward's ring
 
 // Dynamic shared memory of a version 4 kernel: ONCE tiles, then the ring's
 // slots of SLOT tiles and EXTRA bytes each, then the barriers; tiles are
 // 64 rows x D (D/64 boxes of 8 KiB) and 1024-byte aligned.
-template <int D, int ONCE, int SLOT, size_t EXTRA = 0>
+template <int D, int ONCE, int SLOT, size_t EXTRA = 0, int SLOT_ROWS = kAttnWgTile>
 struct AttnTmaSmem {
     static constexpr size_t tile = size_t(kAttnWgTile) * D * sizeof(bf16);
-    static constexpr size_t slot = SLOT * tile + (EXTRA + 1023) / 1024 * 1024;
+    static constexpr size_t slot_tile_bytes = size_t(SLOT_ROWS) * D * sizeof(bf16);
+    static constexpr size_t slot = SLOT * slot_tile_bytes + (EXTRA + 1023) / 1024 * 1024;
     static constexpr size_t ring = ONCE * tile;
     static constexpr size_t bars = ring + kAttnTmaStages * slot;
     static constexpr size_t bytes = bars + (2 * kAttnTmaStages + 1) * sizeof(uint64_t);
     __device__ static bf16* once_tile(unsigned char* smem, int i) { return reinterpret_cast<bf16*>(smem + i * tile); }
     __device__ static bf16* slot_tile(unsigned char* smem, int s, int i) {
-        return reinterpret_cast<bf16*>(smem + ring + s * slot + i * tile);
+        return reinterpret_cast<bf16*>(smem + ring + s * slot + i * slot_tile_bytes);
     }
     __device__ static float* slot_extra(unsigned char* smem, int s) {
-        return reinterpret_cast<float*>(smem + ring + s * slot + SLOT * tile);
+        return reinterpret_cast<float*>(smem + ring + s * slot + SLOT * slot_tile_bytes);
     }
 };
 
@@ -1241,19 +1245,24 @@ __device__ inline int attn_ring_take(const AttnRing& r, int j) {
     return s;
 }
 
-// Rows [t0, t0 + 64) of batch b, columns [col0, col0 + D), as D/64 swizzled
-// boxes of 64 x 64, counted against `bar`.
-template <int D>
+// Rows [t0, t0 + ROWS) of batch b, columns [col0, col0 + D), counted against
+// `bar`: D/64 column blocks of ROWS x 64 (128-byte rows, swizzled), each made
+// of ROWS/64 boxes of 64 x 64 one under the other.
+template <int D, int ROWS = kAttnWgTile>
 __device__ inline void attn_tma_tile(bf16* dst, const CUtensorMap* map, int col0, int t0, int b, uint64_t* bar) {
     #pragma unroll
     for (int c = 0; c < D / kAttnTmaBox; ++c)
-        tma_load_3d(dst + c * kAttnWgTile * kAttnTmaBox, map, col0 + c * kAttnTmaBox, t0, b, bar);
+        #pragma unroll
+        for (int r = 0; r < ROWS / kAttnTmaBox; ++r)
+            tma_load_3d(dst + (c * ROWS + r * kAttnTmaBox) * kAttnTmaBox, map, col0 + c * kAttnTmaBox,
+                        t0 + r * kAttnTmaBox, b, bar);
 }
 
-// The producer of the forward and dq kernels: `nonce` tiles of rows q0 +
-// 64i (from the maps `once_maps[i]`, columns once_cols[i]) once, then the K
-// and V tiles of keys 0, 64, ... into the ring (slot tiles 0 and 1).
-template <int D, int ONCE, class Smem>
+// The producer of the forward and dq kernels: ONCE tiles of rows q0 +
+// 64 (i % 2) (from the maps `once_maps[i]`, columns once_cols[i]) once, then
+// the K and V tiles of KEYS keys each (keys 0, KEYS, ...) into the ring (slot
+// tiles 0 and 1).
+template <int D, int ONCE, class Smem, int KEYS = kAttnWgTile>
 __device__ inline void attn_produce_kv(unsigned char* smem, const AttnRing& r, const CUtensorMap* const once_maps[ONCE],
                                        const int once_cols[ONCE], int q0, const CUtensorMap* qkv_map, int col_k,
                                        int col_v, int tiles, int b) {
@@ -1263,9 +1272,9 @@ __device__ inline void attn_produce_kv(unsigned char* smem, const AttnRing& r, c
                          b, r.once);
     for (int j = 0; j < tiles; ++j) {
         const int s = attn_ring_claim(r, j);
-        mbarrier_arrive_expect_tx(&r.full[s], unsigned(2 * Smem::tile));
-        attn_tma_tile<D>(Smem::slot_tile(smem, s, 0), qkv_map, col_k, j * kAttnWgTile, b, &r.full[s]);
-        attn_tma_tile<D>(Smem::slot_tile(smem, s, 1), qkv_map, col_v, j * kAttnWgTile, b, &r.full[s]);
+        mbarrier_arrive_expect_tx(&r.full[s], unsigned(2 * Smem::slot_tile_bytes));
+        attn_tma_tile<D, KEYS>(Smem::slot_tile(smem, s, 0), qkv_map, col_k, j * KEYS, b, &r.full[s]);
+        attn_tma_tile<D, KEYS>(Smem::slot_tile(smem, s, 1), qkv_map, col_v, j * KEYS, b, &r.full[s]);
     }
 }
 
@@ -1283,17 +1292,21 @@ __device__ inline void attn_load_a_sw128(uint32_t frag[D / 16][4], const bf16* t
     }
 }
 
-// The descriptor of k-step kk (16 columns) of a swizzled tile, K-major.
+// The descriptor of k-step kk (16 columns) of a swizzled tile of ROWS rows, K-major.
+template <int ROWS = kAttnWgTile>
 __device__ inline uint64_t attn_sw128_k_desc(const bf16* tile, int kk) {
-    return wgmma_desc_sw128(tile + (kk / 4) * kAttnWgTile * kAttnTmaBox + (kk % 4) * 16, 16, 1024);
+    return wgmma_desc_sw128(tile + (kk / 4) * ROWS * kAttnTmaBox + (kk % 4) * 16, 16, 1024);
 }
 
-// s (64 x 64) = A (64 x D fragments) X^T, X a swizzled tile (K-major B).
-template <int D>
-__device__ inline void attn_wg_abt_sw128(float s[8][4], const uint32_t a[D / 16][4], const bf16* tile) {
+// s (64 x KEYS) = A (64 x D fragments) X^T, X a swizzled tile of KEYS rows (K-major B).
+template <int D, int KEYS = kAttnWgTile>
+__device__ inline void attn_wg_abt_sw128(float s[KEYS / 8][4], const uint32_t a[D / 16][4], const bf16* tile) {
     wgmma_fence();
     #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) wgmma_m64n64k16_bf16(&s[0][0], a[kk], attn_sw128_k_desc(tile, kk), kk > 0);
+    for (int kk = 0; kk < D / 16; ++kk) {
+        if constexpr (KEYS == 64) wgmma_m64n64k16_bf16(&s[0][0], a[kk], attn_sw128_k_desc<KEYS>(tile, kk), kk > 0);
+        else wgmma_m64n128k16_bf16(&s[0][0], a[kk], attn_sw128_k_desc<KEYS>(tile, kk), kk > 0);
+    }
     wgmma_commit();
     wgmma_wait<0>();
 }
@@ -1310,14 +1323,15 @@ __device__ inline void attn_wg_abt_sw128_ss(float s[8][4], const bf16* a_tile, c
     wgmma_wait<0>();
 }
 
-// acc (64 x D) += X (64 x 64 accumulators, rounded to bf16) Y, Y a swizzled
-// tile (MN-major B).
-template <int D>
-__device__ inline void attn_wg_ab_sw128(float acc[D / 8][4], const float x[8][4], const bf16* tile) {
-    attn_wg_ab_desc<D, true>(acc, x, [tile](int kk) {
-        constexpr uint32_t box_bytes = kAttnWgTile * kAttnTmaBox * sizeof(bf16);
-        return wgmma_desc_sw128(tile + kk * 16 * kAttnTmaBox, box_bytes, 1024);
-    });
+// acc (64 x D) += X (64 x KEYS accumulators, rounded to bf16) Y, Y a swizzled
+// tile of KEYS rows (MN-major B; lbo: the next 64-column block).
+template <int D, int KEYS = kAttnWgTile>
+__device__ inline void attn_wg_ab_sw128(float acc[D / 8][4], const float x[KEYS / 8][4], const bf16* tile) {
+    const auto desc = [tile](int kk) {
+        constexpr uint32_t block_bytes = KEYS * kAttnTmaBox * sizeof(bf16);
+        return wgmma_desc_sw128(tile + kk * 16 * kAttnTmaBox, block_bytes, 1024);
+    };
+    attn_wg_ab_desc<D, true, decltype(desc), KEYS>(acc, x, desc);
 }
 
 template <int D>
@@ -1329,9 +1343,9 @@ __device__ inline void attn_zero(float acc[D / 8][4]) {
 }
 
 // Forward: Q of the block's 128 rows once; fill j of the ring holds K and V of
-// keys 64j..64j+63.
+// keys 128j..128j+127, so S = Q K^T is m64n128 and O += P V takes 8 k-steps.
 template <int D>
-using AttnTmaForwardSmem = AttnTmaSmem<D, kAttnTmaConsumers, 2>;
+using AttnTmaForwardSmem = AttnTmaSmem<D, kAttnTmaConsumers, 2, 0, kAttnTmaKeys>;
 
 template <int D>
 __global__ void __launch_bounds__(kAttnTmaThreads, 1)
@@ -1341,8 +1355,8 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     extern __shared__ __align__(1024) unsigned char attn_tma_smem[];
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnTmaRows, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV);
-    const int tiles = (min(q0 + kAttnTmaRows, T) - 1) / kAttnWgTile + 1;  // key tiles of the block
-    const int wg = threadIdx.x / 128;                                    // kAttnTmaConsumers: the producer
+    const int tiles = (min(q0 + kAttnTmaRows, T) - 1) / kAttnTmaKeys + 1;  // key tiles of the block
+    const int wg = threadIdx.x / 128;                                     // kAttnTmaConsumers: the producer
     const AttnRing ring = attn_ring_init(attn_tma_smem + L::bars, 1);
 
     if (wg == kAttnTmaConsumers) {
@@ -1350,8 +1364,8 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
         if (threadIdx.x == kAttnTmaConsumers * 128) {
             const CUtensorMap* maps[kAttnTmaConsumers] = {&qkv_map, &qkv_map};
             const int cols[kAttnTmaConsumers] = {h * D, h * D};
-            attn_produce_kv<D, kAttnTmaConsumers, L>(attn_tma_smem, ring, maps, cols, q0, &qkv_map, (H + g_kv) * D,
-                                                     (H + KV + g_kv) * D, tiles, b);
+            attn_produce_kv<D, kAttnTmaConsumers, L, kAttnTmaKeys>(attn_tma_smem, ring, maps, cols, q0, &qkv_map,
+                                                                   (H + g_kv) * D, (H + KV + g_kv) * D, tiles, b);
         }
         return;
     }
@@ -1359,7 +1373,8 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     setmaxnreg_inc<kAttnTmaConsumerRegs>();
     const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const int r0 = q0 + wg * kAttnWgTile;  // this warpgroup's first row
-    const int my_tiles = r0 < T ? (min(r0 + kAttnWgTile, T) - 1) / kAttnWgTile + 1 : 0;
+    // Key tiles it sees; only its last can reach past its rows or past T.
+    const int my_tiles = r0 < T ? (min(r0 + kAttnWgTile, T) - 1) / kAttnTmaKeys + 1 : 0;
     const int row0 = r0 + warp * 16 + g;
     uint32_t qf[D / 16][4];
     float o[D / 8][4];
@@ -1371,10 +1386,11 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     for (int j = 0; j < tiles; ++j) {
         const int s = attn_ring_take(ring, j);
         if (j < my_tiles) {  // warpgroup-uniform
-            float sc[8][4];
-            attn_wg_abt_sw128<D>(sc, qf, L::slot_tile(attn_tma_smem, s, 0));  // S = Q K^T
-            attn_online_softmax<D>(sc, o, m, l, row0, j * kAttnWgTile, T, t4, j == my_tiles - 1, scale_log2);
-            attn_wg_ab_sw128<D>(o, sc, L::slot_tile(attn_tma_smem, s, 1));  // O += P V
+            constexpr int N = kAttnTmaKeys;
+            float sc[N / 8][4];
+            attn_wg_abt_sw128<D, N>(sc, qf, L::slot_tile(attn_tma_smem, s, 0));  // S = Q K^T
+            attn_online_softmax<D, N / 8>(sc, o, m, l, row0, j * N, T, t4, j == my_tiles - 1, scale_log2);
+            attn_wg_ab_sw128<D, N>(o, sc, L::slot_tile(attn_tma_smem, s, 1));  // O += P V
         }
         mbarrier_arrive(&ring.empty[s]);
     }
