@@ -1179,6 +1179,7 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
 // swizzled rows (Q, dO), or by wgmma from shared memory (K and V in dk/dv's
 // S^T and dP^T). Masks, softmax, scores and stores are version 2's.
 constexpr int kAttnTmaConsumers = 2;                           // consumer warpgroups
+static_assert(kAttnTmaConsumers == 2, "the producers' lists of tiles below name two consumer warpgroups");
 constexpr int kAttnTmaRows = kAttnTmaConsumers * kAttnWgTile;  // rows per block
 constexpr int kAttnTmaStages = 2;                              // slots of the ring
 constexpr int kAttnTmaThreads = (kAttnTmaConsumers + 1) * 128;  // + the producer warpgroup
@@ -1258,18 +1259,25 @@ __device__ inline void attn_tma_tile(bf16* dst, const CUtensorMap* map, int col0
                         t0 + r * kAttnTmaBox, b, bar);
 }
 
-// The producer of the forward and dq kernels: ONCE tiles of rows q0 +
-// 64 (i % 2) (from the maps `once_maps[i]`, columns once_cols[i]) once, then
+// The tiles a block needs throughout: tile i is rows row0 + 64 (i % 2) of
+// maps[i], columns cols[i].
+// The producer of the forward and dq kernels: those tiles (rows from q0), then
 // the K and V tiles of KEYS keys each (keys 0, KEYS, ...) into the ring (slot
 // tiles 0 and 1).
+template <int D, int ONCE, class Smem>
+__device__ inline void attn_produce_once(unsigned char* smem, const AttnRing& r, const CUtensorMap* const maps[ONCE],
+                                         const int cols[ONCE], int row0, int b) {
+    mbarrier_arrive_expect_tx(r.once, unsigned(ONCE * Smem::tile));
+    for (int i = 0; i < ONCE; ++i)
+        attn_tma_tile<D>(Smem::once_tile(smem, i), maps[i], cols[i], row0 + (i % kAttnTmaConsumers) * kAttnWgTile, b,
+                         r.once);
+}
+
 template <int D, int ONCE, class Smem, int KEYS = kAttnWgTile>
 __device__ inline void attn_produce_kv(unsigned char* smem, const AttnRing& r, const CUtensorMap* const once_maps[ONCE],
                                        const int once_cols[ONCE], int q0, const CUtensorMap* qkv_map, int col_k,
                                        int col_v, int tiles, int b) {
-    mbarrier_arrive_expect_tx(r.once, unsigned(ONCE * Smem::tile));
-    for (int i = 0; i < ONCE; ++i)
-        attn_tma_tile<D>(Smem::once_tile(smem, i), once_maps[i], once_cols[i], q0 + (i % kAttnTmaConsumers) * kAttnWgTile,
-                         b, r.once);
+    attn_produce_once<D, ONCE, Smem>(smem, r, once_maps, once_cols, q0, b);
     for (int j = 0; j < tiles; ++j) {
         const int s = attn_ring_claim(r, j);
         mbarrier_arrive_expect_tx(&r.full[s], unsigned(2 * Smem::slot_tile_bytes));
@@ -1482,13 +1490,10 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
         if (threadIdx.x >= kAttnTmaConsumers * 128 + 32) return;  // one producer warp is enough
         const int lane = threadIdx.x % 32;
         if (lane == 0) {
-            mbarrier_arrive_expect_tx(ring.once, unsigned(2 * kAttnTmaConsumers * L::tile));
-            for (int c = 0; c < kAttnTmaConsumers; ++c) {
-                attn_tma_tile<D>(L::once_tile(attn_tma_smem, c), &qkv_map, (H + g_kv) * D, k0 + c * kAttnWgTile, b,
-                                 ring.once);
-                attn_tma_tile<D>(L::once_tile(attn_tma_smem, kAttnTmaConsumers + c), &qkv_map, (H + KV + g_kv) * D,
-                                 k0 + c * kAttnWgTile, b, ring.once);
-            }
+            const CUtensorMap* maps[2 * kAttnTmaConsumers] = {&qkv_map, &qkv_map, &qkv_map, &qkv_map};
+            const int k_col = (H + g_kv) * D, v_col = (H + KV + g_kv) * D;
+            const int cols[2 * kAttnTmaConsumers] = {k_col, k_col, v_col, v_col};
+            attn_produce_once<D, 2 * kAttnTmaConsumers, L>(attn_tma_smem, ring, maps, cols, k0, b);
         }
         for (int j = 0; j < tiles; ++j) {
             const int s = attn_ring_claim(ring, j);
@@ -1587,26 +1592,16 @@ inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int 
 // A tensor map of a row-major bf16 buffer of B x T rows of `width` columns
 // (3-D: columns, tokens, batch), in boxes of 64 x 64 with the 128-byte swizzle.
 inline CUtensorMap attn_tensor_map(const bf16* buf, int B, int T, int width, const char* who) {
-    using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                     const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-    static const EncodeTiled encode = [who] {
-        void* fn = nullptr;
-        cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-        CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
-        if (!fn || found != cudaDriverEntryPointSuccess) {
-            std::fprintf(stderr, "%s: the driver has no cuTensorMapEncodeTiled (CUDA 12 or later needed)\n", who);
-            std::exit(EXIT_FAILURE);
-        }
-        return reinterpret_cast<EncodeTiled>(fn);
-    }();
     CUtensorMap map;
-    const cuuint64_t dims[3] = {cuuint64_t(width), cuuint64_t(T), cuuint64_t(B)};
-    const cuuint64_t strides[2] = {cuuint64_t(width) * sizeof(bf16), cuuint64_t(T) * width * sizeof(bf16)};
-    const cuuint32_t box[3] = {kAttnTmaBox, kAttnWgTile, 1}, unit[3] = {1, 1, 1};
-    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(buf), dims, strides, box,
-                              unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                              CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const uint64_t dims[3] = {uint64_t(width), uint64_t(T), uint64_t(B)};
+    const uint64_t strides[2] = {uint64_t(width) * sizeof(bf16), uint64_t(T) * width * sizeof(bf16)};
+    const uint32_t box[3] = {kAttnTmaBox, kAttnTmaBox, 1};
+    const CUresult r =
+        tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
+    if (r == CUDA_ERROR_NOT_SUPPORTED) {
+        std::fprintf(stderr, "%s: the driver has no cuTensorMapEncodeTiled (CUDA 12 or later needed)\n", who);
+        std::exit(EXIT_FAILURE);
+    }
     if (r != CUDA_SUCCESS) {
         std::fprintf(stderr, "%s: cuTensorMapEncodeTiled failed (error %d) for a buffer of %d x %d rows of %d columns\n",
                      who, int(r), B, T, width);
@@ -1705,6 +1700,14 @@ __global__ void attention_backward_delta_kernel(float* delta, const bf16* dout, 
     part = warp_sum(part);
     const int h = int(row % H), t = int(row / H % T), b = int(row / H / T);
     if (lane == 0) delta[(size_t(b) * H + h) * T + t] = part;
+}
+
+// Kernel 1 of every tensor-core backward: Delta into the scratch.
+inline void attention_backward_delta(float* delta, const bf16* dout, const bf16* out, int B, int T, int H, int D,
+                                     cudaStream_t stream) {
+    const long long rows = (long long)B * T * H;
+    attention_backward_delta_kernel<<<ceil_div(rows, 4), 128, 0, stream>>>(delta, dout, out, B, T, H, D);
+    CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
 }
 
 template <int D>
@@ -1869,9 +1872,7 @@ inline void attention_backward_mma_launch(bf16* dqkv, const float* delta, const 
 inline void attention_backward_mma(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
                                    const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
-    const long long rows = (long long)B * T * H;
-    attention_backward_delta_kernel<<<ceil_div(rows, 4), 128, 0, stream>>>(scratch, dout, out, B, T, H, D);
-    CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
+    attention_backward_delta(scratch, dout, out, B, T, H, D, stream);
     if (D == 64) attention_backward_mma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
     else attention_backward_mma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
 }
@@ -1881,9 +1882,7 @@ inline void attention_backward_wgmma(bf16* dqkv, float* scratch, const bf16* dou
                                      const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attn_require_sm90("attention_backward_wgmma");
-    const long long rows = (long long)B * T * H;
-    attention_backward_delta_kernel<<<ceil_div(rows, 4), 128, 0, stream>>>(scratch, dout, out, B, T, H, D);
-    CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
+    attention_backward_delta(scratch, dout, out, B, T, H, D, stream);
     if (D == 64) attention_backward_wgmma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
     else attention_backward_wgmma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
 }
@@ -1893,9 +1892,7 @@ inline void attention_backward_tma(bf16* dqkv, float* scratch, const bf16* dout,
                                    const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attn_require_sm90("attention_backward_tma");
-    const long long rows = (long long)B * T * H;
-    attention_backward_delta_kernel<<<ceil_div(rows, 4), 128, 0, stream>>>(scratch, dout, out, B, T, H, D);
-    CUDA_CHECK_LAUNCH("attention_backward_delta_kernel");
+    attention_backward_delta(scratch, dout, out, B, T, H, D, stream);
     if (D == 64) attention_backward_tma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
     else attention_backward_tma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
 }

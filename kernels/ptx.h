@@ -30,6 +30,8 @@
 //   mbarrier_try_wait_parity(bar, p), mbarrier_wait_parity(bar, p)
 //                                   (wait until) the phase of parity p has completed; a fresh
 //                                   barrier is in phase 0, so waiting for parity 1 passes at once
+//   tma_encode_bf16_3d(map, base, dims, strides, box, swizzle)  (host) a tensor map of a 3-D bf16
+//                                   tensor, through the driver's cuTensorMapEncodeTiled
 //   tma_load_3d(smem, map, c0, c1, c2, bar)  copy the box of tensor map `map` at coordinates
 //                                   (c0, c1, c2) into shared memory, zeros outside the tensor;
 //                                   its bytes count against bar's expected transaction bytes
@@ -67,6 +69,37 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
+
+// ---- host side of TMA -------------------------------------------------------
+// The driver's cuTensorMapEncodeTiled, reached through the runtime (so nothing
+// links -lcuda), or nullptr when the driver has none.
+using TmaEncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                      const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                      CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+inline TmaEncodeTiledFn tma_encode_tiled_fn() {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+        return nullptr;
+    return reinterpret_cast<TmaEncodeTiledFn>(fn);
+}
+
+// A tensor map of the bf16 tensor at `base` with dims[0] x dims[1] x dims[2]
+// elements (dims[0] contiguous), strides[0] and strides[1] bytes from one index
+// of dimension 1 and 2 to the next, copied in boxes of box[0] x box[1] x box[2].
+// CUDA_ERROR_NOT_SUPPORTED when the driver has no cuTensorMapEncodeTiled.
+inline CUresult tma_encode_bf16_3d(CUtensorMap* map, const void* base, const uint64_t dims[3],
+                                   const uint64_t strides[2], const uint32_t box[3], CUtensorMapSwizzle swizzle,
+                                   CUtensorMapL2promotion l2 = CU_TENSOR_MAP_L2_PROMOTION_NONE) {
+    static const TmaEncodeTiledFn encode = tma_encode_tiled_fn();
+    if (!encode) return CUDA_ERROR_NOT_SUPPORTED;
+    const cuuint64_t d[3] = {dims[0], dims[1], dims[2]}, s[2] = {strides[0], strides[1]};
+    const cuuint32_t b[3] = {box[0], box[1], box[2]}, unit[3] = {1, 1, 1};
+    return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), d, s, b, unit,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
 
 #if defined(__CUDACC__)
 

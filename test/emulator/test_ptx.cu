@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "ptx_kernels.cuh"
-#include "tensor_map.cuh"
 
 namespace {
 
@@ -308,7 +307,7 @@ TEST_CASE("mbarrier: a phase with expected TMA bytes completes only when the arr
     Tensor3 x(64, 8, 2, 64 * 2, 21);
     CUtensorMap map;
     const uint32_t box[3] = {64, 4, 1};
-    REQUIRE(encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
     const int box_bytes = 64 * 4 * 2, threads = 64;
     int* dout = nullptr;
     unsigned char *dbox0 = nullptr, *dbox1 = nullptr;
@@ -340,7 +339,7 @@ TEST_CASE("TMA tensor load 3-D: boxes in place, zeros outside the tensor, with a
             Tensor3 x(128, 20, 3, pitch, uint32_t(pitch) + sw);
             CUtensorMap map;
             const uint32_t box[3] = {64, 16, 2};
-            REQUIRE(encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box,
+            REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box,
                                    sw ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
             const int bytes = 64 * 16 * 2 * 2;
             unsigned char* dout = nullptr;
@@ -373,36 +372,36 @@ TEST_CASE("cuTensorMapEncodeTiled: the driver's parameter checks", "[emulator][p
     REQUIRE(cudaGetDriverEntryPointByVersion("cuNoSuchFunction", &fn, 12000, cudaEnableDefault, &found) == cudaSuccess);
     REQUIRE(found == cudaDriverEntryPointSymbolNotFound);
     REQUIRE(fn == nullptr);
-    REQUIRE(encode_tiled_fn() != nullptr);
+    REQUIRE(tma_encode_tiled_fn() != nullptr);
 
     std::vector<unsigned char> host(256 * 64, 1);
     unsigned char* buf = to_device(host);  // cudaMalloc: 256-byte aligned
     CUtensorMap map;
     const uint64_t dims[3] = {64, 32, 2}, strides[2] = {128, 128 * 32};
     const uint32_t box[3] = {64, 8, 1};
-    REQUIRE(encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
-    REQUIRE(encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
     // The global address must be 16-byte aligned.
-    REQUIRE(encode_bf16_3d(&map, buf + 8, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_ERROR_INVALID_VALUE);
+    REQUIRE(tma_encode_bf16_3d(&map, buf + 8, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_ERROR_INVALID_VALUE);
     // Strides must be multiples of 16 bytes.
     const uint64_t odd_strides[2] = {136, 136 * 32};
-    REQUIRE(encode_bf16_3d(&map, buf, dims, odd_strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_ERROR_INVALID_VALUE);
+    REQUIRE(tma_encode_bf16_3d(&map, buf, dims, odd_strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_ERROR_INVALID_VALUE);
     // Every box dimension is at most 256 elements.
     const uint64_t tall[3] = {64, 512, 1}, tall_strides[2] = {128, 128 * 512};
     const uint32_t tall_box[3] = {64, 257, 1};
     std::vector<unsigned char> big(128 * 512, 1);
     unsigned char* bigbuf = to_device(big);
-    REQUIRE(encode_bf16_3d(&map, bigbuf, tall, tall_strides, tall_box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
+    REQUIRE(tma_encode_bf16_3d(&map, bigbuf, tall, tall_strides, tall_box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
             CUDA_ERROR_INVALID_VALUE);
     // The box's inner dimension is a multiple of 16 bytes ...
     const uint32_t narrow_box[3] = {4, 8, 1};
-    REQUIRE(encode_bf16_3d(&map, buf, dims, strides, narrow_box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
+    REQUIRE(tma_encode_bf16_3d(&map, buf, dims, strides, narrow_box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
             CUDA_ERROR_INVALID_VALUE);
     // ... and at most 128 bytes with the 128-byte swizzle.
     const uint64_t wide[3] = {128, 32, 2}, wide_strides[2] = {256, 256 * 32};
     const uint32_t wide_box[3] = {128, 8, 1};
-    REQUIRE(encode_bf16_3d(&map, buf, wide, wide_strides, wide_box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
-    REQUIRE(encode_bf16_3d(&map, buf, wide, wide_strides, wide_box, CU_TENSOR_MAP_SWIZZLE_128B) ==
+    REQUIRE(tma_encode_bf16_3d(&map, buf, wide, wide_strides, wide_box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, buf, wide, wide_strides, wide_box, CU_TENSOR_MAP_SWIZZLE_128B) ==
             CUDA_ERROR_INVALID_VALUE);
     cudaFree(buf);
     cudaFree(bigbuf);
@@ -415,7 +414,7 @@ TEST_CASE("a TMA ring of 3 stages with full and empty barriers hands every tile 
     Tensor3 x(64, 30, 3, 64 * 2, 33);
     CUtensorMap map;
     const uint32_t box[3] = {kRingCols, kRingRows, 1};
-    REQUIRE(encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
     const int tiles_t = 4, tiles = tiles_t * 3;
     float* dout = nullptr;
     REQUIRE(cudaMalloc(&dout, tiles * kRingCols * sizeof(float)) == cudaSuccess);
@@ -460,7 +459,7 @@ void check_wgmma_sw128(unsigned lbo, uint32_t seed) {
     const uint64_t dims[3] = {MN_MAJOR ? uint64_t(N) : 64u, MN_MAJOR ? 64u : uint64_t(N), 1};
     const uint64_t strides[2] = {dims[0] * 2, dims[0] * dims[1] * 2};
     const uint32_t box[3] = {64, MN_MAJOR ? 64u : uint32_t(N), 1};
-    REQUIRE(encode_bf16_3d(&map, dg, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, dg, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
     uint32_t* da = to_device(a);
     float* dout = nullptr;
     REQUIRE(cudaMalloc(&dout, 128 * (N / 2) * sizeof(float)) == cudaSuccess);
@@ -513,8 +512,8 @@ void check_wgmma_ss(unsigned lbo, unsigned sbo, unsigned a_step, uint32_t seed) 
     const uint64_t dims[3] = {64, 64, 1}, strides[2] = {128, 128 * 64};
     const uint32_t box[3] = {64, 64, 1};
     CUtensorMap map_a, map_b;
-    REQUIRE(encode_bf16_3d(&map_b, dg, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
-    REQUIRE(encode_bf16_3d(&map_a, dA, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map_b, dg, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map_a, dA, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
     // Without swizzle: element (m, k) of k-step kk = k / 16 at
     // kk a_step + (m/8) sbo + (k%16 / 8) lbo + (m%8) 16 + (k%8) 2.
     std::vector<unsigned char> a_bytes(A_SW128 ? 16 : 4 * a_step);

@@ -7,7 +7,6 @@
 #include <cuda_bf16.h>
 #include "kernels/cuda_check.h"
 #include "kernels/ptx.h"
-#include "test/emulator/tensor_map.cuh"
 
 constexpr int kTiles = 2, kRows = 8, kCols = 64, kTileElems = kRows * kCols;
 #ifndef PLANTED_BUG
@@ -48,7 +47,7 @@ int main() {
     CUtensorMap map;
     const uint64_t dims[3] = {kCols, kTiles * kRows, 1}, strides[2] = {kCols * 2, kCols * 2 * kTiles * kRows};
     const uint32_t box[3] = {kCols, kRows, 1};
-    if (encode_bf16_3d(&map, d_x, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) != CUDA_SUCCESS) {
+    if (tma_encode_bf16_3d(&map, d_x, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) != CUDA_SUCCESS) {
         std::printf("cuTensorMapEncodeTiled failed\n");
         return 1;
     }

@@ -7,7 +7,6 @@
 #include <cuda_bf16.h>
 #include "kernels/cuda_check.h"
 #include "kernels/ptx.h"
-#include "test/emulator/tensor_map.cuh"
 
 // 64 threads: out[c] = the sum of column c over the 8 rows of the tile.
 __global__ void column_sums(const __grid_constant__ CUtensorMap map, float* out) {
@@ -38,7 +37,7 @@ int main() {
     CUtensorMap map;
     const uint64_t dims[3] = {64, 8, 1}, strides[2] = {128, 128 * 8};
     const uint32_t box[3] = {64, 8, 1};
-    if (encode_bf16_3d(&map, d_x, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) != CUDA_SUCCESS) {
+    if (tma_encode_bf16_3d(&map, d_x, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) != CUDA_SUCCESS) {
         std::printf("cuTensorMapEncodeTiled failed\n");
         return 1;
     }
