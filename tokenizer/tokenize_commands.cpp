@@ -639,8 +639,8 @@ int run_bench(const BenchOptions& o) {
   tok::Tokenizer t = tok::Tokenizer::from_file(o.tokenizer, o.pattern);
   std::string text;
   for (auto& f : expand_inputs(o.inputs)) text += read_input(f);
-  // Documents: every 100 lines of the text, as test/tokenizer/bench-npm.mjs
-  // cuts them for the npm tokenizers.
+  // Documents: every 100 lines of the text, as scripts/bench-tokenizer cuts
+  // them for tiktoken and Hugging Face tokenizers.
   std::vector<std::string_view> docs;
   size_t pos = 0;
   while (pos < text.size()) {

@@ -1,7 +1,7 @@
 // Tests of the BPE tokenizer. The Llama 3 and GPT-2 files come from
 // scripts/get-tokenizers (the directory is given at build time as
-// TOK_TEST_DIR); the whole-corpus comparisons with the npm tokenizers are in
-// test/tokenizer/compare-oracles.
+// TOK_TEST_DIR); the whole-corpus comparisons with tiktoken and Hugging Face
+// tokenizers are in test/tokenizer/compare-oracles.
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
@@ -66,8 +66,9 @@ TEST_CASE("Llama 3 and GPT-2 load with the expected sizes and special tokens") {
   CHECK(gpt2().eos_id() == 50256);
 }
 
-TEST_CASE("encode gives the ids the npm tokenizers give") {
-  // Ids printed by llama3-tokenizer-js and gpt-tokenizer for the same text.
+TEST_CASE("encode gives the ids the reference tokenizers give") {
+  // Ids printed by Meta's Llama 3 tokenizer (llama-models, tiktoken) and by
+  // tiktoken's r50k_base for the same text.
   CHECK(llama3().encode("Hello world, it's 12345") ==
         std::vector<uint32_t>{9906, 1917, 11, 433, 596, 220, 4513, 1774});
   CHECK(gpt2().encode("Hello world") == std::vector<uint32_t>{15496, 995});
@@ -138,7 +139,7 @@ TEST_CASE("pre-tokenization pieces cover the text") {
   llama3().pretokenize("1234567 DON'T", pieces);
   CHECK(pieces == std::vector<std::string_view>{"123", "456", "7", " DON", "'T"});
   // U+180E is not white space to Unicode (PCRE2's own \s says it is); ids from
-  // llama3-tokenizer-js and @anush008/tokenizers.
+  // Meta's tokenizer (tiktoken) and Hugging Face tokenizers, which agree here.
   CHECK(llama3().encode("a\xe1\xa0\x8e b") == std::vector<uint32_t>{64, 157, 254, 236, 293});
   // U+0085 is (and U+FEFF is not) white space to Hugging Face tokenizers.
   CHECK(llama3().encode("x \xc2\x85y") == std::vector<uint32_t>{87, 220, 116360, 88});
