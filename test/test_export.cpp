@@ -188,12 +188,18 @@ double max_logit_difference(const nlohmann::json& out, const std::vector<std::ve
     return worst;
 }
 
+// Trains `config` for 100 steps, exports it to GGUF at `path` (byte vocabulary)
+// and checks the file with the gguf package; returns the trained weights.
+std::vector<float> trained_gguf(const ModelConfig& config, const std::string& path) {
+    std::vector<float> params = trained(config, 100);
+    exporter::write_gguf(config, ParamLayout(config), params.data(), exporter::byte_vocab(), path);
+    check_gguf(path, config, exporter::byte_vocab());
+    return params;
+}
+
 void check_against_llamacpp(const ModelConfig& config) {
     const std::string dir = temp_dir();
-    const std::vector<float> params = trained(config, 100);
-    const ParamLayout layout(config);
-    exporter::write_gguf(config, layout, params.data(), exporter::byte_vocab(), dir + "/model.gguf");
-    check_gguf(dir + "/model.gguf", config, exporter::byte_vocab());
+    const std::vector<float> params = trained_gguf(config, dir + "/model.gguf");
     const std::vector<int> tokens = prompt_tokens();
     const int n_greedy = 32;
     auto out = run_llamacpp(dir, dir + "/model.gguf", tokens, n_greedy);
@@ -254,10 +260,7 @@ TEST_CASE("the llama.cpp checks catch planted mistakes: q rows in the wrong orde
           "[export][llamacpp]") {
     const ModelConfig c = llama32_style();
     const std::string dir = temp_dir();
-    const std::vector<float> params = trained(c, 100);
-    const ParamLayout layout(c);
-    exporter::write_gguf(c, layout, params.data(), exporter::byte_vocab(), dir + "/model.gguf");
-    check_gguf(dir + "/model.gguf", c, exporter::byte_vocab());
+    const std::vector<float> params = trained_gguf(c, dir + "/model.gguf");
     const std::vector<int> tokens = prompt_tokens();
     const int n_greedy = 32;
     // logits.py --plant-qk rewrites blk.0.attn_q.weight with its rows back in
