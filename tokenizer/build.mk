@@ -19,8 +19,7 @@ $(TOKENIZERS): scripts/get-tokenizers requirements.txt
 tokenizers: $(TOKENIZERS)
 
 # Tests: Catch2 suites, and scripts that compare with tiktoken and Hugging Face
-# tokenizers and
-# exercise the tool (wrapped so that each test command is one word).
+# tokenizers and exercise the tool (wrapped so that each test command is one word).
 ifeq ($(HAVE_CATCH2),yes)
 TEST_BINS += $(BUILD)/test_tokenizer $(BUILD)/test_data
 TEST_CMDS += $(BUILD)/test_tokenizer $(BUILD)/test_data

@@ -27,6 +27,8 @@ import platform
 import sys
 import time
 
+from oracle import reference  # test/tokenizer/oracle.py, beside this file
+
 MODELS = {"llama3": "Llama 3", "gpt2": "GPT-2"}
 OURS = "this project (tokenize bench)"
 
@@ -51,39 +53,26 @@ def documents(data, lines_per_doc=100):
 
 
 def load(model, impl, tokenizers_dir):
-    """Returns (name, encode_one, encode_batch, version) for one reference:
-    encode_one(doc) gives the number of tokens of one document, and
-    encode_batch(docs, threads) the total over a list of documents. No BOS or
-    EOS, and special-token text is encoded as ordinary text."""
+    """Returns (name, encode_one, encode_batch, version) for one reference
+    (test/tokenizer/oracle.py loads it): encode_one(doc) gives the number of
+    tokens of one document, and encode_batch(docs, threads) the total over a
+    list of documents. No BOS or EOS, and special-token text is encoded as
+    ordinary text."""
+    enc = reference(model, impl, tokenizers_dir)
     if impl == "tiktoken":
-        # tiktoken's r50k_base reads its ranks from the cache that
-        # scripts/get-tokenizers filled (checked there by SHA-256), offline.
-        os.environ["TIKTOKEN_CACHE_DIR"] = os.path.abspath(os.path.join(tokenizers_dir, "tiktoken-cache"))
         import tiktoken
 
-        if model == "llama3":
-            from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
-
-            # Meta's class wraps a tiktoken Encoding (its own tokenizer.model,
-            # the Llama 3 pattern, 256 special tokens). Its encode() cuts long
-            # texts into pieces and adds BOS/EOS, so the Encoding is called directly.
-            enc = MetaTokenizer.get_instance().model
-        else:
-            enc = tiktoken.get_encoding("r50k_base")
         return ("tiktoken", lambda doc: len(enc.encode_ordinary(doc)),
                 # A thread pool of `threads` Python threads; tiktoken's Rust
                 # code lets go of the GIL while it encodes.
                 lambda docs, threads: sum(map(len, enc.encode_ordinary_batch(docs, num_threads=threads))),
                 tiktoken.__version__)
-    if impl == "hf":
-        import tokenizers
+    import tokenizers
 
-        tok = tokenizers.Tokenizer.from_file(os.path.join(tokenizers_dir, model, "tokenizer.json"))
-        return ("HF tokenizers", lambda doc: len(tok.encode(doc, add_special_tokens=False)),
-                # Rust threads of the rayon pool (RAYON_NUM_THREADS of them).
-                lambda docs, threads: sum(map(len, tok.encode_batch(docs, add_special_tokens=False))),
-                tokenizers.__version__)
-    raise SystemExit(f"bench_references: unknown implementation {impl}")
+    return ("HF tokenizers", lambda doc: len(enc.encode(doc, add_special_tokens=False)),
+            # Rust threads of the rayon pool (RAYON_NUM_THREADS of them).
+            lambda docs, threads: sum(map(len, enc.encode_batch(docs, add_special_tokens=False))),
+            tokenizers.__version__)
 
 
 def timed(work):

@@ -17,24 +17,41 @@ import os
 import sys
 
 
-def references(tokenizers_dir):
-    os.environ["TIKTOKEN_CACHE_DIR"] = os.path.abspath(os.path.join(tokenizers_dir, "tiktoken-cache"))
-    import tiktoken
-    from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
-    from tokenizers import Tokenizer
+def reference(model, impl, tokenizers_dir):
+    """One reference tokenizer: for impl "tiktoken" a tiktoken Encoding (Meta's
+    for llama3, r50k_base for gpt2), for impl "hf" a tokenizers.Tokenizer on
+    TOKENIZERS_DIR/MODEL/tokenizer.json. Libraries are imported here, so a
+    caller can set their environment (thread counts) first."""
+    if impl == "tiktoken":
+        # r50k_base reads its ranks, offline, from the cache that
+        # scripts/get-tokenizers filled (tiktoken checks their SHA-256).
+        os.environ["TIKTOKEN_CACHE_DIR"] = os.path.abspath(os.path.join(tokenizers_dir, "tiktoken-cache"))
+        import tiktoken
+        if model == "llama3":
+            from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
 
-    meta = MetaTokenizer.get_instance()
-    r50k = tiktoken.get_encoding("r50k_base")
-    hf_l3 = Tokenizer.from_file(os.path.join(tokenizers_dir, "llama3", "tokenizer.json"))
-    hf_g2 = Tokenizer.from_file(os.path.join(tokenizers_dir, "gpt2", "tokenizer.json"))
-    # The whole text in one call: Meta's Tokenizer.encode cuts long texts into
-    # 400,000-character pieces (a tiktoken limit of old), which would split words.
-    return {
-        "llama3-tiktoken": lambda text: meta.model.encode_ordinary(text),
-        "llama3-hf": lambda text: hf_l3.encode(text, add_special_tokens=False).ids,
-        "gpt2-tiktoken": lambda text: r50k.encode_ordinary(text),
-        "gpt2-hf": lambda text: hf_g2.encode(text, add_special_tokens=False).ids,
-    }
+            # Meta's class wraps a tiktoken Encoding (its tokenizer.model, the
+            # Llama 3 pattern, 256 special tokens). Its encode() cuts long texts
+            # into 400,000-character pieces (a tiktoken limit of old), which
+            # would split words, so callers use the Encoding on the whole text.
+            return MetaTokenizer.get_instance().model
+        return tiktoken.get_encoding("r50k_base")
+    if impl == "hf":
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(os.path.join(tokenizers_dir, model, "tokenizer.json"))
+    raise SystemExit(f"oracle.py: unknown reference {impl}")
+
+
+def references(tokenizers_dir):
+    """Every reference as name -> function from text to ids."""
+    out = {}
+    for model in ["llama3", "gpt2"]:
+        enc = reference(model, "tiktoken", tokenizers_dir)
+        hf = reference(model, "hf", tokenizers_dir)
+        out[f"{model}-tiktoken"] = enc.encode_ordinary
+        out[f"{model}-hf"] = lambda text, hf=hf: hf.encode(text, add_special_tokens=False).ids
+    return out
 
 
 def main():
