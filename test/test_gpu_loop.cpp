@@ -34,8 +34,9 @@
 
 namespace {
 
-const std::string kBuild = LLAMA_BUILD_DIR;
-// The GPU build under test: the emulated one, or on a GPU machine (dev/gpu-check)
+// The folder of the trainers (LLAMA_BIN_DIR overrides it: the GPU bundle's bin/).
+const std::string kBuild = std::getenv("LLAMA_BIN_DIR") ? std::getenv("LLAMA_BIN_DIR") : LLAMA_BUILD_DIR;
+// The GPU build under test: the emulated one, or on a GPU machine (dev/gpu-run)
 // LLAMA_GPU_TRAINER=train_llama, the real one.
 const char* const kGpuTrainerEnv = std::getenv("LLAMA_GPU_TRAINER");
 const std::string kGpuTrainer = kGpuTrainerEnv ? kGpuTrainerEnv : "train_llama_emu";
@@ -222,7 +223,7 @@ TEST_CASE("after 20 steps the emulated GPU run and the CPU run still agree", "[g
 // transformers, LlamaForCausalLM) trained with torch.optim.AdamW at the
 // trainer's learning rate of each step; every step's loss compared.
 TEST_CASE("50 steps against PyTorch's AdamW: the CPU and the emulated GPU builds track a float64 PyTorch Llama",
-          "[gpu-loop]") {
+          "[gpu-loop][pytorch]") {
     for (const char* binary : {"train_llama_cpu", kGpuTrainer.c_str()}) {
         INFO(binary);
         const std::string out = temp_path("parity.json");

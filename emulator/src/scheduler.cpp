@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 #include <map>
+#include <string>
 #include <vector>
 
 #include <boost/context/detail/fcontext.hpp>
@@ -277,6 +278,16 @@ void resume(Fiber& f) {
     tls_coords = nullptr;
 }
 
+// EMU_DEADLOCK=hang: a block that can never finish spins on, as a GPU would,
+// instead of being reported (to test what a hung kernel does to its caller).
+bool hang_on_deadlock() {
+    static const bool hang = [] {
+        const char* e = std::getenv("EMU_DEADLOCK");
+        return e && std::string(e) == "hang";
+    }();
+    return hang;
+}
+
 [[noreturn]] void report_deadlock(Block& b) {
     std::fprintf(stderr,
                  "emulator: deadlock in block [%u,%u,%u]: every thread still running waits at a barrier or warp "
@@ -348,7 +359,7 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
             resume(f);
             if (!f.done) ++alive;
         }
-        if (alive > 0 && b.progress == before) report_deadlock(b);
+        if (alive > 0 && b.progress == before && !hang_on_deadlock()) report_deadlock(b);
     }
 #if defined(EMU_TSAN)
     // Free the block's memory as a throw-away race-checker identity that has seen
