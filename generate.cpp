@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "lifecycle/export.h"
+#include "lifecycle/flag_checks.h"
 #include "lifecycle/training_data.h"
 #include "reference/generate.h"
 
@@ -30,9 +31,9 @@ int main(int argc, char** argv) {
     app.add_option("--hf", hf_dir, "Hugging Face folder")->check(CLI::ExistingDirectory)->excludes(ck);
     app.add_option("--prompt", prompt, "text to continue")->capture_default_str();
     app.add_option("--tokenizer", tokenizer, "tokenizer.json (default: the run's)")->check(CLI::ExistingFile);
-    app.add_option("--tokens", tokens, "tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--temperature", s.temperature, "0: greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-    app.add_option("--top-k", s.top_k, "0: off")->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--tokens", tokens, "tokens to generate")->capture_default_str()->check(llama::kPositive);
+    app.add_option("--temperature", s.temperature, "0: greedy")->capture_default_str()->check(llama::kNonNegative);
+    app.add_option("--top-k", s.top_k, "0: off")->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--top-p", s.top_p, "1: off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     app.add_option("--seed", seed, "sampling seed")->capture_default_str();
     CLI11_PARSE(app, argc, argv);

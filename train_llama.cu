@@ -30,6 +30,7 @@
 #include "lifecycle/checkpoint.h"
 #include "lifecycle/eval_mc.h"
 #include "lifecycle/export.h"
+#include "lifecycle/flag_checks.h"
 #include "lifecycle/schedule.h"
 #include "lifecycle/training_data.h"
 #include "model/config.h"
@@ -58,7 +59,7 @@ public:
     TrainModel(const ModelConfig& config, int /*micro_batch*/, int /*seq_len*/, bool /*recompute*/,
                int attention_kernel)
         : ref::Model<float>(config) {
-        if (attention_kernel != 2)
+        if (attention_kernel != 0)
             throw std::invalid_argument("--attention-kernel picks a GPU kernel; train_llama_cpu computes attention "
                                         "with the CPU reference");
     }
@@ -135,12 +136,16 @@ private:
     std::vector<float> padded_;
 };
 void select_device(const Comm&) {}
+void list_attention_versions() { std::printf("none: train_llama_cpu computes attention with the CPU reference\n"); }
 #else
+// --list-attention-versions: kernels/attention.cuh's table.
+void list_attention_versions() { attention_print_versions(); }
 // Each rank uses the GPU of its rank within the node.
 void select_device(const Comm& comm) {
     int count = 0;
     CUDA_CHECK(cudaGetDeviceCount(&count));
     if (count == 0) {
+        std::fflush(stdout);
         std::fprintf(stderr, "train_llama: no CUDA device (use train_llama_cpu or train_llama_emu)\n");
         comm.abort(1);
     }
@@ -163,6 +168,7 @@ public:
         enable_gradient_sync(nccl, comm.rank, comm.world, zero, [&comm](double x) { return comm.sum(x); });
 #else
         (void)zero;
+        std::fflush(stdout);
         std::fprintf(stderr, "train_llama: %d ranks, but this build has no NCCL\n", comm.world);
         comm.abort(1);
 #endif
@@ -193,6 +199,7 @@ const Comm* g_comm = nullptr;  // set once the ranks have joined
 
 // Every rank that dies takes the job with it: the others must not wait for it.
 [[noreturn]] void die(const std::string& msg) {
+    std::fflush(stdout);  // what was printed before comes first: the error is the last line
     if (g_comm && g_comm->world > 1) std::fprintf(stderr, "train_llama: rank %d: %s\n", g_comm->rank, msg.c_str());
     else std::fprintf(stderr, "train_llama: %s\n", msg.c_str());
     std::fflush(stderr);
@@ -220,7 +227,8 @@ int main(int argc, char** argv) {
     double lr = 3e-3, min_lr = -1, cooldown_fraction = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95,
            grad_clip = 1.0, val_fraction = 0.05, peak_tflops = 0;
     bool dry_run = false, resume = false, recompute = false, zero = false;
-    int attention_kernel = 2;
+    int attention_kernel = 0;  // 0: the default of kernels/attention.cuh's table
+    bool list_versions = false;
     std::string debug_dump_grads, debug_dump_batches, debug_export_init, rendezvous;
     double rendezvous_timeout = 300;
     int debug_crash_step = 0;
@@ -246,67 +254,67 @@ int main(int argc, char** argv) {
     app.add_option("--tokenizer", tokenizer_path, "tokenizer.json (or tiktoken ranks) of the shards: prompts, "
                    "samples, evaluation and export")->check(CLI::ExistingFile);
     app.add_option("--vocab-size", vocab_override, "override the preset's vocabulary size (e.g. 50304 for GPT-2)")
-        ->check(CLI::PositiveNumber);
+        ->check(llama::kPositive);
     app.add_option("--init-std", init_std, "std of the normal init of the weight matrices and the embedding "
                    "(default: the config's, 0.02; the Zagreus recipe uses 0.03227); o_proj and down_proj get it "
-                   "divided by sqrt(2 x layers)")->check(CLI::PositiveNumber);
-    app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
+                   "divided by sqrt(2 x layers)")->check(llama::kPositive);
+    app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(llama::kPositive);
     app.add_option("--batch", batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(llama::kPositive);
     app.add_option("--batch-tokens", batch_tokens, "tokens per optimizer step (overrides --batch)")
-        ->check(CLI::PositiveNumber);
+        ->check(llama::kPositive);
     app.add_option("--micro-batch", micro_batch, "sequences per forward/backward; gradients accumulate over "
-                   "batch / micro-batch micro-steps (default: the whole batch)")->check(CLI::PositiveNumber);
-    app.add_option("--seq-len", seq_len, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
+                   "batch / micro-batch micro-steps (default: the whole batch)")->check(llama::kPositive);
+    app.add_option("--seq-len", seq_len, "tokens per sequence")->capture_default_str()->check(llama::kPositive);
     // Schedule.
-    app.add_option("--lr", lr, "peak learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--lr", lr, "peak learning rate")->capture_default_str()->check(llama::kPositive);
     app.add_option("--schedule", schedule_name, "constant, cosine or wsd (warmup-stable-decay)")
         ->capture_default_str()->check(CLI::IsMember({"constant", "cosine", "wsd"}));
     app.add_option("--min-lr", min_lr, "floor of cosine / end of the WSD cooldown (default lr/10)")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--warmup", warmup, "linear warmup steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->check(llama::kNonNegative);
+    app.add_option("--warmup", warmup, "linear warmup steps")->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--decay-start", decay_start, "wsd: last step at the peak learning rate")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--decay-steps", decay_steps, "wsd: length of the cooldown")->check(CLI::PositiveNumber);
+        ->check(llama::kNonNegative);
+    app.add_option("--decay-steps", decay_steps, "wsd: length of the cooldown")->check(llama::kPositive);
     app.add_option("--cooldown-fraction", cooldown_fraction, "wsd: cooldown over this last fraction of --steps")
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--decay-shape", decay_shape, "wsd cooldown: linear or cosine")
         ->capture_default_str()->check(CLI::IsMember({"linear", "cosine"}));
     // Optimizer.
     app.add_option("--weight-decay", weight_decay, "AdamW decoupled weight decay (not on norms and biases)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--beta1", beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
     app.add_option("--beta2", beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
     app.add_option("--grad-clip", grad_clip, "clip the global gradient norm to this (0: off)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--max-bad-steps", max_bad_steps, "abort after this many non-finite steps in a row")
-        ->capture_default_str()->check(CLI::PositiveNumber);
+        ->capture_default_str()->check(llama::kPositive);
     app.add_option("--seed", seed, "seed of the weights and the data order")->capture_default_str();
     // Evaluation and logs.
     app.add_option("--log-every", log_every, "steps between log lines")->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(llama::kPositive);
     app.add_option("--log-jsonl", log_jsonl, "append every step's metrics to this JSONL file");
     app.add_option("--peak-tflops", peak_tflops, "the device's peak TFLOP/s, to report MFU")
-        ->check(CLI::NonNegativeNumber);
+        ->check(llama::kNonNegative);
     app.add_option("--val-every", val_every, "steps between validation losses (0: only at the end)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--val-fraction", val_fraction, "share of the text held out for validation")
         ->capture_default_str()->check(CLI::Range(0.0, 0.5));
     app.add_option("--val-batches", val_batches, "batches per validation")->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(llama::kPositive);
     app.add_option("--eval-mc", eval_mc_path, "multiple-choice JSONL {context, choices, label}, scored with "
                    "the validation loss")->check(CLI::ExistingFile);
     app.add_option("--sample-every", sample_every, "steps between text samples (0: none)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--sample-tokens", sample_tokens, "tokens per sample")->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(llama::kPositive);
     app.add_option("--prompt", sample_prompt, "prompt of the samples")->capture_default_str();
     // Checkpoints.
     app.add_option("--checkpoint-dir", checkpoint_dir, "directory of checkpoints");
     app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints (0: only at the end)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--keep-checkpoints", keep_checkpoints, "keep only the newest K checkpoints (0: all)")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--export-hf", export_hf_dir, "at the end, write a Hugging Face folder here");
     app.add_option("--export-gguf", export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
     app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
@@ -317,11 +325,10 @@ int main(int argc, char** argv) {
                    "file:PATH (rank 0 writes its address to PATH on a shared file system); the rank and world size "
                    "come from srun (SLURM_PROCID, SLURM_NTASKS) or RANK and WORLD_SIZE");
     app.add_option("--rendezvous-timeout", rendezvous_timeout, "seconds to wait for every rank to join")
-        ->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--attention-kernel", attention_kernel, "GPU builds: the attention kernels, 1 (CUDA cores), 2 "
-                   "(mma.sync), 3 (wgmma) or 4 (TMA, warp specialisation); 3 and 4 need an sm_90 GPU")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 4));
+        ->capture_default_str()->check(llama::kPositive);
+    app.add_option("--attention-kernel", attention_kernel, "GPU builds: the version of the attention kernels "
+                   "(--list-attention-versions lists them and the GPU each needs; default: the one it marks)");
+    app.add_flag("--list-attention-versions", list_versions, "print the attention kernels' versions, then exit");
     app.add_flag("--recompute", recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
                  "product are recomputed): less activation memory for one more pass of those kernels");
     app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
@@ -335,6 +342,10 @@ int main(int argc, char** argv) {
     app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
                    "the start of this step")->group("Testing");
     CLI11_PARSE(app, argc, argv);
+    if (list_versions) {
+        list_attention_versions();
+        return 0;
+    }
     // The ranks of a data-parallel run: through MPI under mpirun or srun, over TCP with
     // --rendezvous; a process started alone is rank 0 of 1.
     const Comm comm = Comm::init(&argc, &argv, rendezvous, rendezvous_timeout);

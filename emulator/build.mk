@@ -14,7 +14,8 @@ HAVE_EMU_CLANG := $(shell command -v $(EMU_CLANG) >/dev/null 2>&1 && $(EMU_CLANG
 
 # Headers with kernels (kernels/*.h, test/emulator/*.cuh) are rewritten too, into
 # $(BUILD)/emu/gen, which comes first on the include path.
-EMU_GEN_HEADERS := $(patsubst %,$(BUILD)/emu/gen/%,$(wildcard kernels/*.h kernels/*.cuh gpu/*.cuh test/emulator/*.cuh))
+EMU_GEN_HEADERS := $(patsubst %,$(BUILD)/emu/gen/%,$(wildcard kernels/*.h kernels/*.cuh kernels/*/*.cuh gpu/*.cuh \
+                     test/emulator/*.cuh))
 EMU_INC       := -I$(BUILD)/emu/gen -I. -Iemulator/include
 # The test scripts find the binaries through this.
 export EMU_TEST_BUILD := $(BUILD)

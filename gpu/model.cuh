@@ -82,24 +82,28 @@ constexpr int kIgnoreIndex = -1;
 class Model {
 public:
     // Allocates everything for micro-batches of up to micro_batch x seq_len tokens.
-    // attention_kernel: the version of kernels/attention.cuh (2 unless asked; 3
-    // and 4 need an sm_90 GPU).
-    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute, int attention_kernel = 2)
+    // attention_kernel: the version of kernels/attention.cuh (a row of its
+    // table; 0: the default).
+    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute,
+          int attention_kernel = 0)
         : config_(config),
-          attention_kernel_(attention_kernel),
+          attention_kernel_(attention_kernel == 0 ? kAttentionDefaultVersion : attention_kernel),
           layout_(config),
           plan_(plan_memory(config, micro_batch, seq_len, recompute)),
           host_params_(layout_.total()),
           host_m_(layout_.total()),
           host_v_(layout_.total()) {
         const ModelConfig& c = config_;
-        if (attention_kernel < 1 || attention_kernel > kAttentionVersions)
+        if (attention_kernel_ < 1 || attention_kernel_ > kAttentionVersions)
             throw std::invalid_argument("--attention-kernel must be 1 to " + std::to_string(kAttentionVersions) +
                                         ", not " + std::to_string(attention_kernel));
         int arch = 0;
-        if (attention_kernel >= 3 && !attn_wgmma_supported(arch))
-            throw std::invalid_argument("--attention-kernel " + std::to_string(attention_kernel) +
-                                        " needs an sm_90 GPU (H100, H200); this one is sm_" + std::to_string(arch));
+        const AttentionVersion& version = kAttentionVersionTable[attention_kernel_ - 1];
+        if (!attention_version_runs_here(version, arch))
+            throw std::invalid_argument("--attention-kernel " + std::to_string(attention_kernel) + " needs an sm_" +
+                                        std::to_string(version.min_arch) + " GPU" +
+                                        (version.min_arch == 90 ? " (H100, H200)" : "") + "; this one is sm_" +
+                                        std::to_string(arch));
         if (c.head_dim != 64 && c.head_dim != 128)
             throw std::invalid_argument("the GPU attention kernels take head_dim 64 or 128, the model has " +
                                         std::to_string(c.head_dim));

@@ -194,7 +194,7 @@ inline QkvArrays split_qkv(const bf16* qkv, int N, int H, int KV, int D) {
 
 // `version` (which kernel) makes no difference to the twin.
 inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                              cudaStream_t stream = 0, int /*version*/ = 2) {
+                              cudaStream_t stream = 0, int /*version*/ = kAttentionDefaultVersion) {
     attention_check_shape(H, KV, D);
     detail::on_stream(stream, [=] {
         const detail::QkvArrays a = detail::split_qkv(qkv, B * T, H, KV, D);
@@ -208,7 +208,7 @@ inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int
 // dq, dk and dv are written into the fused layout.
 inline void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
                                const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0,
-                               int /*version*/ = 2) {
+                               int /*version*/ = kAttentionDefaultVersion) {
     (void)scratch, (void)out, (void)lse;
     attention_check_shape(H, KV, D);
     detail::on_stream(stream, [=] {

@@ -77,6 +77,9 @@ TEST_CASE("bad flags and files end with a clear message and a non-zero exit", "[
         {"--text " + bible_text() + " --seq-len 100000", "--seq-len 100000 exceeds"},
         {"--text " + bible_text() + " --steps 0", "--steps"},
         {"--text " + bible_text() + " --lr banana", "--lr"},
+        {"--text " + bible_text() + " --steps -5", "--steps: -5 is not positive: give a number greater than 0"},
+        {"--text " + bible_text() + " --lr abc", "--lr: 'abc' is not a number"},
+        {"--text " + bible_text() + " --warmup -1", "--warmup: -1 is negative: give 0 or more"},
         {"--preset tiny", "no training data"},
         {"--preset tiny --text " + bible_text() + " --attention-kernel 5", "--attention-kernel"},
         {"--preset tiny --text " + bible_text() + " --attention-kernel 4", "computes attention with the CPU reference"},
@@ -93,6 +96,19 @@ TEST_CASE("bad flags and files end with a clear message and a non-zero exit", "[
             CHECK(r.output.find(c.expect) != std::string::npos);
         }
     }
+}
+
+// An error found after the start-up lines (the model, its parameters, the data)
+// comes after them, as the last line, although those went to a buffered stdout.
+TEST_CASE("an error is the last line printed", "[trainer]") {
+    Run r = run("--preset tiny --text " + bible_text() + " --attention-kernel 4");
+    INFO(r.output);
+    CHECK(r.status != 0);
+    std::string last = r.output.substr(0, r.output.find_last_not_of('\n') + 1);
+    last = last.substr(last.rfind('\n') + 1);
+    CHECK(last == "train_llama: --attention-kernel picks a GPU kernel; train_llama_cpu computes attention with the "
+                  "CPU reference");
+    CHECK(r.output.find("parameters:") < r.output.find("train_llama: --attention-kernel"));
 }
 
 TEST_CASE("gradient accumulation over micro-batches trains like the whole batch at once", "[trainer]") {

@@ -15,11 +15,8 @@
 // reference (long sequences, for the benchmark); --dump writes the inputs and
 // outputs of one shape as raw float32 files (qkv, dout, out, lse, dqkv) for
 // dev/attention-vs-sdpa.
-//   version 1: CUDA-core forward and backward
-//   version 2: tensor-core forward and backward (mma.sync, ldmatrix, cp.async)
-//   version 3: Hopper forward and backward (wgmma, sm_90 only; skipped elsewhere)
-//   version 4: Hopper forward and backward with TMA, mbarriers and warp
-//              specialisation (sm_90 only; skipped elsewhere)
+//   attention --list-versions  the versions (kernels/attention.cuh's table), one per line
+// Versions that need another GPU than this one (3 and 4: sm_90) are skipped.
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -28,8 +25,6 @@
 #include "dev/cuda/dev_common.h"
 #include "kernels/attention.cuh"
 #include "reference/ops.h"
-
-constexpr int kVersions = 4;
 
 struct Shape {
     int B, T, H, KV, D;
@@ -53,8 +48,10 @@ static void dump_floats(const Options& opt, const char* name, const std::vector<
 static bool check_shape(const Shape& sh, int version, const Options& opt) {
     const bool bench = opt.bench;
     int arch = 0;
-    if (version >= 3 && !attn_wgmma_supported(arch)) {
-        std::printf("  v%d skipped: wgmma needs an sm_90 GPU, this one is sm_%d\n", version, arch);
+    const AttentionVersion& kernels = attention_version(version);
+    if (!attention_version_runs_here(kernels, arch)) {
+        std::printf("  v%d skipped: %s needs an sm_%d GPU, this one is sm_%d\n", version, kernels.name,
+                    kernels.min_arch, arch);
         return true;
     }
     const int B = sh.B, T = sh.T, H = sh.H, KV = sh.KV, D = sh.D, N = B * T, width = (H + 2 * KV) * D;
@@ -97,25 +94,9 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     d_lse.poison();
     d_dqkv.poison();
     d_scratch.poison();
-    auto forward = [&] {
-        if (version == 1) attention_forward_simple(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
-        else if (version == 2) attention_forward_mma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
-        else if (version == 3) attention_forward_wgmma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
-        else attention_forward_tma(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D);
-    };
+    auto forward = [&] { kernels.forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D, 0); };
     auto backward = [&] {
-        if (version == 1)
-            attention_backward_simple(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H,
-                                      KV, D);
-        else if (version == 2)
-            attention_backward_mma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV,
-                                   D);
-        else if (version == 3)
-            attention_backward_wgmma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H,
-                                     KV, D);
-        else
-            attention_backward_tma(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H,
-                                   KV, D);
+        kernels.backward(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV, D, 0);
     };
     forward();
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -170,40 +151,20 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
 }
 
 // One line per kernel: its name as ptxas reports it (demangled), threads per
-// block, dynamic shared memory bytes, the oldest architecture it runs on. No
-// CUDA call is made.
+// block, dynamic shared memory bytes, the oldest architecture it runs on;
+// version by version (the table's), then the Delta kernel. No CUDA call is made.
 static void print_launch_info() {
-    const int t = kAttnTmaThreads;
-    const struct {
-        const char* name;
-        int threads;
-        size_t smem64, smem128;
-        int arch;
-    } kernels[] = {
-        {"attention_forward_simple_kernel", 128, 0, 0, 80},
-        {"attention_backward_dq_simple_kernel", 128, 0, 0, 80},
-        {"attention_backward_dkv_simple_kernel", 128, 0, 0, 80},
-        {"attention_forward_mma_kernel", 128, attn_mma_forward_smem<64>(), attn_mma_forward_smem<128>(), 80},
-        {"attention_backward_dq_mma_kernel", 128, attn_mma_backward_smem<64>(), attn_mma_backward_smem<128>(), 80},
-        {"attention_backward_dkv_mma_kernel", 128, attn_mma_backward_smem<64>(), attn_mma_backward_smem<128>(), 80},
-        {"attention_forward_wgmma_kernel", 128, attn_wgmma_forward_smem<64>(), attn_wgmma_forward_smem<128>(), 90},
-        {"attention_backward_dq_wgmma_kernel", 128, attn_wgmma_backward_smem<64>(), attn_wgmma_backward_smem<128>(), 90},
-        {"attention_backward_dkv_wgmma_kernel", 128, attn_wgmma_backward_smem<64>(),
-         attn_wgmma_backward_smem<128>(), 90},
-        {"attention_forward_tma_kernel", t, AttnTmaForwardSmem<64>::bytes, AttnTmaForwardSmem<128>::bytes, 90},
-        {"attention_backward_dq_tma_kernel", t, AttnTmaDqSmem<64>::bytes, AttnTmaDqSmem<128>::bytes, 90},
-        {"attention_backward_dkv_tma_kernel", t, AttnTmaDkvSmem<64>::bytes, AttnTmaDkvSmem<128>::bytes, 90},
-    };
-    for (const auto& k : kernels) {
-        std::printf("void %s<64> %d %zu %d\n", k.name, k.threads, k.smem64, k.arch);
-        std::printf("void %s<128> %d %zu %d\n", k.name, k.threads, k.smem128, k.arch);
-    }
+    for (const AttentionVersion& v : kAttentionVersionTable) v.launch_info();
     std::printf("attention_backward_delta_kernel 128 0 80\n");
 }
 
 int main(int argc, char** argv) {
     if (argc == 2 && std::string(argv[1]) == "--launch-info") {
         print_launch_info();
+        return 0;
+    }
+    if (argc == 2 && std::string(argv[1]) == "--list-versions") {
+        attention_print_versions();
         return 0;
     }
     // Named shape options are taken out here; the rest goes to DevArgs.
@@ -231,7 +192,7 @@ int main(int argc, char** argv) {
         if (a == "--version") have_version = true;
         rest.push_back(argv[i]);
     }
-    DevArgs args(int(rest.size()), rest.data(), kVersions);
+    DevArgs args(int(rest.size()), rest.data(), kAttentionVersions);
     // Small enough for the emulator's race checker (about 20 s): lengths of 1 and
     // below, at and above the 64-row tiles of version 2 (130: three key tiles, so
     // a double buffer is refilled), 1 to 3 query heads per KV head, D = 64 and 128.
@@ -256,7 +217,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     bool ok = true;
-    for (int version = 1; version <= kVersions; ++version) {
+    for (int version = 1; version <= kAttentionVersions; ++version) {
         if (have_version && version != args.version) continue;
         for (const Shape& s : shapes) ok &= check_shape(s, version, opt);
     }
