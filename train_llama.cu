@@ -32,6 +32,7 @@
 #include "lifecycle/export.h"
 #include "lifecycle/flag_checks.h"
 #include "lifecycle/schedule.h"
+#include "lifecycle/train_state.h"
 #include "lifecycle/training_data.h"
 #include "model/config.h"
 #include "model/dry_run.h"
@@ -207,13 +208,8 @@ const Comm* g_comm = nullptr;  // set once the ranks have joined
     std::exit(1);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    // ---------------------------------------------------------------- flags
-    CLI::App app{"train_llama: pretrain a Llama-style language model"};
-    // A flag given twice takes its last value, so scripts can append overrides.
-    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+// Every flag of the trainer, with its default.
+struct Flags {
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
     std::string checkpoint_dir, log_jsonl, init_hf_dir, data_spec, val_data_spec, tokenizer_path;
     int vocab_override = 0;
@@ -235,431 +231,382 @@ int main(int argc, char** argv) {
     std::vector<int> debug_nan_steps;
     int sample_every = 0, sample_tokens = 64;
     std::string sample_prompt = "\n", eval_mc_path;
-    app.add_option("--preset", preset_name, "model preset: " + [] {
+};
+
+// The command line, checked flag by flag (CLI11); --help and --list-attention-versions print and exit.
+Flags parse_flags(int argc, char** argv) {
+    Flags f;
+    CLI::App app{"train_llama: pretrain a Llama-style language model"};
+    // A flag given twice takes its last value, so scripts can append overrides.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    app.add_option("--preset", f.preset_name, "model preset: " + [] {
         std::string s;
         for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
         return s;
     }())->capture_default_str();
-    auto* config_opt = app.add_option("--config", config_path,
+    auto* config_opt = app.add_option("--config", f.config_path,
                                       "Hugging Face config.json of a Llama model (overrides --preset)")
         ->check(CLI::ExistingFile);
-    app.add_option("--init-hf", init_hf_dir, "start from the weights of a Hugging Face folder (config.json and "
+    app.add_option("--init-hf", f.init_hf_dir, "start from the weights of a Hugging Face folder (config.json and "
                    "model.safetensors; its config overrides --preset)")
         ->check(CLI::ExistingDirectory)->excludes(config_opt);
-    auto* text_opt = app.add_option("--text", text_path, "training text, read as bytes (vocabulary 256)")
+    auto* text_opt = app.add_option("--text", f.text_path, "training text, read as bytes (vocabulary 256)")
         ->check(CLI::ExistingFile);
-    app.add_option("--data", data_spec, "token shards: files, folders, globs, or a mixture W:PATHS,W:PATHS")
+    app.add_option("--data", f.data_spec, "token shards: files, folders, globs, or a mixture W:PATHS,W:PATHS")
         ->excludes(text_opt);
-    app.add_option("--val-data", val_data_spec, "validation shards (same forms as --data)");
-    app.add_option("--tokenizer", tokenizer_path, "tokenizer.json (or tiktoken ranks) of the shards: prompts, "
+    app.add_option("--val-data", f.val_data_spec, "validation shards (same forms as --data)");
+    app.add_option("--tokenizer", f.tokenizer_path, "tokenizer.json (or tiktoken ranks) of the shards: prompts, "
                    "samples, evaluation and export")->check(CLI::ExistingFile);
-    app.add_option("--vocab-size", vocab_override, "override the preset's vocabulary size (e.g. 50304 for GPT-2)")
+    app.add_option("--vocab-size", f.vocab_override, "override the preset's vocabulary size (e.g. 50304 for GPT-2)")
         ->check(llama::kPositive);
-    app.add_option("--init-std", init_std, "std of the normal init of the weight matrices and the embedding "
+    app.add_option("--init-std", f.init_std, "std of the normal init of the weight matrices and the embedding "
                    "(default: the config's, 0.02; the Zagreus recipe uses 0.03227); o_proj and down_proj get it "
                    "divided by sqrt(2 x layers)")->check(llama::kPositive);
-    app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(llama::kPositive);
-    app.add_option("--batch", batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
+    app.add_option("--steps", f.steps, "optimizer steps")->capture_default_str()->check(llama::kPositive);
+    app.add_option("--batch", f.batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
         ->check(llama::kPositive);
-    app.add_option("--batch-tokens", batch_tokens, "tokens per optimizer step (overrides --batch)")
+    app.add_option("--batch-tokens", f.batch_tokens, "tokens per optimizer step (overrides --batch)")
         ->check(llama::kPositive);
-    app.add_option("--micro-batch", micro_batch, "sequences per forward/backward; gradients accumulate over "
+    app.add_option("--micro-batch", f.micro_batch, "sequences per forward/backward; gradients accumulate over "
                    "batch / micro-batch micro-steps (default: the whole batch)")->check(llama::kPositive);
-    app.add_option("--seq-len", seq_len, "tokens per sequence")->capture_default_str()->check(llama::kPositive);
+    app.add_option("--seq-len", f.seq_len, "tokens per sequence")->capture_default_str()->check(llama::kPositive);
     // Schedule.
-    app.add_option("--lr", lr, "peak learning rate")->capture_default_str()->check(llama::kPositive);
-    app.add_option("--schedule", schedule_name, "constant, cosine or wsd (warmup-stable-decay)")
+    app.add_option("--lr", f.lr, "peak learning rate")->capture_default_str()->check(llama::kPositive);
+    app.add_option("--schedule", f.schedule_name, "constant, cosine or wsd (warmup-stable-decay)")
         ->capture_default_str()->check(CLI::IsMember({"constant", "cosine", "wsd"}));
-    app.add_option("--min-lr", min_lr, "floor of cosine / end of the WSD cooldown (default lr/10)")
+    app.add_option("--min-lr", f.min_lr, "floor of cosine / end of the WSD cooldown (default lr/10)")
         ->check(llama::kNonNegative);
-    app.add_option("--warmup", warmup, "linear warmup steps")->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--decay-start", decay_start, "wsd: last step at the peak learning rate")
+    app.add_option("--warmup", f.warmup, "linear warmup steps")->capture_default_str()->check(llama::kNonNegative);
+    app.add_option("--decay-start", f.decay_start, "wsd: last step at the peak learning rate")
         ->check(llama::kNonNegative);
-    app.add_option("--decay-steps", decay_steps, "wsd: length of the cooldown")->check(llama::kPositive);
-    app.add_option("--cooldown-fraction", cooldown_fraction, "wsd: cooldown over this last fraction of --steps")
+    app.add_option("--decay-steps", f.decay_steps, "wsd: length of the cooldown")->check(llama::kPositive);
+    app.add_option("--cooldown-fraction", f.cooldown_fraction, "wsd: cooldown over this last fraction of --steps")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--decay-shape", decay_shape, "wsd cooldown: linear or cosine")
+    app.add_option("--decay-shape", f.decay_shape, "wsd cooldown: linear or cosine")
         ->capture_default_str()->check(CLI::IsMember({"linear", "cosine"}));
     // Optimizer.
-    app.add_option("--weight-decay", weight_decay, "AdamW decoupled weight decay (not on norms and biases)")
+    app.add_option("--weight-decay", f.weight_decay, "AdamW decoupled weight decay (not on norms and biases)")
         ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--beta1", beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
-    app.add_option("--beta2", beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
-    app.add_option("--grad-clip", grad_clip, "clip the global gradient norm to this (0: off)")
+    app.add_option("--beta1", f.beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+    app.add_option("--beta2", f.beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+    app.add_option("--grad-clip", f.grad_clip, "clip the global gradient norm to this (0: off)")
         ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--max-bad-steps", max_bad_steps, "abort after this many non-finite steps in a row")
+    app.add_option("--max-bad-steps", f.max_bad_steps, "abort after this many non-finite steps in a row")
         ->capture_default_str()->check(llama::kPositive);
-    app.add_option("--seed", seed, "seed of the weights and the data order")->capture_default_str();
+    app.add_option("--seed", f.seed, "seed of the weights and the data order")->capture_default_str();
     // Evaluation and logs.
-    app.add_option("--log-every", log_every, "steps between log lines")->capture_default_str()
+    app.add_option("--log-every", f.log_every, "steps between log lines")->capture_default_str()
         ->check(llama::kPositive);
-    app.add_option("--log-jsonl", log_jsonl, "append every step's metrics to this JSONL file");
-    app.add_option("--peak-tflops", peak_tflops, "the device's peak TFLOP/s, to report MFU")
+    app.add_option("--log-jsonl", f.log_jsonl, "append every step's metrics to this JSONL file");
+    app.add_option("--peak-tflops", f.peak_tflops, "the device's peak TFLOP/s, to report MFU")
         ->check(llama::kNonNegative);
-    app.add_option("--val-every", val_every, "steps between validation losses (0: only at the end)")
+    app.add_option("--val-every", f.val_every, "steps between validation losses (0: only at the end)")
         ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--val-fraction", val_fraction, "share of the text held out for validation")
+    app.add_option("--val-fraction", f.val_fraction, "share of the text held out for validation")
         ->capture_default_str()->check(CLI::Range(0.0, 0.5));
-    app.add_option("--val-batches", val_batches, "batches per validation")->capture_default_str()
+    app.add_option("--val-batches", f.val_batches, "batches per validation")->capture_default_str()
         ->check(llama::kPositive);
-    app.add_option("--eval-mc", eval_mc_path, "multiple-choice JSONL {context, choices, label}, scored with "
+    app.add_option("--eval-mc", f.eval_mc_path, "multiple-choice JSONL {context, choices, label}, scored with "
                    "the validation loss")->check(CLI::ExistingFile);
-    app.add_option("--sample-every", sample_every, "steps between text samples (0: none)")
+    app.add_option("--sample-every", f.sample_every, "steps between text samples (0: none)")
         ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--sample-tokens", sample_tokens, "tokens per sample")->capture_default_str()
+    app.add_option("--sample-tokens", f.sample_tokens, "tokens per sample")->capture_default_str()
         ->check(llama::kPositive);
-    app.add_option("--prompt", sample_prompt, "prompt of the samples")->capture_default_str();
+    app.add_option("--prompt", f.sample_prompt, "prompt of the samples")->capture_default_str();
     // Checkpoints.
-    app.add_option("--checkpoint-dir", checkpoint_dir, "directory of checkpoints");
-    app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints (0: only at the end)")
+    app.add_option("--checkpoint-dir", f.checkpoint_dir, "directory of checkpoints");
+    app.add_option("--checkpoint-every", f.checkpoint_every, "steps between checkpoints (0: only at the end)")
         ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--keep-checkpoints", keep_checkpoints, "keep only the newest K checkpoints (0: all)")
+    app.add_option("--keep-checkpoints", f.keep_checkpoints, "keep only the newest K checkpoints (0: all)")
         ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--export-hf", export_hf_dir, "at the end, write a Hugging Face folder here");
-    app.add_option("--export-gguf", export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
-    app.add_flag("--resume", resume, "continue from the newest complete checkpoint in --checkpoint-dir");
-    app.add_flag("--dry-run", dry_run, "print the model and memory plan, then exit");
-    app.add_flag("--zero", zero, "ZeRO-1 (with several ranks): each rank keeps and updates only its shard of the "
+    app.add_option("--export-hf", f.export_hf_dir, "at the end, write a Hugging Face folder here");
+    app.add_option("--export-gguf", f.export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
+    app.add_flag("--resume", f.resume, "continue from the newest complete checkpoint in --checkpoint-dir");
+    app.add_flag("--dry-run", f.dry_run, "print the model and memory plan, then exit");
+    app.add_flag("--zero", f.zero, "ZeRO-1 (with several ranks): each rank keeps and updates only its shard of the "
                  "fp32 master weights and AdamW moments; gradients reduce-scattered, weights all-gathered");
-    app.add_option("--rendezvous", rendezvous, "join the ranks without MPI: tcp:HOST:PORT (rank 0 listens there) or "
+    app.add_option("--rendezvous", f.rendezvous, "join the ranks without MPI: tcp:HOST:PORT (rank 0 listens there) or "
                    "file:PATH (rank 0 writes its address to PATH on a shared file system); the rank and world size "
                    "come from srun (SLURM_PROCID, SLURM_NTASKS) or RANK and WORLD_SIZE");
-    app.add_option("--rendezvous-timeout", rendezvous_timeout, "seconds to wait for every rank to join")
+    app.add_option("--rendezvous-timeout", f.rendezvous_timeout, "seconds to wait for every rank to join")
         ->capture_default_str()->check(llama::kPositive);
-    app.add_option("--attention-kernel", attention_kernel, "GPU builds: the version of the attention kernels "
+    app.add_option("--attention-kernel", f.attention_kernel, "GPU builds: the version of the attention kernels "
                    "(--list-attention-versions lists them and the GPU each needs; default: the one it marks)");
-    app.add_flag("--list-attention-versions", list_versions, "print the attention kernels' versions, then exit");
-    app.add_flag("--recompute", recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
+    app.add_flag("--list-attention-versions", f.list_versions, "print the attention kernels' versions, then exit");
+    app.add_flag("--recompute", f.recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
                  "product are recomputed): less activation memory for one more pass of those kernels");
-    app.add_option("--debug-nan-steps", debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
+    app.add_option("--debug-nan-steps", f.debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
         ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    app.add_option("--debug-dump-grads", debug_dump_grads, "for tests: write the first step's gradients (before "
+    app.add_option("--debug-dump-grads", f.debug_dump_grads, "for tests: write the first step's gradients (before "
                    "clipping) to this safetensors file")->group("Testing");
-    app.add_option("--debug-dump-batches", debug_dump_batches, "for comparisons: append every training micro-batch "
+    app.add_option("--debug-dump-batches", f.debug_dump_batches, "for comparisons: append every training micro-batch "
                    "(int32 tokens, then int32 targets, each micro-batch x seq-len) to this file")->group("Testing");
-    app.add_option("--debug-export-init", debug_export_init, "for comparisons: write the initial weights as a "
+    app.add_option("--debug-export-init", f.debug_export_init, "for comparisons: write the initial weights as a "
                    "Hugging Face folder here before step 1")->group("Testing");
-    app.add_option("--debug-crash-step", debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
+    app.add_option("--debug-crash-step", f.debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
                    "the start of this step")->group("Testing");
-    CLI11_PARSE(app, argc, argv);
-    if (list_versions) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        std::exit(app.exit(e));
+    }
+    if (f.list_versions) {
         list_attention_versions();
-        return 0;
+        std::exit(0);
     }
-    // The ranks of a data-parallel run: through MPI under mpirun or srun, over TCP with
-    // --rendezvous; a process started alone is rank 0 of 1.
-    const Comm comm = Comm::init(&argc, &argv, rendezvous, rendezvous_timeout);
-    g_comm = &comm;
-    if (!comm.is_root() && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");  // rank 0 reports
-    if (resume && checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
-    if (zero && !debug_dump_grads.empty()) die("--debug-dump-grads needs whole gradients: not with --zero");
-    // The global batch in sequences, and the micro-steps it takes.
-    if (batch_tokens > 0) {
-        if (batch_tokens % seq_len != 0)
-            die("--batch-tokens " + std::to_string(batch_tokens) + " is not a multiple of --seq-len " +
-                std::to_string(seq_len));
-        batch = int(batch_tokens / seq_len);
+    return f;
+}
+
+// The global batch in sequences (--batch, or --batch-tokens / --seq-len) and
+// the micro-batches of --micro-batch it takes, over all ranks; sets flags.batch
+// and flags.micro_batch.
+int batch_split(Flags& flags, const Comm& comm) {
+    if (flags.batch_tokens > 0) {
+        if (flags.batch_tokens % flags.seq_len != 0)
+            die("--batch-tokens " + std::to_string(flags.batch_tokens) + " is not a multiple of --seq-len " +
+                std::to_string(flags.seq_len));
+        flags.batch = int(flags.batch_tokens / flags.seq_len);
     }
-    if (micro_batch == 0) micro_batch = batch;
-    if (batch % micro_batch != 0)
-        die("the batch of " + std::to_string(batch) + " sequences is not a multiple of --micro-batch " +
-            std::to_string(micro_batch) + "; the accumulation steps must divide it exactly");
-    const int accumulation = batch / micro_batch;  // micro-batches per optimizer step, over all ranks
+    if (flags.micro_batch == 0) flags.micro_batch = flags.batch;
+    if (flags.batch % flags.micro_batch != 0)
+        die("the batch of " + std::to_string(flags.batch) + " sequences is not a multiple of --micro-batch " +
+            std::to_string(flags.micro_batch) + "; the accumulation steps must divide it exactly");
+    const int accumulation = flags.batch / flags.micro_batch;
     // Every rank reads every micro-batch of the global batch in the same order and
     // trains on those whose index is its rank modulo the world size: the global
     // batch, and so the run, is the same for any number of ranks.
     if (accumulation % comm.world != 0)
         die("the global batch is " + std::to_string(accumulation) + " micro-batches of " +
-            std::to_string(micro_batch) + " sequences, which " + std::to_string(comm.world) +
+            std::to_string(flags.micro_batch) + " sequences, which " + std::to_string(comm.world) +
             " ranks cannot share equally (make it a multiple of the rank count)");
     if (comm.world > 1)
         std::printf("data parallel: %d ranks, %d micro-batches of %d sequences each per step\n", comm.world,
-                    accumulation / comm.world, micro_batch);
+                    accumulation / comm.world, flags.micro_batch);
+    return accumulation;
+}
 
-    // ---------------------------------------------------------------- config
+// The model: --init-hf's (its weights into init_params), --config's or the
+// preset's, with the flags' overrides.
+ModelConfig make_config(const Flags& flags, std::vector<float>& init_params) {
     ModelConfig config;
-    std::vector<float> init_params;  // from --init-hf
     try {
-        if (!init_hf_dir.empty()) exporter::read_hf(init_hf_dir, config, init_params);
-        else config = config_path.empty() ? preset(preset_name) : config_from_hf_json(config_path);
+        if (!flags.init_hf_dir.empty()) exporter::read_hf(flags.init_hf_dir, config, init_params);
+        else config = flags.config_path.empty() ? preset(flags.preset_name) : config_from_hf_json(flags.config_path);
     } catch (const std::exception& e) {
-        die(std::string(!init_hf_dir.empty() ? "--init-hf: " : config_path.empty() ? "--preset: " : "--config: ") +
+        die(std::string(!flags.init_hf_dir.empty()      ? "--init-hf: "
+                        : flags.config_path.empty() ? "--preset: "
+                                                    : "--config: ") +
             e.what());
     }
-    if (init_std > 0) config.init_std = float(init_std);
-    if (vocab_override > 0) {
-        if (!init_hf_dir.empty()) die("--vocab-size cannot change the vocabulary of --init-hf weights");
-        config.vocab_size = vocab_override;
+    if (flags.init_std > 0) config.init_std = float(flags.init_std);
+    if (flags.vocab_override > 0) {
+        if (!flags.init_hf_dir.empty()) die("--vocab-size cannot change the vocabulary of --init-hf weights");
+        config.vocab_size = flags.vocab_override;
     }
-    if (seq_len > config.max_seq_len)
-        die("--seq-len " + std::to_string(seq_len) + " exceeds the model's max_seq_len " +
+    if (flags.seq_len > config.max_seq_len)
+        die("--seq-len " + std::to_string(flags.seq_len) + " exceeds the model's max_seq_len " +
             std::to_string(config.max_seq_len));
-    std::printf("%s\n", config.describe().c_str());
+    return config;
+}
 
+// The learning-rate schedule of the flags.
+LrSchedule make_schedule(const Flags& flags) {
     LrSchedule schedule;
-    schedule.kind = LrSchedule::parse_kind(schedule_name);
-    schedule.cooldown = LrSchedule::parse_shape(decay_shape);
-    schedule.lr = lr;
-    schedule.min_lr = min_lr >= 0 ? min_lr : lr / 10;
-    schedule.warmup = warmup;
-    schedule.total_steps = steps;
+    schedule.kind = LrSchedule::parse_kind(flags.schedule_name);
+    schedule.cooldown = LrSchedule::parse_shape(flags.decay_shape);
+    schedule.lr = flags.lr;
+    schedule.min_lr = flags.min_lr >= 0 ? flags.min_lr : flags.lr / 10;
+    schedule.warmup = flags.warmup;
+    schedule.total_steps = flags.steps;
     if (schedule.kind == LrSchedule::Kind::Wsd) {
-        if (cooldown_fraction >= 0 && (decay_start >= 0 || decay_steps >= 0))
+        if (flags.cooldown_fraction >= 0 && (flags.decay_start >= 0 || flags.decay_steps >= 0))
             die("--cooldown-fraction and --decay-start/--decay-steps are alternatives; give one");
-        schedule.decay_steps = cooldown_fraction >= 0 ? int(std::lround(cooldown_fraction * steps))
-                                                      : (decay_steps >= 0 ? decay_steps : int(std::lround(0.2 * steps)));
-        schedule.decay_start = decay_start >= 0 ? decay_start : steps - schedule.decay_steps;
-    } else if (decay_start >= 0 || decay_steps >= 0 || cooldown_fraction >= 0) {
+        schedule.decay_steps = flags.cooldown_fraction >= 0
+                                   ? int(std::lround(flags.cooldown_fraction * flags.steps))
+                                   : (flags.decay_steps >= 0 ? flags.decay_steps : int(std::lround(0.2 * flags.steps)));
+        schedule.decay_start = flags.decay_start >= 0 ? flags.decay_start : flags.steps - schedule.decay_steps;
+    } else if (flags.decay_start >= 0 || flags.decay_steps >= 0 || flags.cooldown_fraction >= 0) {
         die("--decay-start, --decay-steps and --cooldown-fraction apply to --schedule wsd only");
     }
+    return schedule;
+}
 
-    // ---------------------------------------------------------------- model and optimizer state
-    const ParamLayout layout(config);
+// Prints the parameter count, the FLOPs per token and the GPU builds' memory
+// plan (which they allocate exactly), and returns the plan.
+MemoryPlan report_plan(const ModelConfig& config, const ParamLayout& layout, const Flags& flags) {
     const int64_t n_params = layout.total();
     std::printf("parameters: %s (%lld; formula %lld)\n", format_count(n_params).c_str(), (long long)n_params,
                 (long long)parameter_count_formula(config));
-    const double token_flops = flops_per_token(config, seq_len);
-    std::printf("FLOPs per token: %.4g = %s\n", token_flops, flops_per_token_formula().c_str());
+    std::printf("FLOPs per token: %.4g = %s\n", flops_per_token(config, flags.seq_len),
+                flops_per_token_formula().c_str());
     // The GPU builds allocate exactly this plan; the CPU build keeps fp32 copies of its own.
-    const MemoryPlan plan = plan_memory(config, micro_batch, seq_len, recompute);
-    std::printf("memory plan of the GPU builds: weights %.3g GB (bf16) + %.3g GB (fp32 master), gradients %.3g GB, AdamW %.3g GB, "
-                "activations %.3g GB, workspace %.3g GB: %.3g GB\n",
-                1e-9 * plan.param_bf16_bytes, 1e-9 * plan.master_bytes, 1e-9 * plan.grad_bytes,
-                1e-9 * plan.adam_bytes, 1e-9 * plan.activation_bytes(), 1e-9 * plan.workspace_bytes(),
-                1e-9 * plan.total_bytes());
-    if (recompute)
+    const MemoryPlan plan = plan_memory(config, flags.micro_batch, flags.seq_len, flags.recompute);
+    std::printf(
+        "memory plan of the GPU builds: weights %.3g GB (bf16) + %.3g GB (fp32 master), gradients %.3g GB, AdamW %.3g "
+        "GB, "
+        "activations %.3g GB, workspace %.3g GB: %.3g GB\n",
+        1e-9 * plan.param_bf16_bytes, 1e-9 * plan.master_bytes, 1e-9 * plan.grad_bytes, 1e-9 * plan.adam_bytes,
+        1e-9 * plan.activation_bytes(), 1e-9 * plan.workspace_bytes(), 1e-9 * plan.total_bytes());
+    if (flags.recompute)
         std::printf("memory plan of the GPU builds: recomputation saves %.3g GB of activations\n",
-                    1e-9 * (plan_memory(config, micro_batch, seq_len, false).activation_bytes() -
+                    1e-9 * (plan_memory(config, flags.micro_batch, flags.seq_len, false).activation_bytes() -
                             plan.activation_bytes()));
-    if (dry_run) {
-        std::printf("%s", dry_run_report(config, micro_batch, seq_len, accumulation).c_str());
+    return plan;
+}
+
+// The tokenizer of --tokenizer (bytes without it), which must fit the model's vocabulary.
+std::unique_ptr<TextCodec> make_codec(const Flags& flags, const ModelConfig& config) {
+    std::unique_ptr<TextCodec> codec;
+    try {
+        codec = std::make_unique<TextCodec>(flags.tokenizer_path);
+    } catch (const std::exception& e) {
+        die(std::string("--tokenizer: ") + e.what());
+    }
+    if (codec->vocab_size() > size_t(config.vocab_size))
+        die((codec->is_bytes() ? std::string("bytes need") : "--tokenizer " + flags.tokenizer_path + " needs") + " " +
+            std::to_string(codec->vocab_size()) + " token ids but the model's vocabulary has " +
+            std::to_string(config.vocab_size) + " (give --vocab-size)");
+    return codec;
+}
+
+// The training (and validation) data: --data shards or --text bytes.
+std::unique_ptr<TrainingData> make_data(const Flags& flags, const ModelConfig& config, const TextCodec& codec) {
+    std::unique_ptr<TrainingData> data;
+    try {
+        if (!flags.data_spec.empty())
+            data = shard_data(flags.data_spec, flags.val_data_spec, flags.micro_batch, flags.seq_len,
+                              uint64_t(config.vocab_size), flags.seed);
+        else if (!flags.text_path.empty())
+            data = byte_text_data(flags.text_path, flags.val_fraction, flags.seq_len, flags.seed);
+        else
+            die("no training data: pass --data SHARDS (with --tokenizer) or --text FILE");
+    } catch (const std::exception& e) {
+        die(std::string(flags.data_spec.empty() ? "--text " : "--data or --val-data: ") + e.what());
+    }
+    if (!flags.data_spec.empty() && codec.is_bytes())
+        std::printf("data: no --tokenizer: prompts and evaluation text are read as bytes\n");
+    std::printf("data: %s\n", data->describe().c_str());
+    return data;
+}
+
+// --eval-mc's examples (none without it).
+std::vector<eval::McExample> read_mc_examples(const Flags& flags) {
+    std::vector<eval::McExample> mc_examples;
+    if (!flags.eval_mc_path.empty()) {
+        try {
+            mc_examples = eval::read_mc_jsonl(flags.eval_mc_path);
+        } catch (const std::exception& e) {
+            die(std::string("--eval-mc: ") + e.what());
+        }
+        std::printf("eval: %zu multiple-choice examples from %s\n", mc_examples.size(), flags.eval_mc_path.c_str());
+    }
+    return mc_examples;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // ---------------------------------------------------------------- flags
+    Flags flags = parse_flags(argc, argv);
+    // The ranks of a data-parallel run: through MPI under mpirun or srun, over TCP with
+    // --rendezvous; a process started alone is rank 0 of 1.
+    const Comm comm = Comm::init(&argc, &argv, flags.rendezvous, flags.rendezvous_timeout);
+    g_comm = &comm;
+    if (!comm.is_root() && !std::freopen("/dev/null", "w", stdout)) die("cannot silence stdout");  // rank 0 reports
+    if (flags.resume && flags.checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
+    if (flags.zero && !flags.debug_dump_grads.empty()) die("--debug-dump-grads needs whole gradients: not with --zero");
+    const int accumulation = batch_split(flags, comm);  // micro-batches per optimizer step, over all ranks
+
+    // ---------------------------------------------------------------- config
+    std::vector<float> init_params;  // from --init-hf
+    const ModelConfig config = make_config(flags, init_params);
+    std::printf("%s\n", config.describe().c_str());
+
+    const LrSchedule schedule = make_schedule(flags);
+
+    // ---------------------------------------------------------------- model and optimizer state
+    const ParamLayout layout(config);
+    const MemoryPlan plan = report_plan(config, layout, flags);
+    const double token_flops = flops_per_token(config, flags.seq_len);
+    if (flags.dry_run) {
+        std::printf("%s", dry_run_report(config, flags.micro_batch, flags.seq_len, accumulation).c_str());
         return 0;
     }
     select_device(comm);
     std::unique_ptr<TrainModel> model_storage;
     try {
-        model_storage = std::make_unique<TrainModel>(config, micro_batch, seq_len, recompute, attention_kernel);
+        model_storage = std::make_unique<TrainModel>(config, flags.micro_batch, flags.seq_len, flags.recompute,
+                                                     flags.attention_kernel);
     } catch (const std::invalid_argument& e) {  // a model or flag these kernels cannot run
         die(e.what());
     }
     TrainModel& model = *model_storage;
-    model.enable_data_parallel(comm, zero);
-    if (zero && comm.world > 1) {
-        const double full = 1e-9 * double(plan.master_bytes + plan.adam_bytes), saving = 1e-9 * plan.zero1_saving(comm.world);
+    model.enable_data_parallel(comm, flags.zero);
+    if (flags.zero && comm.world > 1) {
+        const double full = 1e-9 * double(plan.master_bytes + plan.adam_bytes),
+                     saving = 1e-9 * plan.zero1_saving(comm.world);
         std::printf("ZeRO-1: fp32 master weights and AdamW moments sharded over %d ranks: %.3g GB per rank "
                     "instead of %.3g GB (saves %.3g GB)\n", comm.world, full - saving, full, saving);
     }
-    model.init(seed);
+    model.init(flags.seed);
     if (!init_params.empty()) {
         std::copy(init_params.begin(), init_params.end(), model.params().begin());
         model.upload();
-        std::printf("weights: %s\n", init_hf_dir.c_str());
+        std::printf("weights: %s\n", flags.init_hf_dir.c_str());
     }
     std::printf("model: %s\n", model.describe().c_str());
-    if (peak_tflops == 0) peak_tflops = model.peak_tflops();
-    if (!debug_export_init.empty() && comm.is_root()) {
+    if (flags.peak_tflops == 0) flags.peak_tflops = model.peak_tflops();
+    if (!flags.debug_export_init.empty() && comm.is_root()) {
         try {
-            exporter::write_hf(config, layout, model.params().data(), debug_export_init, tokenizer_path);
+            exporter::write_hf(config, layout, model.params().data(), flags.debug_export_init, flags.tokenizer_path);
         } catch (const std::exception& e) {
             die("--debug-export-init: " + std::string(e.what()));
         }
     }
 
     // ---------------------------------------------------------------- data
-    std::unique_ptr<TrainingData> data;
-    std::unique_ptr<TextCodec> codec;
-    try {
-        codec = std::make_unique<TextCodec>(tokenizer_path);
-    } catch (const std::exception& e) {
-        die(std::string("--tokenizer: ") + e.what());
-    }
-    if (codec->vocab_size() > size_t(config.vocab_size))
-        die((codec->is_bytes() ? std::string("bytes need") : "--tokenizer " + tokenizer_path + " needs") + " " +
-            std::to_string(codec->vocab_size()) + " token ids but the model's vocabulary has " +
-            std::to_string(config.vocab_size) + " (give --vocab-size)");
-    try {
-        if (!data_spec.empty())
-            data = shard_data(data_spec, val_data_spec, micro_batch, seq_len, uint64_t(config.vocab_size), seed);
-        else if (!text_path.empty())
-            data = byte_text_data(text_path, val_fraction, seq_len, seed);
-        else
-            die("no training data: pass --data SHARDS (with --tokenizer) or --text FILE");
-    } catch (const std::exception& e) {
-        die(std::string(data_spec.empty() ? "--text " : "--data or --val-data: ") + e.what());
-    }
-    if (!data_spec.empty() && codec->is_bytes())
-        std::printf("data: no --tokenizer: prompts and evaluation text are read as bytes\n");
-    std::printf("data: %s\n", data->describe().c_str());
+    const std::unique_ptr<TextCodec> codec = make_codec(flags, config);
+    const std::unique_ptr<TrainingData> data = make_data(flags, config, *codec);
     auto validation_loss = [&]() {
         std::vector<int> x, y;
         double sum = 0;
         data->validate_begin();  // the same validation batches every time
-        for (int i = 0; i < val_batches; ++i)
+        for (int i = 0; i < flags.val_batches; ++i)
             for (int m = 0; m < accumulation; ++m) {
-                data->validate_batch(micro_batch, seq_len, x, y);
+                data->validate_batch(flags.micro_batch, flags.seq_len, x, y);
                 if (m % comm.world == comm.rank)
-                    sum += model.forward(x.data(), y.data(), micro_batch, seq_len) / accumulation;
+                    sum += model.forward(x.data(), y.data(), flags.micro_batch, flags.seq_len) / accumulation;
             }
-        return comm.sum(sum) / val_batches;
+        return comm.sum(sum) / flags.val_batches;
     };
 
-    std::vector<eval::McExample> mc_examples;
-    if (!eval_mc_path.empty()) {
-        try {
-            mc_examples = eval::read_mc_jsonl(eval_mc_path);
-        } catch (const std::exception& e) {
-            die(std::string("--eval-mc: ") + e.what());
-        }
-        std::printf("eval: %zu multiple-choice examples from %s\n", mc_examples.size(), eval_mc_path.c_str());
-    }
+    const std::vector<eval::McExample> mc_examples = read_mc_examples(flags);
     auto loglik = [&](const std::vector<int>& ctx, const std::vector<int>& cont) {
         return ref::continuation_loglik(model, ctx, cont);
     };
     auto text_tokens = [&](const std::string& text) { return codec->encode(text); };
 
     // ---------------------------------------------------------------- checkpoints and resume
-    int first_step = 1;   // the next optimizer step to run
-    int adam_step = 0;    // updates applied (AdamW's bias correction counts these)
-    int bad_steps_total = 0;
-    auto tensor_refs = [&](const std::string& prefix, std::vector<float>& buffer) {
-        std::vector<safetensors::TensorRef> refs;
-        for (const ParamTensor& t : layout.tensors())
-            refs.push_back({prefix + t.name, safetensors::DType::F32, t.shape, buffer.data() + t.offset});
-        return refs;
-    };
-    // With ZeRO-1 on several ranks the moments stay sharded: each rank writes its
-    // own part into the staging directory, then rank 0 completes the checkpoint.
-    const bool sharded_state = zero && comm.world > 1;
-    auto save_checkpoint = [&](int step) -> bool {
-        model.download(/*whole_moments=*/!sharded_state);
-        nlohmann::json state = {{"step", step},
-                                {"adam_step", adam_step},
-                                {"bad_steps_total", bad_steps_total},
-                                {"seed", seed},
-                                {"world_size", comm.world},
-                                {"data", data->state()},
-                                {"tokenizer", tokenizer_path},
-                                {"model", nlohmann::json::parse(config_to_json(config))}};
-        std::vector<safetensors::TensorRef> optimizer;
-        std::vector<std::string> parts;
-        std::string problem;
-        int failed_rank = 0;  // 1 + the highest rank that could not write its part
-        if (sharded_state) {
-            state["optimizer_shards"] = nlohmann::json::array();
-            for (int r = 0; r < comm.world; ++r) {
-                const Shard s = Shard::of(n_params, r, comm.world);
-                if (s.end() <= s.begin) continue;  // a rank with nothing to keep (tiny models, many ranks)
-                parts.push_back(checkpoint::optimizer_part_name(r));
-                state["optimizer_shards"].push_back({{"file", parts.back()}, {"begin", s.begin}, {"end", s.end()}});
-            }
-            try {
-                if (comm.is_root()) checkpoint::begin_staging(checkpoint_dir, step);
-            } catch (const std::exception& e) {
-                problem = e.what();
-            }
-            if (comm.max(problem.empty() ? 0 : 1) == 0) {  // the staging directory exists: write this rank's part
-                const Shard own = Shard::of(n_params, comm.rank, comm.world);
-                const std::vector<int64_t> shape = {own.end() - own.begin};
-                try {
-                    if (own.end() > own.begin)
-                        checkpoint::write_part(checkpoint_dir, step, checkpoint::optimizer_part_name(comm.rank),
-                                               {{"exp_avg", safetensors::DType::F32, shape, model.adam_m().data() + own.begin},
-                                                {"exp_avg_sq", safetensors::DType::F32, shape,
-                                                 model.adam_v().data() + own.begin}});
-                } catch (const std::exception& e) {
-                    std::fprintf(stderr, "train_llama: rank %d: its part of the checkpoint of step %d: %s\n", comm.rank,
-                                 step, e.what());
-                    failed_rank = comm.rank + 1;
-                }
-                failed_rank = comm.max(failed_rank);
-                if (failed_rank > 0)
-                    problem = "rank " + std::to_string(failed_rank - 1) + " could not write its part of the optimizer state";
-            }
-        } else {
-            optimizer = tensor_refs("exp_avg/", model.adam_m());
-            for (auto& r : tensor_refs("exp_avg_sq/", model.adam_v())) optimizer.push_back(r);
-        }
-        if (!comm.is_root()) return true;  // rank 0 writes the (replicated) rest
+    // What a checkpoint holds and how it is written and read: lifecycle/train_state.h.
+    const train_state::Run run{
+        config,    layout, comm, *data, flags.checkpoint_dir, flags.keep_checkpoints, flags.seed, flags.tokenizer_path,
+        flags.zero};
+    train_state::Progress resumed;
+    if (flags.resume) {
         try {
-            if (!problem.empty()) throw std::runtime_error(problem);
-            std::string path =
-                checkpoint::write(checkpoint_dir, step, tensor_refs("", model.params()), optimizer, state, parts);
-            checkpoint::prune(checkpoint_dir, keep_checkpoints);
-            std::printf("checkpoint: %s\n", path.c_str());
-            return true;
+            train_state::resume(run, model, resumed);
         } catch (const std::exception& e) {
-            checkpoint::abandon(checkpoint_dir, step);
-            std::vector<std::string> ignored;
-            std::string previous = checkpoint::find_latest(checkpoint_dir, ignored);
-            std::fprintf(stderr, "train_llama: checkpoint of step %d not written: %s; %s\n", step, e.what(),
-                         previous.empty() ? "there is no earlier checkpoint"
-                                          : ("the previous checkpoint " + previous + " is intact").c_str());
-            return false;
-        }
-    };
-    if (resume) {
-        std::vector<std::string> skipped;
-        const std::string path = checkpoint::find_latest(checkpoint_dir, skipped);
-        for (const auto& line : skipped) std::fprintf(stderr, "train_llama: %s\n", line.c_str());
-        if (path.empty()) {
-            std::printf("resume: no complete checkpoint in %s; starting from step 1\n", checkpoint_dir.c_str());
-        } else {
-            try {
-                nlohmann::json state = checkpoint::read_state(path);
-                ModelConfig saved = config_from_json(state.at("model").dump(), path + "/state.json");
-                std::string diff = config.first_difference(saved);
-                if (!diff.empty()) die("cannot resume from " + path + " with another model: " + diff);
-                // Every rank holds the whole state and the global batch does not
-                // depend on the rank count, so any world size continues the run.
-                if (state.at("world_size").get<int>() != comm.world)
-                    std::printf("resume: written by %d ranks, continuing with %d\n",
-                                state["world_size"].get<int>(), comm.world);
-                safetensors::Reader weights(path + "/model.safetensors");
-                for (const ParamTensor& t : layout.tensors())
-                    weights.read(t.name, safetensors::DType::F32, t.shape, model.params().data() + t.offset);
-                if (state.contains("optimizer_shards")) {  // one part per rank of a ZeRO-1 run
-                    int64_t covered = 0;
-                    for (const auto& part : state["optimizer_shards"]) {
-                        const std::string file = part.at("file").get<std::string>();
-                        const int64_t begin = part.at("begin").get<int64_t>(), end = part.at("end").get<int64_t>();
-                        if (begin != covered || end <= begin || end > n_params)
-                            die(path + "/state.json: optimizer part " + file + " holds [" + std::to_string(begin) +
-                                ", " + std::to_string(end) + "), which does not continue the parts before it at " +
-                                std::to_string(covered) + " within the " + std::to_string(n_params) + " parameters");
-                        safetensors::Reader moments(path + "/" + file);
-                        moments.read("exp_avg", safetensors::DType::F32, {end - begin}, model.adam_m().data() + begin);
-                        moments.read("exp_avg_sq", safetensors::DType::F32, {end - begin}, model.adam_v().data() + begin);
-                        covered = end;
-                    }
-                    if (covered != n_params)
-                        die(path + "/state.json: the optimizer parts cover " + std::to_string(covered) + " of the " +
-                            std::to_string(n_params) + " parameters");
-                } else {
-                    safetensors::Reader moments(path + "/optimizer.safetensors");
-                    for (const ParamTensor& t : layout.tensors()) {
-                        moments.read("exp_avg/" + t.name, safetensors::DType::F32, t.shape,
-                                     model.adam_m().data() + t.offset);
-                        moments.read("exp_avg_sq/" + t.name, safetensors::DType::F32, t.shape,
-                                     model.adam_v().data() + t.offset);
-                    }
-                }
-                first_step = state.at("step").get<int>() + 1;
-                adam_step = state.at("adam_step").get<int>();
-                bad_steps_total = state.at("bad_steps_total").get<int>();
-                data->restore(state.at("data"));
-                model.upload();
-            } catch (const nlohmann::json::exception& e) {
-                die(path + "/state.json: " + e.what());
-            } catch (const std::exception& e) {
-                die(e.what());
-            }
-            std::printf("resume: %s (continuing at step %d)\n", path.c_str(), first_step);
+            die(e.what());
         }
     }
+    const int first_step = resumed.step + 1;  // the next optimizer step to run
+    int adam_step = resumed.adam_step;        // updates applied (AdamW's bias correction counts these)
+    int bad_steps_total = resumed.bad_steps_total;
+    auto save_checkpoint = [&](int step) { return train_state::save(run, model, {step, adam_step, bad_steps_total}); };
     FILE* jsonl = nullptr;
-    if (!log_jsonl.empty() && comm.is_root()) {
-        jsonl = std::fopen(log_jsonl.c_str(), "a");
-        if (!jsonl) die("--log-jsonl " + log_jsonl + ": cannot open for appending");
+    if (!flags.log_jsonl.empty() && comm.is_root()) {
+        jsonl = std::fopen(flags.log_jsonl.c_str(), "a");
+        if (!jsonl) die("--log-jsonl " + flags.log_jsonl + ": cannot open for appending");
     }
     std::signal(SIGTERM, on_stop_signal);
     std::signal(SIGUSR1, on_stop_signal);
@@ -667,22 +614,24 @@ int main(int argc, char** argv) {
 
     // ---------------------------------------------------------------- training loop
     ref::AdamWHyper hyper;
-    hyper.beta1 = beta1;
-    hyper.beta2 = beta2;
-    hyper.weight_decay = weight_decay;
+    hyper.beta1 = flags.beta1;
+    hyper.beta2 = flags.beta2;
+    hyper.weight_decay = flags.weight_decay;
     std::vector<int> inputs, targets;
-    const std::set<int> nan_steps(debug_nan_steps.begin(), debug_nan_steps.end());
-    const int64_t tokens_per_step = int64_t(batch) * seq_len;
+    const std::set<int> nan_steps(flags.debug_nan_steps.begin(), flags.debug_nan_steps.end());
+    const int64_t tokens_per_step = int64_t(flags.batch) * flags.seq_len;
     std::printf("training: steps %d to %d of %d x %d tokens (%d micro-steps of %d), lr %.2e, %s schedule, warmup %d\n",
-                first_step, steps, batch, seq_len, accumulation, micro_batch, lr, schedule_name.c_str(), warmup);
+                first_step, flags.steps, flags.batch, flags.seq_len, accumulation, flags.micro_batch, flags.lr,
+                flags.schedule_name.c_str(), flags.warmup);
     auto run_start = std::chrono::steady_clock::now();
     bool last_checkpoint_ok = true;
     int bad_in_row = 0;
     FILE* batch_dump = nullptr;  // every rank reads every micro-batch: rank 0 writes them all
-    if (!debug_dump_batches.empty() && comm.is_root() && !(batch_dump = std::fopen(debug_dump_batches.c_str(), "ab")))
-        die("--debug-dump-batches " + debug_dump_batches + ": cannot open for appending");
-    for (int step = first_step; step <= steps; ++step) {
-        if (step == debug_crash_step && comm.rank == comm.world - 1) std::raise(SIGKILL);
+    if (!flags.debug_dump_batches.empty() && comm.is_root() &&
+        !(batch_dump = std::fopen(flags.debug_dump_batches.c_str(), "ab")))
+        die("--debug-dump-batches " + flags.debug_dump_batches + ": cannot open for appending");
+    for (int step = first_step; step <= flags.steps; ++step) {
+        if (step == flags.debug_crash_step && comm.rank == comm.world - 1) std::raise(SIGKILL);
         auto t0 = std::chrono::steady_clock::now();
         hyper.lr = schedule.at(step);
         // Gradient accumulation: each micro-step's loss is scaled by 1/accumulation,
@@ -690,24 +639,24 @@ int main(int argc, char** argv) {
         model.zero_grad();
         float loss = 0.0f;
         for (int micro = 0; micro < accumulation; ++micro) {
-            data->next_batch(micro_batch, seq_len, inputs, targets);
+            data->next_batch(flags.micro_batch, flags.seq_len, inputs, targets);
             if (batch_dump) {
                 std::fwrite(inputs.data(), sizeof(int), inputs.size(), batch_dump);
                 if (std::fwrite(targets.data(), sizeof(int), targets.size(), batch_dump) != targets.size())
-                    die("--debug-dump-batches " + debug_dump_batches + ": write failed");
+                    die("--debug-dump-batches " + flags.debug_dump_batches + ": write failed");
             }
             if (micro % comm.world != comm.rank) continue;  // another rank's micro-batch
             // The gradients are summed over the ranks after this rank's last micro-batch.
             const bool last = micro + comm.world >= accumulation;
-            loss += model.forward_backward(inputs.data(), targets.data(), micro_batch, seq_len,
+            loss += model.forward_backward(inputs.data(), targets.data(), flags.micro_batch, flags.seq_len,
                                            1.0f / float(accumulation), last) / float(accumulation);
         }
         loss = float(comm.sum(loss));
         if (nan_steps.count(step)) model.poison_gradient();
-        if (!debug_dump_grads.empty() && step == first_step && comm.is_root()) {
+        if (!flags.debug_dump_grads.empty() && step == first_step && comm.is_root()) {
             std::vector<float> grads = model.gradients();
             try {
-                safetensors::write_file(debug_dump_grads, tensor_refs("", grads));
+                safetensors::write_file(flags.debug_dump_grads, train_state::tensor_refs(layout, "", grads));
             } catch (const std::exception& e) {
                 die("--debug-dump-grads: " + std::string(e.what()));
             }
@@ -716,44 +665,44 @@ int main(int argc, char** argv) {
         const bool finite = std::isfinite(loss) && std::isfinite(norm);
         if (finite) {
             bad_in_row = 0;
-            model.apply_update(hyper, ++adam_step, ref::clip_scale(norm, grad_clip));
+            model.apply_update(hyper, ++adam_step, ref::clip_scale(norm, flags.grad_clip));
         } else {
             ++bad_in_row;
             ++bad_steps_total;
-            std::printf("step %5d/%d | non-finite %s: update skipped (%d in a row, %d in all)\n", step, steps,
+            std::printf("step %5d/%d | non-finite %s: update skipped (%d in a row, %d in all)\n", step, flags.steps,
                         std::isfinite(loss) ? "gradient norm" : "loss", bad_in_row, bad_steps_total);
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
         const double tflops = token_flops * tokens_per_step / seconds / 1e12;
-        if (finite && (step % log_every == 0 || step == first_step || step == steps)) {
-            const double eta = elapsed / (step - first_step + 1) * (steps - step);
-            std::printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3g TFLOP/s", step, steps,
-                        loss, hyper.lr, norm, tokens_per_step / seconds, tflops);
-            if (peak_tflops > 0) std::printf(" | MFU %.1f%%", 100 * tflops / peak_tflops);
+        if (finite && (step % flags.log_every == 0 || step == first_step || step == flags.steps)) {
+            const double eta = elapsed / (step - first_step + 1) * (flags.steps - step);
+            std::printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3g TFLOP/s", step,
+                        flags.steps, loss, hyper.lr, norm, tokens_per_step / seconds, tflops);
+            if (flags.peak_tflops > 0) std::printf(" | MFU %.1f%%", 100 * tflops / flags.peak_tflops);
             if (comm.world > 1) std::printf(" | comm wait %.1f ms", model.comm_wait_ms());
             std::printf(" | %.1f ms | ETA %.0f s\n", 1e3 * seconds, eta);
         }
         double val_loss = NAN;
         eval::McResult mc;
-        if (data->has_validation() && ((val_every > 0 && step % val_every == 0) || step == steps)) {
+        if (data->has_validation() && ((flags.val_every > 0 && step % flags.val_every == 0) || step == flags.steps)) {
             val_loss = validation_loss();
-            std::printf("step %5d/%d | val loss %.4f\n", step, steps, val_loss);
+            std::printf("step %5d/%d | val loss %.4f\n", step, flags.steps, val_loss);
             if (!mc_examples.empty() && comm.is_root()) {
                 mc = eval::score_mc(mc_examples, text_tokens, loglik);
-                std::printf("step %5d/%d | multiple choice: acc %.4f, acc_norm %.4f (%d examples)\n", step, steps,
+                std::printf("step %5d/%d | multiple choice: acc %.4f, acc_norm %.4f (%d examples)\n", step, flags.steps,
                             mc.acc, mc.acc_norm, mc.n);
             }
         }
-        if (sample_every > 0 && step % sample_every == 0) model.download();  // a collective with --zero
-        if (sample_every > 0 && step % sample_every == 0 && comm.is_root()) {
+        if (flags.sample_every > 0 && step % flags.sample_every == 0) model.download();  // a collective with --zero
+        if (flags.sample_every > 0 && step % flags.sample_every == 0 && comm.is_root()) {
             // Top-k 40 at temperature 0.8 from a fixed seed, so samples compare across steps.
             ref::Sampling sampling;
             sampling.temperature = 0.8;
             sampling.top_k = 40;
-            std::vector<int> prompt = text_tokens(sample_prompt);
+            std::vector<int> prompt = text_tokens(flags.sample_prompt);
             std::vector<int> ids = ref::generate(config, bind_weights(config, layout, model.params().data()), prompt,
-                                                 sample_tokens, sampling, seed);
+                                                 flags.sample_tokens, sampling, flags.seed);
             std::vector<int> all = prompt;
             all.insert(all.end(), ids.begin(), ids.end());
             std::string text = codec->decode(all);  // control bytes escaped below: the log stays one line
@@ -764,7 +713,7 @@ int main(int argc, char** argv) {
                 shown += (ch < 0x20 || ch == 0x7f) ? std::string(esc) : std::string(1, char(ch));
             }
             text = shown;
-            std::printf("step %5d/%d | sample: %s\n", step, steps, text.c_str());
+            std::printf("step %5d/%d | sample: %s\n", step, flags.steps, text.c_str());
         }
         if (jsonl) {
             nlohmann::json rec = {{"step", step}, {"lr", hyper.lr}, {"tokens_per_s", tokens_per_step / seconds},
@@ -780,18 +729,18 @@ int main(int argc, char** argv) {
             std::fflush(jsonl);
         }
         std::fflush(stdout);
-        if (bad_in_row >= max_bad_steps) {
+        if (bad_in_row >= flags.max_bad_steps) {
             // The weights are still those of the last good step: keep them.
-            if (!checkpoint_dir.empty()) save_checkpoint(step);
+            if (!flags.checkpoint_dir.empty()) save_checkpoint(step);
             comm.barrier();  // every rank is here (the loss and norm are the same on all): let rank 0 finish writing
             die(std::to_string(bad_in_row) + " non-finite steps in a row (--max-bad-steps " +
-                std::to_string(max_bad_steps) + "); stopping" +
-                (checkpoint_dir.empty() ? std::string("") : " after saving the last good state"));
+                std::to_string(flags.max_bad_steps) + "); stopping" +
+                (flags.checkpoint_dir.empty() ? std::string("") : " after saving the last good state"));
         }
         // A signal to any rank (Slurm signals them all) stops every rank after this step.
         const bool stop = comm.max(g_stop_signal != 0 ? 1 : 0) != 0;
-        if (!checkpoint_dir.empty() &&
-            (step == steps || stop || (checkpoint_every > 0 && step % checkpoint_every == 0))) {
+        if (!flags.checkpoint_dir.empty() &&
+            (step == flags.steps || stop || (flags.checkpoint_every > 0 && step % flags.checkpoint_every == 0))) {
             last_checkpoint_ok = comm.max(save_checkpoint(step) ? 0 : 1) == 0;
             comm.barrier();  // nobody runs ahead of a checkpoint that is being written
         }
@@ -799,7 +748,7 @@ int main(int argc, char** argv) {
             std::printf("received %s: %s; exiting with status %d\n", g_stop_signal == SIGTERM   ? "SIGTERM"
                         : g_stop_signal == SIGUSR1 ? "SIGUSR1"
                                                    : "a stop signal on another rank",
-                        checkpoint_dir.empty() ? "no --checkpoint-dir, nothing saved"
+                        flags.checkpoint_dir.empty() ? "no --checkpoint-dir, nothing saved"
                                                : (last_checkpoint_ok ? "checkpoint written" : "checkpoint FAILED"),
                         kExitPreempted);
             std::fflush(stdout);
@@ -812,20 +761,20 @@ int main(int argc, char** argv) {
     // ---------------------------------------------------------------- export
     model.download();
     try {
-        if (!export_hf_dir.empty() && comm.is_root()) {
-            exporter::write_hf(config, layout, model.params().data(), export_hf_dir, tokenizer_path);
-            std::printf("export: Hugging Face folder %s\n", export_hf_dir.c_str());
+        if (!flags.export_hf_dir.empty() && comm.is_root()) {
+            exporter::write_hf(config, layout, model.params().data(), flags.export_hf_dir, flags.tokenizer_path);
+            std::printf("export: Hugging Face folder %s\n", flags.export_hf_dir.c_str());
         }
-        if (!export_gguf_path.empty() && comm.is_root()) {
-            exporter::write_gguf(config, layout, model.params().data(), exporter::vocab_for(tokenizer_path),
-                                 export_gguf_path);
-            std::printf("export: GGUF %s\n", export_gguf_path.c_str());
+        if (!flags.export_gguf_path.empty() && comm.is_root()) {
+            exporter::write_gguf(config, layout, model.params().data(), exporter::vocab_for(flags.tokenizer_path),
+                                 flags.export_gguf_path);
+            std::printf("export: GGUF %s\n", flags.export_gguf_path.c_str());
         }
     } catch (const std::exception& e) {
         die(std::string("export: ") + e.what());
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-    const int ran = steps - first_step + 1;
+    const int ran = flags.steps - first_step + 1;
     std::printf("done: %d steps in %.1f s (%.0f tok/s), %d non-finite steps skipped\n", ran, total,
                 ran * tokens_per_step / std::max(total, 1e-9), bad_steps_total);
     if (!last_checkpoint_ok) die("the final checkpoint was not written (see above)");

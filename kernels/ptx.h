@@ -72,6 +72,8 @@
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 
+#include "kernels/cuda_check.h"
+
 // ---- host side of TMA -------------------------------------------------------
 // The driver's cuTensorMapEncodeTiled, reached through the runtime (so nothing
 // links -lcuda), or nullptr when the driver has none.
@@ -338,9 +340,26 @@ __device__ __forceinline__ uint64_t ptx_globaltimer_ns() {
 }
 // A wait that cannot end (an arrival or a TMA that never comes) hangs the GPU
 // until the process is killed. Built with -DLLAMA_MBARRIER_TIMEOUT_NS=N (the GPU
-// bundle, dev/gpu-bundle, uses a second), a wait not done after N nanoseconds
-// prints where it waited (the calling function and line, block and thread) and
-// traps, so the launch fails at once with a message instead of a hang.
+// bundle and the dev programs, dev/build.mk: a second), a wait not done after N
+// nanoseconds writes where it waited (the calling function and line, block and
+// thread) to the report that mbarrier_timeout_watch() set up, and traps: the
+// launch fails at once and the next CUDA check prints the report. (No printf:
+// a call inside the kernel would serialise its wgmma pipeline.)
+#if defined(LLAMA_MBARRIER_TIMEOUT_NS)
+static __device__ MbarrierTimeoutReport* g_mbarrier_timeout_report = nullptr;
+#endif
+// Called by the launchers of kernels that wait on mbarriers, once per process.
+inline void mbarrier_timeout_watch() {
+#if defined(LLAMA_MBARRIER_TIMEOUT_NS)
+    if (mbarrier_timeout_report()) return;
+    MbarrierTimeoutReport *host = nullptr, *device = nullptr;
+    CUDA_CHECK(cudaHostAlloc(&host, sizeof *host, cudaHostAllocMapped));
+    *host = MbarrierTimeoutReport{};
+    CUDA_CHECK(cudaHostGetDevicePointer(&device, host, 0));
+    CUDA_CHECK(cudaMemcpyToSymbol(g_mbarrier_timeout_report, &device, sizeof device));
+    mbarrier_timeout_report() = host;
+#endif
+}
 __device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, unsigned parity,
                                                      const char* caller = __builtin_FUNCTION(),
                                                      int line = __builtin_LINE()) {
@@ -349,10 +368,15 @@ __device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, unsigned par
     const uint64_t start = ptx_globaltimer_ns();
     while (!mbarrier_try_wait_parity(bar, parity)) {
         if (ptx_globaltimer_ns() - start > uint64_t(LLAMA_MBARRIER_TIMEOUT_NS)) {
-            printf("mbarrier wait timed out after %.3g s in %s (line %d), block (%d,%d,%d) thread %d, parity %u\n",
-                   double(LLAMA_MBARRIER_TIMEOUT_NS) * 1e-9, caller, line, int(blockIdx.x), int(blockIdx.y),
-                   int(blockIdx.z), int(threadIdx.x), parity);
-            __trap();
+            if (MbarrierTimeoutReport* r = g_mbarrier_timeout_report) {
+                volatile MbarrierTimeoutReport* v = r;
+                for (int i = 0; i < 63 && caller[i]; ++i) v->function[i] = caller[i];
+                v->block_x = int(blockIdx.x), v->block_y = int(blockIdx.y), v->block_z = int(blockIdx.z);
+                v->thread = int(threadIdx.x);
+                v->line = line;
+                __threadfence_system();
+            }
+            asm volatile("trap;");
         }
     }
 #else
@@ -662,6 +686,7 @@ inline bool mbarrier_try_wait_parity(uint64_t* bar, unsigned parity) {
     (void)mbarrier_touch(bar);
     return ::emu::mbarrier_try_wait(bar, parity);
 }
+inline void mbarrier_timeout_watch() {}  // the emulator names a timed-out wait itself (below)
 // As on the GPU: unbounded, or with -DLLAMA_MBARRIER_TIMEOUT_NS a wait that
 // gives up, says where and fails the kernel. (The emulator reports a wait that
 // can never end as a deadlock first, unless EMU_DEADLOCK=hang.)

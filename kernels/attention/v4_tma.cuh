@@ -455,6 +455,7 @@ inline void attention_forward_tma(bf16* out, float* lse, const bf16* qkv, int B,
                                   cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attn_require_sm90("attention_forward_tma");
+    mbarrier_timeout_watch();
     if (D == 64) attention_forward_tma_launch<64>(out, lse, qkv, B, T, H, KV, stream);
     else attention_forward_tma_launch<128>(out, lse, qkv, B, T, H, KV, stream);
 }
@@ -483,6 +484,7 @@ inline void attention_backward_tma(bf16* dqkv, float* scratch, const bf16* dout,
                                    const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attn_require_sm90("attention_backward_tma");
+    mbarrier_timeout_watch();
     attention_backward_delta(scratch, dout, out, B, T, H, D, stream);
     if (D == 64) attention_backward_tma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
     else attention_backward_tma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
