@@ -24,6 +24,7 @@
 #ifndef GPU_MODEL_CUH
 #define GPU_MODEL_CUH
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -123,21 +124,28 @@ public:
                 arena_bytes_ += size_t(b.copies) * aligned(b);
             }
         CUDA_CHECK(cudaMalloc(&arena_, arena_bytes_));
+        size_t i = 0;
         for (const auto* list : {&plan_.activations, &plan_.workspace})
-            for (const MemoryPlan::Buffer& b : *list)
-                slots_.push_back({b.name, arena_ + offsets[slots_.size()], aligned(b)});
+            for (const MemoryPlan::Buffer& b : *list) slots_[size_t(b.id)] = {arena_ + offsets[i++], aligned(b)};
         for (int l = 0; l < c.n_layers; ++l) layers_.push_back(layer_buffers(l));
         // The matrix products' workspace comes from the arena too.
         matmul_.workspace_bytes = size_t(kMatmulWorkspaceBytes);
         CUDA_CHECK(cudaFree(matmul_.workspace));
-        matmul_.workspace = slot("matmul_workspace");
+        matmul_.workspace = slot(Buf::matmul_workspace);
         ce_plan_ = cross_entropy_plan(micro_batch * seq_len, c.vocab_size, size_t(kClassifierBudgetBytes));
+        // The plan sizes these buffers itself (model/ includes nothing CUDA): it must agree with the kernels.
+        const auto planned = [&](Buf id) { return size_t(plan_.get(id)->elements) * plan_.get(id)->element_bytes; };
+        if (planned(Buf::logits_chunk) != ce_plan_.logits_bytes ||
+            planned(Buf::dlogits_chunk) != ce_plan_.dlogits_bytes ||
+            planned(Buf::attn_scratch) != attention_backward_scratch(micro_batch, seq_len, c.n_heads) * sizeof(float))
+            throw std::logic_error("model/memory_plan.cpp sizes the classifier chunks or the attention scratch "
+                                   "unlike kernels/");
         // RoPE tables for positions 0 .. seq_len-1 (a shorter sequence uses their first rows).
         std::vector<float> cos_table, sin_table;
         ref::rope_tables(cos_table, sin_table, seq_len, c.head_dim, c.rope_theta, c.rope_scaling);
-        CUDA_CHECK(cudaMemcpy(slot("rope_cos"), cos_table.data(), cos_table.size() * sizeof(float),
+        CUDA_CHECK(cudaMemcpy(slot(Buf::rope_cos), cos_table.data(), cos_table.size() * sizeof(float),
                               cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(slot("rope_sin"), sin_table.data(), sin_table.size() * sizeof(float),
+        CUDA_CHECK(cudaMemcpy(slot(Buf::rope_sin), sin_table.data(), sin_table.size() * sizeof(float),
                               cudaMemcpyHostToDevice));
         // Where each layer's tensors lie in the flat buffers (contiguous: the
         // gradient buckets of data parallelism).
@@ -285,7 +293,7 @@ public:
     // The global gradient norm (fp32, fixed order: the same bits on every run).
     // With ZeRO-1: the norm of each rank's shard, squared and summed over the ranks.
     double grad_norm() {
-        float* out = slot("grad_norm");
+        float* out = slot(Buf::grad_norm);
         const float* grads = zero_ ? grads_ + shard_.begin : grads_;
         ops::grad_norm(out + kNormBlocks, out, grads, size_t(zero_ ? shard_.size : layout_.total()), 0.0f);
         float norm = 0;
@@ -297,7 +305,7 @@ public:
     // AdamW on every tensor with its own weight decay; the gradient is first
     // multiplied by grad_scale (clipping). step counts from 1.
     void apply_update(const ref::AdamWHyper& h, int step, double grad_scale) {
-        float* clip = slot("grad_norm") + kNormBlocks;  // [norm, scale], as grad_norm leaves them
+        float* clip = slot(Buf::grad_norm) + kNormBlocks;  // [norm, scale], as grad_norm leaves them
         const float scale = float(grad_scale);
         CUDA_CHECK(cudaMemcpy(clip + 1, &scale, sizeof scale, cudaMemcpyHostToDevice));
         for (const ParamTensor& t : layout_.tensors()) {
@@ -341,24 +349,24 @@ private:
     }
 
     struct Slot {
-        std::string name;
-        char* base;
-        size_t stride;  // bytes between the copies of a per-layer buffer
+        char* base = nullptr;  // null: not in this plan
+        size_t stride = 0;     // bytes between the copies of a per-layer buffer
     };
     static size_t aligned(const MemoryPlan::Buffer& b) {
         return (size_t(b.elements) * size_t(b.element_bytes) + 255) / 256 * 256;
     }
-    // A buffer of the plan by name; `copy` picks a layer's copy of a per-layer buffer.
+    // A buffer of the plan; `copy` picks a layer's copy of a per-layer buffer.
     template <typename T = float>
-    T* slot(const std::string& name, int copy = 0) const {
-        for (const Slot& s : slots_)
-            if (s.name == name) return reinterpret_cast<T*>(s.base + size_t(copy) * s.stride);
-        throw std::logic_error("GPU model: no buffer '" + name + "' in the memory plan");
+    T* slot(Buf id, int copy = 0) const {
+        const Slot& s = slots_[size_t(id)];
+        if (!s.base)
+            throw std::logic_error("GPU model: buffer " + std::to_string(int(id)) + " is not in the memory plan");
+        return reinterpret_cast<T*>(s.base + size_t(copy) * s.stride);
     }
     // A per-layer buffer that recomputation keeps only once.
     template <typename T>
-    T* recomputed(const std::string& name, int layer) const {
-        return slot<T>(name, plan_.recompute ? 0 : layer);
+    T* recomputed(Buf id, int layer) const {
+        return slot<T>(id, plan_.recompute ? 0 : layer);
     }
     // What layer l saves for its backward, found once in the arena.
     struct LayerBuffers {
@@ -367,13 +375,13 @@ private:
     };
     LayerBuffers layer_buffers(int l) const {
         const bool qk = config_.qk_norm;
-        return {slot<bf16>("layer.residual", l),     recomputed<bf16>("layer.attn_norm", l),
-                qk ? slot<bf16>("layer.qkv_raw", l) : nullptr,
-                slot<bf16>("layer.qkv", l),          slot<bf16>("layer.attn_out", l),
-                slot<bf16>("layer.residual_mid", l), recomputed<bf16>("layer.mlp_norm", l),
-                slot<bf16>("layer.gate_up", l),      recomputed<bf16>("layer.act", l),
-                slot("layer.attn_rstd", l),          qk ? slot("layer.qk_rstd", l) : nullptr,
-                slot("layer.lse", l),                slot("layer.mlp_rstd", l)};
+        return {slot<bf16>(Buf::residual, l),     recomputed<bf16>(Buf::attn_norm, l),
+                qk ? slot<bf16>(Buf::qkv_raw, l) : nullptr,
+                slot<bf16>(Buf::qkv, l),          slot<bf16>(Buf::attn_out, l),
+                slot<bf16>(Buf::residual_mid, l), recomputed<bf16>(Buf::mlp_norm, l),
+                slot<bf16>(Buf::gate_up, l),      recomputed<bf16>(Buf::act, l),
+                slot(Buf::attn_rstd, l),          qk ? slot(Buf::qk_rstd, l) : nullptr,
+                slot(Buf::lse, l),                slot(Buf::mlp_rstd, l)};
     }
 
     // Sums the gradients [offset, offset + count) (and a second range, if any)
@@ -418,13 +426,13 @@ private:
                                         " tokens does not fit the planned " + std::to_string(plan_.micro_batch) +
                                         " x " + std::to_string(plan_.seq_len));
         const int64_t counted = ref::check_batch(tokens, targets, N, V, kIgnoreIndex);
-        int* d_tokens = slot<int>("tokens");
-        int* d_targets = slot<int>("targets");
+        int* d_tokens = slot<int>(Buf::tokens);
+        int* d_targets = slot<int>(Buf::targets);
         CUDA_CHECK(cudaMemcpy(d_tokens, tokens, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(d_targets, targets, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
-        const float* cos_table = slot("rope_cos");
-        const float* sin_table = slot("rope_sin");
-        bf16* tmp = slot<bf16>("d_norm");  // projection outputs in the forward
+        const float* cos_table = slot(Buf::rope_cos);
+        const float* sin_table = slot(Buf::rope_sin);
+        bf16* tmp = slot<bf16>(Buf::d_norm);  // projection outputs in the forward
 
         // ------------------------------------------------------------ forward
         ops::embedding_forward(layers_[0].residual, d_tokens, w_.embed, N, C);
@@ -453,35 +461,35 @@ private:
                 ops::rmsnorm_forward(layers_[l + 1].attn_norm, layers_[l + 1].attn_rstd, layers_[l + 1].residual, tmp,
                                      a.residual_mid, w_.layers[l + 1].attn_norm, N, C, eps);
             else
-                ops::rmsnorm_forward(slot<bf16>("final.norm"), slot("final.rstd"), slot<bf16>("final.residual"), tmp,
-                                     a.residual_mid, w_.final_norm, N, C, eps);
+                ops::rmsnorm_forward(slot<bf16>(Buf::final_norm), slot(Buf::final_rstd),
+                                     slot<bf16>(Buf::final_residual), tmp, a.residual_mid, w_.final_norm, N, C, eps);
         }
         // Classifier and cross-entropy; with the backward, also d(final.norm) into
         // d_norm and the LM head's (or the tied embedding's) gradient.
         const float dloss = counted > 0 ? loss_scale / float(counted) : 0.0f;
-        bf16* d_norm = slot<bf16>("d_norm");
-        ops::classifier_cross_entropy(matmul_, slot("loss"), backward ? d_norm : nullptr,
-                                      backward ? g_.lm_head : nullptr, slot<bf16>("final.norm"), w_.lm_head,
-                                      d_targets, N, C, V, kIgnoreIndex, dloss, ce_plan_, slot("logits_chunk"),
-                                      slot<bf16>("dlogits_chunk"));
+        bf16* d_norm = slot<bf16>(Buf::d_norm);
+        ops::classifier_cross_entropy(matmul_, slot(Buf::loss), backward ? d_norm : nullptr,
+                                      backward ? g_.lm_head : nullptr, slot<bf16>(Buf::final_norm), w_.lm_head,
+                                      d_targets, N, C, V, kIgnoreIndex, dloss, ce_plan_, slot(Buf::logits_chunk),
+                                      slot<bf16>(Buf::dlogits_chunk));
         std::vector<float> row_loss(N);
-        CUDA_CHECK(cudaMemcpy(row_loss.data(), slot("loss"), size_t(N) * sizeof(float), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(row_loss.data(), slot(Buf::loss), size_t(N) * sizeof(float), cudaMemcpyDeviceToHost));
         double loss_sum = 0;
         for (float x : row_loss) loss_sum += x;
         const float loss = counted > 0 ? float(loss_sum / double(counted)) : 0.0f;
         if (!backward) return loss;
 
         // ------------------------------------------------------------ backward
-        bf16* d_residual = slot<bf16>("d_residual");
-        bf16* d_qkv = slot<bf16>("d_qkv");
-        bf16* d_attn_out = slot<bf16>("d_attn_out");
-        bf16* d_gate_up = slot<bf16>("d_gate_up");
-        bf16* d_act = slot<bf16>("d_act");
-        float* norm_scratch = slot("norm_scratch");
-        float* bias_scratch = c.bias ? slot("bias_scratch") : nullptr;
-        float* attn_scratch = slot("attn_scratch");
-        ops::rmsnorm_backward(d_residual, g_.final_norm, norm_scratch, nullptr, d_norm, slot<bf16>("final.residual"),
-                              w_.final_norm, slot("final.rstd"), N, C);
+        bf16* d_residual = slot<bf16>(Buf::d_residual);
+        bf16* d_qkv = slot<bf16>(Buf::d_qkv);
+        bf16* d_attn_out = slot<bf16>(Buf::d_attn_out);
+        bf16* d_gate_up = slot<bf16>(Buf::d_gate_up);
+        bf16* d_act = slot<bf16>(Buf::d_act);
+        float* norm_scratch = slot(Buf::norm_scratch);
+        float* bias_scratch = c.bias ? slot(Buf::bias_scratch) : nullptr;
+        float* attn_scratch = slot(Buf::attn_scratch);
+        ops::rmsnorm_backward(d_residual, g_.final_norm, norm_scratch, nullptr, d_norm, slot<bf16>(Buf::final_residual),
+                              w_.final_norm, slot(Buf::final_rstd), N, C);
         for (int l = L - 1; l >= 0; --l) {
             const LayerWeights<bf16>& W = w_.layers[l];
             const LayerWeights<float>& G = g_.layers[l];
@@ -510,7 +518,7 @@ private:
             ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
             const bf16* d_proj = d_qkv;  // the gradient of the fused projection's output
             if (c.qk_norm) {
-                bf16* d_raw = slot<bf16>("d_qkv_raw");
+                bf16* d_raw = slot<bf16>(Buf::d_qkv_raw);
                 CUDA_CHECK(cudaMemcpyAsync(d_raw, d_qkv, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
                 ops::qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, a.qkv_raw, W.q_norm, a.qk_rstd, N, H, D,
                                       Wd, 0);
@@ -529,7 +537,7 @@ private:
         }
         // The embedding: positions grouped by token on the host, added in a fixed order.
         EmbeddingPlan embed = embedding_backward_plan(tokens, N, V);
-        int* d_table = slot<int>("embed_plan");
+        int* d_table = slot<int>(Buf::embed_plan);
         CUDA_CHECK(cudaMemcpy(d_table, embed.table.data(), embed.table.size() * sizeof(int), cudaMemcpyHostToDevice));
         ops::embedding_backward(g_.embed, d_residual, embed, d_table, C);
         // The tensors outside the layers: the embedding before them, the final
@@ -566,7 +574,7 @@ private:
     float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
     char* arena_ = nullptr;
     size_t arena_bytes_ = 0;
-    std::vector<Slot> slots_;
+    std::array<Slot, size_t(Buf::count)> slots_{};  // by Buf id
     std::vector<LayerBuffers> layers_;
     MatmulContext matmul_;
     CrossEntropyPlan ce_plan_;

@@ -77,7 +77,7 @@ struct CrossEntropyPlan {
     size_t working_bytes() const { return logits_bytes + dlogits_bytes; }
 };
 
-inline CrossEntropyPlan cross_entropy_plan(int N, int V, size_t budget_bytes = size_t(768) << 20) {
+inline CrossEntropyPlan cross_entropy_plan(int N, int V, size_t budget_bytes) {
     CrossEntropyPlan p;
     const size_t per_row = size_t(V) * (sizeof(float) + sizeof(bf16));
     p.chunk_rows = int(std::max<size_t>(1, std::min<size_t>(size_t(N), budget_bytes / per_row)));

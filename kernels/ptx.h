@@ -342,9 +342,9 @@ __device__ __forceinline__ uint64_t ptx_globaltimer_ns() {
 // until the process is killed. Built with -DLLAMA_MBARRIER_TIMEOUT_NS=N (the GPU
 // bundle and the dev programs, dev/build.mk: a second), a wait not done after N
 // nanoseconds writes where it waited (the calling function and line, block and
-// thread) to the report that mbarrier_timeout_watch() set up, and traps: the
-// launch fails at once and the next CUDA check prints the report. (No printf:
-// a call inside the kernel would serialise its wgmma pipeline.)
+// thread) to the report that mbarrier_timeout_watch() set up, and faults: the
+// launch fails at once and the next CUDA check prints the report. (No printf
+// and no trap: either makes ptxas serialise the kernel's wgmma pipelines.)
 #if defined(LLAMA_MBARRIER_TIMEOUT_NS)
 static __device__ MbarrierTimeoutReport* g_mbarrier_timeout_report = nullptr;
 #endif
@@ -376,7 +376,9 @@ __device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, unsigned par
                 v->line = line;
                 __threadfence_system();
             }
-            asm volatile("trap;");
+            // Fail the launch with a fault rather than `trap`: ptxas serialises the
+            // wgmma pipelines of a kernel that can trap.
+            *static_cast<volatile int*>(nullptr) = 0;
         }
     }
 #else

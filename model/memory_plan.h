@@ -2,8 +2,8 @@
 // micro-batch alone: the parameters (bf16 working copy and fp32 master), the
 // fp32 gradients, AdamW's two fp32 moments, every activation the forward saves
 // for the backward, and the backward's working buffers. The GPU model
-// (gpu/model.cuh) allocates exactly these buffers, by these names, so the dry
-// run's numbers are the allocation's numbers.
+// (gpu/model.cuh) allocates exactly these buffers and finds each by its id
+// (Buf), so the dry run's numbers are the allocation's numbers.
 //
 // With recomputation, the RMSNorm outputs and the SwiGLU product are not kept
 // per layer: the backward recomputes them (one buffer each, shared by every
@@ -19,9 +19,19 @@
 
 namespace llama {
 
+// Every buffer a plan can hold. Per layer: residual .. act; then the rest once.
+enum class Buf {
+    residual, attn_norm, attn_rstd, qkv_raw, qk_rstd, qkv, attn_out, lse, residual_mid, mlp_norm, mlp_rstd, gate_up,
+    act, final_residual, final_norm, final_rstd, tokens, targets, loss, embed_plan, rope_cos, rope_sin, d_residual,
+    d_norm, d_qkv, d_qkv_raw, d_attn_out, d_gate_up, d_act, attn_scratch, norm_scratch, bias_scratch, grad_norm,
+    logits_chunk, dlogits_chunk, matmul_workspace,
+    count  // the number of ids
+};
+
 struct MemoryPlan {
     struct Buffer {
-        std::string name;    // e.g. "layer.qkv" (one per layer) or "d_residual"
+        Buf id;
+        std::string name;    // for reports, e.g. "layer.qkv" (one per layer) or "d_residual"
         int64_t elements = 0;
         int element_bytes = 0;  // 2 (bf16), 4 (fp32 or int32)
         int copies = 1;      // n_layers for a per-layer buffer, else 1
@@ -40,7 +50,7 @@ struct MemoryPlan {
     int64_t total_bytes() const { return state_bytes() + activation_bytes() + workspace_bytes(); }
     // ZeRO-1 over `ranks`: each rank keeps 1/ranks of the fp32 master weights and AdamW moments.
     int64_t zero1_saving(int ranks) const { return (master_bytes + adam_bytes) - (master_bytes + adam_bytes) / ranks; }
-    const Buffer& find(const std::string& name) const;  // throws std::out_of_range naming it
+    const Buffer* get(Buf id) const;  // null when this plan has no such buffer (qkv_raw without QK-norm)
 };
 
 // The plan for micro-batches of `micro_batch` sequences of `seq_len` tokens.

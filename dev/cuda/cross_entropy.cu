@@ -12,6 +12,7 @@
 
 #include "dev/cuda/dev_common.h"
 #include "kernels/cross_entropy.cuh"
+#include "model/memory_plan.h"
 #include "reference/ops.h"
 
 static bool check_shape(MatmulContext& ctx, int N, int C, int V, size_t budget, bool bench) {
@@ -73,12 +74,13 @@ int main(int argc, char** argv) {
     // Small budgets force several chunks, the last one partial.
     std::vector<Shape> shapes = {{7, 16, 37, 1000}, {33, 64, 256, 16 * 256 * 6}, {20, 24, 1000, 7 * 1000 * 6},
                                  {5, 8, 5, 1 << 20}};
-    if (args.shape.size() == 3) shapes = {{args.shape[0], args.shape[1], args.shape[2], size_t(768) << 20}};
+    if (args.shape.size() == 3)
+        shapes = {{args.shape[0], args.shape[1], args.shape[2], size_t(llama::kClassifierBudgetBytes)}};
     MatmulContext ctx;
     bool ok = true;
     for (const Shape& s : shapes) ok &= check_shape(ctx, s.N, s.C, s.V, s.budget, args.bench);
-    // The plan at the size of a zagreus-0.4b batch.
-    CrossEntropyPlan big = cross_entropy_plan(16 * 4096, 128256);
+    // The plan at the size of a zagreus-0.4b batch, with the trainer's budget.
+    CrossEntropyPlan big = cross_entropy_plan(16 * 4096, 128256, size_t(llama::kClassifierBudgetBytes));
     const bool fits = big.working_bytes() < (size_t(1) << 30);
     std::printf("  plan at 16 x 4096 tokens, vocabulary 128256: chunks of %d rows, %.2f GB of working memory "
                 "(the full fp32 logits would be %.1f GB): %s\n",
