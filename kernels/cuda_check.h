@@ -21,6 +21,7 @@ inline MbarrierTimeoutReport*& mbarrier_timeout_report() {  // null until a laun
 
 inline void cuda_check_impl(cudaError_t err, const char* what, const char* file, int line) {
     if (err != cudaSuccess) {
+        std::fflush(stdout);  // what the program printed before comes first: the error is the last thing
         const MbarrierTimeoutReport* r = mbarrier_timeout_report();
         if (r && r->line > 0)
             std::fprintf(stderr, "mbarrier wait timed out in %.64s (line %d), block (%d,%d,%d) thread %d\n",

@@ -19,6 +19,7 @@
 
 inline void cublas_check_impl(cublasStatus_t status, const char* what, const char* file, int line) {
     if (status != CUBLAS_STATUS_SUCCESS) {
+        std::fflush(stdout);
         std::fprintf(stderr, "cuBLASLt error at %s:%d: %s failed with status %d\n", file, line, what, int(status));
         std::exit(EXIT_FAILURE);
     }
@@ -71,6 +72,7 @@ inline void matmul_colmajor(MatmulContext& ctx, void* D, cudaDataType_t d_type, 
     int found = 0;
     CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc, la, lb, ld, ld, pref, 1, &heuristic, &found));
     if (found == 0) {
+        std::fflush(stdout);
         std::fprintf(stderr, "cuBLASLt: no algorithm for m=%d n=%d k=%d transA=%d transB=%d bias=%d\n", m, n, k,
                      int(trans_a), int(trans_b), bias != nullptr);
         std::exit(EXIT_FAILURE);

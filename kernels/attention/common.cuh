@@ -30,6 +30,7 @@ __device__ inline float attn_warp_max(float v) {
 // Every launcher checks the shape first: D 64 or 128, H a multiple of KV.
 inline void attention_check_shape(int H, int KV, int D) {
     if ((D != 64 && D != 128) || KV <= 0 || H % KV != 0) {
+        std::fflush(stdout);
         std::fprintf(stderr, "attention: unsupported shape H=%d KV=%d D=%d (D must be 64 or 128, KV divide H)\n", H,
                      KV, D);
         std::exit(EXIT_FAILURE);
@@ -410,6 +411,7 @@ inline bool attn_wgmma_supported(int& arch) {
 inline void attn_require_sm90(const char* who) {
     int arch = 0;
     if (!attn_wgmma_supported(arch)) {
+        std::fflush(stdout);
         std::fprintf(stderr, "%s: needs an sm_90 GPU (H100, H200), this one is sm_%d\n", who, arch);
         std::exit(EXIT_FAILURE);
     }

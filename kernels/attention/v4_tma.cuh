@@ -428,10 +428,12 @@ inline CUtensorMap attn_tensor_map(const bf16* buf, int B, int T, int width, con
     const CUresult r =
         tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
     if (r == CUDA_ERROR_NOT_SUPPORTED) {
+        std::fflush(stdout);
         std::fprintf(stderr, "%s: the driver has no cuTensorMapEncodeTiled (CUDA 12 or later needed)\n", who);
         std::exit(EXIT_FAILURE);
     }
     if (r != CUDA_SUCCESS) {
+        std::fflush(stdout);
         std::fprintf(stderr, "%s: cuTensorMapEncodeTiled failed (error %d) for a buffer of %d x %d rows of %d columns\n",
                      who, int(r), B, T, width);
         std::exit(EXIT_FAILURE);
