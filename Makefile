@@ -95,6 +95,10 @@ endif
 ifeq ($(HAVE_NVCC),yes)
 TEST_CMDS += dev/check-perf-report
 endif
+# The one style (.clang-format), checked on every C++ and CUDA file.
+CLANG_FORMAT ?= clang-format-14
+HAVE_CLANG_FORMAT := $(shell command -v $(CLANG_FORMAT) >/dev/null 2>&1 && echo yes)
+TEST_CMDS += dev/check-format
 
 # ---------------------------------------------------------------------------
 # Tests (Catch2 v2). One main object is shared by every suite.
@@ -141,7 +145,7 @@ TEST_CMDS += $(BUILD)/test_cpu_twins_asan $(BUILD)/test_gpu_loop
 endif
 endif
 
-.PHONY: all test checklist clean perf-report
+.PHONY: all test checklist clean perf-report format
 all: $(ALL_TARGETS)
 	@echo "built: $(ALL_TARGETS)"
 
@@ -157,6 +161,7 @@ $(info Catch2 v2    $(call yesno,$(HAVE_CATCH2)))
 $(info CLI11        $(call yesno,$(HAVE_CLI11)) (flags))
 $(info nlohmann     $(call yesno,$(HAVE_JSON)) (JSON))
 $(info xxhash       $(call yesno,$(HAVE_XXHASH)) (checkpoint checksums))
+$(info clang-format $(if $(HAVE_CLANG_FORMAT),found $(CLANG_FORMAT) (style check),MISSING: dev/check-format will fail; run scripts/install-deps))
 $(info Python env   $(if $(HAVE_VENV),found $(PYTHON) (requirements.txt: tiktoken, tokenizers, transformers, llama-models, gguf, llama-cpp-python built from source),MISSING: run scripts/install-deps; the oracle and GGUF tests will fail))
 $(info PyTorch      $(if $(HAVE_TORCH),found: Debian's python3-torch (1.13 CPU) through $(PYTHON),MISSING: the PyTorch comparison test will fail))
 $(info              (chosen over PyPI's torch 2.15: 27 s and 760 MB to install against 67 s and 5.4 GB with its CUDA wheels))
@@ -177,6 +182,10 @@ test: $(TEST_BINS) $(ALL_TARGETS)
 
 clean:
 	rm -rf $(BUILD)
+
+# Rewrites every C++ and CUDA file in the project's style (.clang-format).
+format:
+	dev/check-format --fix
 
 # The static speed report of every kernel (registers, spills, shared memory,
 # occupancy, instruction mix, roofline bounds), kept in dev/results/.

@@ -17,11 +17,13 @@ using namespace llama;
 int main(int argc, char** argv) {
     CLI::App app{"export_model: a checkpoint to a Hugging Face folder and/or a GGUF file"};
     std::string checkpoint_path, hf_dir, gguf_path, gguf_type = "f32";
-    app.add_option("--checkpoint", checkpoint_path, "checkpoint directory (DIR/step_NNNNNNNN)")->required()
+    app.add_option("--checkpoint", checkpoint_path, "checkpoint directory (DIR/step_NNNNNNNN)")
+        ->required()
         ->check(CLI::ExistingDirectory);
     app.add_option("--hf", hf_dir, "write a Hugging Face folder (config.json, model.safetensors) here");
     app.add_option("--gguf", gguf_path, "write a GGUF file for llama.cpp here");
-    app.add_option("--gguf-type", gguf_type, "f32 or bf16 weights in the GGUF file")->capture_default_str()
+    app.add_option("--gguf-type", gguf_type, "f32 or bf16 weights in the GGUF file")
+        ->capture_default_str()
         ->check(CLI::IsMember({"f32", "bf16"}));
     CLI11_PARSE(app, argc, argv);
     if (hf_dir.empty() && gguf_path.empty()) {

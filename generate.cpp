@@ -57,8 +57,7 @@ int main(int argc, char** argv) {
             throw std::runtime_error("the tokenizer has more tokens than the model's vocabulary");
         ParamLayout layout(config);
         std::vector<int> ids = codec.encode(prompt);
-        std::vector<int> out =
-            ref::generate(config, bind_weights(config, layout, params.data()), ids, tokens, s, seed);
+        std::vector<int> out = ref::generate(config, bind_weights(config, layout, params.data()), ids, tokens, s, seed);
         ids.insert(ids.end(), out.begin(), out.end());
         std::printf("%s\n", codec.decode(ids).c_str());
     } catch (const std::exception& e) {

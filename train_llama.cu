@@ -40,6 +40,7 @@
 #include "model/params.h"
 #include "model/rng.h"
 #include "parallel/comm.h"
+#include "parallel/zero1.h"
 #include "reference/generate.h"
 
 #ifdef LLAMA_BACKEND_CPU
@@ -61,62 +62,51 @@ public:
                int attention_kernel)
         : ref::Model<float>(config) {
         if (attention_kernel != 0)
-            throw std::invalid_argument("--attention-kernel picks a GPU kernel; train_llama_cpu computes attention "
-                                        "with the CPU reference");
+            throw std::invalid_argument(
+                "--attention-kernel picks a GPU kernel; train_llama_cpu computes attention "
+                "with the CPU reference");
     }
-    // Data parallelism: the gradients are summed over the ranks with MPI. With
-    // ZeRO-1 they are reduce-scattered instead, each rank updates its shard of
-    // the weights and moments, and the weights are all-gathered (the CPU keeps
-    // whole buffers; this build checks the sharded arithmetic, not the memory).
+    // Data parallelism: the gradients are summed over the ranks (MPI or TCP).
+    // With ZeRO-1, parallel/zero1.h's steps on host vectors (the CPU keeps whole
+    // buffers: this build checks the sharded arithmetic, not the memory).
     void enable_data_parallel(const Comm& comm, bool zero) {
         comm_ = &comm;
-        zero_ = zero && comm.world > 1;
-        shard_ = Shard::of((long long)grads().size(), comm.rank, zero_ ? comm.world : 1);
+        zero1_ = Zero1((long long)grads().size(), comm.rank, comm.world, zero);
     }
-    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale,
-                           bool sync_gradients) {
+    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale, bool sync_gradients) {
         const float loss = forward(tokens, targets, B, T);
         backward(loss_scale);
         comm_wait_ms_ = 0;
         if (sync_gradients && comm_ && comm_->world > 1) {
             const auto t0 = std::chrono::steady_clock::now();
-            if (zero_) {
-                padded_.assign(size_t(shard_.padded), 0.0f);
-                std::copy(grads().begin(), grads().end(), padded_.begin());
-                comm_->reduce_scatter_sum(padded_.data(), shard_);
-                std::copy(padded_.begin() + shard_.begin, padded_.begin() + shard_.end(),
-                          grads().begin() + shard_.begin);
-            } else {
-                comm_->allreduce_sum(grads().data(), (long long)grads().size());
-            }
+            if (zero1_.on()) zero1_.reduce_scatter(*comm_, grads());
+            else comm_->allreduce_sum(grads().data(), (long long)grads().size());
             comm_wait_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         }
         return loss;
     }
     double comm_wait_ms() const { return comm_wait_ms_; }
     double grad_norm() {  // with ZeRO-1: this rank's shard, squared and summed over the ranks
-        if (!zero_) return ref::Model<float>::grad_norm();
-        const float* g = grads().data() + shard_.begin;
-        return std::sqrt(comm_->sum(ref::grad_norm_squared(g, shard_.end() - shard_.begin)));
+        if (!zero1_.on()) return ref::Model<float>::grad_norm();
+        const Shard& own = zero1_.shard();
+        return zero1_.global_norm(ref::grad_norm_squared(grads().data() + own.begin, own.owned()),
+                                  [this](double x) { return comm_->sum(x); });
     }
     void apply_update(const ref::AdamWHyper& hyper, int step, double grad_scale) {
-        if (!zero_) return ref::Model<float>::apply_update(hyper, step, grad_scale);
-        for (const ParamTensor& t : layout().tensors()) {
-            long long lo, hi;
-            shard_.clip(t.offset, t.numel, lo, hi);
-            if (lo < hi)
-                ref::adamw_update(params().data() + lo, grads().data() + lo, adam_m().data() + lo,
-                                  adam_v().data() + lo, hi - lo, hyper, step, grad_scale, t.decay);
-        }
-        gather(params());
+        if (!zero1_.on()) return ref::Model<float>::apply_update(hyper, step, grad_scale);
+        zero1_.for_each_owned_piece(layout(), [&](const ParamTensor& t, long long lo, long long hi, long long) {
+            ref::adamw_update(params().data() + lo, grads().data() + lo, adam_m().data() + lo, adam_v().data() + lo,
+                              hi - lo, hyper, step, grad_scale, t.decay);
+        });
+        zero1_.all_gather(*comm_, params());
     }
     void upload() {}
     // With ZeRO-1 the moments are whole only after a gather (whole_moments);
     // without it each rank's own shard is current.
     void download(bool whole_moments = true) {
-        if (!zero_ || !whole_moments) return;
-        gather(adam_m());
-        gather(adam_v());
+        if (!zero1_.on() || !whole_moments) return;
+        zero1_.all_gather(*comm_, adam_m());
+        zero1_.all_gather(*comm_, adam_v());
     }
     std::vector<float> gradients() { return grads(); }
     void poison_gradient() { grads()[0] = NAN; }
@@ -124,17 +114,9 @@ public:
     double peak_tflops() const { return 0; }  // unknown: give --peak-tflops for an MFU
 
 private:
-    void gather(std::vector<float>& buffer) {
-        padded_.assign(size_t(shard_.padded), 0.0f);
-        std::copy(buffer.begin(), buffer.end(), padded_.begin());
-        comm_->all_gather(padded_.data(), shard_);
-        std::copy(padded_.begin(), padded_.begin() + (long long)buffer.size(), buffer.begin());
-    }
     const Comm* comm_ = nullptr;
     double comm_wait_ms_ = 0;
-    bool zero_ = false;
-    Shard shard_;
-    std::vector<float> padded_;
+    Zero1 zero1_;
 };
 void select_device(const Comm&) {}
 void list_attention_versions() { std::printf("none: train_llama_cpu computes attention with the CPU reference\n"); }
@@ -239,41 +221,55 @@ Flags parse_flags(int argc, char** argv) {
     CLI::App app{"train_llama: pretrain a Llama-style language model"};
     // A flag given twice takes its last value, so scripts can append overrides.
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    app.add_option("--preset", f.preset_name, "model preset: " + [] {
-        std::string s;
-        for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
-        return s;
-    }())->capture_default_str();
-    auto* config_opt = app.add_option("--config", f.config_path,
-                                      "Hugging Face config.json of a Llama model (overrides --preset)")
-        ->check(CLI::ExistingFile);
-    app.add_option("--init-hf", f.init_hf_dir, "start from the weights of a Hugging Face folder (config.json and "
+    app.add_option(
+           "--preset", f.preset_name,
+           "model preset: " +
+               [] {
+                   std::string s;
+                   for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
+                   return s;
+               }())
+        ->capture_default_str();
+    auto* config_opt =
+        app.add_option("--config", f.config_path, "Hugging Face config.json of a Llama model (overrides --preset)")
+            ->check(CLI::ExistingFile);
+    app.add_option("--init-hf", f.init_hf_dir,
+                   "start from the weights of a Hugging Face folder (config.json and "
                    "model.safetensors; its config overrides --preset)")
-        ->check(CLI::ExistingDirectory)->excludes(config_opt);
+        ->check(CLI::ExistingDirectory)
+        ->excludes(config_opt);
     auto* text_opt = app.add_option("--text", f.text_path, "training text, read as bytes (vocabulary 256)")
-        ->check(CLI::ExistingFile);
+                         ->check(CLI::ExistingFile);
     app.add_option("--data", f.data_spec, "token shards: files, folders, globs, or a mixture W:PATHS,W:PATHS")
         ->excludes(text_opt);
     app.add_option("--val-data", f.val_data_spec, "validation shards (same forms as --data)");
-    app.add_option("--tokenizer", f.tokenizer_path, "tokenizer.json (or tiktoken ranks) of the shards: prompts, "
-                   "samples, evaluation and export")->check(CLI::ExistingFile);
+    app.add_option("--tokenizer", f.tokenizer_path,
+                   "tokenizer.json (or tiktoken ranks) of the shards: prompts, "
+                   "samples, evaluation and export")
+        ->check(CLI::ExistingFile);
     app.add_option("--vocab-size", f.vocab_override, "override the preset's vocabulary size (e.g. 50304 for GPT-2)")
         ->check(llama::kPositive);
-    app.add_option("--init-std", f.init_std, "std of the normal init of the weight matrices and the embedding "
+    app.add_option("--init-std", f.init_std,
+                   "std of the normal init of the weight matrices and the embedding "
                    "(default: the config's, 0.02; the Zagreus recipe uses 0.03227); o_proj and down_proj get it "
-                   "divided by sqrt(2 x layers)")->check(llama::kPositive);
+                   "divided by sqrt(2 x layers)")
+        ->check(llama::kPositive);
     app.add_option("--steps", f.steps, "optimizer steps")->capture_default_str()->check(llama::kPositive);
-    app.add_option("--batch", f.batch, "sequences per optimizer step (or give --batch-tokens)")->capture_default_str()
+    app.add_option("--batch", f.batch, "sequences per optimizer step (or give --batch-tokens)")
+        ->capture_default_str()
         ->check(llama::kPositive);
     app.add_option("--batch-tokens", f.batch_tokens, "tokens per optimizer step (overrides --batch)")
         ->check(llama::kPositive);
-    app.add_option("--micro-batch", f.micro_batch, "sequences per forward/backward; gradients accumulate over "
-                   "batch / micro-batch micro-steps (default: the whole batch)")->check(llama::kPositive);
+    app.add_option("--micro-batch", f.micro_batch,
+                   "sequences per forward/backward; gradients accumulate over "
+                   "batch / micro-batch micro-steps (default: the whole batch)")
+        ->check(llama::kPositive);
     app.add_option("--seq-len", f.seq_len, "tokens per sequence")->capture_default_str()->check(llama::kPositive);
     // Schedule.
     app.add_option("--lr", f.lr, "peak learning rate")->capture_default_str()->check(llama::kPositive);
     app.add_option("--schedule", f.schedule_name, "constant, cosine or wsd (warmup-stable-decay)")
-        ->capture_default_str()->check(CLI::IsMember({"constant", "cosine", "wsd"}));
+        ->capture_default_str()
+        ->check(CLI::IsMember({"constant", "cosine", "wsd"}));
     app.add_option("--min-lr", f.min_lr, "floor of cosine / end of the WSD cooldown (default lr/10)")
         ->check(llama::kNonNegative);
     app.add_option("--warmup", f.warmup, "linear warmup steps")->capture_default_str()->check(llama::kNonNegative);
@@ -283,68 +279,97 @@ Flags parse_flags(int argc, char** argv) {
     app.add_option("--cooldown-fraction", f.cooldown_fraction, "wsd: cooldown over this last fraction of --steps")
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--decay-shape", f.decay_shape, "wsd cooldown: linear or cosine")
-        ->capture_default_str()->check(CLI::IsMember({"linear", "cosine"}));
+        ->capture_default_str()
+        ->check(CLI::IsMember({"linear", "cosine"}));
     // Optimizer.
     app.add_option("--weight-decay", f.weight_decay, "AdamW decoupled weight decay (not on norms and biases)")
-        ->capture_default_str()->check(llama::kNonNegative);
+        ->capture_default_str()
+        ->check(llama::kNonNegative);
     app.add_option("--beta1", f.beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
     app.add_option("--beta2", f.beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
     app.add_option("--grad-clip", f.grad_clip, "clip the global gradient norm to this (0: off)")
-        ->capture_default_str()->check(llama::kNonNegative);
+        ->capture_default_str()
+        ->check(llama::kNonNegative);
     app.add_option("--max-bad-steps", f.max_bad_steps, "abort after this many non-finite steps in a row")
-        ->capture_default_str()->check(llama::kPositive);
+        ->capture_default_str()
+        ->check(llama::kPositive);
     app.add_option("--seed", f.seed, "seed of the weights and the data order")->capture_default_str();
     // Evaluation and logs.
-    app.add_option("--log-every", f.log_every, "steps between log lines")->capture_default_str()
+    app.add_option("--log-every", f.log_every, "steps between log lines")
+        ->capture_default_str()
         ->check(llama::kPositive);
     app.add_option("--log-jsonl", f.log_jsonl, "append every step's metrics to this JSONL file");
     app.add_option("--peak-tflops", f.peak_tflops, "the device's peak TFLOP/s, to report MFU")
         ->check(llama::kNonNegative);
     app.add_option("--val-every", f.val_every, "steps between validation losses (0: only at the end)")
-        ->capture_default_str()->check(llama::kNonNegative);
+        ->capture_default_str()
+        ->check(llama::kNonNegative);
     app.add_option("--val-fraction", f.val_fraction, "share of the text held out for validation")
-        ->capture_default_str()->check(CLI::Range(0.0, 0.5));
-    app.add_option("--val-batches", f.val_batches, "batches per validation")->capture_default_str()
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 0.5));
+    app.add_option("--val-batches", f.val_batches, "batches per validation")
+        ->capture_default_str()
         ->check(llama::kPositive);
-    app.add_option("--eval-mc", f.eval_mc_path, "multiple-choice JSONL {context, choices, label}, scored with "
-                   "the validation loss")->check(CLI::ExistingFile);
+    app.add_option("--eval-mc", f.eval_mc_path,
+                   "multiple-choice JSONL {context, choices, label}, scored with "
+                   "the validation loss")
+        ->check(CLI::ExistingFile);
     app.add_option("--sample-every", f.sample_every, "steps between text samples (0: none)")
-        ->capture_default_str()->check(llama::kNonNegative);
-    app.add_option("--sample-tokens", f.sample_tokens, "tokens per sample")->capture_default_str()
+        ->capture_default_str()
+        ->check(llama::kNonNegative);
+    app.add_option("--sample-tokens", f.sample_tokens, "tokens per sample")
+        ->capture_default_str()
         ->check(llama::kPositive);
     app.add_option("--prompt", f.sample_prompt, "prompt of the samples")->capture_default_str();
     // Checkpoints.
     app.add_option("--checkpoint-dir", f.checkpoint_dir, "directory of checkpoints");
     app.add_option("--checkpoint-every", f.checkpoint_every, "steps between checkpoints (0: only at the end)")
-        ->capture_default_str()->check(llama::kNonNegative);
+        ->capture_default_str()
+        ->check(llama::kNonNegative);
     app.add_option("--keep-checkpoints", f.keep_checkpoints, "keep only the newest K checkpoints (0: all)")
-        ->capture_default_str()->check(llama::kNonNegative);
+        ->capture_default_str()
+        ->check(llama::kNonNegative);
     app.add_option("--export-hf", f.export_hf_dir, "at the end, write a Hugging Face folder here");
     app.add_option("--export-gguf", f.export_gguf_path, "at the end, write a GGUF file (F32) for llama.cpp here");
     app.add_flag("--resume", f.resume, "continue from the newest complete checkpoint in --checkpoint-dir");
     app.add_flag("--dry-run", f.dry_run, "print the model and memory plan, then exit");
-    app.add_flag("--zero", f.zero, "ZeRO-1 (with several ranks): each rank keeps and updates only its shard of the "
+    app.add_flag("--zero", f.zero,
+                 "ZeRO-1 (with several ranks): each rank keeps and updates only its shard of the "
                  "fp32 master weights and AdamW moments; gradients reduce-scattered, weights all-gathered");
-    app.add_option("--rendezvous", f.rendezvous, "join the ranks without MPI: tcp:HOST:PORT (rank 0 listens there) or "
+    app.add_option("--rendezvous", f.rendezvous,
+                   "join the ranks without MPI: tcp:HOST:PORT (rank 0 listens there) or "
                    "file:PATH (rank 0 writes its address to PATH on a shared file system); the rank and world size "
                    "come from srun (SLURM_PROCID, SLURM_NTASKS) or RANK and WORLD_SIZE");
     app.add_option("--rendezvous-timeout", f.rendezvous_timeout, "seconds to wait for every rank to join")
-        ->capture_default_str()->check(llama::kPositive);
-    app.add_option("--attention-kernel", f.attention_kernel, "GPU builds: the version of the attention kernels "
+        ->capture_default_str()
+        ->check(llama::kPositive);
+    app.add_option("--attention-kernel", f.attention_kernel,
+                   "GPU builds: the version of the attention kernels "
                    "(--list-attention-versions lists them and the GPU each needs; default: the one it marks)");
     app.add_flag("--list-attention-versions", f.list_versions, "print the attention kernels' versions, then exit");
-    app.add_flag("--recompute", f.recompute, "keep less for the backward (the RMSNorm outputs and the SwiGLU "
+    app.add_flag("--recompute", f.recompute,
+                 "keep less for the backward (the RMSNorm outputs and the SwiGLU "
                  "product are recomputed): less activation memory for one more pass of those kernels");
     app.add_option("--debug-nan-steps", f.debug_nan_steps, "fault injection for tests: make these steps' gradients NaN")
-        ->group("Testing")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    app.add_option("--debug-dump-grads", f.debug_dump_grads, "for tests: write the first step's gradients (before "
-                   "clipping) to this safetensors file")->group("Testing");
-    app.add_option("--debug-dump-batches", f.debug_dump_batches, "for comparisons: append every training micro-batch "
-                   "(int32 tokens, then int32 targets, each micro-batch x seq-len) to this file")->group("Testing");
-    app.add_option("--debug-export-init", f.debug_export_init, "for comparisons: write the initial weights as a "
-                   "Hugging Face folder here before step 1")->group("Testing");
-    app.add_option("--debug-crash-step", f.debug_crash_step, "for tests: the last rank kills itself (SIGKILL) at "
-                   "the start of this step")->group("Testing");
+        ->group("Testing")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--debug-dump-grads", f.debug_dump_grads,
+                   "for tests: write the first step's gradients (before "
+                   "clipping) to this safetensors file")
+        ->group("Testing");
+    app.add_option("--debug-dump-batches", f.debug_dump_batches,
+                   "for comparisons: append every micro-batch this "
+                   "rank trains on (int32 tokens, then int32 targets, each micro-batch x seq-len) to this file (rank R "
+                   "> 0: to FILE.rankR)")
+        ->group("Testing");
+    app.add_option("--debug-export-init", f.debug_export_init,
+                   "for comparisons: write the initial weights as a "
+                   "Hugging Face folder here before step 1")
+        ->group("Testing");
+    app.add_option("--debug-crash-step", f.debug_crash_step,
+                   "for tests: the last rank kills itself (SIGKILL) at "
+                   "the start of this step")
+        ->group("Testing");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -372,9 +397,9 @@ int batch_split(Flags& flags, const Comm& comm) {
         die("the batch of " + std::to_string(flags.batch) + " sequences is not a multiple of --micro-batch " +
             std::to_string(flags.micro_batch) + "; the accumulation steps must divide it exactly");
     const int accumulation = flags.batch / flags.micro_batch;
-    // Every rank reads every micro-batch of the global batch in the same order and
-    // trains on those whose index is its rank modulo the world size: the global
-    // batch, and so the run, is the same for any number of ranks.
+    // The data splits the micro-batches of the global batch over the ranks
+    // (lifecycle/training_data.h): the global batch, and so the run, is the same
+    // for any number of ranks.
     if (accumulation % comm.world != 0)
         die("the global batch is " + std::to_string(accumulation) + " micro-batches of " +
             std::to_string(flags.micro_batch) + " sequences, which " + std::to_string(comm.world) +
@@ -393,7 +418,7 @@ ModelConfig make_config(const Flags& flags, std::vector<float>& init_params) {
         if (!flags.init_hf_dir.empty()) exporter::read_hf(flags.init_hf_dir, config, init_params);
         else config = flags.config_path.empty() ? preset(flags.preset_name) : config_from_hf_json(flags.config_path);
     } catch (const std::exception& e) {
-        die(std::string(!flags.init_hf_dir.empty()      ? "--init-hf: "
+        die(std::string(!flags.init_hf_dir.empty()  ? "--init-hf: "
                         : flags.config_path.empty() ? "--preset: "
                                                     : "--config: ") +
             e.what());
@@ -470,16 +495,17 @@ std::unique_ptr<TextCodec> make_codec(const Flags& flags, const ModelConfig& con
 }
 
 // The training (and validation) data: --data shards or --text bytes.
-std::unique_ptr<TrainingData> make_data(const Flags& flags, const ModelConfig& config, const TextCodec& codec) {
+std::unique_ptr<TrainingData> make_data(const Flags& flags, const ModelConfig& config, const TextCodec& codec,
+                                        const Comm& comm) {
     std::unique_ptr<TrainingData> data;
     try {
         if (!flags.data_spec.empty())
             data = shard_data(flags.data_spec, flags.val_data_spec, flags.micro_batch, flags.seq_len,
-                              uint64_t(config.vocab_size), flags.seed);
+                              uint64_t(config.vocab_size), flags.seed, comm.rank, comm.world);
         else if (!flags.text_path.empty())
-            data = byte_text_data(flags.text_path, flags.val_fraction, flags.seq_len, flags.seed);
-        else
-            die("no training data: pass --data SHARDS (with --tokenizer) or --text FILE");
+            data =
+                byte_text_data(flags.text_path, flags.val_fraction, flags.seq_len, flags.seed, comm.rank, comm.world);
+        else die("no training data: pass --data SHARDS (with --tokenizer) or --text FILE");
     } catch (const std::exception& e) {
         die(std::string(flags.data_spec.empty() ? "--text " : "--data or --val-data: ") + e.what());
     }
@@ -487,6 +513,24 @@ std::unique_ptr<TrainingData> make_data(const Flags& flags, const ModelConfig& c
         std::printf("data: no --tokenizer: prompts and evaluation text are read as bytes\n");
     std::printf("data: %s\n", data->describe().c_str());
     return data;
+}
+
+// Each micro-batch's weight in a step's loss: its share of the trained targets
+// (those not TrainingData::kNotTrained) of all micro-batches of all ranks, so
+// the weighted means add up to the mean over every trained target. With every
+// target trained, each weighs 1 / micro-batches per step.
+std::vector<float> micro_weights(const std::vector<std::vector<int>>& targets, const Comm& comm) {
+    std::vector<double> counted;
+    double mine = 0;
+    for (const std::vector<int>& y : targets) {
+        counted.push_back(
+            double(std::count_if(y.begin(), y.end(), [](int t) { return t != TrainingData::kNotTrained; })));
+        mine += counted.back();
+    }
+    const double total = comm.sum(mine);
+    std::vector<float> weights;
+    for (double c : counted) weights.push_back(total > 0 ? float(c / total) : 0.0f);
+    return weights;
 }
 
 // --eval-mc's examples (none without it).
@@ -516,6 +560,7 @@ int main(int argc, char** argv) {
     if (flags.resume && flags.checkpoint_dir.empty()) die("--resume needs --checkpoint-dir");
     if (flags.zero && !flags.debug_dump_grads.empty()) die("--debug-dump-grads needs whole gradients: not with --zero");
     const int accumulation = batch_split(flags, comm);  // micro-batches per optimizer step, over all ranks
+    const int micro_steps = accumulation / comm.world;  // this rank's share of them
 
     // ---------------------------------------------------------------- config
     std::vector<float> init_params;  // from --init-hf
@@ -545,8 +590,10 @@ int main(int argc, char** argv) {
     if (flags.zero && comm.world > 1) {
         const double full = 1e-9 * double(plan.master_bytes + plan.adam_bytes),
                      saving = 1e-9 * plan.zero1_saving(comm.world);
-        std::printf("ZeRO-1: fp32 master weights and AdamW moments sharded over %d ranks: %.3g GB per rank "
-                    "instead of %.3g GB (saves %.3g GB)\n", comm.world, full - saving, full, saving);
+        std::printf(
+            "ZeRO-1: fp32 master weights and AdamW moments sharded over %d ranks: %.3g GB per rank "
+            "instead of %.3g GB (saves %.3g GB)\n",
+            comm.world, full - saving, full, saving);
     }
     model.init(flags.seed);
     if (!init_params.empty()) {
@@ -566,18 +613,16 @@ int main(int argc, char** argv) {
 
     // ---------------------------------------------------------------- data
     const std::unique_ptr<TextCodec> codec = make_codec(flags, config);
-    const std::unique_ptr<TrainingData> data = make_data(flags, config, *codec);
-    auto validation_loss = [&]() {
-        std::vector<int> x, y;
-        double sum = 0;
+    const std::unique_ptr<TrainingData> data = make_data(flags, config, *codec, comm);
+    auto validation_loss = [&]() {  // the mean over every trained target of --val-batches steps
+        std::vector<std::vector<int>> x(size_t(micro_steps * flags.val_batches)), y(x.size());
         data->validate_begin();  // the same validation batches every time
-        for (int i = 0; i < flags.val_batches; ++i)
-            for (int m = 0; m < accumulation; ++m) {
-                data->validate_batch(flags.micro_batch, flags.seq_len, x, y);
-                if (m % comm.world == comm.rank)
-                    sum += model.forward(x.data(), y.data(), flags.micro_batch, flags.seq_len) / accumulation;
-            }
-        return comm.sum(sum) / flags.val_batches;
+        for (size_t m = 0; m < x.size(); ++m) data->validate_batch(flags.micro_batch, flags.seq_len, x[m], y[m]);
+        const std::vector<float> weights = micro_weights(y, comm);
+        double sum = 0;
+        for (size_t m = 0; m < x.size(); ++m)
+            sum += double(model.forward(x[m].data(), y[m].data(), flags.micro_batch, flags.seq_len)) * weights[m];
+        return comm.sum(sum);
     };
 
     const std::vector<eval::McExample> mc_examples = read_mc_examples(flags);
@@ -617,7 +662,7 @@ int main(int argc, char** argv) {
     hyper.beta1 = flags.beta1;
     hyper.beta2 = flags.beta2;
     hyper.weight_decay = flags.weight_decay;
-    std::vector<int> inputs, targets;
+    std::vector<std::vector<int>> inputs(static_cast<size_t>(micro_steps)), targets(inputs.size());
     const std::set<int> nan_steps(flags.debug_nan_steps.begin(), flags.debug_nan_steps.end());
     const int64_t tokens_per_step = int64_t(flags.batch) * flags.seq_len;
     std::printf("training: steps %d to %d of %d x %d tokens (%d micro-steps of %d), lr %.2e, %s schedule, warmup %d\n",
@@ -626,10 +671,11 @@ int main(int argc, char** argv) {
     auto run_start = std::chrono::steady_clock::now();
     bool last_checkpoint_ok = true;
     int bad_in_row = 0;
-    FILE* batch_dump = nullptr;  // every rank reads every micro-batch: rank 0 writes them all
-    if (!flags.debug_dump_batches.empty() && comm.is_root() &&
-        !(batch_dump = std::fopen(flags.debug_dump_batches.c_str(), "ab")))
-        die("--debug-dump-batches " + flags.debug_dump_batches + ": cannot open for appending");
+    FILE* batch_dump = nullptr;  // each rank its own micro-batches (rank R > 0 into PATH.rankR)
+    const std::string batch_dump_path =
+        flags.debug_dump_batches + (comm.rank > 0 ? ".rank" + std::to_string(comm.rank) : "");
+    if (!flags.debug_dump_batches.empty() && !(batch_dump = std::fopen(batch_dump_path.c_str(), "ab")))
+        die("--debug-dump-batches " + batch_dump_path + ": cannot open for appending");
     for (int step = first_step; step <= flags.steps; ++step) {
         if (step == flags.debug_crash_step && comm.rank == comm.world - 1) std::raise(SIGKILL);
         auto t0 = std::chrono::steady_clock::now();
@@ -637,19 +683,27 @@ int main(int argc, char** argv) {
         // Gradient accumulation: each micro-step's loss is scaled by 1/accumulation,
         // so the summed gradient is that of the mean loss over the whole batch.
         model.zero_grad();
-        float loss = 0.0f;
-        for (int micro = 0; micro < accumulation; ++micro) {
-            data->next_batch(flags.micro_batch, flags.seq_len, inputs, targets);
+        // This rank's micro-batches, read first: the step's loss is the mean over
+        // its trained targets (every target in pretraining, the answers in
+        // fine-tuning) on all micro-batches of all ranks, so each micro-batch's
+        // mean, and its gradient, weighs by its share of them.
+        for (int micro = 0; micro < micro_steps; ++micro) {
+            data->next_batch(flags.micro_batch, flags.seq_len, inputs[micro], targets[micro]);
             if (batch_dump) {
-                std::fwrite(inputs.data(), sizeof(int), inputs.size(), batch_dump);
-                if (std::fwrite(targets.data(), sizeof(int), targets.size(), batch_dump) != targets.size())
-                    die("--debug-dump-batches " + flags.debug_dump_batches + ": write failed");
+                std::fwrite(inputs[micro].data(), sizeof(int), inputs[micro].size(), batch_dump);
+                if (std::fwrite(targets[micro].data(), sizeof(int), targets[micro].size(), batch_dump) !=
+                    targets[micro].size())
+                    die("--debug-dump-batches " + batch_dump_path + ": write failed");
             }
-            if (micro % comm.world != comm.rank) continue;  // another rank's micro-batch
+        }
+        const std::vector<float> weights = micro_weights(targets, comm);
+        float loss = 0.0f;
+        for (int micro = 0; micro < micro_steps; ++micro) {
             // The gradients are summed over the ranks after this rank's last micro-batch.
-            const bool last = micro + comm.world >= accumulation;
-            loss += model.forward_backward(inputs.data(), targets.data(), flags.micro_batch, flags.seq_len,
-                                           1.0f / float(accumulation), last) / float(accumulation);
+            const bool last = micro + 1 == micro_steps;
+            loss += model.forward_backward(inputs[micro].data(), targets[micro].data(), flags.micro_batch,
+                                           flags.seq_len, weights[micro], last) *
+                    weights[micro];
         }
         loss = float(comm.sum(loss));
         if (nan_steps.count(step)) model.poison_gradient();
@@ -716,8 +770,9 @@ int main(int argc, char** argv) {
             std::printf("step %5d/%d | sample: %s\n", step, flags.steps, text.c_str());
         }
         if (jsonl) {
-            nlohmann::json rec = {{"step", step}, {"lr", hyper.lr}, {"tokens_per_s", tokens_per_step / seconds},
-                                  {"ms", 1e3 * seconds}, {"tflops", tflops}, {"skipped", !finite}};
+            nlohmann::json rec = {
+                {"step", step},        {"lr", hyper.lr},   {"tokens_per_s", tokens_per_step / seconds},
+                {"ms", 1e3 * seconds}, {"tflops", tflops}, {"skipped", !finite}};
             // Losses printed in full precision (round-trip) so runs compare bit for bit.
             char buf[32];
             std::snprintf(buf, sizeof buf, "%.9g", double(loss));
@@ -745,11 +800,13 @@ int main(int argc, char** argv) {
             comm.barrier();  // nobody runs ahead of a checkpoint that is being written
         }
         if (stop) {
-            std::printf("received %s: %s; exiting with status %d\n", g_stop_signal == SIGTERM   ? "SIGTERM"
+            std::printf("received %s: %s; exiting with status %d\n",
+                        g_stop_signal == SIGTERM   ? "SIGTERM"
                         : g_stop_signal == SIGUSR1 ? "SIGUSR1"
                                                    : "a stop signal on another rank",
-                        flags.checkpoint_dir.empty() ? "no --checkpoint-dir, nothing saved"
-                                               : (last_checkpoint_ok ? "checkpoint written" : "checkpoint FAILED"),
+                        flags.checkpoint_dir.empty()
+                            ? "no --checkpoint-dir, nothing saved"
+                            : (last_checkpoint_ok ? "checkpoint written" : "checkpoint FAILED"),
                         kExitPreempted);
             std::fflush(stdout);
             comm.finalize();

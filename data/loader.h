@@ -15,8 +15,11 @@
 //
 // The state (step and samples drawn from each dataset) is a small record a
 // checkpoint can save; restoring it gives exactly the batches the run would
-// have seen.
-#pragma once
+// have seen. The samples drawn are counted over all ranks, so a state saved
+// with one rank count restores with another (same B per rank).
+#ifndef DATA_LOADER_H
+#define DATA_LOADER_H
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,11 +27,11 @@
 
 #include "data/shard.h"
 
-namespace data {
+namespace llama::data {
 
 struct DatasetSpec {
-  std::vector<std::string> paths;  // files, folders or glob patterns
-  double weight = 1.0;
+    std::vector<std::string> paths;  // files, folders or glob patterns
+    double weight = 1.0;
 };
 
 // Parses a mixture: "PATHS" or "W:PATHS,W:PATHS,..." where PATHS is one path
@@ -41,59 +44,65 @@ std::vector<DatasetSpec> parse_mixture(const std::string& text);
 std::vector<std::string> expand_token_paths(const std::vector<std::string>& paths);
 
 struct LoaderConfig {
-  uint64_t T = 1024;       // sequence length; samples hold T + 1 tokens
-  uint64_t B = 8;          // samples per rank per step
-  int rank = 0, world = 1;
-  uint64_t seed = 0;
-  bool shuffle = true;     // false: samples in file order (validation)
-  uint64_t vocab_size = 0; // nonzero: every token must be below it
+    uint64_t T = 1024;  // sequence length; samples hold T + 1 tokens
+    uint64_t B = 8;     // samples per rank per step
+    int rank = 0, world = 1;
+    uint64_t seed = 0;
+    bool shuffle = true;      // false: samples in file order (validation)
+    uint64_t vocab_size = 0;  // nonzero: every token must be below it
 };
 
 struct LoaderState {
-  uint64_t step = 0;
-  std::vector<uint64_t> drawn;  // samples taken from each dataset so far (all ranks)
-  uint64_t seed = 0;
-  uint64_t fingerprint = 0;     // of the datasets and settings the state belongs to
-  std::string serialize() const;                       // one line of text
-  static LoaderState parse(const std::string& text);   // throws Error
+    uint64_t step = 0;
+    std::vector<uint64_t> drawn;  // samples taken from each dataset so far (all ranks)
+    uint64_t seed = 0;
+    uint64_t fingerprint = 0;                           // of the datasets and settings the state belongs to
+    std::string serialize() const;                      // one line of text
+    static LoaderState parse(const std::string& text);  // throws Error
 };
 
 class DataLoader {
- public:
-  DataLoader(const std::vector<DatasetSpec>& datasets, const LoaderConfig& cfg);
-  ~DataLoader();
+public:
+    DataLoader(const std::vector<DatasetSpec>& datasets, const LoaderConfig& cfg);
+    ~DataLoader();
 
-  // Fills out[B * (T + 1)] with this rank's samples of the next step.
-  void next_batch(uint32_t* out);
-  // Global sample slot -> (dataset, sample index) of the batch at `step`,
-  // for tests and for the validation loader's pass length.
-  uint64_t samples_in(size_t dataset) const;
-  size_t num_datasets() const { return sets_.size(); }
-  // Steps that cover every sample of a single dataset once (validation pass).
-  uint64_t steps_per_epoch() const;
+    // Fills out[B * (T + 1)] with this rank's samples of the next step and,
+    // when given, trained[B * (T + 1)] with their trained flags (1 where the
+    // files have none).
+    void next_batch(uint32_t* out, uint8_t* trained = nullptr);
+    // Whether any dataset's files say which tokens are trained.
+    bool has_trained() const;
+    // Global sample slot -> (dataset, sample index) of the batch at `step`,
+    // for tests and for the validation loader's pass length.
+    uint64_t samples_in(size_t dataset) const;
+    size_t num_datasets() const { return sets_.size(); }
+    // Steps that cover every sample of a single dataset once (validation pass).
+    uint64_t steps_per_epoch() const;
 
-  LoaderState state() const;
-  void restore(const LoaderState& s);  // throws Error if s belongs to other data or settings
-  void reset();                        // back to step 0
+    LoaderState state() const;
+    void restore(const LoaderState& s);  // throws Error if s belongs to other data or settings
+    void reset();                        // back to step 0
 
-  // Which dataset and which sample the next step's global slot j draws
-  // (without advancing); used by tests.
-  void peek_slot(uint64_t j, size_t& dataset, uint64_t& sample) const;
+    // Which dataset and which sample the next step's global slot j draws
+    // (without advancing); used by tests.
+    void peek_slot(uint64_t j, size_t& dataset, uint64_t& sample) const;
 
- private:
-  struct Set;
-  std::vector<std::unique_ptr<Set>> sets_;
-  LoaderConfig cfg_;
-  LoaderState st_;
-  std::vector<double> weights_;
-  uint64_t fingerprint_ = 0;
-  size_t choose(const std::vector<uint64_t>& drawn, uint64_t slot_index) const;
-  uint64_t sample_index(size_t d, uint64_t k) const;
-  void read_sample(size_t d, uint64_t sample, uint32_t* out) const;
+private:
+    struct Set;
+    std::vector<std::unique_ptr<Set>> sets_;
+    LoaderConfig cfg_;
+    LoaderState st_;
+    std::vector<double> weights_;
+    uint64_t fingerprint_ = 0;
+    size_t choose(const std::vector<uint64_t>& drawn, uint64_t slot_index) const;
+    uint64_t sample_index(size_t d, uint64_t k) const;
+    void read_sample(size_t d, uint64_t sample, uint32_t* out, uint8_t* trained) const;
 };
 
 // The order of [0, n) in epoch `round` for `key`: a bijection computed per
 // index (exposed for tests).
 uint64_t permute(uint64_t i, uint64_t n, uint64_t key);
 
-}  // namespace data
+}  // namespace llama::data
+
+#endif  // DATA_LOADER_H

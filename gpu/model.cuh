@@ -45,7 +45,7 @@
 #include "model/config.h"
 #include "model/memory_plan.h"
 #include "model/params.h"
-#include "parallel/comm.h"
+#include "parallel/zero1.h"
 #include "reference/ops.h"
 
 // The ops the step calls, one function per op: the launchers of kernels/, or,
@@ -89,8 +89,7 @@ public:
     // Allocates everything for micro-batches of up to micro_batch x seq_len tokens.
     // attention_kernel: the version of kernels/attention.cuh (a row of its
     // table; 0: the default).
-    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute,
-          int attention_kernel = 0)
+    Model(const ModelConfig& config, int micro_batch, int seq_len, bool recompute, int attention_kernel = 0)
         : config_(config),
           attention_kernel_(attention_kernel == 0 ? kAttentionDefaultVersion : attention_kernel),
           layout_(config),
@@ -119,7 +118,7 @@ public:
         static_assert(kRmsnormDweightSlices <= kNormScratchSlices && kBiasGradSlices <= kBiasScratchSlices &&
                           kNormBlocks + 2 <= kGradNormScratch,
                       "model/memory_plan.h must plan the scratch the kernels use");
-        allocate_state(Shard::of(layout_.total(), 0, 1));
+        allocate_state(Zero1(layout_.total(), 0, 1, false));
         // Every activation and working buffer in one arena, each copy 256-byte aligned.
         std::vector<size_t> offsets;
         for (const auto* list : {&plan_.activations, &plan_.workspace})
@@ -142,8 +141,9 @@ public:
         if (planned(Buf::logits_chunk) != ce_plan_.logits_bytes ||
             planned(Buf::dlogits_chunk) != ce_plan_.dlogits_bytes ||
             planned(Buf::attn_scratch) != attention_backward_scratch(micro_batch, seq_len, c.n_heads) * sizeof(float))
-            throw std::logic_error("model/memory_plan.cpp sizes the classifier chunks or the attention scratch "
-                                   "unlike kernels/");
+            throw std::logic_error(
+                "model/memory_plan.cpp sizes the classifier chunks or the attention scratch "
+                "unlike kernels/");
         // RoPE tables for positions 0 .. seq_len-1 (a shorter sequence uses their first rows).
         std::vector<float> cos_table, sin_table;
         ref::rope_tables(cos_table, sin_table, seq_len, c.head_dim, c.rope_theta, c.rope_scaling);
@@ -178,7 +178,10 @@ public:
     const ModelConfig& config() const { return config_; }
     const ParamLayout& layout() const { return layout_; }
     const MemoryPlan& plan() const { return plan_; }
-    size_t device_bytes() const { return arena_bytes_ + size_t(shard_.padded) * (2 + 4) + size_t(shard_.size) * 12; }
+    size_t device_bytes() const {
+        const Shard& s = zero1_.shard();
+        return arena_bytes_ + size_t(s.padded) * (2 + 4) + size_t(s.size) * 12;
+    }
 
     // Host copies of the fp32 master weights and AdamW moments, for checkpoints,
     // export and sampling: download() fills them, upload() sends them back
@@ -194,16 +197,17 @@ public:
         const size_t P = host_params_.size();
         float* host[3] = {host_params_.data(), host_m_.data(), host_v_.data()};
         float* device[3] = {master_, m_, v_};
+        const Shard& own = zero1_.shard();
         for (int i = 0; i < 3; ++i) {
             const float* full = device[i];
-            if (i > 0 && zero_ && !whole_moments) {
-                CUDA_CHECK(cudaMemcpy(host[i] + shard_.begin, device[i],
-                                      size_t(shard_.end() - shard_.begin) * sizeof(float), cudaMemcpyDeviceToHost));
+            if (i > 0 && zero1_.on() && !whole_moments) {
+                CUDA_CHECK(cudaMemcpy(host[i] + own.begin, device[i], size_t(own.owned()) * sizeof(float),
+                                      cudaMemcpyDeviceToHost));
                 continue;
             }
 #ifdef LLAMA_NCCL
-            if (zero_) {
-                NCCL_CHECK(ncclAllGather(device[i], grads_, size_t(shard_.size), ncclFloat, nccl_, 0));
+            if (zero1_.on()) {  // step 4 of parallel/zero1.h, for the fp32 state
+                NCCL_CHECK(ncclAllGather(device[i], grads_, size_t(own.size), ncclFloat, nccl_, 0));
                 full = grads_;
             }
 #endif
@@ -217,13 +221,14 @@ public:
         CUDA_CHECK(cudaMemcpy(grads_, host_params_.data(), P * sizeof(float), cudaMemcpyHostToDevice));
         ops::float_to_bf16(weights_, grads_, P);
         // This rank's part of the fp32 master weights and moments (all of them without ZeRO-1).
-        const size_t own = size_t(shard_.end() - shard_.begin);
-        CUDA_CHECK(cudaMemset(master_, 0, size_t(shard_.size) * sizeof(float)));
-        CUDA_CHECK(cudaMemset(m_, 0, size_t(shard_.size) * sizeof(float)));
-        CUDA_CHECK(cudaMemset(v_, 0, size_t(shard_.size) * sizeof(float)));
-        CUDA_CHECK(cudaMemcpy(master_, host_params_.data() + shard_.begin, own * sizeof(float), cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(m_, host_m_.data() + shard_.begin, own * sizeof(float), cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(v_, host_v_.data() + shard_.begin, own * sizeof(float), cudaMemcpyHostToDevice));
+        const Shard& shard = zero1_.shard();
+        const size_t own = size_t(shard.owned());
+        CUDA_CHECK(cudaMemset(master_, 0, size_t(shard.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemset(m_, 0, size_t(shard.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemset(v_, 0, size_t(shard.size) * sizeof(float)));
+        CUDA_CHECK(cudaMemcpy(master_, host_params_.data() + shard.begin, own * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(m_, host_m_.data() + shard.begin, own * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(v_, host_v_.data() + shard.begin, own * sizeof(float), cudaMemcpyHostToDevice));
         zero_grad();
     }
     // The fp32 gradients, copied to the host (with ZeRO-1 only this rank's shard is summed).
@@ -254,20 +259,18 @@ public:
     // overlaps the backward of the layers below. The embedding, final norm and
     // LM head go last.
     //
-    // With ZeRO-1 (`zero`), each bucket is instead reduced to the ranks whose
-    // shards it covers: each rank keeps the sum of its shard only, holds the
-    // fp32 master weights and AdamW moments of that shard only, updates it, and
+    // With ZeRO-1 (`zero`), parallel/zero1.h's steps: each bucket is instead
+    // reduced to the ranks whose shards it covers, each rank holds the fp32
+    // master weights and AdamW moments of its shard only and updates it, and
     // the bf16 weights are all-gathered after the update. `host_sum` sums a
     // number over the ranks (for the gradient norm of the shards). Call before
     // init() or upload(): the state is reallocated.
-    void enable_gradient_sync(ncclComm_t comm, int rank, int world, bool zero,
-                              std::function<double(double)> host_sum) {
+    void enable_gradient_sync(ncclComm_t comm, int rank, int world, bool zero, std::function<double(double)> host_sum) {
         nccl_ = comm;
-        zero_ = zero;
         host_sum_ = std::move(host_sum);
-        if (zero) {
+        if (zero && world > 1) {
             free_state();
-            allocate_state(Shard::of(layout_.total(), rank, world));
+            allocate_state(Zero1(layout_.total(), rank, world, true));
         }
         CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
         bucket_events_.resize(config_.n_layers + 1);
@@ -278,7 +281,7 @@ public:
     // after its own backward was done (what the overlap did not hide).
     double comm_wait_ms() const { return comm_wait_ms_; }
 
-    void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(shard_.padded) * sizeof(float))); }
+    void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(zero1_.shard().padded) * sizeof(float))); }
 
     // The mean loss of a batch (evaluation: no gradients).
     float forward(const int* tokens, const int* targets, int B, int T) {
@@ -298,12 +301,12 @@ public:
     // With ZeRO-1: the norm of each rank's shard, squared and summed over the ranks.
     double grad_norm() {
         float* out = slot(Buf::grad_norm);
-        const float* grads = zero_ ? grads_ + shard_.begin : grads_;
-        ops::grad_norm(out + kNormBlocks, out, grads, size_t(zero_ ? shard_.size : layout_.total()), 0.0f);
+        const Shard& own = zero1_.shard();  // everything without ZeRO-1
+        ops::grad_norm(out + kNormBlocks, out, grads_ + own.begin, size_t(zero1_.on() ? own.size : own.total), 0.0f);
         float norm = 0;
         CUDA_CHECK(cudaMemcpy(&norm, out + kNormBlocks, sizeof norm, cudaMemcpyDeviceToHost));
-        if (!zero_) return norm;
-        return std::sqrt(host_sum_(double(norm) * double(norm)));
+        if (!zero1_.on()) return norm;
+        return zero1_.global_norm(double(norm) * double(norm), host_sum_);
     }
 
     // AdamW on every tensor with its own weight decay; the gradient is first
@@ -312,7 +315,9 @@ public:
         float* clip = slot(Buf::grad_norm) + kNormBlocks;  // [norm, scale], as grad_norm leaves them
         const float scale = float(grad_scale);
         CUDA_CHECK(cudaMemcpy(clip + 1, &scale, sizeof scale, cudaMemcpyHostToDevice));
-        for (const ParamTensor& t : layout_.tensors()) {
+        // The part [lo, hi) of each tensor in this rank's shard (all of it without
+        // ZeRO-1), at `s` in the shard-sized buffers.
+        zero1_.for_each_owned_piece(layout_, [&](const ParamTensor& t, long long lo, long long hi, long long s) {
             AdamWParams p;
             p.lr = float(h.lr);
             p.beta1 = float(h.beta1);
@@ -320,23 +325,22 @@ public:
             p.eps = float(h.eps);
             p.weight_decay = t.decay ? float(h.weight_decay) : 0.0f;
             p.step = step;
-            long long lo, hi;  // the part of this tensor in this rank's shard (all of it without ZeRO-1)
-            shard_.clip(t.offset, t.numel, lo, hi);
-            if (lo >= hi) continue;
-            const long long s = lo - shard_.begin;  // where it lies in the shard-sized buffers
             ops::adamw_update(master_ + s, weights_ + lo, grads_ + lo, m_ + s, v_ + s, size_t(hi - lo), p, clip);
-        }
+        });
 #ifdef LLAMA_NCCL
-        if (zero_)  // every rank's updated bf16 shard to every rank (in place)
-            NCCL_CHECK(ncclAllGather(weights_ + shard_.begin, weights_, size_t(shard_.size), ncclBfloat16, nccl_, 0));
+        if (zero1_.on()) {  // every rank's updated bf16 shard to every rank (in place)
+            const Shard& own = zero1_.shard();
+            NCCL_CHECK(ncclAllGather(weights_ + own.begin, weights_, size_t(own.size), ncclBfloat16, nccl_, 0));
+        }
 #endif
     }
 
 private:
     // The parameters' bf16 working copy and fp32 gradients (whole, padded to the
     // shards), and the fp32 master weights and AdamW moments (this rank's shard).
-    void allocate_state(const Shard& shard) {
-        shard_ = shard;
+    void allocate_state(const Zero1& zero1) {
+        zero1_ = zero1;
+        const Shard& shard = zero1_.shard();
         CUDA_CHECK(cudaMalloc(&weights_, size_t(shard.padded) * sizeof(bf16)));
         CUDA_CHECK(cudaMalloc(&grads_, size_t(shard.padded) * sizeof(float)));
         CUDA_CHECK(cudaMalloc(&master_, size_t(shard.size) * sizeof(float)));
@@ -379,13 +383,19 @@ private:
     };
     LayerBuffers layer_buffers(int l) const {
         const bool qk = config_.qk_norm;
-        return {slot<bf16>(Buf::residual, l),     recomputed<bf16>(Buf::attn_norm, l),
+        return {slot<bf16>(Buf::residual, l),
+                recomputed<bf16>(Buf::attn_norm, l),
                 qk ? slot<bf16>(Buf::qkv_raw, l) : nullptr,
-                slot<bf16>(Buf::qkv, l),          slot<bf16>(Buf::attn_out, l),
-                slot<bf16>(Buf::residual_mid, l), recomputed<bf16>(Buf::mlp_norm, l),
-                slot<bf16>(Buf::gate_up, l),      recomputed<bf16>(Buf::act, l),
-                slot(Buf::attn_rstd, l),          qk ? slot(Buf::qk_rstd, l) : nullptr,
-                slot(Buf::lse, l),                slot(Buf::mlp_rstd, l)};
+                slot<bf16>(Buf::qkv, l),
+                slot<bf16>(Buf::attn_out, l),
+                slot<bf16>(Buf::residual_mid, l),
+                recomputed<bf16>(Buf::mlp_norm, l),
+                slot<bf16>(Buf::gate_up, l),
+                recomputed<bf16>(Buf::act, l),
+                slot(Buf::attn_rstd, l),
+                qk ? slot(Buf::qk_rstd, l) : nullptr,
+                slot(Buf::lse, l),
+                slot(Buf::mlp_rstd, l)};
     }
 
     // Sums the gradients [offset, offset + count) (and a second range, if any)
@@ -401,17 +411,15 @@ private:
         NCCL_CHECK(ncclGroupStart());
         for (const auto& [begin, n] : {std::pair{offset, count}, std::pair{offset2, count2}}) {
             if (n <= 0) continue;
-            if (!zero_) {
-                NCCL_CHECK(ncclAllReduce(grads_ + begin, grads_ + begin, size_t(n), ncclFloat, ncclSum, nccl_,
-                                         comm_stream_));
+            if (!zero1_.on()) {
+                NCCL_CHECK(
+                    ncclAllReduce(grads_ + begin, grads_ + begin, size_t(n), ncclFloat, ncclSum, nccl_, comm_stream_));
                 continue;
             }
-            for (int owner = int(begin / shard_.size); owner * shard_.size < begin + n; ++owner) {
-                const int64_t lo = std::max<int64_t>(begin, owner * shard_.size);
-                const int64_t hi = std::min<int64_t>(begin + n, (owner + 1) * shard_.size);
+            zero1_.owners(begin, n, [&](int owner, long long lo, long long hi) {
                 NCCL_CHECK(ncclReduce(grads_ + lo, grads_ + lo, size_t(hi - lo), ncclFloat, ncclSum, owner, nccl_,
                                       comm_stream_));
-            }
+            });
         }
         NCCL_CHECK(ncclGroupEnd());
 #else
@@ -421,8 +429,8 @@ private:
 
     float run(const int* tokens, const int* targets, int B, int T, bool backward, float loss_scale, bool sync) {
         const ModelConfig& c = config_;
-        const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden,
-                  V = c.vocab_size, L = c.n_layers, Wd = (H + 2 * KV) * D;
+        const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden, V = c.vocab_size,
+                  L = c.n_layers, Wd = (H + 2 * KV) * D;
         const int N = B * T;
         const float eps = c.norm_eps;
         if (B <= 0 || T <= 0 || T > plan_.seq_len || int64_t(N) > int64_t(plan_.micro_batch) * plan_.seq_len)
@@ -524,8 +532,8 @@ private:
             if (c.qk_norm) {
                 bf16* d_raw = slot<bf16>(Buf::d_qkv_raw);
                 CUDA_CHECK(cudaMemcpyAsync(d_raw, d_qkv, size_t(N) * Wd * sizeof(bf16), cudaMemcpyDeviceToDevice));
-                ops::qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, a.qkv_raw, W.q_norm, a.qk_rstd, N, H, D,
-                                      Wd, 0);
+                ops::qk_norm_backward(d_raw, G.q_norm, norm_scratch, d_qkv, a.qkv_raw, W.q_norm, a.qk_rstd, N, H, D, Wd,
+                                      0);
                 ops::qk_norm_backward(d_raw, G.k_norm, norm_scratch, d_qkv, a.qkv_raw, W.k_norm,
                                       a.qk_rstd + size_t(N) * H, N, KV, D, Wd, H * D);
                 d_proj = d_raw;
@@ -565,8 +573,7 @@ private:
     MemoryPlan plan_;
     std::vector<int64_t> layer_begin_, layer_end_;
     double comm_wait_ms_ = 0;
-    Shard shard_;        // the whole buffer (rank 0 of 1) unless ZeRO-1 is on
-    bool zero_ = false;
+    Zero1 zero1_;  // one shard, the whole buffer, unless ZeRO-1 is on
     std::function<double(double)> host_sum_;
 #ifdef LLAMA_NCCL
     ncclComm_t nccl_ = nullptr;

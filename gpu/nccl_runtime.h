@@ -60,8 +60,9 @@ inline ncclResult_t CommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, 
 }
 inline ncclResult_t AllReduce(const void* send, void* recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                               ncclComm_t comm, cudaStream_t stream) {
-    static const auto f = function<ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t,
-                                                    ncclComm_t, cudaStream_t)>("ncclAllReduce");
+    static const auto f =
+        function<ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t)>(
+            "ncclAllReduce");
     return f(send, recv, count, type, op, comm, stream);
 }
 inline ncclResult_t Reduce(const void* send, void* recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,

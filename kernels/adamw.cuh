@@ -13,8 +13,8 @@
 
 #include "kernels/common.cuh"
 
-constexpr int kNormBlocks = 256;  // at most this many partial sums; the count depends only on n,
-constexpr int kNormThreads = 512; // so the order of the additions is fixed for a given size
+constexpr int kNormBlocks = 256;   // at most this many partial sums; the count depends only on n,
+constexpr int kNormThreads = 512;  // so the order of the additions is fixed for a given size
 
 // partial[blockIdx.x] = sum of squares of this block's grid-stride share.
 __global__ void grad_norm_partial_kernel(float* __restrict__ partial, const float* __restrict__ grad, size_t n) {
@@ -105,9 +105,9 @@ __global__ void adamw_kernel(float* __restrict__ master, bf16* __restrict__ weig
 // Version 2: four elements per thread, 128-bit loads and stores of the fp32
 // arrays and one 64-bit store of the four bf16 (pointers 16-byte aligned); the
 // last n % 4 elements one at a time.
-__global__ void adamw_vec4_kernel(float* __restrict__ master, bf16* __restrict__ weight,
-                                  const float* __restrict__ grad, float* __restrict__ m, float* __restrict__ v,
-                                  size_t n, AdamWParams p, const float* __restrict__ clip) {
+__global__ void adamw_vec4_kernel(float* __restrict__ master, bf16* __restrict__ weight, const float* __restrict__ grad,
+                                  float* __restrict__ m, float* __restrict__ v, size_t n, AdamWParams p,
+                                  const float* __restrict__ clip) {
     const size_t i = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
     if (i >= n) return;
     const float scale = clip ? clip[1] : 1.0f;
@@ -148,7 +148,7 @@ inline void adamw_update(float* master, bf16* weight, const float* grad, float* 
     if (!(aligned(master, 16) && aligned(grad, 16) && aligned(m, 16) && aligned(v, 16) && aligned(weight, 8)))
         return adamw_update_v1(master, weight, grad, m, v, n, p, clip, stream);
     adamw_vec4_kernel<<<ceil_div(ceil_div((long long)n, 4), 256), 256, 0, stream>>>(master, weight, grad, m, v, n, p,
-                                                                                     clip);
+                                                                                    clip);
     CUDA_CHECK_LAUNCH("adamw_vec4_kernel");
 }
 

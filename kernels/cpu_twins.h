@@ -86,13 +86,12 @@ inline void rmsnorm_forward_rows(bf16* out, float* rstd, bf16* residual_out, con
         rows.store(residual_out, h);
     }
     std::vector<float> y(h.size());
-    llama::ref::rmsnorm_forward(y.data(), rstd, h.data(), load(weight, size_t(rows.C)).data(), rows.count, rows.C,
-                                eps);
+    llama::ref::rmsnorm_forward(y.data(), rstd, h.data(), load(weight, size_t(rows.C)).data(), rows.count, rows.C, eps);
     rows.store(out, y);
 }
 
-inline void rmsnorm_backward_rows(bf16* dinp, float* dweight, const bf16* dresidual, const bf16* dout,
-                                  const bf16* inp, const bf16* weight, const float* rstd, const Rows& rows) {
+inline void rmsnorm_backward_rows(bf16* dinp, float* dweight, const bf16* dresidual, const bf16* dout, const bf16* inp,
+                                  const bf16* weight, const float* rstd, const Rows& rows) {
     std::vector<float> d = dresidual ? rows.load(dresidual) : std::vector<float>(size_t(rows.count) * rows.C, 0.0f);
     llama::ref::rmsnorm_backward(d.data(), dweight, rows.load(dout).data(), rows.load(inp).data(),
                                  load(weight, size_t(rows.C)).data(), rstd, rows.count, rows.C);
@@ -138,8 +137,8 @@ inline void rmsnorm_backward(bf16* dinp, float* dweight, float* scratch, const b
     });
 }
 
-inline void qk_norm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int N, int heads,
-                            int head_dim, int row_width, int col0, float eps, cudaStream_t stream = 0) {
+inline void qk_norm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int N, int heads, int head_dim,
+                            int row_width, int col0, float eps, cudaStream_t stream = 0) {
     detail::on_stream(stream, [=] {
         detail::rmsnorm_forward_rows(out + col0, rstd, nullptr, inp + col0, nullptr, weight,
                                      detail::qkv_heads(N, heads, head_dim, row_width), eps);
@@ -157,17 +156,15 @@ inline void qk_norm_backward(bf16* dinp, float* dweight, float* scratch, const b
 }
 
 // ---------------------------------------------------------------- RoPE (in place, on heads of the fused rows)
-inline void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int row_stride,
-                        int col0, int heads, int D, bool backward, cudaStream_t stream) {
+inline void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int row_stride, int col0,
+                        int heads, int D, bool backward, cudaStream_t stream) {
     detail::on_stream(stream, [=] {
         const detail::Rows rows = detail::qkv_heads(N, heads, D, row_stride);
         const std::vector<float> in = rows.load(x + col0);
         std::vector<float> out(in.size(), 0.0f);
         // Row n is position n % T of sequence n / T (N is a whole number of sequences).
-        if (backward)
-            llama::ref::rope_backward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D);
-        else
-            llama::ref::rope_forward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D);
+        if (backward) llama::ref::rope_backward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D);
+        else llama::ref::rope_forward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D);
         rows.store(x + col0, out);
     });
 }
@@ -300,9 +297,9 @@ inline void bias_grad(float* dbias, float* scratch, const bf16* dout, int N, int
 // ---------------------------------------------------------------- classifier + cross-entropy
 // The same chunks as the kernel's plan, each: fp32 logits, the loss of each row
 // and the bf16 gradient of the logits, then dh and dW from the twins above.
-inline void classifier_cross_entropy(MatmulContext& ctx, float* loss, bf16* dh, float* dW, const bf16* h,
-                                     const bf16* W, const int* targets, int N, int C, int V, int ignore_index,
-                                     float dloss, const CrossEntropyPlan& plan, float* logits, bf16* dlogits,
+inline void classifier_cross_entropy(MatmulContext& ctx, float* loss, bf16* dh, float* dW, const bf16* h, const bf16* W,
+                                     const int* targets, int N, int C, int V, int ignore_index, float dloss,
+                                     const CrossEntropyPlan& plan, float* logits, bf16* dlogits,
                                      cudaStream_t stream = 0) {
     for (int start = 0; start < N; start += plan.chunk_rows) {
         const int rows = std::min(plan.chunk_rows, N - start);

@@ -91,9 +91,9 @@ inline CrossEntropyPlan cross_entropy_plan(int N, int V, size_t budget_bytes) {
 //   loss [N] fp32 per row (0 for ignored), dh [N, C] bf16 (overwritten), dW [V, C] fp32 (added to);
 //   dh and dW nullptr: the loss only (evaluation)
 //   logits / dlogits: working buffers of plan.logits_bytes / plan.dlogits_bytes
-inline void classifier_cross_entropy(MatmulContext& ctx, float* loss, bf16* dh, float* dW, const bf16* h,
-                                     const bf16* W, const int* targets, int N, int C, int V, int ignore_index,
-                                     float dloss, const CrossEntropyPlan& plan, float* logits, bf16* dlogits,
+inline void classifier_cross_entropy(MatmulContext& ctx, float* loss, bf16* dh, float* dW, const bf16* h, const bf16* W,
+                                     const int* targets, int N, int C, int V, int ignore_index, float dloss,
+                                     const CrossEntropyPlan& plan, float* logits, bf16* dlogits,
                                      cudaStream_t stream = 0) {
     for (int start = 0; start < N; start += plan.chunk_rows) {
         const int rows = std::min(plan.chunk_rows, N - start);

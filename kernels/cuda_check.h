@@ -26,8 +26,8 @@ inline void cuda_check_impl(cudaError_t err, const char* what, const char* file,
         if (r && r->line > 0)
             std::fprintf(stderr, "mbarrier wait timed out in %.64s (line %d), block (%d,%d,%d) thread %d\n",
                          r->function, r->line, r->block_x, r->block_y, r->block_z, r->thread);
-        std::fprintf(stderr, "CUDA error at %s:%d: %s failed: %s (%s)\n", file, line, what,
-                     cudaGetErrorString(err), cudaGetErrorName(err));
+        std::fprintf(stderr, "CUDA error at %s:%d: %s failed: %s (%s)\n", file, line, what, cudaGetErrorString(err),
+                     cudaGetErrorName(err));
         std::exit(EXIT_FAILURE);
     }
 }

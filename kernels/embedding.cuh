@@ -52,10 +52,8 @@ __global__ void embedding_backward_kernel(float* __restrict__ dwte, const bf16* 
 
 inline void embedding_forward(bf16* out, const int* tokens, const bf16* wte, int N, int C, cudaStream_t stream = 0) {
     const long long n = (long long)N * C;
-    if (C % 8 == 0)
-        embedding_forward_kernel<8><<<ceil_div(n / 8, 256), 256, 0, stream>>>(out, tokens, wte, N, C);
-    else
-        embedding_forward_kernel<1><<<ceil_div(n, 256), 256, 0, stream>>>(out, tokens, wte, N, C);
+    if (C % 8 == 0) embedding_forward_kernel<8><<<ceil_div(n / 8, 256), 256, 0, stream>>>(out, tokens, wte, N, C);
+    else embedding_forward_kernel<1><<<ceil_div(n, 256), 256, 0, stream>>>(out, tokens, wte, N, C);
     CUDA_CHECK_LAUNCH("embedding_forward_kernel");
 }
 

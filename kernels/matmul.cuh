@@ -45,8 +45,8 @@ struct MatmulContext {
 // Column-major D[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta D (+ bias[m] to every column).
 // A and B are bf16; D is bf16 or fp32 (d_type).
 inline void matmul_colmajor(MatmulContext& ctx, void* D, cudaDataType_t d_type, const bf16* A, bool trans_a,
-                            const bf16* B, bool trans_b, int m, int n, int k, float alpha, float beta,
-                            const bf16* bias, cudaStream_t stream) {
+                            const bf16* B, bool trans_b, int m, int n, int k, float alpha, float beta, const bf16* bias,
+                            cudaStream_t stream) {
     cublasLtMatmulDesc_t desc;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -96,8 +96,8 @@ inline void linear_forward(MatmulContext& ctx, void* out, bool out_fp32, const b
 // dinp[N, IC] = dout[N, OC] @ W[OC, IC] (+ dinp when accumulate).
 inline void linear_backward_input(MatmulContext& ctx, bf16* dinp, const bf16* dout, const bf16* W, int N, int IC,
                                   int OC, bool accumulate, cudaStream_t stream = 0) {
-    matmul_colmajor(ctx, dinp, CUDA_R_16BF, W, false, dout, false, IC, N, OC, 1.0f, accumulate ? 1.0f : 0.0f,
-                    nullptr, stream);
+    matmul_colmajor(ctx, dinp, CUDA_R_16BF, W, false, dout, false, IC, N, OC, 1.0f, accumulate ? 1.0f : 0.0f, nullptr,
+                    stream);
 }
 
 // dW[OC, IC] (fp32) += dout[N, OC]^T @ inp[N, IC].

@@ -111,13 +111,13 @@ __device__ __forceinline__ uint32_t ptx_shared_address(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                  const float c[4]) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%10, %11, %12, %13};\n"
         : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
-          "f"(c[3]));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 }
 
 __device__ __forceinline__ void ldmatrix_x1(uint32_t r[1], const void* row) {
@@ -125,23 +125,28 @@ __device__ __forceinline__ void ldmatrix_x1(uint32_t r[1], const void* row) {
 }
 __device__ __forceinline__ void ldmatrix_x2(uint32_t r[2], const void* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1]) : "r"(ptx_shared_address(row)));
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(ptx_shared_address(row)));
 }
 __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(ptx_shared_address(row)));
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(ptx_shared_address(row)));
 }
 __device__ __forceinline__ void ldmatrix_x1_trans(uint32_t r[1], const void* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n"
-                 : "=r"(r[0]) : "r"(ptx_shared_address(row)));
+                 : "=r"(r[0])
+                 : "r"(ptx_shared_address(row)));
 }
 __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t r[2], const void* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1]) : "r"(ptx_shared_address(row)));
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(ptx_shared_address(row)));
 }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(ptx_shared_address(row)));
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(ptx_shared_address(row)));
 }
 
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
@@ -155,7 +160,9 @@ __device__ __forceinline__ void cp_async_4(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
 
 // ---- Hopper (sm_90a only): warpgroup MMA, asynchronous ----------------------
@@ -202,7 +209,8 @@ __device__ __forceinline__ void wgmma_wait() {
 #endif
 }
 template <bool B_MN_MAJOR = false>
-__device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
+__device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b,
+                                                     bool accumulate) {
 #if defined(PTX_HAVE_WGMMA)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
@@ -210,10 +218,10 @@ __device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t
         "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
         "}, {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)), "n"(int(B_MN_MAJOR)));
 #else
     (void)d, (void)a, (void)desc_b, (void)accumulate;
@@ -221,7 +229,8 @@ __device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], const uint32_t
 #endif
 }
 template <bool B_MN_MAJOR = false>
-__device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
+__device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_t a[4], uint64_t desc_b,
+                                                      bool accumulate) {
 #if defined(PTX_HAVE_WGMMA)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
@@ -231,14 +240,14 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_
         "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
         "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
         "}, {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+          "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+          "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)), "n"(int(B_MN_MAJOR)));
 #else
     (void)d, (void)a, (void)desc_b, (void)accumulate;
@@ -247,7 +256,8 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float d[64], const uint32_
 }
 // The same m64n64k16 with A from shared memory too (K-major, described like B).
 template <bool B_MN_MAJOR = false>
-__device__ __forceinline__ void wgmma_m64n64k16_bf16_ss(float d[32], uint64_t desc_a, uint64_t desc_b, bool accumulate) {
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_ss(float d[32], uint64_t desc_a, uint64_t desc_b,
+                                                        bool accumulate) {
 #if defined(PTX_HAVE_WGMMA)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
@@ -255,10 +265,10 @@ __device__ __forceinline__ void wgmma_m64n64k16_bf16_ss(float d[32], uint64_t de
         "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
         "}, %32, %33, p, 1, 1, 0, %35;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
         : "l"(desc_a), "l"(desc_b), "r"(int(accumulate)), "n"(int(B_MN_MAJOR)));
 #else
     (void)d, (void)desc_a, (void)desc_b, (void)accumulate;
@@ -312,8 +322,8 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
 }
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
 #if defined(PTX_HAVE_TMA)
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ptx_shared_address(bar)),
-                 "r"(bytes) : "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ptx_shared_address(bar)), "r"(bytes)
+                 : "memory");
 #else
     (void)bar, (void)bytes;
     __trap();
@@ -322,9 +332,10 @@ __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, unsigne
 __device__ __forceinline__ bool mbarrier_try_wait_parity(uint64_t* bar, unsigned parity) {
 #if defined(PTX_HAVE_TMA)
     uint32_t done;
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done) : "r"(ptx_shared_address(bar)), "r"(parity) : "memory");
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(ptx_shared_address(bar)), "r"(parity)
+                 : "memory");
     return done != 0;
 #else
     (void)bar, (void)parity;
@@ -391,8 +402,9 @@ __device__ __forceinline__ void tma_load_3d(void* smem, const CUtensorMap* map, 
 #if defined(PTX_HAVE_TMA)
     asm volatile(
         "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
-        "[%5];\n" ::"r"(ptx_shared_address(smem)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2),
-        "r"(ptx_shared_address(bar)) : "memory");
+        "[%5];\n" ::"r"(ptx_shared_address(smem)),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(ptx_shared_address(bar))
+        : "memory");
 #else
     (void)smem, (void)map, (void)c0, (void)c1, (void)c2, (void)bar;
     __trap();
@@ -402,8 +414,12 @@ __device__ __forceinline__ void tma_load_3d(void* smem, const CUtensorMap* map, 
 #else  // emulated: every lane of the warp must call these together, as on the GPU
 
 namespace ptx_emu {
-inline float bf16_low(uint32_t r) { return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(r & 0xffffu))); }
-inline float bf16_high(uint32_t r) { return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(r >> 16))); }
+inline float bf16_low(uint32_t r) {
+    return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(r & 0xffffu)));
+}
+inline float bf16_high(uint32_t r) {
+    return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(r >> 16)));
+}
 
 // Gathers one 64-bit value from every lane of the (full) warp.
 inline void gather(uint64_t mine, uint64_t all[32]) { ::emu::warp_collective(0xffffffffu, mine, all); }
@@ -462,11 +478,13 @@ inline void async_wait(unsigned keep, bool all) {
 inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo, uint64_t layout = 0) {
     const uintptr_t base = reinterpret_cast<uintptr_t>(::emu::dynamic_shared()), p = reinterpret_cast<uintptr_t>(smem);
     if (p < base || p - base >= (uintptr_t(1) << 18) || (p - base) % 16 || lbo % 16 || sbo % 16)
-        ::emu::kernel_fail("wgmma descriptor: the operand must lie 16-byte aligned in dynamic shared memory, "
-                           "with offsets that are multiples of 16");
+        ::emu::kernel_fail(
+            "wgmma descriptor: the operand must lie 16-byte aligned in dynamic shared memory, "
+            "with offsets that are multiples of 16");
     if (layout == 1 && (p - base) % 1024 >= 128)
-        ::emu::kernel_fail("wgmma descriptor: a 128-byte swizzled operand must start in the first 128 bytes of a "
-                           "1024-byte aligned block (the emulator does not model the base offset field)");
+        ::emu::kernel_fail(
+            "wgmma descriptor: a 128-byte swizzled operand must start in the first 128 bytes of a "
+            "1024-byte aligned block (the emulator does not model the base offset field)");
     return uint64_t((p - base) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(sbo >> 4) << 32) | (layout << 62);
 }
 
@@ -474,7 +492,8 @@ inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo, uint64_
 // the K16 x N operand B described by `desc` (the layouts at the top of this file).
 template <bool MN_MAJOR>
 inline size_t wgmma_b_offset(uint64_t desc, unsigned k, unsigned n) {
-    const size_t start = (desc & 0x3FFFu) << 4, lbo = ((desc >> 16) & 0x3FFFu) << 4, sbo = ((desc >> 32) & 0x3FFFu) << 4;
+    const size_t start = (desc & 0x3FFFu) << 4, lbo = ((desc >> 16) & 0x3FFFu) << 4,
+                 sbo = ((desc >> 32) & 0x3FFFu) << 4;
     if ((desc >> 62) == 0) {
         if (MN_MAJOR) ::emu::kernel_fail("wgmma: an MN-major B without swizzle is not emulated");
         return start + (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
@@ -498,15 +517,16 @@ inline void wgmma_queue(float* d, AAt a_at, uint64_t desc, bool accumulate) {
     const unsigned char* smem = static_cast<const unsigned char*>(::emu::dynamic_shared());
     const unsigned lane = ::emu::lane_id(), g = lane / 4, t = lane % 4;
     st.pending.push_back({st.committed, [=] {
-        for (int j = 0; j < N / 8; ++j)
-            for (int i = 0; i < 4; ++i) {
-                const unsigned row = g + 8 * (i >> 1), n = 8 * j + 2 * t + (i & 1);
-                float acc = accumulate ? d[4 * j + i] : 0.0f;
-                for (unsigned k = 0; k < 16; ++k)
-                    acc = fmaf(a_at(row, k), smem_bf16(smem + wgmma_b_offset<MN_MAJOR>(desc, k, n)), acc);
-                d[4 * j + i] = acc;
-            }
-    }});
+                              for (int j = 0; j < N / 8; ++j)
+                                  for (int i = 0; i < 4; ++i) {
+                                      const unsigned row = g + 8 * (i >> 1), n = 8 * j + 2 * t + (i & 1);
+                                      float acc = accumulate ? d[4 * j + i] : 0.0f;
+                                      for (unsigned k = 0; k < 16; ++k)
+                                          acc = fmaf(a_at(row, k),
+                                                     smem_bf16(smem + wgmma_b_offset<MN_MAJOR>(desc, k, n)), acc);
+                                      d[4 * j + i] = acc;
+                                  }
+                          }});
 }
 
 // A from registers: gathered from the warp's lanes at the issue.
@@ -525,15 +545,16 @@ inline void wgmma(float* d, const uint32_t a[4], uint64_t desc, bool accumulate)
             A[row * 16 + col + 1] = bf16_high(r[k]);
         }
     }
-    wgmma_queue<N, MN_MAJOR>(d, [A = std::move(A)](unsigned row, unsigned k) { return A[row * 16 + k]; }, desc,
-                             accumulate);
+    wgmma_queue<N, MN_MAJOR>(
+        d, [A = std::move(A)](unsigned row, unsigned k) { return A[row * 16 + k]; }, desc, accumulate);
 }
 
 // A from shared memory (K-major, the layout of a K-major B with m for n): the
 // warp's rows 16w..16w+15 of the warpgroup's 64, read when the product runs.
 template <int N, bool MN_MAJOR>
 inline void wgmma_ss(float* d, uint64_t desc_a, uint64_t desc_b, bool accumulate) {
-    if ((desc_a >> 62) > 1) ::emu::kernel_fail("wgmma descriptor: only no swizzle and the 128-byte swizzle are emulated");
+    if ((desc_a >> 62) > 1)
+        ::emu::kernel_fail("wgmma descriptor: only no swizzle and the 128-byte swizzle are emulated");
     const dim3 bd = blockDim;
     const unsigned linear = threadIdx.x + bd.x * (threadIdx.y + bd.y * threadIdx.z), w = (linear / 32) % 4;
     const unsigned char* smem = static_cast<const unsigned char*>(::emu::dynamic_shared());
@@ -545,7 +566,7 @@ inline void wgmma_ss(float* d, uint64_t desc_a, uint64_t desc_b, bool accumulate
 // Runs the products of every committed group but the newest `keep`, in issue order.
 inline void wgmma_retire(unsigned keep) {
     ::emu::WgmmaState& st = ::emu::wgmma_state();
-    std::vector<::emu::WgmmaOp> left;
+    std::vector< ::emu::WgmmaOp> left;
     for (::emu::WgmmaOp& op : st.pending) {
         if (op.group < st.committed && st.committed - op.group > keep) op.run();
         else left.push_back(std::move(op));
@@ -559,14 +580,16 @@ inline void wgmma_retire(unsigned keep) {
 inline void tma_load(void* smem, const CUtensorMap* map, const int* c, int rank, uint64_t* bar) {
     ::emu::TensorMapFields m;
     std::memcpy(&m, map, sizeof(m));
-    if (m.magic != ::emu::kTensorMapMagic) ::emu::kernel_fail("cp.async.bulk.tensor: not a tensor map from cuTensorMapEncodeTiled");
+    if (m.magic != ::emu::kTensorMapMagic)
+        ::emu::kernel_fail("cp.async.bulk.tensor: not a tensor map from cuTensorMapEncodeTiled");
     if (int(m.rank) != rank) ::emu::kernel_fail("cp.async.bulk.tensor: the instruction's rank is not the tensor map's");
     // The emulator's shared memory (dynamic, and static arrays with their
     // __align__) is as aligned in the host address space as on the GPU.
     const uintptr_t off = reinterpret_cast<uintptr_t>(smem);
     if (off % (m.swizzle128 ? 1024 : 128))
-        ::emu::kernel_fail(m.swizzle128 ? "cp.async.bulk.tensor: a 128-byte swizzled box needs 1024-byte aligned shared memory"
-                                        : "cp.async.bulk.tensor: the shared-memory destination must be 128-byte aligned");
+        ::emu::kernel_fail(m.swizzle128
+                               ? "cp.async.bulk.tensor: a 128-byte swizzled box needs 1024-byte aligned shared memory"
+                               : "cp.async.bulk.tensor: the shared-memory destination must be 128-byte aligned");
     uint32_t box[5] = {1, 1, 1, 1, 1};
     for (int i = 0; i < rank; ++i) box[i] = m.box[i];
     const size_t e = m.elem_bytes;
@@ -633,7 +656,9 @@ inline void cp_async_8(void* smem, const void* gmem) { ptx_emu::async_copy(smem,
 inline void cp_async_4(void* smem, const void* gmem) { ptx_emu::async_copy(smem, gmem, 4); }
 inline void cp_async_commit() { ++::emu::async_copy_state().committed; }
 template <int N>
-inline void cp_async_wait() { ptx_emu::async_wait(N, false); }
+inline void cp_async_wait() {
+    ptx_emu::async_wait(N, false);
+}
 inline void cp_async_wait_all() { ptx_emu::async_wait(0, true); }
 
 inline uint64_t wgmma_desc(const void* smem, uint32_t lbo, uint32_t sbo) { return ptx_emu::wgmma_desc(smem, lbo, sbo); }
@@ -644,7 +669,9 @@ inline void fence_proxy_async() {}  // the emulator has one proxy
 inline void wgmma_fence() { ::emu::wgmma_state().fenced = true; }
 inline void wgmma_commit() { ++::emu::wgmma_state().committed; }
 template <int N>
-inline void wgmma_wait() { ptx_emu::wgmma_retire(N); }
+inline void wgmma_wait() {
+    ptx_emu::wgmma_retire(N);
+}
 template <bool B_MN_MAJOR = false>
 inline void wgmma_m64n64k16_bf16(float d[32], const uint32_t a[4], uint64_t desc_b, bool accumulate) {
     ptx_emu::wgmma<64, B_MN_MAJOR>(d, a, desc_b, accumulate);

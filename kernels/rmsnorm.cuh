@@ -28,8 +28,8 @@ __device__ inline size_t rmsnorm_row_start(int row, int C, int group, size_t gro
 
 template <int VEC>
 __global__ void rmsnorm_forward_kernel(bf16* __restrict__ out, float* __restrict__ rstd, bf16* residual_out,
-                                       const bf16* inp, const bf16* residual, const bf16* __restrict__ weight,
-                                       int N, int C, float eps, int group, size_t group_stride) {
+                                       const bf16* inp, const bf16* residual, const bf16* __restrict__ weight, int N,
+                                       int C, float eps, int group, size_t group_stride) {
     const int lane = threadIdx.x % 32;
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return;
@@ -67,8 +67,7 @@ __global__ void rmsnorm_forward_kernel(bf16* __restrict__ out, float* __restrict
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         if constexpr (VEC == 8) {
             Packed128<bf16> x = load128(h + base + c), w = load128(weight + c), y;
-            for (int i = 0; i < VEC; ++i)
-                y[i] = __float2bfloat16(__bfloat162float(x[i]) * r * __bfloat162float(w[i]));
+            for (int i = 0; i < VEC; ++i) y[i] = __float2bfloat16(__bfloat162float(x[i]) * r * __bfloat162float(w[i]));
             store128(out + base + c, y);
         } else {
             out[base + c] = __float2bfloat16(__bfloat162float(h[base + c]) * r * __bfloat162float(weight[c]));
@@ -167,8 +166,8 @@ __global__ void rmsnorm_backward_dweight_final_kernel(float* __restrict__ dweigh
 // ---------------------------------------------------------------------------
 // Launchers
 // ---------------------------------------------------------------------------
-constexpr int kRmsnormBlock = 256;              // 8 rows per block
-constexpr int kRmsnormDweightSlices = 64;       // row slices of the weight gradient
+constexpr int kRmsnormBlock = 256;         // 8 rows per block
+constexpr int kRmsnormDweightSlices = 64;  // row slices of the weight gradient
 
 // Rows of C starting every group_stride elements in groups of `group` (see the top).
 inline void rmsnorm_forward_rows(bf16* out, float* rstd, bf16* residual_out, const bf16* inp, const bf16* residual,
@@ -177,11 +176,11 @@ inline void rmsnorm_forward_rows(bf16* out, float* rstd, bf16* residual_out, con
     const int grid = ceil_div(N, kRmsnormBlock / 32);
     const bool vec = C % 8 == 0 && group_stride % 8 == 0;
     if (vec)
-        rmsnorm_forward_kernel<8><<<grid, kRmsnormBlock, 0, stream>>>(out, rstd, residual_out, inp, residual, weight,
-                                                                      N, C, eps, group, group_stride);
+        rmsnorm_forward_kernel<8><<<grid, kRmsnormBlock, 0, stream>>>(out, rstd, residual_out, inp, residual, weight, N,
+                                                                      C, eps, group, group_stride);
     else
-        rmsnorm_forward_kernel<1><<<grid, kRmsnormBlock, 0, stream>>>(out, rstd, residual_out, inp, residual, weight,
-                                                                      N, C, eps, group, group_stride);
+        rmsnorm_forward_kernel<1><<<grid, kRmsnormBlock, 0, stream>>>(out, rstd, residual_out, inp, residual, weight, N,
+                                                                      C, eps, group, group_stride);
     CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
 }
 
@@ -194,17 +193,17 @@ inline void rmsnorm_backward_rows(bf16* dinp, float* dweight, float* scratch, co
     const int grid = ceil_div(N, kRmsnormBlock / 32);
     const int slices = std::min(kRmsnormDweightSlices, ceil_div(N, 8));
     if (C % 8 == 0 && group_stride % 8 == 0) {
-        rmsnorm_backward_dinp_kernel<8><<<grid, kRmsnormBlock, 0, stream>>>(dinp, dresidual, dout, inp, weight, rstd,
-                                                                            N, C, group, group_stride);
+        rmsnorm_backward_dinp_kernel<8>
+            <<<grid, kRmsnormBlock, 0, stream>>>(dinp, dresidual, dout, inp, weight, rstd, N, C, group, group_stride);
         CUDA_CHECK_LAUNCH("rmsnorm_backward_dinp_kernel");
-        rmsnorm_backward_dweight_partial_kernel<8><<<dim3(ceil_div(C, 256), slices), 256, 0, stream>>>(
-            scratch, dout, inp, rstd, N, C, group, group_stride);
+        rmsnorm_backward_dweight_partial_kernel<8>
+            <<<dim3(ceil_div(C, 256), slices), 256, 0, stream>>>(scratch, dout, inp, rstd, N, C, group, group_stride);
     } else {
-        rmsnorm_backward_dinp_kernel<1><<<grid, kRmsnormBlock, 0, stream>>>(dinp, dresidual, dout, inp, weight, rstd,
-                                                                            N, C, group, group_stride);
+        rmsnorm_backward_dinp_kernel<1>
+            <<<grid, kRmsnormBlock, 0, stream>>>(dinp, dresidual, dout, inp, weight, rstd, N, C, group, group_stride);
         CUDA_CHECK_LAUNCH("rmsnorm_backward_dinp_kernel");
-        rmsnorm_backward_dweight_partial_kernel<1><<<dim3(ceil_div(C, 32), slices), 256, 0, stream>>>(
-            scratch, dout, inp, rstd, N, C, group, group_stride);
+        rmsnorm_backward_dweight_partial_kernel<1>
+            <<<dim3(ceil_div(C, 32), slices), 256, 0, stream>>>(scratch, dout, inp, rstd, N, C, group, group_stride);
     }
     CUDA_CHECK_LAUNCH("rmsnorm_backward_dweight_partial_kernel");
     rmsnorm_backward_dweight_final_kernel<<<ceil_div(C, 256), 256, 0, stream>>>(dweight, scratch, slices, C);
@@ -229,8 +228,8 @@ inline void rmsnorm_backward(bf16* dinp, float* dweight, float* scratch, const b
 // QK-norm of the `heads` heads of head_dim at column col0 of a buffer of rows of
 // `row_width` (the fused QKV layout), for N tokens: rstd holds N * heads values.
 // out and inp have the same layout (out may be another fused buffer).
-inline void qk_norm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int N, int heads,
-                            int head_dim, int row_width, int col0, float eps, cudaStream_t stream = 0) {
+inline void qk_norm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int N, int heads, int head_dim,
+                            int row_width, int col0, float eps, cudaStream_t stream = 0) {
     rmsnorm_forward_rows(out + col0, rstd, nullptr, inp + col0, nullptr, weight, N * heads, head_dim, eps, heads,
                          size_t(row_width), stream);
 }

@@ -16,8 +16,8 @@
 
 // One thread rotates VEC pairs of one head.
 template <int VEC>
-__global__ void rope_kernel(bf16* x, const float* __restrict__ cos_table, const float* __restrict__ sin_table,
-                            int N, int T, int row_stride, int col0, int heads, int D, float sign) {
+__global__ void rope_kernel(bf16* x, const float* __restrict__ cos_table, const float* __restrict__ sin_table, int N,
+                            int T, int row_stride, int col0, int heads, int D, float sign) {
     const int half = D / 2, per_head = half / VEC;
     const size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= size_t(N) * heads * per_head) return;
@@ -45,8 +45,8 @@ __global__ void rope_kernel(bf16* x, const float* __restrict__ cos_table, const 
     }
 }
 
-inline void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int row_stride,
-                        int col0, int heads, int D, float sign, cudaStream_t stream) {
+inline void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int row_stride, int col0,
+                        int heads, int D, float sign, cudaStream_t stream) {
     const int half = D / 2;
     if (half % 8 == 0 && row_stride % 8 == 0 && col0 % 8 == 0) {
         const long long threads = (long long)N * heads * (half / 8);

@@ -62,8 +62,7 @@ inline void swiglu_forward(bf16* out, const bf16* gate_up, int N, int F, cudaStr
     const long long n = (long long)N * F;
     if (F % 8 == 0)
         swiglu_forward_kernel<8><<<ceil_div(n / 8, kSwigluBlock), kSwigluBlock, 0, stream>>>(out, gate_up, N, F);
-    else
-        swiglu_forward_kernel<1><<<ceil_div(n, kSwigluBlock), kSwigluBlock, 0, stream>>>(out, gate_up, N, F);
+    else swiglu_forward_kernel<1><<<ceil_div(n, kSwigluBlock), kSwigluBlock, 0, stream>>>(out, gate_up, N, F);
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
@@ -71,11 +70,11 @@ inline void swiglu_backward(bf16* dgate_up, const bf16* dout, const bf16* gate_u
                             cudaStream_t stream = 0) {
     const long long n = (long long)N * F;
     if (F % 8 == 0)
-        swiglu_backward_kernel<8><<<ceil_div(n / 8, kSwigluBlock), kSwigluBlock, 0, stream>>>(dgate_up, dout, gate_up,
-                                                                                             N, F);
+        swiglu_backward_kernel<8>
+            <<<ceil_div(n / 8, kSwigluBlock), kSwigluBlock, 0, stream>>>(dgate_up, dout, gate_up, N, F);
     else
-        swiglu_backward_kernel<1><<<ceil_div(n, kSwigluBlock), kSwigluBlock, 0, stream>>>(dgate_up, dout, gate_up, N,
-                                                                                         F);
+        swiglu_backward_kernel<1>
+            <<<ceil_div(n, kSwigluBlock), kSwigluBlock, 0, stream>>>(dgate_up, dout, gate_up, N, F);
     CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
 }
 

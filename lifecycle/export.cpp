@@ -57,11 +57,11 @@ std::string gguf_name(const std::string& hf) {
     std::string layer = hf.substr(prefix.size(), dot - prefix.size());
     std::string rest = hf.substr(dot + 1);
     static const std::pair<const char*, const char*> map[] = {
-        {"input_layernorm.", "attn_norm."},     {"self_attn.q_proj.", "attn_q."},
-        {"self_attn.k_proj.", "attn_k."},       {"self_attn.v_proj.", "attn_v."},
-        {"self_attn.o_proj.", "attn_output."},  {"post_attention_layernorm.", "ffn_norm."},
-        {"mlp.gate_proj.", "ffn_gate."},        {"mlp.up_proj.", "ffn_up."},
-        {"mlp.down_proj.", "ffn_down."},        {"self_attn.q_norm.", "attn_q_norm."},
+        {"input_layernorm.", "attn_norm."},    {"self_attn.q_proj.", "attn_q."},
+        {"self_attn.k_proj.", "attn_k."},      {"self_attn.v_proj.", "attn_v."},
+        {"self_attn.o_proj.", "attn_output."}, {"post_attention_layernorm.", "ffn_norm."},
+        {"mlp.gate_proj.", "ffn_gate."},       {"mlp.up_proj.", "ffn_up."},
+        {"mlp.down_proj.", "ffn_down."},       {"self_attn.q_norm.", "attn_q_norm."},
         {"self_attn.k_norm.", "attn_k_norm."}};
     for (const auto& [from, to] : map)
         if (rest.rfind(from, 0) == 0) return "blk." + layer + "." + to + rest.substr(std::strlen(from));

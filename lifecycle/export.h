@@ -16,11 +16,11 @@ namespace llama::exporter {
 
 // The tokenizer as GGUF describes it (byte-level BPE: tokenizer.ggml.model "gpt2").
 struct Vocab {
-    std::vector<std::string> tokens;   // id -> token text (byte-level symbols)
-    std::vector<int32_t> types;        // 1 normal, 3 control, ...
-    std::vector<std::string> merges;   // "a b" pairs, by rank
+    std::vector<std::string> tokens;  // id -> token text (byte-level symbols)
+    std::vector<int32_t> types;       // 1 normal, 3 control, ...
+    std::vector<std::string> merges;  // "a b" pairs, by rank
     int bos = -1, eos = -1;
-    std::string pre = "default";       // llama.cpp's pre-tokenizer name
+    std::string pre = "default";  // llama.cpp's pre-tokenizer name
 };
 
 // The 256 byte tokens of byte-level BPE with no merges: the vocabulary of a

@@ -33,11 +33,26 @@ void Writer::key(const std::string& k, ValueType t) {
     ++kv_count_;
 }
 
-void Writer::add_u32(const std::string& k, uint32_t v) { key(k, ValueType::UINT32); put(kv_, v); }
-void Writer::add_i32(const std::string& k, int32_t v) { key(k, ValueType::INT32); put(kv_, v); }
-void Writer::add_f32(const std::string& k, float v) { key(k, ValueType::FLOAT32); put(kv_, v); }
-void Writer::add_bool(const std::string& k, bool v) { key(k, ValueType::BOOL); put<uint8_t>(kv_, v ? 1 : 0); }
-void Writer::add_string(const std::string& k, const std::string& v) { key(k, ValueType::STRING); put_string(kv_, v); }
+void Writer::add_u32(const std::string& k, uint32_t v) {
+    key(k, ValueType::UINT32);
+    put(kv_, v);
+}
+void Writer::add_i32(const std::string& k, int32_t v) {
+    key(k, ValueType::INT32);
+    put(kv_, v);
+}
+void Writer::add_f32(const std::string& k, float v) {
+    key(k, ValueType::FLOAT32);
+    put(kv_, v);
+}
+void Writer::add_bool(const std::string& k, bool v) {
+    key(k, ValueType::BOOL);
+    put<uint8_t>(kv_, v ? 1 : 0);
+}
+void Writer::add_string(const std::string& k, const std::string& v) {
+    key(k, ValueType::STRING);
+    put_string(kv_, v);
+}
 
 void Writer::add_string_array(const std::string& k, const std::vector<std::string>& v) {
     key(k, ValueType::ARRAY);

@@ -22,9 +22,9 @@ struct DTypeEntry {
     const char* name;
     size_t size;
 };
-const DTypeEntry kDTypes[] = {{DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
+const DTypeEntry kDTypes[] = {{DType::F64, "F64", 8},   {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
                               {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-                              {DType::I16, "I16", 2}, {DType::I8, "I8", 1},     {DType::U8, "U8", 1},
+                              {DType::I16, "I16", 2},   {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
                               {DType::BOOL, "BOOL", 1}};
 
 const uint64_t kMaxHeader = 100u << 20;  // 100 MB, as the format's reference implementation limits it
@@ -73,7 +73,8 @@ uint64_t write_file(const std::string& path, const std::vector<TensorRef>& tenso
         uint64_t bytes = dtype_size(t.dtype);
         for (int64_t s : t.shape) bytes *= uint64_t(s);
         if (header.contains(t.name)) throw std::runtime_error(path + ": tensor '" + t.name + "' given twice");
-        header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+        header[t.name] = {
+            {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
         offset += bytes;
     }
     std::string text = header.dump();
@@ -123,7 +124,8 @@ void parse_header(const std::string& json_text, uint64_t data_size, const std::s
         if (!v.contains("shape") || !v["shape"].is_array()) fail("tensor '" + name + "' has no shape array");
         uint64_t bytes = dtype_size(t.dtype);
         for (const auto& s : v["shape"]) {
-            if (!s.is_number_unsigned()) fail("tensor '" + name + "' has a shape entry that is not a non-negative integer");
+            if (!s.is_number_unsigned())
+                fail("tensor '" + name + "' has a shape entry that is not a non-negative integer");
             uint64_t d = s.get<uint64_t>();
             if (d > uint64_t(INT64_MAX) || (d != 0 && bytes > UINT64_MAX / d))
                 fail("tensor '" + name + "' has a shape too large");
@@ -199,15 +201,16 @@ void Reader::read(const std::string& name, DType dtype, const std::vector<int64_
         throw std::runtime_error(path_ + ": tensor '" + name + "' is " + dtype_name(t.dtype) + ", expected " +
                                  dtype_name(dtype));
     if (t.shape != shape)
-        throw std::runtime_error(path_ + ": tensor '" + name + "' has shape " + shape_string(t.shape) +
-                                 ", expected " + shape_string(shape));
+        throw std::runtime_error(path_ + ": tensor '" + name + "' has shape " + shape_string(t.shape) + ", expected " +
+                                 shape_string(shape));
     char* p = static_cast<char*>(out);
     uint64_t pos = data_start_ + t.begin, left = t.end - t.begin;
     while (left > 0) {
         ssize_t n = ::pread(fd_, p, left > (1u << 30) ? (1u << 30) : size_t(left), off_t(pos));
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw std::runtime_error(path_ + ": cannot read tensor '" + name + "': " +
-                                             (n == 0 ? std::string("unexpected end of file") : std::strerror(errno)));
+        if (n <= 0)
+            throw std::runtime_error(path_ + ": cannot read tensor '" + name +
+                                     "': " + (n == 0 ? std::string("unexpected end of file") : std::strerror(errno)));
         p += n;
         pos += uint64_t(n);
         left -= uint64_t(n);

@@ -14,12 +14,12 @@ struct LrSchedule {
     enum class Shape { Linear, Cosine };  // WSD cooldown shape
     Kind kind = Kind::Cosine;
     Shape cooldown = Shape::Linear;
-    double lr = 3e-4;       // peak
-    double min_lr = 0.0;    // floor (cosine) or end of the cooldown (WSD)
-    int warmup = 0;         // steps of linear warmup: step s < warmup gets lr * (s + 1) / warmup
-    int total_steps = 1;    // cosine: the decay ends here
-    int decay_start = 0;    // WSD: last step at the peak
-    int decay_steps = 0;    // WSD: cooldown length; step decay_start + decay_steps reaches min_lr
+    double lr = 3e-4;     // peak
+    double min_lr = 0.0;  // floor (cosine) or end of the cooldown (WSD)
+    int warmup = 0;       // steps of linear warmup: step s < warmup gets lr * (s + 1) / warmup
+    int total_steps = 1;  // cosine: the decay ends here
+    int decay_start = 0;  // WSD: last step at the peak
+    int decay_steps = 0;  // WSD: cooldown length; step decay_start + decay_steps reaches min_lr
 
     static Kind parse_kind(const std::string& s) {
         if (s == "constant") return Kind::Constant;

@@ -24,6 +24,7 @@
 #include "model/config.h"
 #include "model/params.h"
 #include "parallel/comm.h"
+#include "parallel/zero1.h"
 
 namespace llama::train_state {
 
@@ -40,8 +41,8 @@ struct Run {
     const ParamLayout& layout;
     const Comm& comm;
     TrainingData& data;
-    std::string dir;        // --checkpoint-dir
-    int keep = 0;           // --keep-checkpoints (0: all)
+    std::string dir;  // --checkpoint-dir
+    int keep = 0;     // --keep-checkpoints (0: all)
     uint64_t seed = 0;
     std::string tokenizer;  // --tokenizer, recorded for the exports of a resumed run
     bool zero = false;      // --zero
@@ -80,9 +81,7 @@ bool save(const Run& run, Model& model, const Progress& p) {
     int failed_rank = 0;  // 1 + the highest rank that could not write its part
     if (run.sharded()) {
         state["optimizer_shards"] = nlohmann::json::array();
-        for (int r = 0; r < comm.world; ++r) {
-            const Shard s = Shard::of(n_params, r, comm.world);
-            if (s.end() <= s.begin) continue;  // a rank with nothing to keep (tiny models, many ranks)
+        for (const auto& [r, s] : Zero1::parts(n_params, comm.world)) {
             parts.push_back(checkpoint::optimizer_part_name(r));
             state["optimizer_shards"].push_back({{"file", parts.back()}, {"begin", s.begin}, {"end", s.end()}});
         }
@@ -92,14 +91,14 @@ bool save(const Run& run, Model& model, const Progress& p) {
             problem = e.what();
         }
         if (comm.max(problem.empty() ? 0 : 1) == 0) {  // the staging directory exists: write this rank's part
-            const Shard own = Shard::of(n_params, comm.rank, comm.world);
-            const std::vector<int64_t> shape = {own.end() - own.begin};
+            const Shard own = Zero1(n_params, comm.rank, comm.world, true).shard();
+            const std::vector<int64_t> shape = {own.owned()};
             try {
-                if (own.end() > own.begin)
-                    checkpoint::write_part(run.dir, p.step, checkpoint::optimizer_part_name(comm.rank),
-                                           {{"exp_avg", safetensors::DType::F32, shape, model.adam_m().data() + own.begin},
-                                            {"exp_avg_sq", safetensors::DType::F32, shape,
-                                             model.adam_v().data() + own.begin}});
+                if (own.owned() > 0)
+                    checkpoint::write_part(
+                        run.dir, p.step, checkpoint::optimizer_part_name(comm.rank),
+                        {{"exp_avg", safetensors::DType::F32, shape, model.adam_m().data() + own.begin},
+                         {"exp_avg_sq", safetensors::DType::F32, shape, model.adam_v().data() + own.begin}});
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "train_llama: rank %d: its part of the checkpoint of step %d: %s\n", comm.rank,
                              p.step, e.what());
@@ -107,7 +106,8 @@ bool save(const Run& run, Model& model, const Progress& p) {
             }
             failed_rank = comm.max(failed_rank);
             if (failed_rank > 0)
-                problem = "rank " + std::to_string(failed_rank - 1) + " could not write its part of the optimizer state";
+                problem =
+                    "rank " + std::to_string(failed_rank - 1) + " could not write its part of the optimizer state";
         }
     } else {
         optimizer = tensor_refs(run.layout, "exp_avg/", model.adam_m());
@@ -166,11 +166,10 @@ bool resume(const Run& run, Model& model, Progress& p) {
                 const std::string file = part.at("file").get<std::string>();
                 const int64_t begin = part.at("begin").get<int64_t>(), end = part.at("end").get<int64_t>();
                 if (begin != covered || end <= begin || end > n_params)
-                    throw std::runtime_error(path + "/state.json: optimizer part " + file + " holds [" +
-                                             std::to_string(begin) + ", " + std::to_string(end) +
-                                             "), which does not continue the parts before it at " +
-                                             std::to_string(covered) + " within the " + std::to_string(n_params) +
-                                             " parameters");
+                    throw std::runtime_error(
+                        path + "/state.json: optimizer part " + file + " holds [" + std::to_string(begin) + ", " +
+                        std::to_string(end) + "), which does not continue the parts before it at " +
+                        std::to_string(covered) + " within the " + std::to_string(n_params) + " parameters");
                 safetensors::Reader moments(path + "/" + file);
                 moments.read("exp_avg", safetensors::DType::F32, {end - begin}, model.adam_m().data() + begin);
                 moments.read("exp_avg_sq", safetensors::DType::F32, {end - begin}, model.adam_v().data() + begin);

@@ -12,11 +12,13 @@ namespace llama {
 
 namespace {
 
-// Windows of T + 1 bytes at positions drawn from a seeded generator.
+// Windows of T + 1 bytes at positions drawn from a seeded generator. Every
+// rank draws the windows of all ranks' micro-batches (the same generator on
+// each) and keeps its own.
 class ByteTextData : public TrainingData {
 public:
-    ByteTextData(const std::string& path, double val_fraction, int seq_len, uint64_t seed)
-        : path_(path), rng_(seed), val_seed_(seed ^ 0x5eedull), val_rng_(val_seed_) {
+    ByteTextData(const std::string& path, double val_fraction, int seq_len, uint64_t seed, int rank, int world)
+        : path_(path), rank_(rank), world_(world), rng_(seed), val_seed_(seed ^ 0x5eedull), val_rng_(val_seed_) {
         std::ifstream in(path, std::ios::binary);
         if (!in) throw std::runtime_error(path + ": cannot open");
         std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -31,7 +33,9 @@ public:
         train_.assign(bytes.begin(), bytes.begin() + n_train);
         val_.assign(bytes.begin() + n_train, bytes.end());
     }
-    void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override { sample(train_, rng_, B, T, x, y); }
+    void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override {
+        sample(train_, rng_, B, T, x, y);
+    }
     bool has_validation() const override { return !val_.empty(); }
     void validate_begin() override { val_rng_ = Rng(val_seed_); }
     void validate_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override {
@@ -49,12 +53,14 @@ public:
     }
 
 private:
-    static void sample(const std::vector<int>& tokens, Rng& rng, int B, int T, std::vector<int>& x,
-                       std::vector<int>& y) {
+    void sample(const std::vector<int>& tokens, Rng& rng, int B, int T, std::vector<int>& x,
+                std::vector<int>& y) const {
         x.resize(size_t(B) * T);
         y.resize(size_t(B) * T);
-        for (int b = 0; b < B; ++b) {
+        for (int j = 0; j < B * world_; ++j) {  // the micro-batches of ranks 0 .. world-1, in turn
             const size_t start = rng.below(tokens.size() - T);
+            const int b = j - B * rank_;
+            if (b < 0 || b >= B) continue;  // another rank's sequence
             for (int t = 0; t < T; ++t) {
                 x[size_t(b) * T + t] = tokens[start + t];
                 y[size_t(b) * T + t] = tokens[start + t + 1];
@@ -62,6 +68,7 @@ private:
         }
     }
     std::string path_;
+    int rank_, world_;
     std::vector<int> train_, val_;
     Rng rng_;
     uint64_t val_seed_;
@@ -70,11 +77,14 @@ private:
 
 class ShardData : public TrainingData {
 public:
-    ShardData(const std::string& train, const std::string& validation, int B, int T, uint64_t vocab, uint64_t seed)
+    ShardData(const std::string& train, const std::string& validation, int B, int T, uint64_t vocab, uint64_t seed,
+              int rank, int world)
         : B_(B), T_(T), names_(train) {
-        data::LoaderConfig cfg;
+        data::LoaderConfig cfg;  // the loader splits each call's B * world samples by rank
         cfg.T = uint64_t(T);
         cfg.B = uint64_t(B);
+        cfg.rank = rank;
+        cfg.world = world;
         cfg.seed = seed;
         cfg.vocab_size = vocab;
         train_ = std::make_unique<data::DataLoader>(data::parse_mixture(train), cfg);
@@ -83,6 +93,7 @@ public:
             val_ = std::make_unique<data::DataLoader>(data::parse_mixture(validation), cfg);
         }
         buffer_.resize(size_t(B) * (T + 1));
+        if (train_->has_trained() || (val_ && val_->has_trained())) trained_.resize(buffer_.size());
     }
     void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override { take(*train_, B, T, x, y); }
     bool has_validation() const override { return val_ != nullptr; }
@@ -100,37 +111,41 @@ public:
         std::string d = names_ + ": " + std::to_string(train_->num_datasets()) + " dataset(s)";
         for (size_t i = 0; i < train_->num_datasets(); ++i)
             d += (i ? ", " : " of ") + std::to_string(train_->samples_in(i)) + " samples";
-        return d + (val_ ? ", with a validation set" : ", no validation set");
+        d += val_ ? ", with a validation set" : ", no validation set";
+        return d + (trained_.empty() ? "" : "; trained flags: the loss counts only the flagged tokens");
     }
 
 private:
     void take(data::DataLoader& loader, int B, int T, std::vector<int>& x, std::vector<int>& y) {
         if (B != B_ || T != T_) throw std::logic_error("shard data: the batch shape is fixed at construction");
-        loader.next_batch(buffer_.data());
+        loader.next_batch(buffer_.data(), trained_.empty() ? nullptr : trained_.data());
         x.resize(size_t(B) * T);
         y.resize(size_t(B) * T);
         for (int b = 0; b < B; ++b)
             for (int t = 0; t < T; ++t) {
-                x[size_t(b) * T + t] = int(buffer_[size_t(b) * (T + 1) + t]);
-                y[size_t(b) * T + t] = int(buffer_[size_t(b) * (T + 1) + t + 1]);
+                const size_t next = size_t(b) * (T + 1) + t + 1;
+                x[size_t(b) * T + t] = int(buffer_[next - 1]);
+                y[size_t(b) * T + t] = trained_.empty() || trained_[next] ? int(buffer_[next]) : kNotTrained;
             }
     }
     int B_, T_;
     std::string names_;
     std::unique_ptr<data::DataLoader> train_, val_;
     std::vector<uint32_t> buffer_;
+    std::vector<uint8_t> trained_;  // the batch's trained flags (empty: the shards have none)
 };
 
 }  // namespace
 
-std::unique_ptr<TrainingData> byte_text_data(const std::string& path, double val_fraction, int seq_len,
-                                             uint64_t seed) {
-    return std::make_unique<ByteTextData>(path, val_fraction, seq_len, seed);
+std::unique_ptr<TrainingData> byte_text_data(const std::string& path, double val_fraction, int seq_len, uint64_t seed,
+                                             int rank, int world) {
+    return std::make_unique<ByteTextData>(path, val_fraction, seq_len, seed, rank, world);
 }
 
-std::unique_ptr<TrainingData> shard_data(const std::string& train, const std::string& validation, int B,
-                                         int seq_len, uint64_t vocab_size, uint64_t seed) {
-    return std::make_unique<ShardData>(train, validation, B, seq_len, vocab_size, seed);  // data::Error names the file
+std::unique_ptr<TrainingData> shard_data(const std::string& train, const std::string& validation, int B, int seq_len,
+                                         uint64_t vocab_size, uint64_t seed, int rank, int world) {
+    // data::Error names the file
+    return std::make_unique<ShardData>(train, validation, B, seq_len, vocab_size, seed, rank, world);
 }
 
 struct TextCodec::Impl {

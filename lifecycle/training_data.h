@@ -7,6 +7,13 @@
 // Both give batches of inputs and next-token targets, a fixed validation set,
 // and a state record that a checkpoint saves so that a resumed run sees exactly
 // the batches it would have seen.
+//
+// Data parallelism splits the batches here, and only here: the global batch is
+// a sequence of micro-batches, and of `world` ranks, rank r gets micro-batches
+// r, r + world, r + 2*world, ... (the k-th call on rank r returns micro-batch
+// k*world + r). Ranks read only their own samples, and the micro-batches, so
+// the run, are the same for any number of ranks (the state records them
+// globally: a run resumed on another rank count continues it).
 #ifndef LIFECYCLE_TRAINING_DATA_H
 #define LIFECYCLE_TRAINING_DATA_H
 
@@ -20,10 +27,13 @@ namespace llama {
 
 class TrainingData {
 public:
+    static constexpr int kNotTrained = -1;  // the models' ignored target
     virtual ~TrainingData() = default;
-    // B sequences of T inputs and their targets (the next tokens).
+    // This rank's next micro-batch: B sequences of T inputs and their targets
+    // (the next tokens; kNotTrained where the shards say the loss does not
+    // train on predicting that token, as in a fine-tuning conversation's prompts).
     virtual void next_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets) = 0;
-    // The validation set: the same batches every time validate_begin() is called.
+    // The validation set: the same batches every time validate_begin() is called (split by rank too).
     virtual bool has_validation() const = 0;
     virtual void validate_begin() = 0;
     virtual void validate_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets) = 0;
@@ -34,14 +44,14 @@ public:
 
 // A text file read as bytes; the last val_fraction of it is the validation set.
 // Throws std::runtime_error naming the file on a file too short for seq_len.
-std::unique_ptr<TrainingData> byte_text_data(const std::string& path, double val_fraction, int seq_len,
-                                             uint64_t seed);
+std::unique_ptr<TrainingData> byte_text_data(const std::string& path, double val_fraction, int seq_len, uint64_t seed,
+                                             int rank = 0, int world = 1);
 
 // Token shards: `train` and `validation` are mixtures as data::parse_mixture
 // reads them ("PATHS" or "W:PATHS,W:PATHS"); validation may be empty. Every
 // token must be below vocab_size. B is the micro-batch (sequences per call).
-std::unique_ptr<TrainingData> shard_data(const std::string& train, const std::string& validation, int B,
-                                         int seq_len, uint64_t vocab_size, uint64_t seed);
+std::unique_ptr<TrainingData> shard_data(const std::string& train, const std::string& validation, int B, int seq_len,
+                                         uint64_t vocab_size, uint64_t seed, int rank = 0, int world = 1);
 
 // Text <-> token ids for prompts, samples and evaluation: a tokenizer file
 // (tokenizer.json or tiktoken ranks), or bytes when the path is empty.

@@ -12,9 +12,7 @@
 namespace llama {
 
 void ModelConfig::validate() const {
-    auto fail = [&](const std::string& what) {
-        throw std::invalid_argument("model config '" + name + "': " + what);
-    };
+    auto fail = [&](const std::string& what) { throw std::invalid_argument("model config '" + name + "': " + what); };
     auto positive = [&](const char* field, long v) {
         if (v <= 0) fail(std::string(field) + " must be positive (got " + std::to_string(v) + ")");
     };
@@ -37,16 +35,15 @@ void ModelConfig::validate() const {
         if (!(rope_scaling.factor >= 1.0f)) fail("rope_scaling.factor must be >= 1");
         if (!(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor))
             fail("rope_scaling.high_freq_factor must exceed low_freq_factor");
-        if (rope_scaling.original_max_position <= 0)
-            fail("rope_scaling.original_max_position must be positive");
+        if (rope_scaling.original_max_position <= 0) fail("rope_scaling.original_max_position must be positive");
     }
 }
 
 std::string ModelConfig::describe() const {
     std::ostringstream s;
-    s << "model " << name << ": vocab " << vocab_size << ", hidden " << hidden << ", layers " << n_layers
-      << ", heads " << n_heads << " (kv " << n_kv_heads << ", dim " << head_dim << "), ffn " << ffn_hidden
-      << ", max seq " << max_seq_len << ", eps " << norm_eps << ", rope theta " << rope_theta;
+    s << "model " << name << ": vocab " << vocab_size << ", hidden " << hidden << ", layers " << n_layers << ", heads "
+      << n_heads << " (kv " << n_kv_heads << ", dim " << head_dim << "), ffn " << ffn_hidden << ", max seq "
+      << max_seq_len << ", eps " << norm_eps << ", rope theta " << rope_theta;
     if (rope_scaling.enabled)
         s << " (llama3 scaling x" << rope_scaling.factor << ", low " << rope_scaling.low_freq_factor << ", high "
           << rope_scaling.high_freq_factor << ", original " << rope_scaling.original_max_position << ")";
@@ -57,24 +54,37 @@ std::string ModelConfig::describe() const {
 
 std::string ModelConfig::first_difference(const ModelConfig& o) const {
     std::ostringstream s;
-#define LLAMA_CMP(field)                                                               \
-    if (field != o.field) {                                                            \
-        s << #field << " is " << field << " here but " << o.field << " there";        \
-        return s.str();                                                                \
+#define LLAMA_CMP(field)                                                       \
+    if (field != o.field) {                                                    \
+        s << #field << " is " << field << " here but " << o.field << " there"; \
+        return s.str();                                                        \
     }
-    LLAMA_CMP(vocab_size) LLAMA_CMP(hidden) LLAMA_CMP(n_layers) LLAMA_CMP(n_heads) LLAMA_CMP(n_kv_heads)
-    LLAMA_CMP(head_dim) LLAMA_CMP(ffn_hidden) LLAMA_CMP(norm_eps) LLAMA_CMP(rope_theta)
-    LLAMA_CMP(rope_scaling.enabled) LLAMA_CMP(rope_scaling.factor) LLAMA_CMP(rope_scaling.low_freq_factor)
-    LLAMA_CMP(rope_scaling.high_freq_factor) LLAMA_CMP(rope_scaling.original_max_position)
-    LLAMA_CMP(tied_embeddings) LLAMA_CMP(qk_norm) LLAMA_CMP(bias)
+    // clang-format off
+    LLAMA_CMP(vocab_size)
+    LLAMA_CMP(hidden)
+    LLAMA_CMP(n_layers)
+    LLAMA_CMP(n_heads)
+    LLAMA_CMP(n_kv_heads)
+    LLAMA_CMP(head_dim)
+    LLAMA_CMP(ffn_hidden)
+    LLAMA_CMP(norm_eps)
+    LLAMA_CMP(rope_theta)
+    LLAMA_CMP(rope_scaling.enabled)
+    LLAMA_CMP(rope_scaling.factor)
+    LLAMA_CMP(rope_scaling.low_freq_factor)
+    LLAMA_CMP(rope_scaling.high_freq_factor)
+    LLAMA_CMP(rope_scaling.original_max_position)
+    LLAMA_CMP(tied_embeddings)
+    LLAMA_CMP(qk_norm)
+    LLAMA_CMP(bias)
+    // clang-format on
 #undef LLAMA_CMP
     return "";
 }
 
 namespace {
 
-ModelConfig make(const char* name, int vocab, int hidden, int layers, int heads, int kv_heads, int ffn,
-                 int seq) {
+ModelConfig make(const char* name, int vocab, int hidden, int layers, int heads, int kv_heads, int ffn, int seq) {
     ModelConfig c;
     c.name = name;
     c.vocab_size = vocab;
@@ -232,8 +242,9 @@ ModelConfig config_from_hf_json_text(const std::string& text, const std::string&
         bool attention_bias = opt_bool(j, "attention_bias", false);
         bool mlp_bias = opt_bool(j, "mlp_bias", false);
         if (attention_bias != mlp_bias)
-            throw std::runtime_error("attention_bias and mlp_bias differ; this library has biases in all "
-                                     "linear layers or in none");
+            throw std::runtime_error(
+                "attention_bias and mlp_bias differ; this library has biases in all "
+                "linear layers or in none");
         c.bias = attention_bias;
         c.qk_norm = opt_bool(j, "qk_norm", false);
         c.init_std = opt_float(j, "initializer_range", 0.02f);
@@ -247,8 +258,8 @@ ModelConfig config_from_hf_json_text(const std::string& text, const std::string&
                 c.rope_scaling.low_freq_factor = json_float(rs.at("low_freq_factor"), "rope_scaling.low_freq_factor");
                 c.rope_scaling.high_freq_factor =
                     json_float(rs.at("high_freq_factor"), "rope_scaling.high_freq_factor");
-                c.rope_scaling.original_max_position =
-                    json_int(rs.at("original_max_position_embeddings"), "rope_scaling.original_max_position_embeddings");
+                c.rope_scaling.original_max_position = json_int(rs.at("original_max_position_embeddings"),
+                                                                "rope_scaling.original_max_position_embeddings");
             } else if (type != "default") {
                 throw std::runtime_error("rope_scaling type '" + type + "' is not supported (only llama3)");
             }
@@ -316,7 +327,8 @@ ModelConfig config_from_json(const std::string& json_text, const std::string& or
         c.rope_scaling.factor = json_float(rs.at("factor"), "rope_scaling.factor");
         c.rope_scaling.low_freq_factor = json_float(rs.at("low_freq_factor"), "rope_scaling.low_freq_factor");
         c.rope_scaling.high_freq_factor = json_float(rs.at("high_freq_factor"), "rope_scaling.high_freq_factor");
-        c.rope_scaling.original_max_position = json_int(rs.at("original_max_position"), "rope_scaling.original_max_position");
+        c.rope_scaling.original_max_position =
+            json_int(rs.at("original_max_position"), "rope_scaling.original_max_position");
         c.tied_embeddings = json_bool(m.at("tied_embeddings"), "tied_embeddings");
         c.qk_norm = json_bool(m.at("qk_norm"), "qk_norm");
         c.bias = json_bool(m.at("bias"), "bias");

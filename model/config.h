@@ -22,14 +22,14 @@ struct RopeScaling {
 struct ModelConfig {
     std::string name = "custom";
     int vocab_size = 0;
-    int hidden = 0;           // model width (d_model)
+    int hidden = 0;  // model width (d_model)
     int n_layers = 0;
-    int n_heads = 0;          // query heads
-    int n_kv_heads = 0;       // key/value heads; n_heads must be a multiple (grouped-query attention)
-    int head_dim = 0;         // usually hidden / n_heads
-    int ffn_hidden = 0;       // SwiGLU inner width
+    int n_heads = 0;     // query heads
+    int n_kv_heads = 0;  // key/value heads; n_heads must be a multiple (grouped-query attention)
+    int head_dim = 0;    // usually hidden / n_heads
+    int ffn_hidden = 0;  // SwiGLU inner width
     int max_seq_len = 0;
-    float norm_eps = 1e-5f;   // RMSNorm epsilon
+    float norm_eps = 1e-5f;  // RMSNorm epsilon
     float rope_theta = 10000.0f;
     RopeScaling rope_scaling;
     bool tied_embeddings = true;  // LM head shares the token embedding

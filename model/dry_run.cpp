@@ -16,14 +16,10 @@ const std::vector<DeviceSpec>& known_devices() {
     // NVIDIA datasheets: bandwidth, dense bf16 tensor-core peak (half the
     // "with sparsity" figure), capacity in GB.
     static const std::vector<DeviceSpec> devices = {
-        {"A100-SXM4-40GB", 1.555e12, 312e12, 40e9},
-        {"A100-SXM4-80GB", 2.039e12, 312e12, 80e9},
-        {"A100-PCIe-40GB", 1.555e12, 312e12, 40e9},
-        {"A100-PCIe-80GB", 1.935e12, 312e12, 80e9},
-        {"H100-SXM", 3.35e12, 989.4e12, 80e9},
-        {"H100-PCIe", 2.0e12, 756e12, 80e9},
-        {"H100-NVL", 3.9e12, 835e12, 94e9},
-        {"H200", 4.8e12, 989.4e12, 141e9},
+        {"A100-SXM4-40GB", 1.555e12, 312e12, 40e9}, {"A100-SXM4-80GB", 2.039e12, 312e12, 80e9},
+        {"A100-PCIe-40GB", 1.555e12, 312e12, 40e9}, {"A100-PCIe-80GB", 1.935e12, 312e12, 80e9},
+        {"H100-SXM", 3.35e12, 989.4e12, 80e9},      {"H100-PCIe", 2.0e12, 756e12, 80e9},
+        {"H100-NVL", 3.9e12, 835e12, 94e9},         {"H200", 4.8e12, 989.4e12, 141e9},
         {"H200-NVL", 4.8e12, 835e12, 141e9},
     };
     return devices;
@@ -125,14 +121,13 @@ int64_t matmul_weight_count(const ModelConfig& c) {
     int64_t n = 0;
     const ParamLayout layout(c);
     for (const ParamTensor& t : layout.tensors())
-        if (t.kind == ParamKind::Matrix) n += t.numel;  // every linear layer, and lm_head when untied
+        if (t.kind == ParamKind::Matrix) n += t.numel;             // every linear layer, and lm_head when untied
     if (c.tied_embeddings) n += int64_t(c.vocab_size) * c.hidden;  // the LM head is the embedding
     return n;
 }
 
 double flops_per_token(const ModelConfig& c, int seq_len) {
-    return 6.0 * double(matmul_weight_count(c)) +
-           6.0 * double(c.n_layers) * c.n_heads * c.head_dim * double(seq_len);
+    return 6.0 * double(matmul_weight_count(c)) + 6.0 * double(c.n_layers) * c.n_heads * c.head_dim * double(seq_len);
 }
 
 std::string flops_per_token_formula() {
@@ -179,17 +174,17 @@ StepPrediction predict_step(const ModelConfig& c, int micro_batch, int seq_len, 
                                   std::max(2.5 * attn_fwd_flops / attention_peak, attn_bwd_bytes / bw));
 
     // Memory-bound kernels, bytes per micro-step.
-    const double norm_fwd = N * C * bf * 4 + N * f4;   // RMSNorm with the residual add fused in
+    const double norm_fwd = N * C * bf * 4 + N * f4;  // RMSNorm with the residual add fused in
     const double norm_bwd = N * C * bf * 6 + N * f4;
     const double norm_recompute = N * C * bf * 2 + N * f4;  // rebuild the output from the saved residual and rstd
     const double qk = (H + KV) * D;
-    bytes += N * C * bf * 2 + N * f4;                                      // embedding forward
-    bytes += N * C * bf + std::min(N, V) * C * f4 * 2;                     // embedding backward into fp32 rows
-    bytes += (2 * L + 1) * (norm_fwd + norm_bwd);                          // two norms per layer, one final
-    bytes += L * 2 * N * qk * bf * 2;                                      // RoPE forward and backward (q and k)
+    bytes += N * C * bf * 2 + N * f4;                   // embedding forward
+    bytes += N * C * bf + std::min(N, V) * C * f4 * 2;  // embedding backward into fp32 rows
+    bytes += (2 * L + 1) * (norm_fwd + norm_bwd);       // two norms per layer, one final
+    bytes += L * 2 * N * qk * bf * 2;                   // RoPE forward and backward (q and k)
     if (c.qk_norm) bytes += L * (N * W * bf * 2 + N * (H + KV) * f4 + N * (W * bf * 3 + (H + KV) * f4));
-    bytes += L * (N * F * bf * 3 + N * F * bf * 5);                        // SwiGLU forward and backward
-    if (recompute) bytes += L * (2 * norm_recompute + N * F * bf * 3);     // recomputed norms and SwiGLU
+    bytes += L * (N * F * bf * 3 + N * F * bf * 5);                     // SwiGLU forward and backward
+    if (recompute) bytes += L * (2 * norm_recompute + N * F * bf * 3);  // recomputed norms and SwiGLU
     bytes += N * V * 6 * 2;  // classifier: fp32 logits and bf16 logit gradients, each written and read
     const double memory_bound = bytes / bw;
 
@@ -252,10 +247,11 @@ std::string dry_run_report(const ModelConfig& c, int micro_batch, int seq_len, i
     s << "-- parameters\n";
     s << fmt("  %-20s %15s%s\n", "embedding", with_commas(count("embedding")).c_str(),
              c.tied_embeddings ? "  (also the LM head: tied)" : "");
-    s << fmt("  %-20s %15s  (q %s, k %s, v %s, o %s)\n", "attention q/k/v/o",
-             with_commas(count("attention.q") + count("attention.k") + count("attention.v") + count("attention.o")).c_str(),
-             format_count(count("attention.q")).c_str(), format_count(count("attention.k")).c_str(),
-             format_count(count("attention.v")).c_str(), format_count(count("attention.o")).c_str());
+    s << fmt(
+        "  %-20s %15s  (q %s, k %s, v %s, o %s)\n", "attention q/k/v/o",
+        with_commas(count("attention.q") + count("attention.k") + count("attention.v") + count("attention.o")).c_str(),
+        format_count(count("attention.q")).c_str(), format_count(count("attention.k")).c_str(),
+        format_count(count("attention.v")).c_str(), format_count(count("attention.o")).c_str());
     s << fmt("  %-20s %15s  (gate %s, up %s, down %s)\n", "mlp gate/up/down",
              with_commas(count("mlp.gate") + count("mlp.up") + count("mlp.down")).c_str(),
              format_count(count("mlp.gate")).c_str(), format_count(count("mlp.up")).c_str(),
@@ -308,14 +304,16 @@ std::string dry_run_report(const ModelConfig& c, int micro_batch, int seq_len, i
 
     // 5. Predicted step time.
     const double matmul_eff = 0.7, attention_eff = 0.5;
-    s << fmt("-- predicted step (matmuls at %.0f%% of dense bf16 peak, attention at %.0f%%, other kernels at memory "
-             "bandwidth)\n",
-             matmul_eff * 100, attention_eff * 100);
+    s << fmt(
+        "-- predicted step (matmuls at %.0f%% of dense bf16 peak, attention at %.0f%%, other kernels at memory "
+        "bandwidth)\n",
+        matmul_eff * 100, attention_eff * 100);
     s << "  device            recompute  step ms    tokens/s    MFU   matmul  attention  memory  optimizer (ms)\n";
     for (const char* name : {"A100-SXM4-80GB", "H100-SXM"}) {
         const DeviceSpec& d = device_spec(name);
         for (bool r : {false, true}) {
-            const StepPrediction p = predict_step(c, micro_batch, seq_len, accumulation, r, d, matmul_eff, attention_eff);
+            const StepPrediction p =
+                predict_step(c, micro_batch, seq_len, accumulation, r, d, matmul_eff, attention_eff);
             const bool fits = double((r ? rec : full).total_bytes()) <= kMemoryBudgetFraction * d.mem_bytes;
             s << fmt("  %-17s %-9s %9.4g %11.0f %5.1f%% %8.4g %10.4g %7.4g %10.4g%s\n", name, r ? "yes" : "no",
                      p.step_seconds * 1e3, p.tokens_per_second, p.mfu * 100, p.matmul_seconds * 1e3,

@@ -37,8 +37,8 @@ MemoryPlan plan_memory(const ModelConfig& c, int micro_batch, int seq_len, bool 
     p.grad_bytes = 4 * p.n_params;
     p.adam_bytes = 8 * p.n_params;
 
-    const int64_t N = int64_t(micro_batch) * seq_len, C = c.hidden, D = c.head_dim, H = c.n_heads,
-                  KV = c.n_kv_heads, F = c.ffn_hidden, V = c.vocab_size, L = c.n_layers;
+    const int64_t N = int64_t(micro_batch) * seq_len, C = c.hidden, D = c.head_dim, H = c.n_heads, KV = c.n_kv_heads,
+                  F = c.ffn_hidden, V = c.vocab_size, L = c.n_layers;
     const int64_t W = (H + 2 * KV) * D;  // fused q, k, v columns
     const int recomputed = recompute ? 1 : int(L);
     auto act = [&](Buf id, const char* name, int64_t elements, int element_bytes, int copies) {
@@ -48,17 +48,17 @@ MemoryPlan plan_memory(const ModelConfig& c, int micro_batch, int seq_len, bool 
         p.workspace.push_back({id, name, elements, element_bytes, 1});
     };
     // Saved by the forward, per layer.
-    act(Buf::residual, "layer.residual", N * C, 2, int(L));       // the residual stream entering the layer
+    act(Buf::residual, "layer.residual", N * C, 2, int(L));  // the residual stream entering the layer
     act(Buf::attn_norm, "layer.attn_norm", N * C, 2, recomputed);
     act(Buf::attn_rstd, "layer.attn_rstd", N, 4, int(L));
     if (c.qk_norm) {
-        act(Buf::qkv_raw, "layer.qkv_raw", N * W, 2, int(L));    // the projection, before QK-norm
+        act(Buf::qkv_raw, "layer.qkv_raw", N * W, 2, int(L));  // the projection, before QK-norm
         act(Buf::qk_rstd, "layer.qk_rstd", N * (H + KV), 4, int(L));
     }
-    act(Buf::qkv, "layer.qkv", N * W, 2, int(L));            // after QK-norm and RoPE: attention's input
+    act(Buf::qkv, "layer.qkv", N * W, 2, int(L));  // after QK-norm and RoPE: attention's input
     act(Buf::attn_out, "layer.attn_out", N * H * D, 2, int(L));
     act(Buf::lse, "layer.lse", N * H, 4, int(L));
-    act(Buf::residual_mid, "layer.residual_mid", N * C, 2, int(L));   // the residual stream after attention
+    act(Buf::residual_mid, "layer.residual_mid", N * C, 2, int(L));  // the residual stream after attention
     act(Buf::mlp_norm, "layer.mlp_norm", N * C, 2, recomputed);
     act(Buf::mlp_rstd, "layer.mlp_rstd", N, 4, int(L));
     act(Buf::gate_up, "layer.gate_up", N * 2 * F, 2, int(L));

@@ -21,20 +21,52 @@ namespace llama {
 
 // Every buffer a plan can hold. Per layer: residual .. act; then the rest once.
 enum class Buf {
-    residual, attn_norm, attn_rstd, qkv_raw, qk_rstd, qkv, attn_out, lse, residual_mid, mlp_norm, mlp_rstd, gate_up,
-    act, final_residual, final_norm, final_rstd, tokens, targets, loss, embed_plan, rope_cos, rope_sin, d_residual,
-    d_norm, d_qkv, d_qkv_raw, d_attn_out, d_gate_up, d_act, attn_scratch, norm_scratch, bias_scratch, grad_norm,
-    logits_chunk, dlogits_chunk, matmul_workspace,
+    residual,
+    attn_norm,
+    attn_rstd,
+    qkv_raw,
+    qk_rstd,
+    qkv,
+    attn_out,
+    lse,
+    residual_mid,
+    mlp_norm,
+    mlp_rstd,
+    gate_up,
+    act,
+    final_residual,
+    final_norm,
+    final_rstd,
+    tokens,
+    targets,
+    loss,
+    embed_plan,
+    rope_cos,
+    rope_sin,
+    d_residual,
+    d_norm,
+    d_qkv,
+    d_qkv_raw,
+    d_attn_out,
+    d_gate_up,
+    d_act,
+    attn_scratch,
+    norm_scratch,
+    bias_scratch,
+    grad_norm,
+    logits_chunk,
+    dlogits_chunk,
+    matmul_workspace,
     count  // the number of ids
 };
 
 struct MemoryPlan {
     struct Buffer {
         Buf id;
-        std::string name;    // for reports, e.g. "layer.qkv" (one per layer) or "d_residual"
+        std::string name;  // for reports, e.g. "layer.qkv" (one per layer) or "d_residual"
         int64_t elements = 0;
         int element_bytes = 0;  // 2 (bf16), 4 (fp32 or int32)
-        int copies = 1;      // n_layers for a per-layer buffer, else 1
+        int copies = 1;         // n_layers for a per-layer buffer, else 1
         int64_t bytes() const { return elements * element_bytes * copies; }
     };
     int micro_batch = 0, seq_len = 0;

@@ -22,8 +22,8 @@ struct ParamTensor {
     int64_t offset = 0;          // in elements, from the start of the buffer
     int64_t numel = 0;
     ParamKind kind = ParamKind::Matrix;
-    bool decay = true;           // AdamW weight decay applies (not to norms and biases)
-    int layer = -1;              // -1 for tensors outside the layer stack
+    bool decay = true;  // AdamW weight decay applies (not to norms and biases)
+    int layer = -1;     // -1 for tensors outside the layer stack
 };
 
 class ParamLayout {
@@ -46,21 +46,29 @@ private:
 // (biases or QK-norm switched off) are nullptr.
 template <typename T>
 struct LayerWeights {
-    T* attn_norm = nullptr;                          // [C]
-    T* wq = nullptr; T* bq = nullptr;                // [H*D, C], [H*D]
-    T* wk = nullptr; T* bk = nullptr;                // [KV*D, C], [KV*D]
-    T* wv = nullptr; T* bv = nullptr;                // [KV*D, C], [KV*D]
-    T* q_norm = nullptr; T* k_norm = nullptr;        // [D] each (QK-norm)
-    T* wo = nullptr; T* bo = nullptr;                // [C, H*D], [C]
-    T* mlp_norm = nullptr;                           // [C]
-    T* w_gate = nullptr; T* b_gate = nullptr;        // [F, C], [F]
-    T* w_up = nullptr; T* b_up = nullptr;            // [F, C], [F]
-    T* w_down = nullptr; T* b_down = nullptr;        // [C, F], [C]
+    T* attn_norm = nullptr;  // [C]
+    T* wq = nullptr;
+    T* bq = nullptr;  // [H*D, C], [H*D]
+    T* wk = nullptr;
+    T* bk = nullptr;  // [KV*D, C], [KV*D]
+    T* wv = nullptr;
+    T* bv = nullptr;  // [KV*D, C], [KV*D]
+    T* q_norm = nullptr;
+    T* k_norm = nullptr;  // [D] each (QK-norm)
+    T* wo = nullptr;
+    T* bo = nullptr;        // [C, H*D], [C]
+    T* mlp_norm = nullptr;  // [C]
+    T* w_gate = nullptr;
+    T* b_gate = nullptr;  // [F, C], [F]
+    T* w_up = nullptr;
+    T* b_up = nullptr;  // [F, C], [F]
+    T* w_down = nullptr;
+    T* b_down = nullptr;  // [C, F], [C]
 };
 
 template <typename T>
 struct ModelWeights {
-    T* embed = nullptr;       // [V, C]
+    T* embed = nullptr;  // [V, C]
     std::vector<LayerWeights<T>> layers;
     T* final_norm = nullptr;  // [C]
     T* lm_head = nullptr;     // [V, C]; the same pointer as embed when tied
@@ -81,15 +89,23 @@ ModelWeights<T> bind_weights(const ModelConfig& config, const ParamLayout& layou
         const std::string p = "model.layers." + std::to_string(l) + ".";
         LayerWeights<T> L;
         L.attn_norm = at(p + "input_layernorm.weight");
-        L.wq = at(p + "self_attn.q_proj.weight"); L.bq = at(p + "self_attn.q_proj.bias");
-        L.wk = at(p + "self_attn.k_proj.weight"); L.bk = at(p + "self_attn.k_proj.bias");
-        L.wv = at(p + "self_attn.v_proj.weight"); L.bv = at(p + "self_attn.v_proj.bias");
-        L.q_norm = at(p + "self_attn.q_norm.weight"); L.k_norm = at(p + "self_attn.k_norm.weight");
-        L.wo = at(p + "self_attn.o_proj.weight"); L.bo = at(p + "self_attn.o_proj.bias");
+        L.wq = at(p + "self_attn.q_proj.weight");
+        L.bq = at(p + "self_attn.q_proj.bias");
+        L.wk = at(p + "self_attn.k_proj.weight");
+        L.bk = at(p + "self_attn.k_proj.bias");
+        L.wv = at(p + "self_attn.v_proj.weight");
+        L.bv = at(p + "self_attn.v_proj.bias");
+        L.q_norm = at(p + "self_attn.q_norm.weight");
+        L.k_norm = at(p + "self_attn.k_norm.weight");
+        L.wo = at(p + "self_attn.o_proj.weight");
+        L.bo = at(p + "self_attn.o_proj.bias");
         L.mlp_norm = at(p + "post_attention_layernorm.weight");
-        L.w_gate = at(p + "mlp.gate_proj.weight"); L.b_gate = at(p + "mlp.gate_proj.bias");
-        L.w_up = at(p + "mlp.up_proj.weight"); L.b_up = at(p + "mlp.up_proj.bias");
-        L.w_down = at(p + "mlp.down_proj.weight"); L.b_down = at(p + "mlp.down_proj.bias");
+        L.w_gate = at(p + "mlp.gate_proj.weight");
+        L.b_gate = at(p + "mlp.gate_proj.bias");
+        L.w_up = at(p + "mlp.up_proj.weight");
+        L.b_up = at(p + "mlp.up_proj.bias");
+        L.w_down = at(p + "mlp.down_proj.weight");
+        L.b_down = at(p + "mlp.down_proj.bias");
         w.layers.push_back(L);
     }
     return w;

@@ -32,28 +32,6 @@
 
 namespace llama {
 
-// ZeRO-1's split of the flat parameter buffer: the buffer is padded to
-// `world` equal shards (of a multiple of 64 elements) and rank r owns elements
-// [begin, begin + size);
-// owned() is the part inside the real buffer (the last rank's may be short).
-struct Shard {
-    long long total = 0, padded = 0, size = 0, begin = 0;
-    static Shard of(long long total, int rank, int world) {
-        Shard s;
-        s.total = total;
-        s.size = ((total + world - 1) / world + 63) / 64 * 64;  // 256-byte aligned shards
-        s.padded = s.size * world;
-        s.begin = s.size * rank;
-        return s;
-    }
-    long long end() const { return std::min(begin + size, total); }
-    // The part of [offset, offset + n) this rank owns, as [lo, hi) (empty when lo >= hi).
-    void clip(long long offset, long long n, long long& lo, long long& hi) const {
-        lo = std::max(offset, begin);
-        hi = std::min(offset + n, end());
-    }
-};
-
 class Comm {
 public:
     int rank = 0, world = 1, local_rank = 0;
@@ -61,10 +39,11 @@ public:
     // The rank, world size and rank within the node that the launcher put in
     // the environment; false if it set none.
     static bool launcher_ranks(int& rank, int& world, int& local_rank) {
-        static const char* const kNames[][3] = {{"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"},
-                                                {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
-                                                {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
-                                                {"RANK", "WORLD_SIZE", "LOCAL_RANK"}};
+        static const char* const kNames[][3] = {
+            {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"},
+            {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
+            {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
+            {"RANK", "WORLD_SIZE", "LOCAL_RANK"}};
         for (const auto& names : kNames) {
             const char* r = std::getenv(names[0]);
             const char* w = std::getenv(names[1]);
@@ -92,8 +71,9 @@ public:
         Comm c;
         if (!rendezvous.empty()) {
             if (!launcher_ranks(c.rank, c.world, c.local_rank) || c.world < 1 || c.rank < 0 || c.rank >= c.world)
-                fail("--rendezvous needs this process's rank and the world size from its launcher: SLURM_PROCID "
-                     "and SLURM_NTASKS (srun), or RANK and WORLD_SIZE");
+                fail(
+                    "--rendezvous needs this process's rank and the world size from its launcher: SLURM_PROCID "
+                    "and SLURM_NTASKS (srun), or RANK and WORLD_SIZE");
             std::string job;
             for (const char* var : {"SLURM_JOB_ID", "SLURM_STEP_ID"})
                 if (const char* v = std::getenv(var)) job += std::string(v) + ".";
@@ -123,7 +103,8 @@ public:
         (void)argv;
         int rank = 0, world = 1, local = 0;
         if (launcher_ranks(rank, world, local) && world > 1)
-            fail("the launcher asks for " + std::to_string(world) + " ranks, but this build has no MPI: give "
+            fail("the launcher asks for " + std::to_string(world) +
+                 " ranks, but this build has no MPI: give "
                  "--rendezvous tcp:HOST:PORT or file:PATH (or install libopenmpi-dev and rebuild)");
 #endif
         return c;
@@ -167,29 +148,29 @@ public:
         (void)n;
 #endif
     }
-    // ZeRO-1 on the host, over a buffer of shard.padded floats: each rank's
-    // shard receives the sum over ranks of that shard (reduce-scatter), and
-    // every rank's shard is copied to all (all-gather).
-    void reduce_scatter_sum(float* padded, const Shard& shard) const {
-        if (tcp_) return tcp([&] { tcp_->allreduce_sum(padded, size_t(shard.padded)); });  // the sum everywhere
+    // Over a buffer of `world` blocks of `block` floats (ZeRO-1's host path,
+    // parallel/zero1.h): reduce_scatter_sum leaves in this rank's block (block
+    // number `rank`) the sum over ranks of that block; all_gather copies every
+    // rank's block to all.
+    void reduce_scatter_sum(float* padded, long long block) const {
+        if (tcp_)
+            return tcp([&] { tcp_->allreduce_sum(padded, size_t(block) * size_t(world)); });  // the sum everywhere
 #ifdef LLAMA_MPI
-        if (world > 1)
-            MPI_Reduce_scatter_block(MPI_IN_PLACE, padded, int(shard.size), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        // MPI puts the result at the front of the buffer; move it to the shard's place.
-        if (world > 1 && shard.begin > 0) std::copy(padded, padded + shard.size, padded + shard.begin);
+        if (world > 1) MPI_Reduce_scatter_block(MPI_IN_PLACE, padded, int(block), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        // MPI puts the result at the front of the buffer; move it to this rank's block.
+        if (world > 1 && rank > 0) std::copy(padded, padded + block, padded + block * rank);
 #else
         (void)padded;
-        (void)shard;
+        (void)block;
 #endif
     }
-    void all_gather(float* padded, const Shard& shard) const {
-        if (tcp_) return tcp([&] { tcp_->all_gather(padded, size_t(shard.size)); });
+    void all_gather(float* padded, long long block) const {
+        if (tcp_) return tcp([&] { tcp_->all_gather(padded, size_t(block)); });
 #ifdef LLAMA_MPI
-        if (world > 1)
-            MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, padded, int(shard.size), MPI_FLOAT, MPI_COMM_WORLD);
+        if (world > 1) MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, padded, int(block), MPI_FLOAT, MPI_COMM_WORLD);
 #else
         (void)padded;
-        (void)shard;
+        (void)block;
 #endif
     }
     // Rank 0's bytes to every rank (the NCCL unique id).
@@ -228,7 +209,8 @@ private:
     }
     // A TCP collective that fails (a peer died or timed out) ends this rank;
     // its closed sockets then end the others.
-    template <class F> void tcp(F&& f) const {
+    template <class F>
+    void tcp(F&& f) const {
         try {
             f();
         } catch (const std::exception& e) {
@@ -236,7 +218,7 @@ private:
         }
     }
 
-    bool mpi_ = false;              // MPI_Init was called
+    bool mpi_ = false;               // MPI_Init was called
     std::shared_ptr<TcpGroup> tcp_;  // joined over TCP instead
 };
 

@@ -93,7 +93,6 @@ void set_nodelay(int fd) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-
 // One attempt to connect to host:port within `seconds`; -1 if it failed.
 int try_connect(const std::string& host, int port, double seconds) {
     addrinfo hints{}, *found = nullptr;
@@ -187,8 +186,9 @@ void TcpGroup::join(const RendezvousSpec& spec, const std::string& job, double j
     const uint64_t job_hash = hash_job(job);
     const auto deadline =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(join_timeout_s));
-    const std::string where = spec.kind == RendezvousSpec::Kind::File ? "file:" + spec.path
-                                                                      : "tcp:" + spec.host + ":" + std::to_string(spec.port);
+    const std::string where = spec.kind == RendezvousSpec::Kind::File
+                                  ? "file:" + spec.path
+                                  : "tcp:" + spec.host + ":" + std::to_string(spec.port);
     if (world == 1) return;
 
     if (rank == 0) {
@@ -233,8 +233,9 @@ void TcpGroup::join(const RendezvousSpec& spec, const std::string& job, double j
             }
             if (answer == kWrongWorld) {
                 ::close(fd);
-                throw std::runtime_error("rendezvous " + where + ": rank " + std::to_string(h.rank) + " says the world has " +
-                                         std::to_string(h.world) + " ranks, rank 0 says " + std::to_string(world));
+                throw std::runtime_error("rendezvous " + where + ": rank " + std::to_string(h.rank) +
+                                         " says the world has " + std::to_string(h.world) + " ranks, rank 0 says " +
+                                         std::to_string(world));
             }
             if (h.rank < 1 || h.rank >= world || peer_fd_[size_t(h.rank)] >= 0) {
                 ::close(fd);
@@ -271,7 +272,8 @@ void TcpGroup::join(const RendezvousSpec& spec, const std::string& job, double j
             } else {
                 Hello h{kMagic, kVersion, rank, world, job_hash};
                 uint8_t answer = 255;
-                if (write_all(fd, &h, sizeof h, 5.0) && read_all(fd, &answer, 1, std::max(1.0, seconds_left(deadline)))) {
+                if (write_all(fd, &h, sizeof h, 5.0) &&
+                    read_all(fd, &answer, 1, std::max(1.0, seconds_left(deadline)))) {
                     if (answer == kAccepted) {
                         set_nodelay(fd);
                         root_fd_ = fd;
@@ -279,7 +281,8 @@ void TcpGroup::join(const RendezvousSpec& spec, const std::string& job, double j
                     }
                     ::close(fd);
                     if (answer == kWrongWorld)
-                        throw std::runtime_error("rendezvous " + where + ": rank 0 expects another number of ranks than " +
+                        throw std::runtime_error("rendezvous " + where +
+                                                 ": rank 0 expects another number of ranks than " +
                                                  std::to_string(world));
                     last_problem = "the process at " + host + ":" + std::to_string(port) + " belongs to another job";
                 } else {
@@ -326,8 +329,7 @@ void TcpGroup::broadcast(void* data, std::size_t bytes) {
     if (world_ == 1) return;
     if (rank_ == 0)
         for (int r = 1; r < world_; ++r) send_to(peer_fd_[size_t(r)], r, data, bytes);
-    else
-        recv_from(root_fd_, 0, data, bytes);
+    else recv_from(root_fd_, 0, data, bytes);
 }
 
 template <class T, class Op>
@@ -350,8 +352,12 @@ void TcpGroup::allreduce(T* values, std::size_t n, Op op) {
     broadcast(values, n * sizeof(T));
 }
 
-void TcpGroup::allreduce_sum(double* values, std::size_t n) { allreduce(values, n, [](double a, double b) { return a + b; }); }
-void TcpGroup::allreduce_sum(float* values, std::size_t n) { allreduce(values, n, [](float a, float b) { return a + b; }); }
+void TcpGroup::allreduce_sum(double* values, std::size_t n) {
+    allreduce(values, n, [](double a, double b) { return a + b; });
+}
+void TcpGroup::allreduce_sum(float* values, std::size_t n) {
+    allreduce(values, n, [](float a, float b) { return a + b; });
+}
 void TcpGroup::allreduce_max(int* values, std::size_t n) {
     allreduce(values, n, [](int a, int b) { return std::max(a, b); });
 }

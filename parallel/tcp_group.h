@@ -60,7 +60,8 @@ private:
     void close_all();
     void send_to(int fd, int peer, const void* data, std::size_t bytes);
     void recv_from(int fd, int peer, void* data, std::size_t bytes);
-    template <class T, class Op> void allreduce(T* values, std::size_t n, Op op);
+    template <class T, class Op>
+    void allreduce(T* values, std::size_t n, Op op);
 
     int rank_ = 0, world_ = 1;
     double op_timeout_s_ = 1800;

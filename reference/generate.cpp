@@ -23,16 +23,16 @@ KvCache<T>::KvCache(const ModelConfig& config, int max_len) : c_(config), max_le
 
 template <typename T>
 std::vector<T> KvCache<T>::step(const ModelWeights<T>& w, int token) {
-    const int C = c_.hidden, H = c_.n_heads, KV = c_.n_kv_heads, D = c_.head_dim, F = c_.ffn_hidden,
-              V = c_.vocab_size, group = H / KV;
+    const int C = c_.hidden, H = c_.n_heads, KV = c_.n_kv_heads, D = c_.head_dim, F = c_.ffn_hidden, V = c_.vocab_size,
+              group = H / KV;
     if (length_ >= max_len_) throw std::invalid_argument("KV cache full at " + std::to_string(max_len_) + " tokens");
     if (token < 0 || token >= V) throw std::invalid_argument("token id " + std::to_string(token) + " out of range");
     const int pos = length_;
     const T eps = T(c_.norm_eps);
     const T* cos_p = cos_.data() + size_t(pos) * (D / 2);  // RoPE tables from this position on
     const T* sin_p = sin_.data() + size_t(pos) * (D / 2);
-    std::vector<T> x(C), h(C), tmp(C), q(H * D), k(KV * D), qn(H * D), kn(KV * D), att(H * D), gate(F), up(F),
-        act(F), rstd(std::max(H, 1));
+    std::vector<T> x(C), h(C), tmp(C), q(H * D), k(KV * D), qn(H * D), kn(KV * D), att(H * D), gate(F), up(F), act(F),
+        rstd(std::max(H, 1));
     embedding_forward(x.data(), &token, w.embed, 1, C);
     for (int l = 0; l < c_.n_layers; ++l) {
         const LayerWeights<T>& W = w.layers[l];

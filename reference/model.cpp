@@ -86,8 +86,8 @@ T Model<T>::forward(const int* tokens, const int* targets, int B, int seq_len) {
         rope_forward(A.k_rope.data(), k_in, a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D);
         A.probs.resize(int64_t(B) * H * seq_len * seq_len);
         A.attn_out.resize(N * H * D);
-        attention_forward(A.attn_out.data(), A.probs.data(), A.q_rope.data(), A.k_rope.data(), A.v.data(), B,
-                          seq_len, H, KV, D);
+        attention_forward(A.attn_out.data(), A.probs.data(), A.q_rope.data(), A.k_rope.data(), A.v.data(), B, seq_len,
+                          H, KV, D);
         linear_forward(tmp.data(), A.attn_out.data(), W.wo, W.bo, N, H * D, C);
         A.x_mid.resize(N * C);
         for (int64_t i = 0; i < N * C; ++i) A.x_mid[i] = x[i] + tmp[i];
@@ -134,11 +134,10 @@ void Model<T>::backward(T loss_scale) {
         for (T& d : dlogits) d *= loss_scale;
     std::vector<T> dnorm, dx;
     zeros(dnorm, N * C);
-    linear_backward(dnorm.data(), g.lm_head, static_cast<T*>(nullptr), dlogits.data(), a.final_norm.data(),
-                    w.lm_head, N, C, V);
+    linear_backward(dnorm.data(), g.lm_head, static_cast<T*>(nullptr), dlogits.data(), a.final_norm.data(), w.lm_head,
+                    N, C, V);
     zeros(dx, N * C);
-    rmsnorm_backward(dx.data(), g.final_norm, dnorm.data(), a.x_final.data(), w.final_norm, a.final_rstd.data(), N,
-                     C);
+    rmsnorm_backward(dx.data(), g.final_norm, dnorm.data(), a.x_final.data(), w.final_norm, a.final_rstd.data(), N, C);
 
     std::vector<T> dact, dgate, dup, dq, dk, dv, dq_rope, dk_rope, dq_normed, dk_normed, dattn_out;
     for (int l = c.n_layers - 1; l >= 0; --l) {
@@ -194,8 +193,8 @@ double Model<T>::grad_norm() const {
 template <typename T>
 void Model<T>::apply_update(const AdamWHyper& hyper, int step, double grad_scale) {
     for (const ParamTensor& t : layout_.tensors())
-        adamw_update(params_.data() + t.offset, grads_.data() + t.offset, m_.data() + t.offset,
-                     v_.data() + t.offset, t.numel, hyper, step, grad_scale, t.decay);
+        adamw_update(params_.data() + t.offset, grads_.data() + t.offset, m_.data() + t.offset, v_.data() + t.offset,
+                     t.numel, hyper, step, grad_scale, t.decay);
 }
 
 template <typename T>

@@ -26,18 +26,18 @@ constexpr int kIgnoreIndex = -1;
 // Everything the forward saves for the backward, for one layer.
 template <typename T>
 struct LayerActivations {
-    std::vector<T> x_in;           // [N, C] residual stream entering the layer
-    std::vector<T> attn_norm;      // [N, C]
-    std::vector<T> attn_rstd;      // [N]
-    std::vector<T> q, k, v;        // after the projections: [N, H*D], [N, KV*D], [N, KV*D]
+    std::vector<T> x_in;                                // [N, C] residual stream entering the layer
+    std::vector<T> attn_norm;                           // [N, C]
+    std::vector<T> attn_rstd;                           // [N]
+    std::vector<T> q, k, v;                             // after the projections: [N, H*D], [N, KV*D], [N, KV*D]
     std::vector<T> q_normed, k_normed, q_rstd, k_rstd;  // QK-norm outputs and [N*H], [N*KV]
-    std::vector<T> q_rope, k_rope; // after RoPE
-    std::vector<T> probs;          // [B, H, T, T]
-    std::vector<T> attn_out;       // [N, H*D]
-    std::vector<T> x_mid;          // [N, C] residual stream after attention
-    std::vector<T> mlp_norm;       // [N, C]
-    std::vector<T> mlp_rstd;       // [N]
-    std::vector<T> gate, up, act;  // [N, F]
+    std::vector<T> q_rope, k_rope;                      // after RoPE
+    std::vector<T> probs;                               // [B, H, T, T]
+    std::vector<T> attn_out;                            // [N, H*D]
+    std::vector<T> x_mid;                               // [N, C] residual stream after attention
+    std::vector<T> mlp_norm;                            // [N, C]
+    std::vector<T> mlp_rstd;                            // [N]
+    std::vector<T> gate, up, act;                       // [N, F]
 };
 
 template <typename T>
@@ -46,12 +46,12 @@ struct Activations {
     std::vector<int> tokens, targets;
     std::vector<T> rope_cos, rope_sin;
     std::vector<LayerActivations<T>> layers;
-    std::vector<T> x_final;        // [N, C]
-    std::vector<T> final_norm;     // [N, C]
-    std::vector<T> final_rstd;     // [N]
-    std::vector<T> logits;         // [N, V]
-    std::vector<T> probs;          // [N, V]
-    int64_t counted = 0;           // targets that count toward the loss
+    std::vector<T> x_final;     // [N, C]
+    std::vector<T> final_norm;  // [N, C]
+    std::vector<T> final_rstd;  // [N]
+    std::vector<T> logits;      // [N, V]
+    std::vector<T> probs;       // [N, V]
+    int64_t counted = 0;        // targets that count toward the loss
 };
 
 // The reference model: a config, its parameter layout, and the parameters in

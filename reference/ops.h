@@ -56,8 +56,8 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int64_t N, 
 
 // With g = w * dy:  dx = r * g - r^3 / C * x * sum(g * x),   dw += dy * x * r
 template <typename T>
-void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd,
-                      int64_t N, int C) {
+void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int64_t N,
+                      int C) {
     for (int64_t n = 0; n < N; ++n) {
         const T* x = inp + n * C;
         const T* dy = dout + n * C;
@@ -157,9 +157,9 @@ inline std::vector<double> rope_inv_freq(int head_dim, double theta, const RopeS
         if (wavelen < high_freq_wavelen) continue;  // high frequency: unchanged
         if (wavelen > low_freq_wavelen) {           // low frequency: scaled down
             f = f / s.factor;
-        } else {                                    // in between: interpolate
-            double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
-                            (s.high_freq_factor - s.low_freq_factor);
+        } else {  // in between: interpolate
+            double smooth =
+                (s.original_max_position / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
             f = (1.0 - smooth) * f / s.factor + smooth * f;
         }
     }
@@ -224,8 +224,8 @@ void rope_backward(T* dinp, const T* dout, const T* cos_table, const T* sin_tabl
 // the flash-attention kernels keep instead of probs.
 // ---------------------------------------------------------------------------
 template <typename T>
-void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int B, int seq_len, int H, int KV,
-                       int D, T* lse = nullptr) {
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int B, int seq_len, int H, int KV, int D,
+                       T* lse = nullptr) {
     const int group = H / KV;
     const Acc scale = 1.0 / std::sqrt(Acc(D));
     auto q_at = [&](int b, int t, int h) { return q + ((int64_t(b) * seq_len + t) * H + h) * D; };
@@ -274,8 +274,12 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
     const int group = H / KV;
     const Acc scale = 1.0 / std::sqrt(Acc(D));
     std::vector<Acc> dp(seq_len), dq_acc(D);
-    auto at = [&](const T* base, int heads, int b, int t, int h) { return base + ((int64_t(b) * seq_len + t) * heads + h) * D; };
-    auto at_mut = [&](T* base, int heads, int b, int t, int h) { return base + ((int64_t(b) * seq_len + t) * heads + h) * D; };
+    auto at = [&](const T* base, int heads, int b, int t, int h) {
+        return base + ((int64_t(b) * seq_len + t) * heads + h) * D;
+    };
+    auto at_mut = [&](T* base, int heads, int b, int t, int h) {
+        return base + ((int64_t(b) * seq_len + t) * heads + h) * D;
+    };
     for (int b = 0; b < B; ++b)
         for (int h = 0; h < H; ++h) {
             const int g = h / group;

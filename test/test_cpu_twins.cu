@@ -210,8 +210,8 @@ TEST_CASE("twin: classifier + cross-entropy in chunks, with ignored targets", "[
         for (int s : {0, 1}) {
             ON_SIDE(s, classifier_cross_entropy, ctx, loss[s], dh[s], dW[s], h.ptr, Wv.ptr, d_targets, N, C, V, ignore,
                     0.1f, plan, logits.ptr, dlogits.ptr);
-            ON_SIDE(s, classifier_cross_entropy, ctx, eval_loss[s], nullptr, nullptr, h.ptr, Wv.ptr, d_targets, N, C,
-                    V, ignore, 0.1f, plan, logits.ptr, dlogits.ptr);
+            ON_SIDE(s, classifier_cross_entropy, ctx, eval_loss[s], nullptr, nullptr, h.ptr, Wv.ptr, d_targets, N, C, V,
+                    ignore, 0.1f, plan, logits.ptr, dlogits.ptr);
         }
         CHECK(loss.agree("loss per row (0 where ignored)", 1e-5, 1e-5));
         CHECK(eval_loss.agree("loss per row, evaluation", 1e-5, 1e-5));

@@ -95,8 +95,8 @@ TEST_CASE("an untied LM head is its own group and the matmul weights do not chan
 TEST_CASE("FLOPs per token of zagreus-0.4b at seq 4096, worked out from the shapes", "[dry-run]") {
     const double V = 128256, C = 960, L = 32, H = 15, KV = 5, D = 64, F = 2560, T = 4096;
     const double attention_weights = C * H * D + 2 * C * KV * D + H * D * C;  // q, k, v, o
-    const double mlp_weights = 3 * C * F;                                    // gate, up, down
-    const double lm_head = V * C;                                            // tied: the embedding matrix
+    const double mlp_weights = 3 * C * F;                                     // gate, up, down
+    const double lm_head = V * C;                                             // tied: the embedding matrix
     const double expected = 6 * (L * (attention_weights + mlp_weights) + lm_head) + 6 * L * H * D * T;
     CHECK(expected == 3381166080.0);
     CHECK(flops_per_token(preset("zagreus-0.4b"), 4096) == Approx(expected).epsilon(1e-12));
@@ -165,8 +165,8 @@ TEST_CASE("predicted steps: faster on H100, linear in accumulation, MFU below on
         for (const StepPrediction& p : {a, h}) {
             CHECK(p.mfu > 0);
             CHECK(p.mfu < 1);
-            CHECK(p.step_seconds == Approx(p.matmul_seconds + p.attention_seconds + p.memory_bound_seconds +
-                                           p.optimizer_seconds));
+            CHECK(p.step_seconds ==
+                  Approx(p.matmul_seconds + p.attention_seconds + p.memory_bound_seconds + p.optimizer_seconds));
             CHECK(p.tokens_per_second == Approx(4.0 * 4096 / p.step_seconds));
         }
         const StepPrediction a2 = predict_step(c, 4, 4096, 2, recompute, a100);

@@ -51,9 +51,13 @@ TEST_CASE("acc sums log-likelihoods; acc_norm divides by the choice's length in 
 TEST_CASE("multiple-choice files with errors name the file and line", "[eval]") {
     const std::string path = "/tmp/llama_test_mc.jsonl";
     auto write = [&](const std::string& text) { std::ofstream(path, std::ios::trunc) << text; };
-    write("{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 1}\n\n{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 0}\n");
+    write(
+        "{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 1}\n\n{\"context\": \"a\", \"choices\": [\"b\", "
+        "\"c\"], \"label\": 0}\n");
     CHECK(eval::read_mc_jsonl(path).size() == 2);
-    write("{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 1}\n{\"context\": \"a\", \"choices\": [\"b\"], \"label\": 0}\n");
+    write(
+        "{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 1}\n{\"context\": \"a\", \"choices\": [\"b\"], "
+        "\"label\": 0}\n");
     CHECK_THROWS_WITH(eval::read_mc_jsonl(path), Catch::Contains(path + ":2") && Catch::Contains("two choices"));
     write("{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 2}\n");
     CHECK_THROWS_WITH(eval::read_mc_jsonl(path), Catch::Contains(":1") && Catch::Contains("label 2"));

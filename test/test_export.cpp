@@ -127,12 +127,9 @@ nlohmann::json gguf_expectation(const ModelConfig& c, const exporter::Vocab& voc
                              {"high_freq_factor", c.rope_scaling.high_freq_factor},
                              {"original_max_position", c.rope_scaling.original_max_position}};
     // n_tokens is the tokenizer's own count: the ids above it are padding.
-    e["tokenizer"] = {{"model", "gpt2"},
-                      {"pre", vocab.pre},
-                      {"n_tokens", vocab.tokens.size()},
-                      {"n_merges", vocab.merges.size()},
-                      {"bos", vocab.bos},
-                      {"eos", vocab.eos}};
+    e["tokenizer"] = {
+        {"model", "gpt2"},  {"pre", vocab.pre}, {"n_tokens", vocab.tokens.size()}, {"n_merges", vocab.merges.size()},
+        {"bos", vocab.bos}, {"eos", vocab.eos}};
     return e;
 }
 
@@ -272,9 +269,10 @@ TEST_CASE("the llama.cpp checks catch planted mistakes: q rows in the wrong orde
     const std::vector<int> ours = greedy(c, params, tokens, n_greedy);
     int same = 0;
     for (size_t i = 0; i < ours.size() && i < theirs.size() && theirs[i] == ours[i]; ++i) ++same;
-    std::printf("planted mistake, layer 0 q rows unpermuted: max |logit difference| %.2e; greedy agrees on the "
-                "first %d of %d tokens\n",
-                worst, same, n_greedy);
+    std::printf(
+        "planted mistake, layer 0 q rows unpermuted: max |logit difference| %.2e; greedy agrees on the "
+        "first %d of %d tokens\n",
+        worst, same, n_greedy);
     CHECK(worst > 1e-3);
     // The metadata check, told to expect one query head more than the file has.
     nlohmann::json wrong = gguf_expectation(c, exporter::byte_vocab());
@@ -358,8 +356,9 @@ TEST_CASE("export_model turns a checkpoint into a Hugging Face folder and a GGUF
                                 " --steps 4 --batch 2 --seq-len 16 --val-every 0 --checkpoint-dir " + dir + "/ck";
     REQUIRE(std::system((trainer + " > /dev/null").c_str()) == 0);
     const std::string ck = dir + "/ck/step_00000004";
-    REQUIRE(std::system(("build/export_model --checkpoint " + ck + " --hf " + dir + "/hf --gguf " + dir +
-                         "/m.gguf > /dev/null").c_str()) == 0);
+    REQUIRE(std::system(
+                ("build/export_model --checkpoint " + ck + " --hf " + dir + "/hf --gguf " + dir + "/m.gguf > /dev/null")
+                    .c_str()) == 0);
     ModelConfig config;
     std::vector<float> params;
     exporter::read_hf(dir + "/hf", config, params);
@@ -399,8 +398,8 @@ TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)",
     const std::string common = " --text " + testcorpus::kjv_path() + " --batch 2 --seq-len 32 --val-every 0 --seed 4";
     std::string a = run("build/train_llama_cpu --preset tiny --steps 20 --checkpoint-dir " + dir + "/ck" + common +
                         " --export-hf " + dir + "/hf_end");
-    REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000020 --hf " + dir +
-                         "/hf > /dev/null").c_str()) == 0);
+    REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000020 --hf " + dir + "/hf > /dev/null")
+                            .c_str()) == 0);
     // The trainer's own export at the end holds the same weights as the checkpoint's export.
     ModelConfig c1, c2;
     std::vector<float> p1, p2;
@@ -444,8 +443,9 @@ TEST_CASE("llama.cpp reads the tokenizer of a GGUF export and tokenizes as this 
         std::ofstream(dir + "/text.txt") << text;
         // This library's tokenizer (the tokenize tool).
         const std::string ours_path = dir + "/ours.txt";
-        REQUIRE(std::system(("build/tokenize encode --tokenizer " + tokenizer_json + " < " + dir + "/text.txt > " +
-                             ours_path).c_str()) == 0);
+        REQUIRE(std::system(
+                    ("build/tokenize encode --tokenizer " + tokenizer_json + " < " + dir + "/text.txt > " + ours_path)
+                        .c_str()) == 0);
         std::vector<int> ours;
         {
             std::ifstream in(ours_path);

@@ -74,7 +74,8 @@ TEST_CASE("the KV-cache step equals the full forward at every position", "[gener
         double worst = 0;
         for (size_t t = 0; t < tokens.size(); ++t) {
             std::vector<double> step = cache.step(w, tokens[t]);
-            for (int v = 0; v < c.vocab_size; ++v) worst = std::max(worst, std::abs(step[v] - all[t * c.vocab_size + v]));
+            for (int v = 0; v < c.vocab_size; ++v)
+                worst = std::max(worst, std::abs(step[v] - all[t * c.vocab_size + v]));
         }
         CHECK(worst < 1e-12);
         CHECK(cache.length() == 23);
@@ -164,11 +165,10 @@ TEST_CASE("the generate command samples reproducibly from a checkpoint and an ex
     REQUIRE(mkdtemp(dir_t));
     const std::string dir = dir_t;
     REQUIRE(std::system(("build/train_llama_cpu --preset tiny --text " + testcorpus::kjv_path() +
-                         " --steps 3 --batch 2 --seq-len 16 --val-every 0 --checkpoint-dir " + dir +
-                         "/ck > /dev/null")
+                         " --steps 3 --batch 2 --seq-len 16 --val-every 0 --checkpoint-dir " + dir + "/ck > /dev/null")
                             .c_str()) == 0);
-    REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000003 --hf " + dir +
-                         "/hf > /dev/null").c_str()) == 0);
+    REQUIRE(std::system(("build/export_model --checkpoint " + dir + "/ck/step_00000003 --hf " + dir + "/hf > /dev/null")
+                            .c_str()) == 0);
     auto run = [&](const std::string& args) {
         testcorpus::CommandResult r = testcorpus::run_command("build/generate " + args);
         return std::make_pair(r.status, r.output);

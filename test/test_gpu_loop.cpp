@@ -19,8 +19,6 @@
 #include <unistd.h>
 #include <vector>
 
-
-
 #include <nlohmann/json.hpp>
 
 #include "lifecycle/safetensors.h"
@@ -58,9 +56,9 @@ Run train(const std::string& binary, const std::string& args, const std::string&
     const std::string jsonl = temp_path("log.jsonl");
     std::remove(jsonl.c_str());
     Run r;
-    testcorpus::CommandResult c =
-        testcorpus::run_command(env + " " + (binary == "mpirun" || binary.find('/') != std::string::npos ? binary : kBuild + "/" + binary) + " " + args +
-                                " --log-jsonl " + jsonl);
+    testcorpus::CommandResult c = testcorpus::run_command(
+        env + " " + (binary == "mpirun" || binary.find('/') != std::string::npos ? binary : kBuild + "/" + binary) +
+        " " + args + " --log-jsonl " + jsonl);
     r.output = c.output;
     r.status = c.status;
     INFO(binary << " " << args << "\n" << c.output);
@@ -97,8 +95,7 @@ std::map<std::string, std::vector<float>> read_grads(const std::string& path, co
 // 2^-9 per rounding; the step rounds its activations some ten times on the way),
 // and every element within a few percent of the tensor's largest. Returns the
 // worst relative error.
-double check_gradients_agree(const std::string& preset, const std::string& expected_path,
-                             const std::string& got_path) {
+double check_gradients_agree(const std::string& preset, const std::string& expected_path, const std::string& got_path) {
     const llama::ParamLayout layout(llama::preset(preset));
     auto gc = read_grads(expected_path, layout), ge = read_grads(got_path, layout);
     double worst = 0;
@@ -130,8 +127,10 @@ double check_gradients_agree(const std::string& preset, const std::string& expec
 // ops). Twin against kernels, a difference is a kernel's; twin against the
 // reference model, it is the GPU step's composition: fusions, buffers,
 // chunking, recomputation.
-TEST_CASE("first step, three builds: the CPU reference, the emulated kernels and their CPU twins agree on the loss and "
-          "every gradient", "[gpu-loop][twins]") {
+TEST_CASE(
+    "first step, three builds: the CPU reference, the emulated kernels and their CPU twins agree on the loss and "
+    "every gradient",
+    "[gpu-loop][twins]") {
     for (const char* preset : {"tiny", "tiny-osr"}) {  // tiny-osr: QK-norm and biases
         INFO("preset " << preset);
         const std::string cpu_grads = temp_path("cpu.safetensors"), emu_grads = temp_path("emu.safetensors"),
@@ -145,7 +144,8 @@ TEST_CASE("first step, three builds: the CPU reference, the emulated kernels and
         CHECK(std::abs(emu.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-2);
         CHECK(std::abs(twin.losses[0] - emu.losses[0]) / emu.losses[0] < 1e-3);
         CHECK(std::abs(twin.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-3);
-        WARN(preset << ": worst per-tensor relative gradient error " << check_gradients_agree(preset, cpu_grads, emu_grads));
+        WARN(preset << ": worst per-tensor relative gradient error "
+                    << check_gradients_agree(preset, cpu_grads, emu_grads));
         WARN(preset << ": twins against kernels, worst per-tensor relative gradient error "
                     << check_gradients_agree(preset, emu_grads, twin_grads));
         WARN(preset << ": twins against the reference model, worst per-tensor relative gradient error "
@@ -171,9 +171,10 @@ std::vector<int> other_attention_versions() {
 // but the default (tested above) against the reference's loss and gradients. The
 // emulator is an H100; on a real GPU without sm_90, the sm_90 versions refuse to
 // start and are skipped.
-TEST_CASE("first step with each attention kernel but the default: loss and every gradient agree with the CPU "
-          "reference",
-          "[gpu-loop][attention]") {
+TEST_CASE(
+    "first step with each attention kernel but the default: loss and every gradient agree with the CPU "
+    "reference",
+    "[gpu-loop][attention]") {
     const char* preset = "tiny-osr";
     const std::string cpu_grads = temp_path("cpu.safetensors"), got_grads = temp_path("attention.safetensors");
     Run cpu = train("train_llama_cpu", common(preset, 1) + " --debug-dump-grads " + cpu_grads);
@@ -182,8 +183,10 @@ TEST_CASE("first step with each attention kernel but the default: loss and every
     REQUIRE(!versions.empty());
     for (int version : versions) {
         INFO("--attention-kernel " << version);
-        Run r = train(kGpuTrainer, common(preset, 1) + " --attention-kernel " + std::to_string(version) +
-                                       " --debug-dump-grads " + got_grads, "", true);
+        Run r = train(
+            kGpuTrainer,
+            common(preset, 1) + " --attention-kernel " + std::to_string(version) + " --debug-dump-grads " + got_grads,
+            "", true);
         if (r.status != 0 && r.output.find("needs an sm_90 GPU") != std::string::npos) {
             WARN("--attention-kernel " << version << " skipped: " << r.output.substr(r.output.rfind("train_llama")));
             continue;
@@ -339,8 +342,8 @@ TEST_CASE("mpirun -np 1, 2, 4, with and without ZeRO-1: the CPU build's losses a
     const llama::ParamLayout layout(llama::preset("tiny-osr"));
     std::vector<double> losses1;
     std::vector<float> weights1;
-    for (const auto& [np, zero] : std::vector<std::pair<int, bool>>{{1, false}, {2, false}, {4, false}, {2, true},
-                                                                    {4, true}}) {
+    for (const auto& [np, zero] :
+         std::vector<std::pair<int, bool>>{{1, false}, {2, false}, {4, false}, {2, true}, {4, true}}) {
         INFO(np << " ranks" << (zero ? ", ZeRO-1" : ""));
         const std::string dir = temp_path("dp_cpu_" + std::to_string(np));
         Run r = train_ranks("train_llama_cpu", np, base + " --checkpoint-dir " + dir + (zero ? " --zero" : ""));
@@ -359,8 +362,10 @@ TEST_CASE("mpirun -np 1, 2, 4, with and without ZeRO-1: the CPU build's losses a
     }
 }
 
-TEST_CASE("mpirun -np 1, 2, 4: the emulated GPU build agrees within bf16 tolerance, with and without ZeRO-1, under "
-          "several stream seeds", "[gpu-loop][mpi]") {
+TEST_CASE(
+    "mpirun -np 1, 2, 4: the emulated GPU build agrees within bf16 tolerance, with and without ZeRO-1, under "
+    "several stream seeds",
+    "[gpu-loop][mpi]") {
     const int steps = 3;
     const std::string base = "--preset tiny-osr --text " + testcorpus::kjv_path() + " --steps 3 --batch 4 " +
                              "--micro-batch 1 --seq-len 37 --seed 5 --val-every 0 --val-batches 1 --log-every 1";
@@ -370,8 +375,12 @@ TEST_CASE("mpirun -np 1, 2, 4: the emulated GPU build agrees within bf16 toleran
     REQUIRE(one.losses.size() == size_t(steps));
     const std::vector<float> weights1 = final_weights(dir1, steps, layout);
     std::system(("rm -rf " + dir1).c_str());
-    for (const auto& [np, seed, zero] : std::vector<std::tuple<int, std::string, std::string>>{
-             {2, "1", ""}, {2, "7", ""}, {2, "3", " --zero"}, {2, "9", " --zero"}, {4, "5", ""}, {4, "11", " --zero"}}) {
+    for (const auto& [np, seed, zero] : std::vector<std::tuple<int, std::string, std::string>>{{2, "1", ""},
+                                                                                               {2, "7", ""},
+                                                                                               {2, "3", " --zero"},
+                                                                                               {2, "9", " --zero"},
+                                                                                               {4, "5", ""},
+                                                                                               {4, "11", " --zero"}}) {
         INFO(np << " ranks, EMU_SEED " << seed << zero);
         const std::string dir = temp_path("dp_emu_n");
         Run two = train_ranks("train_llama_emu", np, base + " --checkpoint-dir " + dir + zero, "EMU_SEED=" + seed);
@@ -421,8 +430,9 @@ namespace {
 std::string tcp_spec() { return "tcp:127.0.0.1:" + std::to_string(testport::free_port()); }
 
 Run train_tcp(int np, const std::string& rendezvous, const std::string& args) {
-    return train("test/launch-tcp-ranks", std::to_string(np) + " " + kBuild + "/train_llama_cpu --rendezvous " +
-                 rendezvous + " " + args, "OMP_NUM_THREADS=1 timeout 300");
+    return train("test/launch-tcp-ranks",
+                 std::to_string(np) + " " + kBuild + "/train_llama_cpu --rendezvous " + rendezvous + " " + args,
+                 "OMP_NUM_THREADS=1 timeout 300");
 }
 
 }  // namespace
@@ -452,30 +462,30 @@ TEST_CASE("without MPI, ranks joined over TCP or through a file train what one p
 
 TEST_CASE("without MPI, a rank that dies or never comes ends every rank with a message, not a hang",
           "[gpu-loop][mpi]") {
-    const std::string args = " --preset tiny --text " + testcorpus::kjv_path() +
-                             " --steps 50 --batch 2 --micro-batch 1 --seq-len 32";
+    const std::string args =
+        " --preset tiny --text " + testcorpus::kjv_path() + " --steps 50 --batch 2 --micro-batch 1 --seq-len 32";
     {
-        testcorpus::CommandResult c = testcorpus::run_command(
-            "OMP_NUM_THREADS=1 timeout 120 test/launch-tcp-ranks 2 " + kBuild + "/train_llama_cpu --rendezvous " +
-            tcp_spec() + args + " --debug-crash-step 3");
+        testcorpus::CommandResult c =
+            testcorpus::run_command("OMP_NUM_THREADS=1 timeout 120 test/launch-tcp-ranks 2 " + kBuild +
+                                    "/train_llama_cpu --rendezvous " + tcp_spec() + args + " --debug-crash-step 3");
         INFO(c.output);
         CHECK(c.status != 0);
         CHECK(c.status != 124);
         CHECK_THAT(c.output, Catch::Contains("train_llama: rank 0: rank 1 closed its connection (it exited?)"));
     }
     {  // rank 0 waits for a second rank that is never started
-        testcorpus::CommandResult c = testcorpus::run_command(
-            "SLURM_PROCID=0 SLURM_NTASKS=2 timeout 60 " + kBuild + "/train_llama_cpu --rendezvous " + tcp_spec() +
-            " --rendezvous-timeout 2" + args);
+        testcorpus::CommandResult c =
+            testcorpus::run_command("SLURM_PROCID=0 SLURM_NTASKS=2 timeout 60 " + kBuild +
+                                    "/train_llama_cpu --rendezvous " + tcp_spec() + " --rendezvous-timeout 2" + args);
         INFO(c.output);
         CHECK(c.status == 1);
         CHECK_THAT(c.output, Catch::Contains("s only 1 of 2 ranks had joined (missing: 1)"));
     }
     {  // rank 1 waits for a rank 0 that never publishes its address
         const std::string path = temp_path("no_rank0");
-        testcorpus::CommandResult c = testcorpus::run_command(
-            "SLURM_PROCID=1 SLURM_NTASKS=2 timeout 60 " + kBuild + "/train_llama_cpu --rendezvous file:" + path +
-            " --rendezvous-timeout 2" + args);
+        testcorpus::CommandResult c =
+            testcorpus::run_command("SLURM_PROCID=1 SLURM_NTASKS=2 timeout 60 " + kBuild +
+                                    "/train_llama_cpu --rendezvous file:" + path + " --rendezvous-timeout 2" + args);
         INFO(c.output);
         CHECK(c.status == 1);
         CHECK_THAT(c.output, Catch::Contains("rank 1 gave up after 2 s: no address of this job's rank 0 in " + path));
@@ -530,14 +540,16 @@ TEST_CASE("ZeRO-1 checkpoints are written in parts, one per rank, and resume on 
     std::system(("rm -rf " + dir + "/step_00000006").c_str());
     c = testcorpus::run_command(
         "OMP_NUM_THREADS=1 timeout 120 test/launch-tcp-ranks 2 bash -c 'if [ $SLURM_PROCID = 1 ]; then ulimit -f 500; "
-        "fi; exec \"$0\" \"$@\"' " + kBuild + "/train_llama_cpu --rendezvous " + tcp_spec() + " " + base +
-        " --zero --checkpoint-dir " + dir + " --resume");
+        "fi; exec \"$0\" \"$@\"' " +
+        kBuild + "/train_llama_cpu --rendezvous " + tcp_spec() + " " + base + " --zero --checkpoint-dir " + dir +
+        " --resume");
     INFO(c.output);
     CHECK(c.status == 1);
-    CHECK_THAT(c.output, Catch::Contains("rank 1: its part of the checkpoint of step 6:") &&
-                             Catch::Contains("File too large"));
+    CHECK_THAT(c.output,
+               Catch::Contains("rank 1: its part of the checkpoint of step 6:") && Catch::Contains("File too large"));
     CHECK_THAT(c.output, Catch::Contains("checkpoint of step 6 not written: rank 1 could not write its part of the "
-                                         "optimizer state; the previous checkpoint " + dir + step3 + " is intact"));
+                                         "optimizer state; the previous checkpoint " +
+                                         dir + step3 + " is intact"));
     CHECK(access((dir + "/step_00000006").c_str(), F_OK) != 0);
     CHECK(access((dir + "/.tmp_step_00000006").c_str(), F_OK) != 0);
     std::system(("rm -rf " + dir + " " + dir + "_copy").c_str());

@@ -149,8 +149,8 @@ TEST_CASE("safetensors: a hand-made file reads; the writer's file follows the fo
     // data in order, total size exact.
     std::vector<double> d = {0.5, 1.5, 2.5};
     int32_t e[4] = {1, -2, 3, -4};
-    st::write_file(dir + "/w.safetensors",
-                   {{"d", st::DType::F64, {3}, d.data()}, {"e", st::DType::I32, {2, 2}, e}}, {{"k", "v"}});
+    st::write_file(dir + "/w.safetensors", {{"d", st::DType::F64, {3}, d.data()}, {"e", st::DType::I32, {2, 2}, e}},
+                   {{"k", "v"}});
     std::string w = bytes_of(dir + "/w.safetensors");
     uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(w[i])) << (8 * i);
@@ -166,7 +166,8 @@ TEST_CASE("safetensors: a hand-made file reads; the writer's file follows the fo
     fs::remove_all(dir);
 }
 
-TEST_CASE("safetensors: files breaking the format's rules are refused with the rule named", "[lifecycle][safetensors]") {
+TEST_CASE("safetensors: files breaking the format's rules are refused with the rule named",
+          "[lifecycle][safetensors]") {
     std::string dir = temp_dir("stbad");
     const std::string data(16, 'x');
     struct Case {
@@ -176,7 +177,9 @@ TEST_CASE("safetensors: files breaking the format's rules are refused with the r
         {handmade(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data), "data section holds 16"},
         {handmade(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data.substr(0, 10)), "truncated"},
         {handmade(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", data), "need 12"},
-        {handmade(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", data),
+        {handmade(
+             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+             data),
          "without gaps or overlaps"},
         {handmade(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", data), "unknown dtype"},
         {handmade(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data), "non-negative"},
@@ -374,8 +377,7 @@ void wait_for_lines(pid_t pid, const std::string& path, size_t n) {
 
 // Every loss a resumed run logged (the steps after its checkpoint twice) is the
 // same bits as the uninterrupted run's.
-static void check_same_losses(const std::string& jsonl, std::map<int, std::vector<std::string>>& reference,
-                              int steps) {
+static void check_same_losses(const std::string& jsonl, std::map<int, std::vector<std::string>>& reference, int steps) {
     auto resumed = losses(jsonl);
     REQUIRE(resumed.size() == size_t(steps));
     for (const auto& [step, values] : resumed)
@@ -423,8 +425,9 @@ TEST_CASE("under mpirun -np 2: a rank is killed at a random step, the job resume
     INFO("flags:" << zero);
     const int steps = 12;
     std::string base = temp_dir("resume_mpi");
-    const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
-                               "OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe " LLAMA_TRAINER " ";
+    const std::string mpirun =
+        "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
+        "OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe " LLAMA_TRAINER " ";
     // One sequence per micro-batch: each rank trains one of the two.
     REQUIRE(run_shell(mpirun + common_args(base + "/ref", base + "/ref.jsonl", steps) + " --micro-batch 1" + zero) ==
             0);
@@ -474,7 +477,8 @@ TEST_CASE("SIGTERM writes a checkpoint, exits 75, and the resumed run continues 
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
     CHECK(WEXITSTATUS(status) == 75);
-    CHECK_THAT(fileio::read_file(base + "/run2.log"), Catch::Contains("resume: " + checkpoint::path_for_step(base + "/ck", stopped_at)));
+    CHECK_THAT(fileio::read_file(base + "/run2.log"),
+               Catch::Contains("resume: " + checkpoint::path_for_step(base + "/ck", stopped_at)));
     auto resumed = losses(base + "/run.jsonl");
     pid = spawn(common_args(base + "/ref", base + "/ref.jsonl", steps), base + "/ref.log");
     wait_for_lines(pid, base + "/ref.jsonl", size_t(until));
@@ -552,7 +556,8 @@ TEST_CASE("non-finite steps are skipped and counted; too many in a row abort aft
                        " --max-bad-steps 3 --debug-nan-steps 7 --debug-nan-steps 8 --debug-nan-steps 9",
                    &out);
     CHECK(rc == 1);
-    CHECK_THAT(out, Catch::Contains("3 non-finite steps in a row") && Catch::Contains("after saving the last good state"));
+    CHECK_THAT(out,
+               Catch::Contains("3 non-finite steps in a row") && Catch::Contains("after saving the last good state"));
     CHECK(fs::exists(checkpoint::path_for_step(base + "/ck2", 9)));
     fs::remove_all(base);
 }

@@ -86,8 +86,7 @@ TEST_CASE("linear backward matches finite differences, with and without bias", "
             return dot(G, out);
         };
         Vec dx(x.size(), 0.0), dW(W.size(), 0.0), db(OC, 0.0);
-        linear_backward(dx.data(), dW.data(), with_bias ? db.data() : nullptr, G.data(), x.data(), W.data(), N, IC,
-                        OC);
+        linear_backward(dx.data(), dW.data(), with_bias ? db.data() : nullptr, G.data(), x.data(), W.data(), N, IC, OC);
         check_gradient("d input", x, dx, loss);
         check_gradient("d weight", W, dW, loss);
         if (with_bias) check_gradient("d bias", b, db, loss);
@@ -194,8 +193,8 @@ TEST_CASE("causal GQA attention backward matches finite differences (3 heads ove
         };
         loss();
         Vec dq(q.size(), 0.0), dk(k.size(), 0.0), dv(v.size(), 0.0);
-        attention_backward(dq.data(), dk.data(), dv.data(), G.data(), q.data(), k.data(), v.data(), probs.data(), B,
-                           T, H, KV, D);
+        attention_backward(dq.data(), dk.data(), dv.data(), G.data(), q.data(), k.data(), v.data(), probs.data(), B, T,
+                           H, KV, D);
         check_gradient("d q", q, dq, loss);
         check_gradient("d k", k, dk, loss);
         check_gradient("d v", v, dv, loss);
@@ -204,7 +203,8 @@ TEST_CASE("causal GQA attention backward matches finite differences (3 heads ove
 
 TEST_CASE("GQA attention equals full attention over copied KV heads, and is causal", "[ops]") {
     const int B = 1, T = 5, H = 4, KV = 2, D = 4, group = H / KV;
-    Vec q = random_vector(B * T * H * D, 21), k = random_vector(B * T * KV * D, 22), v = random_vector(B * T * KV * D, 23);
+    Vec q = random_vector(B * T * H * D, 21), k = random_vector(B * T * KV * D, 22),
+        v = random_vector(B * T * KV * D, 23);
     Vec k_full(B * T * H * D), v_full(B * T * H * D);
     for (int t = 0; t < T; ++t)
         for (int h = 0; h < H; ++h)
@@ -234,7 +234,8 @@ TEST_CASE("GQA attention equals full attention over copied KV heads, and is caus
 
 TEST_CASE("attention's log-sum-exp gives back every probability: p_j = exp(s_j - lse)", "[ops]") {
     const int B = 2, T = 7, H = 3, KV = 1, D = 6;
-    Vec q = random_vector(B * T * H * D, 31), k = random_vector(B * T * KV * D, 32), v = random_vector(B * T * KV * D, 33);
+    Vec q = random_vector(B * T * H * D, 31), k = random_vector(B * T * KV * D, 32),
+        v = random_vector(B * T * KV * D, 33);
     for (double& x : q) x *= 4.0;  // scores far from zero, so a wrong maximum would show
     Vec out(q.size()), probs(B * H * T * T), lse(B * H * T, NAN);
     attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), B, T, H, KV, D, lse.data());
@@ -270,7 +271,9 @@ TEST_CASE("cross-entropy backward matches finite differences, ignoring ignored t
     std::vector<int> targets = {3, ignore, 10, 0, ignore, 5, 5};
     Vec logits = random_vector(N * V, 27, 3.0), probs(N * V);
     int64_t counted = 0;
-    auto loss = [&] { return cross_entropy_forward(probs.data(), logits.data(), targets.data(), N, V, ignore, &counted); };
+    auto loss = [&] {
+        return cross_entropy_forward(probs.data(), logits.data(), targets.data(), N, V, ignore, &counted);
+    };
     loss();
     CHECK(counted == 5);
     Vec dlogits(N * V);

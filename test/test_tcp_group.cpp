@@ -15,6 +15,7 @@
 
 #include "parallel/comm.h"
 #include "parallel/tcp_group.h"
+#include "parallel/zero1.h"
 #include "test/free_port.h"
 
 using llama::RendezvousSpec;
@@ -52,7 +53,6 @@ std::vector<int> run_ranks(int world, const std::function<int(int)>& body) {
 std::string temp_path(const std::string& name) {
     return "/tmp/llama_tcp_group_" + std::to_string(getpid()) + "_" + name;
 }
-
 
 // The value rank r contributes at index i: fractions whose float sum depends on the order.
 float value(int r, std::size_t i) { return float(1.0 / (3.0 + r + 0.37 * double(i))); }
@@ -159,7 +159,8 @@ TEST_CASE("TCP group: every wait is bounded and every failure says who and what"
                 TcpGroup g(tcp, r, r == 0 ? 2 : 3, "", 10);
             } catch (const std::exception& e) {
                 const std::string what = e.what();
-                if (r == 0) return what.find("rank 1 says the world has 3 ranks, rank 0 says 2") != std::string::npos ? 0 : 20;
+                if (r == 0)
+                    return what.find("rank 1 says the world has 3 ranks, rank 0 says 2") != std::string::npos ? 0 : 20;
                 return what.find("rank 0 expects another number of ranks than 3") != std::string::npos ? 0 : 21;
             }
             return 22;
@@ -216,11 +217,11 @@ TEST_CASE("Comm without MPI: joined by --rendezvous from RANK and WORLD_SIZE; re
         const llama::Shard shard = llama::Shard::of(150, r, 3);
         std::vector<float> padded(size_t(shard.padded), 0.0f);
         for (int i = 0; i < 150; ++i) padded[size_t(i)] = float(i * (r + 1));
-        c.reduce_scatter_sum(padded.data(), shard);
+        c.reduce_scatter_sum(padded.data(), shard.size);
         for (long long i = shard.begin; i < shard.end(); ++i)
             if (padded[size_t(i)] != float(i * 6)) return 52;
         for (long long i = shard.begin; i < shard.end(); ++i) padded[size_t(i)] = -float(i);
-        c.all_gather(padded.data(), shard);
+        c.all_gather(padded.data(), shard.size);
         for (int i = 0; i < 150; ++i)
             if (padded[size_t(i)] != -float(i)) return 53;
         c.barrier();
@@ -236,4 +237,41 @@ TEST_CASE("Comm without MPI: joined by --rendezvous from RANK and WORLD_SIZE; re
         return 0;  // not reached
     });
     CHECK(refused[0] == 1);
+}
+
+// ZeRO-1's bookkeeping (parallel/zero1.h), which both builds follow: over any
+// world size, the owners of every gradient range and the owned pieces of every
+// tensor cover each element of the buffer exactly once, on the rank that owns it.
+TEST_CASE("Zero1: the owners of gradient ranges and the owned tensor pieces partition the buffer", "[tcp-group]") {
+    const llama::ModelConfig config = llama::preset("tiny");
+    const llama::ParamLayout layout(config);
+    const long long total = layout.total();
+    for (int world : {1, 2, 3, 7, 64}) {
+        std::vector<int> updated(size_t(total), 0), reduced(size_t(total), 0);
+        for (int r = 0; r < world; ++r) {
+            const llama::Zero1 z(total, r, world, true);
+            CHECK(z.on() == (world > 1));
+            z.for_each_owned_piece(layout, [&](const llama::ParamTensor& t, long long lo, long long hi, long long s) {
+                CHECK(lo >= t.offset);
+                CHECK(hi <= t.offset + t.numel);
+                CHECK(s == lo - z.shard().begin);
+                for (long long i = lo; i < hi; ++i) updated[size_t(i)] += 1;
+            });
+            // Every bucket of 1000 elements, reduced to its owners: rank r counts what it receives.
+            for (long long b = 0; b < total; b += 1000)
+                z.owners(b, std::min(1000LL, total - b), [&](int owner, long long lo, long long hi) {
+                    CHECK(lo < hi);
+                    if (owner != r) return;
+                    for (long long i = lo; i < hi; ++i) reduced[size_t(i)] += 1;
+                });
+        }
+        for (long long i = 0; i < total; ++i) {
+            INFO("world " << world << ", element " << i);
+            REQUIRE(updated[size_t(i)] == 1);
+            REQUIRE(reduced[size_t(i)] == 1);
+        }
+        long long covered = 0;
+        for (const auto& [r, s] : llama::Zero1::parts(total, world)) covered += s.owned();
+        CHECK(covered == total);
+    }
 }

@@ -60,14 +60,24 @@ std::vector<double> read_f64(const std::string& path, size_t n) {
 }
 
 json config_json(const ModelConfig& c) {
-    return {{"vocab_size", c.vocab_size}, {"hidden", c.hidden}, {"n_layers", c.n_layers}, {"n_heads", c.n_heads},
-            {"n_kv_heads", c.n_kv_heads}, {"head_dim", c.head_dim}, {"ffn_hidden", c.ffn_hidden},
-            {"norm_eps", double(c.norm_eps)}, {"rope_theta", double(c.rope_theta)},
-            {"rope_scaling", {{"enabled", c.rope_scaling.enabled}, {"factor", double(c.rope_scaling.factor)},
-                              {"low_freq_factor", double(c.rope_scaling.low_freq_factor)},
-                              {"high_freq_factor", double(c.rope_scaling.high_freq_factor)},
-                              {"original_max_position", c.rope_scaling.original_max_position}}},
-            {"tied_embeddings", c.tied_embeddings}, {"qk_norm", c.qk_norm}, {"bias", c.bias}};
+    return {{"vocab_size", c.vocab_size},
+            {"hidden", c.hidden},
+            {"n_layers", c.n_layers},
+            {"n_heads", c.n_heads},
+            {"n_kv_heads", c.n_kv_heads},
+            {"head_dim", c.head_dim},
+            {"ffn_hidden", c.ffn_hidden},
+            {"norm_eps", double(c.norm_eps)},
+            {"rope_theta", double(c.rope_theta)},
+            {"rope_scaling",
+             {{"enabled", c.rope_scaling.enabled},
+              {"factor", double(c.rope_scaling.factor)},
+              {"low_freq_factor", double(c.rope_scaling.low_freq_factor)},
+              {"high_freq_factor", double(c.rope_scaling.high_freq_factor)},
+              {"original_max_position", c.rope_scaling.original_max_position}}},
+            {"tied_embeddings", c.tied_embeddings},
+            {"qk_norm", c.qk_norm},
+            {"bias", c.bias}};
 }
 
 // ||a - b|| / ||b|| over one tensor.
@@ -106,13 +116,22 @@ void compare_with_torch(const ModelConfig& config, double tolerance) {
     const std::string dir = dir_template;
     json tensors = json::array();
     for (const ParamTensor& t : init_model.layout().tensors())
-        tensors.push_back({{"name", t.name}, {"shape", t.shape}, {"offset", t.offset}, {"numel", t.numel},
-                           {"decay", t.decay}});
+        tensors.push_back(
+            {{"name", t.name}, {"shape", t.shape}, {"offset", t.offset}, {"numel", t.numel}, {"decay", t.decay}});
     const AdamWHyper h = test_hyper();
-    json c = {{"config", config_json(config)}, {"steps", kSteps}, {"B", kB}, {"T", kT},
-              {"total", init_model.layout().total()}, {"tensors", tensors},
-              {"hyper", {{"lr", h.lr}, {"beta1", h.beta1}, {"beta2", h.beta2}, {"eps", h.eps},
-                         {"weight_decay", h.weight_decay}, {"max_norm", kMaxNorm}}}};
+    json c = {{"config", config_json(config)},
+              {"steps", kSteps},
+              {"B", kB},
+              {"T", kT},
+              {"total", init_model.layout().total()},
+              {"tensors", tensors},
+              {"hyper",
+               {{"lr", h.lr},
+                {"beta1", h.beta1},
+                {"beta2", h.beta2},
+                {"eps", h.eps},
+                {"weight_decay", h.weight_decay},
+                {"max_norm", kMaxNorm}}}};
     std::ofstream(dir + "/case.json") << c.dump(1);
     write_raw(dir + "/params.f64", init_model.params());
     write_raw(dir + "/tokens.i32", tokens);
@@ -159,10 +178,11 @@ void compare_with_torch(const ModelConfig& config, double tolerance) {
     }
     // The weights must have moved, or the comparison after the steps says nothing.
     CHECK(relative_error(after, as_double(init_model.params()), 0, total) > 1e-3);
-    std::printf("torch %s vs %s reference, config %s: worst relative error: gradients %.2e, weights after %d "
-                "AdamW steps %.2e\n",
-                result["torch"].get<std::string>().c_str(), sizeof(T) == 4 ? "fp32" : "fp64", config.name.c_str(),
-                worst_grad, kSteps, worst_param);
+    std::printf(
+        "torch %s vs %s reference, config %s: worst relative error: gradients %.2e, weights after %d "
+        "AdamW steps %.2e\n",
+        result["torch"].get<std::string>().c_str(), sizeof(T) == 4 ? "fp32" : "fp64", config.name.c_str(), worst_grad,
+        kSteps, worst_param);
     std::system(("rm -rf " + dir).c_str());
 }
 

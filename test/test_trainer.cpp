@@ -53,7 +53,8 @@ TEST_CASE("the CPU trainer's loss falls on the King James Bible", "[trainer]") {
 }
 
 TEST_CASE("the trainer is reproducible from its seed", "[trainer]") {
-    const std::string args = "--preset tiny-osr --text " + bible_text() + " --steps 3 --batch 2 --seq-len 32 --log-every 1 --seed 9";
+    const std::string args =
+        "--preset tiny-osr --text " + bible_text() + " --steps 3 --batch 2 --seq-len 32 --log-every 1 --seed 9";
     Run a = run(args), b = run(args);
     REQUIRE(a.status == 0);
     std::regex loss(R"(loss ([0-9.]+))");
@@ -106,8 +107,9 @@ TEST_CASE("an error is the last line printed", "[trainer]") {
     CHECK(r.status != 0);
     std::string last = r.output.substr(0, r.output.find_last_not_of('\n') + 1);
     last = last.substr(last.rfind('\n') + 1);
-    CHECK(last == "train_llama: --attention-kernel picks a GPU kernel; train_llama_cpu computes attention with the "
-                  "CPU reference");
+    CHECK(last ==
+          "train_llama: --attention-kernel picks a GPU kernel; train_llama_cpu computes attention with the "
+          "CPU reference");
     CHECK(r.output.find("parameters:") < r.output.find("train_llama: --attention-kernel"));
 }
 

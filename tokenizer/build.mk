@@ -1,12 +1,13 @@
 # The tokenizer and data libraries, the tokenize tool and their tests.
 # Debian packages: libpcre2-dev libzstd-dev zlib1g-dev libxxhash-dev libcli11-dev nlohmann-json3-dev.
-TOK_LIB_SRCS := tokenizer/tokenizer.cpp data/shard.cpp data/loader.cpp
+TOK_LIB_SRCS := tokenizer/tokenizer.cpp tokenizer/chat.cpp data/shard.cpp data/loader.cpp
 TOK_LIB_OBJS := $(TOK_LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TOK_LIBS     := -lpcre2-8 -lzstd -lz
 
 ALL_TARGETS += $(BUILD)/tokenize
 
-$(BUILD)/tokenize: $(BUILD)/obj/tokenizer/tokenize_main.o $(BUILD)/obj/tokenizer/tokenize_commands.o $(TOK_LIB_OBJS)
+$(BUILD)/tokenize: $(BUILD)/obj/tokenizer/tokenize_main.o $(BUILD)/obj/tokenizer/tokenize_commands.o \
+                  $(BUILD)/obj/tokenizer/sft.o $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 # Llama 3 (Meta's tokenizer.model) and GPT-2 (r50k_base) as tiktoken rank files
@@ -26,6 +27,10 @@ TEST_CMDS += $(BUILD)/test_tokenizer $(BUILD)/test_data
 endif
 TEST_BINS += $(BUILD)/test-tokenize-oracles $(BUILD)/test-tokenize-cli
 TEST_CMDS += $(BUILD)/test-tokenize-oracles $(BUILD)/test-tokenize-cli
+# datatrove's and Megatron's own writers make shards that the reader and the trainer must read as they meant them.
+TEST_CMDS += test/data/test-handoffs
+# Chat templates against transformers' apply_chat_template, and tokenize sft.
+TEST_CMDS += test/tokenizer/test-chat-templates
 
 $(BUILD)/obj/test/tokenizer/test_tokenizer.o: CXXFLAGS += -DTOK_TEST_DIR='"$(BUILD)/tokenizers"'
 

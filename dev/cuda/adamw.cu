@@ -57,7 +57,8 @@ static bool check_size(int version, size_t n, bool decay, bool bench) {
     }
     if (bench) {
         AdamWParams p{1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 4};
-        float ms = time_ms([&] { run_version(version, d_w.ptr, d_wb.ptr, d_g.ptr, d_m.ptr, d_v.ptr, n, p, d_norm.ptr); });
+        float ms =
+            time_ms([&] { run_version(version, d_w.ptr, d_wb.ptr, d_g.ptr, d_m.ptr, d_v.ptr, n, p, d_norm.ptr); });
         report_bandwidth("adamw", ms, double(n) * (4 * 4 + 3 * 4 + 2));
     }
     return ok;

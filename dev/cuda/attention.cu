@@ -174,8 +174,12 @@ int main(int argc, char** argv) {
     std::vector<char*> rest = {argv[0]};
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        int* field = a == "--batch" ? &named.B : a == "--seq" ? &named.T : a == "--heads" ? &named.H
-                   : a == "--kv-heads" ? &named.KV : a == "--head-dim" ? &named.D : nullptr;
+        int* field = a == "--batch"      ? &named.B
+                     : a == "--seq"      ? &named.T
+                     : a == "--heads"    ? &named.H
+                     : a == "--kv-heads" ? &named.KV
+                     : a == "--head-dim" ? &named.D
+                                         : nullptr;
         if (field && i + 1 < argc) {
             *field = std::atoi(argv[++i]);
             have_named = true;

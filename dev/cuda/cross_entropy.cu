@@ -70,10 +70,13 @@ static bool check_shape(MatmulContext& ctx, int N, int C, int V, size_t budget, 
 
 int main(int argc, char** argv) {
     DevArgs args(argc, argv, 1);
-    struct Shape { int N, C, V; size_t budget; };
+    struct Shape {
+        int N, C, V;
+        size_t budget;
+    };
     // Small budgets force several chunks, the last one partial.
-    std::vector<Shape> shapes = {{7, 16, 37, 1000}, {33, 64, 256, 16 * 256 * 6}, {20, 24, 1000, 7 * 1000 * 6},
-                                 {5, 8, 5, 1 << 20}};
+    std::vector<Shape> shapes = {
+        {7, 16, 37, 1000}, {33, 64, 256, 16 * 256 * 6}, {20, 24, 1000, 7 * 1000 * 6}, {5, 8, 5, 1 << 20}};
     if (args.shape.size() == 3)
         shapes = {{args.shape[0], args.shape[1], args.shape[2], size_t(llama::kClassifierBudgetBytes)}};
     MatmulContext ctx;
@@ -82,9 +85,10 @@ int main(int argc, char** argv) {
     // The plan at the size of a zagreus-0.4b batch, with the trainer's budget.
     CrossEntropyPlan big = cross_entropy_plan(16 * 4096, 128256, size_t(llama::kClassifierBudgetBytes));
     const bool fits = big.working_bytes() < (size_t(1) << 30);
-    std::printf("  plan at 16 x 4096 tokens, vocabulary 128256: chunks of %d rows, %.2f GB of working memory "
-                "(the full fp32 logits would be %.1f GB): %s\n",
-                big.chunk_rows, big.working_bytes() / 1e9, 16.0 * 4096 * 128256 * 4 / 1e9, fits ? "ok" : "FAIL");
+    std::printf(
+        "  plan at 16 x 4096 tokens, vocabulary 128256: chunks of %d rows, %.2f GB of working memory "
+        "(the full fp32 logits would be %.1f GB): %s\n",
+        big.chunk_rows, big.working_bytes() / 1e9, 16.0 * 4096 * 128256 * 4 / 1e9, fits ? "ok" : "FAIL");
     ok &= fits;
     std::printf("cross_entropy: %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;

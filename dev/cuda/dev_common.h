@@ -104,8 +104,7 @@ inline bool compare(const std::string& what, const std::vector<float>& got, cons
             if (std::fabs(e) > 1e-3) max_rel = std::max(max_rel, d / std::fabs(e));
         }
     }
-    std::printf("  %-40s max abs err %.3e, max rel err %.3e: %s", what.c_str(), max_abs, max_rel,
-                bad ? "FAIL" : "ok");
+    std::printf("  %-40s max abs err %.3e, max rel err %.3e: %s", what.c_str(), max_abs, max_rel, bad ? "FAIL" : "ok");
     if (bad)
         std::printf(" (%zu of %zu off; first at %zu: got %g, expected %g)", bad, expect.size(), first_bad,
                     double(got[first_bad]), double(expect[first_bad]));
@@ -165,7 +164,8 @@ struct DevArgs {
             std::string a = argv[i];
             if (a == "--version" && i + 1 < argc) version = std::atoi(argv[++i]);
             else if (a == "--bench") bench = true;
-            else if (!a.empty() && a.find_first_not_of("0123456789") == std::string::npos) shape.push_back(std::atoi(a.c_str()));
+            else if (!a.empty() && a.find_first_not_of("0123456789") == std::string::npos)
+                shape.push_back(std::atoi(a.c_str()));
             else {
                 std::fprintf(stderr, "%s: unknown argument '%s' (use --version N, --bench, and the shape)\n", argv[0],
                              a.c_str());

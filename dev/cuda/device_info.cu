@@ -15,11 +15,11 @@ int main() {
     for (int d = 0; d < count; ++d) {
         cudaDeviceProp p;
         CUDA_CHECK(cudaGetDeviceProperties(&p, d));
-        std::printf("device %d: %s, sm_%d%d, %d SMs, %.1f GiB, smem/block opt-in %zu KiB, "
-                    "smem/SM %zu KiB, L2 %d MiB\n",
-                    d, p.name, p.major, p.minor, p.multiProcessorCount,
-                    p.totalGlobalMem / 1073741824.0, p.sharedMemPerBlockOptin / 1024,
-                    p.sharedMemPerMultiprocessor / 1024, p.l2CacheSize >> 20);
+        std::printf(
+            "device %d: %s, sm_%d%d, %d SMs, %.1f GiB, smem/block opt-in %zu KiB, "
+            "smem/SM %zu KiB, L2 %d MiB\n",
+            d, p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0,
+            p.sharedMemPerBlockOptin / 1024, p.sharedMemPerMultiprocessor / 1024, p.l2CacheSize >> 20);
     }
     const int n = 1000;
     int* d_out = nullptr;
@@ -30,7 +30,10 @@ int main() {
     CUDA_CHECK(cudaMemcpy(h_out, d_out, sizeof(h_out), cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaFree(d_out));
     for (int i = 0; i < n; ++i) {
-        if (h_out[i] != i) { std::printf("iota check FAILED at %d\n", i); return 1; }
+        if (h_out[i] != i) {
+            std::printf("iota check FAILED at %d\n", i);
+            return 1;
+        }
     }
     std::printf("iota kernel: ok\n");
     return 0;

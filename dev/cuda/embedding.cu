@@ -59,7 +59,9 @@ static bool check_shape(int N, int C, int V, bool bench) {
 
 int main(int argc, char** argv) {
     DevArgs args(argc, argv, 1);
-    struct Shape { int N, C, V; };
+    struct Shape {
+        int N, C, V;
+    };
     std::vector<Shape> shapes = {{1, 8, 3}, {7, 64, 11}, {130, 960, 301}, {33, 37, 5}, {256, 100, 1000}};
     if (args.shape.size() == 3) shapes = {{args.shape[0], args.shape[1], args.shape[2]}};
     bool ok = true;

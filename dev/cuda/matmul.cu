@@ -51,7 +51,9 @@ static bool check_shape(MatmulContext& ctx, int N, int IC, int OC, bool bench) {
 
 int main(int argc, char** argv) {
     DevArgs args(argc, argv, 1);
-    struct Shape { int N, IC, OC; };
+    struct Shape {
+        int N, IC, OC;
+    };
     std::vector<Shape> shapes = {{1, 8, 8}, {7, 64, 24}, {33, 96, 160}, {5, 37, 11}, {64, 128, 256}};
     if (args.shape.size() == 3) shapes = {{args.shape[0], args.shape[1], args.shape[2]}};
     MatmulContext ctx;

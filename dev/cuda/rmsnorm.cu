@@ -34,8 +34,8 @@ static bool check_shape(int N, int C, bool fused, bool bench) {
     d_out.poison();
     d_rstd.poison();
     d_h.poison();
-    rmsnorm_forward(d_out.ptr, d_rstd.ptr, fused ? d_h.ptr : nullptr, d_x.ptr, fused ? d_res.ptr : nullptr, d_w.ptr,
-                    N, C, eps);
+    rmsnorm_forward(d_out.ptr, d_rstd.ptr, fused ? d_h.ptr : nullptr, d_x.ptr, fused ? d_res.ptr : nullptr, d_w.ptr, N,
+                    C, eps);
     const bf16* saved = fused ? d_h.ptr : d_x.ptr;
     rmsnorm_backward(d_dx.ptr, d_dw.ptr, d_scratch.ptr, d_dx.ptr, d_dy.ptr, saved, d_w.ptr, d_rstd.ptr, N, C);
     CUDA_CHECK(cudaDeviceSynchronize());

@@ -58,8 +58,11 @@ static bool check_shape(int B, int T, int H, int KV, int D, bool scaled, bool be
 
 int main(int argc, char** argv) {
     DevArgs args(argc, argv, 1);
-    struct Shape { int B, T, H, KV, D; };
-    std::vector<Shape> shapes = {{2, 7, 3, 1, 6}, {1, 33, 15, 5, 64}, {2, 16, 4, 2, 16}, {1, 9, 2, 2, 128}, {3, 5, 6, 3, 10}};
+    struct Shape {
+        int B, T, H, KV, D;
+    };
+    std::vector<Shape> shapes = {
+        {2, 7, 3, 1, 6}, {1, 33, 15, 5, 64}, {2, 16, 4, 2, 16}, {1, 9, 2, 2, 128}, {3, 5, 6, 3, 10}};
     if (args.shape.size() == 5) shapes = {{args.shape[0], args.shape[1], args.shape[2], args.shape[3], args.shape[4]}};
     bool ok = true;
     for (const Shape& s : shapes)

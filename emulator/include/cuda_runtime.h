@@ -120,9 +120,18 @@ cudaError_t cudaMallocManaged(void** ptr, std::size_t size, unsigned flags = 1);
 cudaError_t cudaFree(void* ptr);
 cudaError_t cudaFreeHost(void* ptr);
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes);
-template <class T> inline cudaError_t cudaMalloc(T** ptr, std::size_t size) { return cudaMalloc(reinterpret_cast<void**>(ptr), size); }
-template <class T> inline cudaError_t cudaMallocHost(T** ptr, std::size_t size) { return cudaMallocHost(reinterpret_cast<void**>(ptr), size); }
-template <class T> inline cudaError_t cudaMallocManaged(T** ptr, std::size_t size, unsigned flags = 1) { return cudaMallocManaged(reinterpret_cast<void**>(ptr), size, flags); }
+template <class T>
+inline cudaError_t cudaMalloc(T** ptr, std::size_t size) {
+    return cudaMalloc(reinterpret_cast<void**>(ptr), size);
+}
+template <class T>
+inline cudaError_t cudaMallocHost(T** ptr, std::size_t size) {
+    return cudaMallocHost(reinterpret_cast<void**>(ptr), size);
+}
+template <class T>
+inline cudaError_t cudaMallocManaged(T** ptr, std::size_t size, unsigned flags = 1) {
+    return cudaMallocManaged(reinterpret_cast<void**>(ptr), size, flags);
+}
 
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t n, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t n, cudaMemcpyKind kind, cudaStream_t stream = 0);
@@ -164,7 +173,8 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** funcPtr,
                                              cudaDriverEntryPointQueryResult* driverStatus = nullptr);
 
 cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value);
-template <class F> inline cudaError_t cudaFuncSetAttribute(F* func, cudaFuncAttribute attr, int value) {
+template <class F>
+inline cudaError_t cudaFuncSetAttribute(F* func, cudaFuncAttribute attr, int value) {
     return cudaFuncSetAttribute(reinterpret_cast<const void*>(func), attr, value);
 }
 
@@ -192,10 +202,14 @@ struct ArgPack {
     std::tuple<A...> values;
 };
 template <class... A>
-inline ArgPack<A&&...> args(A&&... a) { return ArgPack<A&&...>{std::forward_as_tuple(std::forward<A>(a)...)}; }
+inline ArgPack<A&&...> args(A&&... a) {
+    return ArgPack<A&&...>{std::forward_as_tuple(std::forward<A>(a)...)};
+}
 
 template <class... P>
-inline PendingLaunch<P...> operator<(void (*func)(P...), const LaunchConfig& cfg) { return PendingLaunch<P...>{func, cfg}; }
+inline PendingLaunch<P...> operator<(void (*func)(P...), const LaunchConfig& cfg) {
+    return PendingLaunch<P...>{func, cfg};
+}
 
 template <class... P, class... A>
 inline void operator>(const PendingLaunch<P...>& p, ArgPack<A...>&& a) {

@@ -38,16 +38,25 @@ std::size_t type_size(int32_t t) { return t == CUDA_R_32F ? 4 : 2; }
 
 float load(const void* p, int32_t type, int64_t index) {
     switch (type) {
-        case CUDA_R_32F: return static_cast<const float*>(p)[index];
-        case CUDA_R_16BF: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[index]);
-        default: return __half2float(static_cast<const __half*>(p)[index]);
+        case CUDA_R_32F:
+            return static_cast<const float*>(p)[index];
+        case CUDA_R_16BF:
+            return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[index]);
+        default:
+            return __half2float(static_cast<const __half*>(p)[index]);
     }
 }
 void store(void* p, int32_t type, int64_t index, float v) {
     switch (type) {
-        case CUDA_R_32F: static_cast<float*>(p)[index] = v; break;
-        case CUDA_R_16BF: static_cast<__nv_bfloat16*>(p)[index] = __float2bfloat16(v); break;
-        default: static_cast<__half*>(p)[index] = __float2half(v); break;
+        case CUDA_R_32F:
+            static_cast<float*>(p)[index] = v;
+            break;
+        case CUDA_R_16BF:
+            static_cast<__nv_bfloat16*>(p)[index] = __float2bfloat16(v);
+            break;
+        default:
+            static_cast<__half*>(p)[index] = __float2half(v);
+            break;
     }
 }
 // Element (i, j) of batch item `batch` of a matrix described by `l`.
@@ -101,13 +110,26 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasL
     if (!desc) return CUBLAS_STATUS_INVALID_VALUE;
     bool ok = false;
     switch (attr) {
-        case CUBLASLT_MATMUL_DESC_TRANSA: ok = read_attr(desc->transa, buf, size); break;
-        case CUBLASLT_MATMUL_DESC_TRANSB: ok = read_attr(desc->transb, buf, size); break;
-        case CUBLASLT_MATMUL_DESC_EPILOGUE: ok = read_attr(desc->epilogue, buf, size); break;
-        case CUBLASLT_MATMUL_DESC_BIAS_POINTER: ok = read_attr(desc->bias, buf, size); break;
-        case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: ok = read_attr(desc->bias_type, buf, size); break;
-        case CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE: ok = read_attr(desc->bias_batch_stride, buf, size); break;
-        default: return CUBLAS_STATUS_NOT_SUPPORTED;
+        case CUBLASLT_MATMUL_DESC_TRANSA:
+            ok = read_attr(desc->transa, buf, size);
+            break;
+        case CUBLASLT_MATMUL_DESC_TRANSB:
+            ok = read_attr(desc->transb, buf, size);
+            break;
+        case CUBLASLT_MATMUL_DESC_EPILOGUE:
+            ok = read_attr(desc->epilogue, buf, size);
+            break;
+        case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+            ok = read_attr(desc->bias, buf, size);
+            break;
+        case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE:
+            ok = read_attr(desc->bias_type, buf, size);
+            break;
+        case CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE:
+            ok = read_attr(desc->bias_batch_stride, buf, size);
+            break;
+        default:
+            return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     return ok ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
@@ -133,13 +155,26 @@ cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, c
     if (!layout) return CUBLAS_STATUS_INVALID_VALUE;
     bool ok = false;
     switch (attr) {
-        case CUBLASLT_MATRIX_LAYOUT_ORDER: ok = read_attr(layout->order, buf, size); break;
-        case CUBLASLT_MATRIX_LAYOUT_ROWS: ok = read_attr(layout->rows, buf, size); break;
-        case CUBLASLT_MATRIX_LAYOUT_COLS: ok = read_attr(layout->cols, buf, size); break;
-        case CUBLASLT_MATRIX_LAYOUT_LD: ok = read_attr(layout->ld, buf, size); break;
-        case CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT: ok = read_attr(layout->batch, buf, size); break;
-        case CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET: ok = read_attr(layout->batch_stride, buf, size); break;
-        default: return CUBLAS_STATUS_NOT_SUPPORTED;
+        case CUBLASLT_MATRIX_LAYOUT_ORDER:
+            ok = read_attr(layout->order, buf, size);
+            break;
+        case CUBLASLT_MATRIX_LAYOUT_ROWS:
+            ok = read_attr(layout->rows, buf, size);
+            break;
+        case CUBLASLT_MATRIX_LAYOUT_COLS:
+            ok = read_attr(layout->cols, buf, size);
+            break;
+        case CUBLASLT_MATRIX_LAYOUT_LD:
+            ok = read_attr(layout->ld, buf, size);
+            break;
+        case CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT:
+            ok = read_attr(layout->batch, buf, size);
+            break;
+        case CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET:
+            ok = read_attr(layout->batch_stride, buf, size);
+            break;
+        default:
+            return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     return ok ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
@@ -175,12 +210,19 @@ cublasStatus_t check_shapes(const cublasLtMatmulDescOpaque_t& d, const cublasLtM
     if (!layout_ok(a) || !layout_ok(b) || !layout_ok(c) || !layout_ok(o)) return CUBLAS_STATUS_INVALID_VALUE;
     if (a.batch != o.batch || b.batch != o.batch || c.batch != o.batch) return CUBLAS_STATUS_INVALID_VALUE;
     switch (d.epilogue) {
-        case CUBLASLT_EPILOGUE_DEFAULT: case CUBLASLT_EPILOGUE_RELU: case CUBLASLT_EPILOGUE_GELU: break;
-        case CUBLASLT_EPILOGUE_BIAS: case CUBLASLT_EPILOGUE_RELU_BIAS: case CUBLASLT_EPILOGUE_GELU_BIAS:
-        case CUBLASLT_EPILOGUE_BGRADA: case CUBLASLT_EPILOGUE_BGRADB:
+        case CUBLASLT_EPILOGUE_DEFAULT:
+        case CUBLASLT_EPILOGUE_RELU:
+        case CUBLASLT_EPILOGUE_GELU:
+            break;
+        case CUBLASLT_EPILOGUE_BIAS:
+        case CUBLASLT_EPILOGUE_RELU_BIAS:
+        case CUBLASLT_EPILOGUE_GELU_BIAS:
+        case CUBLASLT_EPILOGUE_BGRADA:
+        case CUBLASLT_EPILOGUE_BGRADB:
             if (!d.bias) return CUBLAS_STATUS_INVALID_VALUE;
             break;
-        default: return CUBLAS_STATUS_NOT_SUPPORTED;
+        default:
+            return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -226,19 +268,23 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         int64_t k = md.transa == CUBLAS_OP_N ? int64_t(la.cols) : int64_t(la.rows);
         int32_t bias_type = md.bias_type < 0 ? ld.type : md.bias_type;
         for (int64_t bt = 0; bt < ld.batch; ++bt) {
-            const char* bias = static_cast<const char*>(md.bias) + bt * md.bias_batch_stride * int64_t(type_size(bias_type));
+            const char* bias =
+                static_cast<const char*>(md.bias) + bt * md.bias_batch_stride * int64_t(type_size(bias_type));
             for (int64_t j = 0; j < n; ++j)
                 for (int64_t i = 0; i < m; ++i) {
                     double acc = 0.0;
                     for (int64_t p = 0; p < k; ++p) {
-                        float x = md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, i, p, bt)) : load(a, la.type, offset(la, p, i, bt));
-                        float y = md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, j, bt)) : load(b, lb.type, offset(lb, j, p, bt));
+                        float x = md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, i, p, bt))
+                                                           : load(a, la.type, offset(la, p, i, bt));
+                        float y = md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, j, bt))
+                                                           : load(b, lb.type, offset(lb, j, p, bt));
                         acc += double(x) * double(y);
                     }
                     float v = al * float(acc);
                     if (be != 0.0f) v += be * load(c, lc.type, offset(lc, i, j, bt));
                     uint32_t e = md.epilogue;
-                    if (e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS)
+                    if (e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS ||
+                        e == CUBLASLT_EPILOGUE_GELU_BIAS)
                         v += load(bias, bias_type, i);
                     if (e == CUBLASLT_EPILOGUE_RELU || e == CUBLASLT_EPILOGUE_RELU_BIAS) v = v > 0.0f ? v : 0.0f;
                     if (e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS) v = gelu_tanh(v);
@@ -253,9 +299,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                     double sum = 0.0;
                     for (int64_t p = 0; p < k; ++p) {
                         if (grad_a)
-                            sum += md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, r, p, bt)) : load(a, la.type, offset(la, p, r, bt));
+                            sum += md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, r, p, bt))
+                                                            : load(a, la.type, offset(la, p, r, bt));
                         else
-                            sum += md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, r, bt)) : load(b, lb.type, offset(lb, r, p, bt));
+                            sum += md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, r, bt))
+                                                            : load(b, lb.type, offset(lb, r, p, bt));
                     }
                     store(const_cast<char*>(bias), bias_type, r, float(sum));
                 }

@@ -21,10 +21,18 @@ namespace {
 
 std::size_t type_size(ncclDataType_t t) {
     switch (t) {
-        case ncclInt8: case ncclUint8: return 1;
-        case ncclFloat16: case ncclBfloat16: return 2;
-        case ncclInt32: case ncclUint32: case ncclFloat32: return 4;
-        default: return 8;
+        case ncclInt8:
+        case ncclUint8:
+            return 1;
+        case ncclFloat16:
+        case ncclBfloat16:
+            return 2;
+        case ncclInt32:
+        case ncclUint32:
+        case ncclFloat32:
+            return 4;
+        default:
+            return 8;
     }
 }
 bool valid_type(int t) { return t >= ncclInt8 && t <= ncclBfloat16; }
@@ -32,37 +40,67 @@ bool valid_op(int op) { return op >= ncclSum && op <= ncclAvg; }
 
 double load(const unsigned char* p, ncclDataType_t t, std::size_t i) {
     switch (t) {
-        case ncclInt8: return reinterpret_cast<const int8_t*>(p)[i];
-        case ncclUint8: return p[i];
-        case ncclInt32: return reinterpret_cast<const int32_t*>(p)[i];
-        case ncclUint32: return reinterpret_cast<const uint32_t*>(p)[i];
-        case ncclInt64: return double(reinterpret_cast<const int64_t*>(p)[i]);
-        case ncclUint64: return double(reinterpret_cast<const uint64_t*>(p)[i]);
-        case ncclFloat16: return __half2float(reinterpret_cast<const __half*>(p)[i]);
-        case ncclFloat32: return reinterpret_cast<const float*>(p)[i];
-        case ncclFloat64: return reinterpret_cast<const double*>(p)[i];
-        default: return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
+        case ncclInt8:
+            return reinterpret_cast<const int8_t*>(p)[i];
+        case ncclUint8:
+            return p[i];
+        case ncclInt32:
+            return reinterpret_cast<const int32_t*>(p)[i];
+        case ncclUint32:
+            return reinterpret_cast<const uint32_t*>(p)[i];
+        case ncclInt64:
+            return double(reinterpret_cast<const int64_t*>(p)[i]);
+        case ncclUint64:
+            return double(reinterpret_cast<const uint64_t*>(p)[i]);
+        case ncclFloat16:
+            return __half2float(reinterpret_cast<const __half*>(p)[i]);
+        case ncclFloat32:
+            return reinterpret_cast<const float*>(p)[i];
+        case ncclFloat64:
+            return reinterpret_cast<const double*>(p)[i];
+        default:
+            return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
     }
 }
 void store(unsigned char* p, ncclDataType_t t, std::size_t i, double v) {
     switch (t) {
-        case ncclInt8: reinterpret_cast<int8_t*>(p)[i] = int8_t(v); break;
-        case ncclUint8: p[i] = uint8_t(v); break;
-        case ncclInt32: reinterpret_cast<int32_t*>(p)[i] = int32_t(v); break;
-        case ncclUint32: reinterpret_cast<uint32_t*>(p)[i] = uint32_t(v); break;
-        case ncclInt64: reinterpret_cast<int64_t*>(p)[i] = int64_t(v); break;
-        case ncclUint64: reinterpret_cast<uint64_t*>(p)[i] = uint64_t(v); break;
-        case ncclFloat16: reinterpret_cast<__half*>(p)[i] = __float2half(float(v)); break;
-        case ncclFloat32: reinterpret_cast<float*>(p)[i] = float(v); break;
-        case ncclFloat64: reinterpret_cast<double*>(p)[i] = v; break;
-        default: reinterpret_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(float(v)); break;
+        case ncclInt8:
+            reinterpret_cast<int8_t*>(p)[i] = int8_t(v);
+            break;
+        case ncclUint8:
+            p[i] = uint8_t(v);
+            break;
+        case ncclInt32:
+            reinterpret_cast<int32_t*>(p)[i] = int32_t(v);
+            break;
+        case ncclUint32:
+            reinterpret_cast<uint32_t*>(p)[i] = uint32_t(v);
+            break;
+        case ncclInt64:
+            reinterpret_cast<int64_t*>(p)[i] = int64_t(v);
+            break;
+        case ncclUint64:
+            reinterpret_cast<uint64_t*>(p)[i] = uint64_t(v);
+            break;
+        case ncclFloat16:
+            reinterpret_cast<__half*>(p)[i] = __float2half(float(v));
+            break;
+        case ncclFloat32:
+            reinterpret_cast<float*>(p)[i] = float(v);
+            break;
+        case ncclFloat64:
+            reinterpret_cast<double*>(p)[i] = v;
+            break;
+        default:
+            reinterpret_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(float(v));
+            break;
     }
 }
 bool float_type(ncclDataType_t t) { return t == ncclFloat16 || t == ncclFloat32 || t == ncclBfloat16; }
 
 // Reduces element i of every rank's block (all[r * n + i]) in rank order.
-double reduce_element(const std::vector<unsigned char>& all, std::size_t n, int size, ncclDataType_t t,
-                      ncclRedOp_t op, std::size_t i) {
+double reduce_element(const std::vector<unsigned char>& all, std::size_t n, int size, ncclDataType_t t, ncclRedOp_t op,
+                      std::size_t i) {
     const unsigned char* base = all.data();
     std::size_t bytes = n * type_size(t);
     if (float_type(t)) {
@@ -70,10 +108,18 @@ double reduce_element(const std::vector<unsigned char>& all, std::size_t n, int 
         for (int r = 1; r < size; ++r) {
             float v = float(load(base + r * bytes, t, i));
             switch (op) {
-                case ncclProd: acc *= v; break;
-                case ncclMax: acc = v > acc ? v : acc; break;
-                case ncclMin: acc = v < acc ? v : acc; break;
-                default: acc += v; break;
+                case ncclProd:
+                    acc *= v;
+                    break;
+                case ncclMax:
+                    acc = v > acc ? v : acc;
+                    break;
+                case ncclMin:
+                    acc = v < acc ? v : acc;
+                    break;
+                default:
+                    acc += v;
+                    break;
             }
         }
         if (op == ncclAvg) acc /= float(size);
@@ -83,10 +129,18 @@ double reduce_element(const std::vector<unsigned char>& all, std::size_t n, int 
     for (int r = 1; r < size; ++r) {
         double v = load(base + r * bytes, t, i);
         switch (op) {
-            case ncclProd: acc *= v; break;
-            case ncclMax: acc = v > acc ? v : acc; break;
-            case ncclMin: acc = v < acc ? v : acc; break;
-            default: acc += v; break;
+            case ncclProd:
+                acc *= v;
+                break;
+            case ncclMax:
+                acc = v > acc ? v : acc;
+                break;
+            case ncclMin:
+                acc = v < acc ? v : acc;
+                break;
+            default:
+                acc += v;
+                break;
         }
     }
     if (op == ncclAvg) acc /= size;
@@ -123,8 +177,9 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {  // the program must call MPI_Init
-        std::fprintf(stderr, "emulated NCCL: ncclCommInitRank carries its collectives over MPI, but MPI is not "
-                             "initialised (start the ranks with mpirun)\n");
+        std::fprintf(stderr,
+                     "emulated NCCL: ncclCommInitRank carries its collectives over MPI, but MPI is not "
+                     "initialised (start the ranks with mpirun)\n");
         return ncclInvalidUsage;
     }
     // Processes that pass the same id form one communicator (collective over MPI_COMM_WORLD).
@@ -168,15 +223,24 @@ ncclResult_t ncclCommCuDevice(const ncclComm_t comm, int* device) {
 
 const char* ncclGetErrorString(ncclResult_t r) {
     switch (r) {
-        case ncclSuccess: return "no error";
-        case ncclUnhandledCudaError: return "unhandled cuda error";
-        case ncclSystemError: return "unhandled system error";
-        case ncclInternalError: return "internal error";
-        case ncclInvalidArgument: return "invalid argument";
-        case ncclInvalidUsage: return "invalid usage";
-        case ncclRemoteError: return "remote process exited or there was a network error";
-        case ncclInProgress: return "NCCL operation in progress";
-        default: return "unknown result code";
+        case ncclSuccess:
+            return "no error";
+        case ncclUnhandledCudaError:
+            return "unhandled cuda error";
+        case ncclSystemError:
+            return "unhandled system error";
+        case ncclInternalError:
+            return "internal error";
+        case ncclInvalidArgument:
+            return "invalid argument";
+        case ncclInvalidUsage:
+            return "invalid usage";
+        case ncclRemoteError:
+            return "remote process exited or there was a network error";
+        case ncclInProgress:
+            return "NCCL operation in progress";
+        default:
+            return "unknown result code";
     }
 }
 
@@ -197,7 +261,8 @@ ncclResult_t ncclGroupEnd() {
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, std::size_t count, ncclDataType_t type, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream) {
-    if (!valid_comm(comm) || !valid_type(type) || !valid_op(op) || (count && (!send || !recv))) return ncclInvalidArgument;
+    if (!valid_comm(comm) || !valid_type(type) || !valid_op(op) || (count && (!send || !recv)))
+        return ncclInvalidArgument;
     emu::enqueue_host_work(stream, [=] {
         std::vector<unsigned char> all = gather_all(send, count * type_size(type), comm);
         for (std::size_t i = 0; i < count; ++i)
@@ -221,8 +286,8 @@ ncclResult_t ncclReduce(const void* send, void* recv, std::size_t count, ncclDat
     return ncclSuccess;
 }
 
-ncclResult_t ncclReduceScatter(const void* send, void* recv, std::size_t recvcount, ncclDataType_t type,
-                               ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
+ncclResult_t ncclReduceScatter(const void* send, void* recv, std::size_t recvcount, ncclDataType_t type, ncclRedOp_t op,
+                               ncclComm_t comm, cudaStream_t stream) {
     if (!valid_comm(comm) || !valid_type(type) || !valid_op(op) || (recvcount && (!send || !recv)))
         return ncclInvalidArgument;
     emu::enqueue_host_work(stream, [=] {

@@ -122,7 +122,8 @@ template <class Done>
 void drain_until(Done done) {
     while (!done()) {
         if (!step()) {
-            std::fprintf(stderr, "emulator: queued work can never run (a stream waits on an event that is never reached)\n");
+            std::fprintf(stderr,
+                         "emulator: queued work can never run (a stream waits on an event that is never reached)\n");
             std::abort();
         }
     }
@@ -155,10 +156,10 @@ struct Profile {
     std::size_t global, smem_per_sm, smem_optin;
 };
 const Profile& profile() {
-    static const Profile h100{"NVIDIA H100 80GB HBM3", 9, 0, 132, 1980000, 2619000, 50 << 20,
-                              85045395456ull, 233472, 232448};
-    static const Profile a100{"NVIDIA A100-SXM4-80GB", 8, 0, 108, 1410000, 1593000, 40 << 20,
-                              85198045184ull, 167936, 166912};
+    static const Profile h100{"NVIDIA H100 80GB HBM3", 9,      0,     132, 1980000, 2619000, 50 << 20,
+                              85045395456ull,          233472, 232448};
+    static const Profile a100{"NVIDIA A100-SXM4-80GB", 8,      0,     108, 1410000, 1593000, 40 << 20,
+                              85198045184ull,          167936, 166912};
     const char* e = std::getenv("EMU_DEVICE");
     if (e && (std::string(e) == "a100" || std::string(e) == "A100")) return a100;
     return h100;
@@ -245,8 +246,12 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
     p->warpSize = 32;
     p->memPitch = 2147483647;
     p->maxThreadsPerBlock = 1024;
-    p->maxThreadsDim[0] = 1024; p->maxThreadsDim[1] = 1024; p->maxThreadsDim[2] = 64;
-    p->maxGridSize[0] = 2147483647; p->maxGridSize[1] = 65535; p->maxGridSize[2] = 65535;
+    p->maxThreadsDim[0] = 1024;
+    p->maxThreadsDim[1] = 1024;
+    p->maxThreadsDim[2] = 64;
+    p->maxGridSize[0] = 2147483647;
+    p->maxGridSize[1] = 65535;
+    p->maxGridSize[2] = 65535;
     p->clockRate = f.clock_khz;
     p->totalConstMem = 65536;
     p->major = f.major;
@@ -274,15 +279,32 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     cudaError_t e = cudaGetDeviceProperties(&p, device);
     if (e != cudaSuccess) return e;
     switch (attr) {
-        case cudaDevAttrMaxThreadsPerBlock: *value = p.maxThreadsPerBlock; break;
-        case cudaDevAttrMaxSharedMemoryPerBlock: *value = int(p.sharedMemPerBlock); break;
-        case cudaDevAttrWarpSize: *value = p.warpSize; break;
-        case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; break;
-        case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
-        case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
-        case cudaDevAttrMaxSharedMemoryPerMultiprocessor: *value = int(p.sharedMemPerMultiprocessor); break;
-        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = int(p.sharedMemPerBlockOptin); break;
-        default: return fail(cudaErrorInvalidValue);
+        case cudaDevAttrMaxThreadsPerBlock:
+            *value = p.maxThreadsPerBlock;
+            break;
+        case cudaDevAttrMaxSharedMemoryPerBlock:
+            *value = int(p.sharedMemPerBlock);
+            break;
+        case cudaDevAttrWarpSize:
+            *value = p.warpSize;
+            break;
+        case cudaDevAttrMultiProcessorCount:
+            *value = p.multiProcessorCount;
+            break;
+        case cudaDevAttrComputeCapabilityMajor:
+            *value = p.major;
+            break;
+        case cudaDevAttrComputeCapabilityMinor:
+            *value = p.minor;
+            break;
+        case cudaDevAttrMaxSharedMemoryPerMultiprocessor:
+            *value = int(p.sharedMemPerMultiprocessor);
+            break;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+            *value = int(p.sharedMemPerBlockOptin);
+            break;
+        default:
+            return fail(cudaErrorInvalidValue);
     }
     return cudaSuccess;
 }
@@ -297,13 +319,24 @@ cudaError_t cudaDeviceReset() {
     drain_all();
     return cudaSuccess;
 }
-cudaError_t cudaDriverGetVersion(int* v) { if (!v) return fail(cudaErrorInvalidValue); *v = 13000; return cudaSuccess; }
-cudaError_t cudaRuntimeGetVersion(int* v) { if (!v) return fail(cudaErrorInvalidValue); *v = 13000; return cudaSuccess; }
+cudaError_t cudaDriverGetVersion(int* v) {
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = 13000;
+    return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void** ptr, std::size_t size) {
     LOCK;
     if (!ptr) return fail(cudaErrorInvalidValue);
-    if (size == 0) { *ptr = nullptr; return cudaSuccess; }
+    if (size == 0) {
+        *ptr = nullptr;
+        return cudaSuccess;
+    }
     if (allocated_bytes + size > profile().global) return fail(cudaErrorMemoryAllocation);
     void* p = nullptr;
     if (posix_memalign(&p, 256, size) != 0 || !p) return fail(cudaErrorMemoryAllocation);
@@ -518,39 +551,67 @@ cudaError_t cudaPeekAtLastError() { return last_error; }
 
 const char* cudaGetErrorString(cudaError_t err) {
     switch (err) {
-        case cudaSuccess: return "no error";
-        case cudaErrorInvalidValue: return "invalid argument";
-        case cudaErrorMemoryAllocation: return "out of memory";
-        case cudaErrorInitializationError: return "initialization error";
-        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-        case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
-        case cudaErrorInvalidDeviceFunction: return "invalid device function";
-        case cudaErrorNoDevice: return "no CUDA-capable device is detected";
-        case cudaErrorInvalidDevice: return "invalid device ordinal";
-        case cudaErrorInvalidResourceHandle: return "invalid resource handle";
-        case cudaErrorNotReady: return "device not ready";
-        case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
-        case cudaErrorAssert: return "device-side assert triggered";
-        default: return "unknown error";
+        case cudaSuccess:
+            return "no error";
+        case cudaErrorInvalidValue:
+            return "invalid argument";
+        case cudaErrorMemoryAllocation:
+            return "out of memory";
+        case cudaErrorInitializationError:
+            return "initialization error";
+        case cudaErrorInvalidConfiguration:
+            return "invalid configuration argument";
+        case cudaErrorInvalidMemcpyDirection:
+            return "invalid copy direction for memcpy";
+        case cudaErrorInvalidDeviceFunction:
+            return "invalid device function";
+        case cudaErrorNoDevice:
+            return "no CUDA-capable device is detected";
+        case cudaErrorInvalidDevice:
+            return "invalid device ordinal";
+        case cudaErrorInvalidResourceHandle:
+            return "invalid resource handle";
+        case cudaErrorNotReady:
+            return "device not ready";
+        case cudaErrorLaunchOutOfResources:
+            return "too many resources requested for launch";
+        case cudaErrorAssert:
+            return "device-side assert triggered";
+        default:
+            return "unknown error";
     }
 }
 
 const char* cudaGetErrorName(cudaError_t err) {
     switch (err) {
-        case cudaSuccess: return "cudaSuccess";
-        case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-        case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-        case cudaErrorInitializationError: return "cudaErrorInitializationError";
-        case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-        case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
-        case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
-        case cudaErrorNoDevice: return "cudaErrorNoDevice";
-        case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
-        case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
-        case cudaErrorNotReady: return "cudaErrorNotReady";
-        case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
-        case cudaErrorAssert: return "cudaErrorAssert";
-        default: return "cudaErrorUnknown";
+        case cudaSuccess:
+            return "cudaSuccess";
+        case cudaErrorInvalidValue:
+            return "cudaErrorInvalidValue";
+        case cudaErrorMemoryAllocation:
+            return "cudaErrorMemoryAllocation";
+        case cudaErrorInitializationError:
+            return "cudaErrorInitializationError";
+        case cudaErrorInvalidConfiguration:
+            return "cudaErrorInvalidConfiguration";
+        case cudaErrorInvalidMemcpyDirection:
+            return "cudaErrorInvalidMemcpyDirection";
+        case cudaErrorInvalidDeviceFunction:
+            return "cudaErrorInvalidDeviceFunction";
+        case cudaErrorNoDevice:
+            return "cudaErrorNoDevice";
+        case cudaErrorInvalidDevice:
+            return "cudaErrorInvalidDevice";
+        case cudaErrorInvalidResourceHandle:
+            return "cudaErrorInvalidResourceHandle";
+        case cudaErrorNotReady:
+            return "cudaErrorNotReady";
+        case cudaErrorLaunchOutOfResources:
+            return "cudaErrorLaunchOutOfResources";
+        case cudaErrorAssert:
+            return "cudaErrorAssert";
+        default:
+            return "cudaErrorUnknown";
     }
 }
 
@@ -617,8 +678,7 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tens
 }
 
 cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** funcPtr, unsigned int cudaVersion,
-                                             unsigned long long flags,
-                                             cudaDriverEntryPointQueryResult* driverStatus) {
+                                             unsigned long long flags, cudaDriverEntryPointQueryResult* driverStatus) {
     (void)flags;
     if (!symbol || !funcPtr) return fail(cudaErrorInvalidValue);
     *funcPtr = nullptr;

@@ -98,10 +98,10 @@ struct SharedSlot {
 
 // One mbarrier's state (see emu/device.h).
 struct Mbar {
-    unsigned count = 0;     // arrivals per phase
-    unsigned pending = 0;   // arrivals still missing in the current phase
-    long long tx = 0;       // transaction bytes still expected in the current phase
-    unsigned phase = 0;     // phases completed
+    unsigned count = 0;    // arrivals per phase
+    unsigned pending = 0;  // arrivals still missing in the current phase
+    long long tx = 0;      // transaction bytes still expected in the current phase
+    unsigned phase = 0;    // phases completed
     char tsan_sync;
 };
 
@@ -246,7 +246,8 @@ void fiber_entry(bctx::transfer_t t) {
 #endif
     Block& b = *f->block;
     (*b.body)();
-    if (!f->wgmma.pending.empty()) kernel_fail("thread exited with wgmma.mma_async products never waited for (wgmma.wait_group)");
+    if (!f->wgmma.pending.empty())
+        kernel_fail("thread exited with wgmma.mma_async products never waited for (wgmma.wait_group)");
     f->done = true;
     --b.live;
     ++b.progress;
@@ -298,7 +299,10 @@ bool hang_on_deadlock() {
     int shown = 0;
     for (Fiber& f : b.fibers) {
         if (f.done) continue;
-        if (shown++ == 8) { std::fprintf(stderr, "  ...\n"); break; }
+        if (shown++ == 8) {
+            std::fprintf(stderr, "  ...\n");
+            break;
+        }
         std::fprintf(stderr, "  thread [%u,%u,%u] (warp %u lane %u) is waiting\n", f.coords.threadIdx.x,
                      f.coords.threadIdx.y, f.coords.threadIdx.z, f.warp, f.coords.lane);
     }
@@ -425,17 +429,19 @@ int block_sync(int op, int pred) {
     b.accum[g & 1] += pred;
     ++b.arrived;
     EMU_TSAN_RELEASE(&b.tsan_sync[g & 1]);
-    if (b.arrived == b.live)
-        complete_block_barrier(b);
-    else
-        wait_until([&] { return b.gen != g; });
+    if (b.arrived == b.live) complete_block_barrier(b);
+    else wait_until([&] { return b.gen != g; });
     EMU_TSAN_ACQUIRE(&b.tsan_sync[g & 1]);
     int count = b.accum[g & 1];
     switch (op) {
-        case 1: return count;
-        case 2: return count == b.participants[g & 1];
-        case 3: return count > 0;
-        default: return 0;
+        case 1:
+            return count;
+        case 2:
+            return count == b.participants[g & 1];
+        case 3:
+            return count > 0;
+        default:
+            return 0;
     }
 }
 
@@ -568,8 +574,8 @@ unsigned active_lanes() {
 void kernel_fail(const char* what) {
     if (current) {
         const ThreadCoords& c = current->coords;
-        std::fprintf(stderr, "emulator: %s, in block [%u,%u,%u], thread [%u,%u,%u]\n", what, c.blockIdx.x,
-                     c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y, c.threadIdx.z);
+        std::fprintf(stderr, "emulator: %s, in block [%u,%u,%u], thread [%u,%u,%u]\n", what, c.blockIdx.x, c.blockIdx.y,
+                     c.blockIdx.z, c.threadIdx.x, c.threadIdx.y, c.threadIdx.z);
     } else {
         std::fprintf(stderr, "emulator: %s\n", what);
     }
@@ -626,8 +632,7 @@ extern "C" [[noreturn]] void __assert_fail(const char* expr, const char* file, u
     if (emu::current) {
         const emu::ThreadCoords& c = emu::current->coords;
         std::fprintf(stderr, "%s:%u: %s: block: [%u,%u,%u], thread: [%u,%u,%u] Assertion `%s` failed.\n", file, line,
-                     func, c.blockIdx.x, c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y, c.threadIdx.z,
-                     expr);
+                     func, c.blockIdx.x, c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y, c.threadIdx.z, expr);
     } else {
         std::fprintf(stderr, "%s:%u: %s: Assertion `%s' failed.\n", file, line, func, expr);
     }

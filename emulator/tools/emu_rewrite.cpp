@@ -110,7 +110,9 @@ int main(int argc, char** argv) {
     std::size_t launch_line = 0;
     std::size_t i = 0;
     const std::size_t n = src.size();
-    auto starts = [&](std::size_t at, const char* s) { return src.compare(at, std::char_traits<char>::length(s), s) == 0; };
+    auto starts = [&](std::size_t at, const char* s) {
+        return src.compare(at, std::char_traits<char>::length(s), s) == 0;
+    };
     auto word_at = [&](std::size_t at, const char* w) {
         std::size_t len = std::char_traits<char>::length(w);
         return starts(at, w) && (at == 0 || !ident_char(src[at - 1])) && (at + len >= n || !ident_char(src[at + len]));
@@ -164,7 +166,8 @@ int main(int argc, char** argv) {
         if (is_extern) {
             std::size_t j = i + 6;
             while (j < n && std::isspace(static_cast<unsigned char>(src[j]))) ++j;
-            if (word_at(j, "__shared__")) shared_at = j; else is_extern = false;
+            if (word_at(j, "__shared__")) shared_at = j;
+            else is_extern = false;
         }
         if (is_extern || word_at(i, "__shared__")) {
             std::size_t start = shared_at + 10;

@@ -15,7 +15,6 @@
 #include "kernels/common.cuh"
 #include "kernels/ptx.h"
 
-
 // Where head `head` of token (b, t) starts in a row-major buffer with `width`
 // columns, `col0` being the first column of that group of heads.
 __device__ inline size_t attn_offset(int b, int t, int T, int width, int col0, int head, int D) {
@@ -31,8 +30,8 @@ __device__ inline float attn_warp_max(float v) {
 inline void attention_check_shape(int H, int KV, int D) {
     if ((D != 64 && D != 128) || KV <= 0 || H % KV != 0) {
         std::fflush(stdout);
-        std::fprintf(stderr, "attention: unsupported shape H=%d KV=%d D=%d (D must be 64 or 128, KV divide H)\n", H,
-                     KV, D);
+        std::fprintf(stderr, "attention: unsupported shape H=%d KV=%d D=%d (D must be 64 or 128, KV divide H)\n", H, KV,
+                     D);
         std::exit(EXIT_FAILURE);
     }
 }
@@ -46,7 +45,9 @@ static_assert(kAttnMmaRows == 64 && kAttnMmaKeys == 64, "the fragment helpers be
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int D>
-__host__ __device__ constexpr int attn_mma_stride() { return D + 8; }  // bf16 per shared row
+__host__ __device__ constexpr int attn_mma_stride() {
+    return D + 8;
+}  // bf16 per shared row
 
 __device__ inline uint32_t pack_bf16x2(float lo, float hi) {
     return uint32_t(__bfloat16_as_ushort(__float2bfloat16(lo))) |
@@ -55,7 +56,7 @@ __device__ inline uint32_t pack_bf16x2(float lo, float hi) {
 
 __device__ inline Packed128<bf16> attn_zeros128() {
     Packed128<bf16> zero;
-    #pragma unroll
+#pragma unroll
     for (int k = 0; k < Packed128<bf16>::size; ++k) zero[k] = __float2bfloat16(0.0f);
     return zero;
 }
@@ -86,7 +87,7 @@ __device__ inline void attn_load_tile(bf16* dst, const bf16* src, int b, int t0,
 template <int D>
 __device__ inline void attn_load_a(uint32_t frag[D / 16][4], const bf16* tile, int warp, int lane) {
     const bf16* base = tile + (warp * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * attn_mma_stride<D>() + 8 * (lane / 16);
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) ldmatrix_x4(frag[kk], base + kk * 16);
 }
 
@@ -97,16 +98,16 @@ __device__ inline void attn_load_a(uint32_t frag[D / 16][4], const bf16* tile, i
 // Only the columns of 16-row groups [begin, end) of X are computed (the warp's
 // causally visible ones); the others are left at zero.
 template <int D>
-__device__ inline void attn_mma_abt(float acc[8][4], const uint32_t a[D / 16][4], const bf16* tile, int lane,
-                                    int begin, int end) {
+__device__ inline void attn_mma_abt(float acc[8][4], const uint32_t a[D / 16][4], const bf16* tile, int lane, int begin,
+                                    int end) {
     constexpr int P = attn_mma_stride<D>();
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) acc[nb][i] = 0.0f;
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
-        #pragma unroll
+#pragma unroll
         for (int nb = 0; nb < 8; nb += 2) {
             if (nb < 2 * begin || nb >= 2 * end) continue;  // warp-uniform
             uint32_t bf[4];
@@ -119,8 +120,8 @@ __device__ inline void attn_mma_abt(float acc[8][4], const uint32_t a[D / 16][4]
 // The same product with A read from shared memory (the warp's 16 rows of
 // a_tile) one k-step at a time, for kernels that cannot keep A in registers.
 template <int D>
-__device__ inline void attn_mma_abt_shared_a(float acc[8][4], const bf16* a_tile, int warp, const bf16* tile,
-                                             int lane, int begin, int end) {
+__device__ inline void attn_mma_abt_shared_a(float acc[8][4], const bf16* a_tile, int warp, const bf16* tile, int lane,
+                                             int begin, int end) {
     constexpr int P = attn_mma_stride<D>();
     const bf16* a_base = a_tile + (warp * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * P + 8 * (lane / 16);
 #pragma unroll
@@ -153,13 +154,13 @@ template <int D>
 __device__ inline void attn_mma_ab(float acc[D / 8][4], const float x[8][4], const bf16* tile, int lane, int begin,
                                    int end) {
     constexpr int P = attn_mma_stride<D>();
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
         if (kk < begin || kk >= end) continue;  // warp-uniform
         const uint32_t af[4] = {pack_bf16x2(x[2 * kk][0], x[2 * kk][1]), pack_bf16x2(x[2 * kk][2], x[2 * kk][3]),
                                 pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]),
                                 pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3])};
-        #pragma unroll
+#pragma unroll
         for (int nb = 0; nb < D / 8; nb += 2) {
             uint32_t bf[4];
             ldmatrix_x4_trans(bf, tile + (kk * 16 + 8 * ((lane / 8) & 1) + lane % 8) * P + nb * 8 + 8 * (lane / 16));
@@ -176,12 +177,12 @@ __device__ inline void attn_mma_ab(float acc[D / 8][4], const float x[8][4], con
 // turned into unnormalised probabilities; the running maxima m and sums l are
 // updated and the output accumulators o rescaled.
 template <int D, int NB = 8>  // NB: 8-key blocks of the tile
-__device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], float m[2], float l[2], int row0,
-                                           int k0, int T, int t4, bool masked, float scale_log2) {
+__device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], float m[2], float l[2], int row0, int k0,
+                                           int T, int t4, bool masked, float scale_log2) {
     float tile_max[2] = {-INFINITY, -INFINITY};
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < NB; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int row = row0 + 8 * (i / 2), key = k0 + nb * 8 + 2 * t4 + (i % 2);
             float x = s[nb][i] * scale_log2;
@@ -190,7 +191,7 @@ __device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], fl
             tile_max[i / 2] = fmaxf(tile_max[i / 2], x);
         }
     float correction[2];
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
@@ -200,15 +201,15 @@ __device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], fl
         correction[r] = exp2f(m[r] - m_use);
         m[r] = m_new;
         l[r] *= correction[r];
-        #pragma unroll
+#pragma unroll
         for (int nb = 0; nb < NB; ++nb)
-            #pragma unroll
+#pragma unroll
             for (int i = 2 * r; i < 2 * r + 2; ++i) {
                 s[nb][i] = exp2f(s[nb][i] - m_use);
                 l[r] += s[nb][i];
             }
     }
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb) {
         o[nb][0] *= correction[0];
         o[nb][1] *= correction[0];
@@ -222,7 +223,7 @@ __device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], fl
 template <int D>
 __device__ inline void attn_store_rows(bf16* out, float* lse, const float o[D / 8][4], const float m[2], float l[2],
                                        int b, int h, int H, int T, int row0, int t4) {
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
@@ -230,7 +231,7 @@ __device__ inline void attn_store_rows(bf16* out, float* lse, const float o[D / 
         if (row >= T) continue;
         const float inv = 1.0f / l[r];
         bf16* dst = out + (size_t(b) * T + row) * size_t(H) * D + size_t(h) * D + 2 * t4;
-        #pragma unroll
+#pragma unroll
         for (int nb = 0; nb < D / 8; ++nb) {
             dst[nb * 8] = __float2bfloat16(o[nb][2 * r] * inv);
             dst[nb * 8 + 1] = __float2bfloat16(o[nb][2 * r + 1] * inv);
@@ -243,7 +244,7 @@ __device__ inline void attn_store_rows(bf16* out, float* lse, const float o[D / 
 // A thread's two query rows (row0, row0 + 8): their lse in base 2 and Delta (0 past T).
 __device__ inline void attn_row_stats(float lse2[2], float dlt[2], const float* lse, const float* delta, int b, int h,
                                       int H, int T, int row0) {
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
         const int row = row0 + 8 * r;
         lse2[r] = row < T ? lse[(size_t(b) * H + h) * T + row] * kLog2e : 0.0f;
@@ -255,9 +256,9 @@ __device__ inline void attn_row_stats(float lse2[2], float dlt[2], const float* 
 // out in place of S, P recomputed from lse; masked on the diagonal tile.
 __device__ inline void attn_dq_scores(float s[8][4], const float dp[8][4], const float lse2[2], const float dlt[2],
                                       int row0, int k0, int T, int t4, bool masked, float scale_log2) {
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
             float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
@@ -270,9 +271,9 @@ __device__ inline void attn_dq_scores(float s[8][4], const float dp[8][4], const
 // Delta in shared memory): S^T in, P^T out in place; dP^T in, dS^T out in place.
 __device__ inline void attn_dkv_scores(float s[8][4], float dp[8][4], const float* lse_t, const float* delta_t,
                                        int key0, int i0, int T, int t4, bool masked, float scale_log2) {
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
             float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
@@ -283,8 +284,8 @@ __device__ inline void attn_dkv_scores(float s[8][4], float dp[8][4], const floa
 }
 
 // lse (base 2) and Delta of query rows i0..i0+63 of head h into shared memory (0 past T).
-__device__ inline void attn_load_query_stats(float* lse_s, float* delta_s, const float* lse, const float* delta,
-                                             int b, int h, int H, int T, int i0) {
+__device__ inline void attn_load_query_stats(float* lse_s, float* delta_s, const float* lse, const float* delta, int b,
+                                             int h, int H, int T, int i0) {
     const int c = threadIdx.x % 64, t = i0 + c;
     const size_t at = (size_t(b) * H + h) * T + t;
     if (threadIdx.x < 64) lse_s[c] = t < T ? lse[at] * kLog2e : 0.0f;
@@ -295,12 +296,12 @@ __device__ inline void attn_load_query_stats(float* lse_s, float* delta_s, const
 template <int D>
 __device__ inline void attn_store_dq(bf16* dqkv, const float dq[D / 8][4], int b, int h, int T, int width, int row0,
                                      int t4, float scale) {
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
         const int row = row0 + 8 * r;
         if (row >= T) continue;
         bf16* dst = dqkv + (size_t(b) * T + row) * size_t(width) + size_t(h) * D + 2 * t4;
-        #pragma unroll
+#pragma unroll
         for (int nb = 0; nb < D / 8; ++nb) {
             dst[nb * 8] = __float2bfloat16(dq[nb][2 * r] * scale);
             dst[nb * 8 + 1] = __float2bfloat16(dq[nb][2 * r + 1] * scale);
@@ -312,13 +313,13 @@ __device__ inline void attn_store_dq(bf16* dqkv, const float dq[D / 8][4], int b
 template <int D>
 __device__ inline void attn_store_dkv(bf16* dqkv, const float dk[D / 8][4], const float dv[D / 8][4], int b, int g_kv,
                                       int H, int KV, int T, int width, int key0, int t4, float scale) {
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
         const int key = key0 + 8 * r;
         if (key >= T) continue;
         bf16* dk_dst = dqkv + (size_t(b) * T + key) * size_t(width) + size_t(H + g_kv) * D + 2 * t4;
         bf16* dv_dst = dk_dst + size_t(KV) * D;
-        #pragma unroll
+#pragma unroll
         for (int nb = 0; nb < D / 8; ++nb) {
             dk_dst[nb * 8] = __float2bfloat16(dk[nb][2 * r] * scale);
             dk_dst[nb * 8 + 1] = __float2bfloat16(dk[nb][2 * r + 1] * scale);
@@ -350,7 +351,7 @@ __device__ inline void attn_load_cols_core(bf16* dst, const bf16* src, int b, in
         const Packed128<bf16> x =
             t < T ? load128(src + (size_t(b) * T + t) * size_t(width) + col0 + c * 8) : attn_zeros128();
         bf16* d = dst + ((row / 8) * CHUNKS + c) * 64 + row % 8;
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 8; ++i) d[i * 8] = x[i];  // core-matrix row i: column 8c + i
     }
 }
@@ -359,7 +360,7 @@ __device__ inline void attn_load_cols_core(bf16* dst, const bf16* src, int b, in
 template <int D>
 __device__ inline void attn_wg_abt(float s[8][4], const uint32_t a[D / 16][4], const bf16* rows_tile) {
     wgmma_fence();
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
         wgmma_m64n64k16_bf16(&s[0][0], a[kk], wgmma_desc(rows_tile + kk * 2 * 8 * 64, 1024, 128), kk > 0);
     wgmma_commit();
@@ -372,7 +373,7 @@ __device__ inline void attn_wg_abt(float s[8][4], const uint32_t a[D / 16][4], c
 template <int D, bool B_MN_MAJOR, class Desc, int KEYS = 64>
 __device__ inline void attn_wg_ab_desc(float acc[D / 8][4], const float x[KEYS / 8][4], Desc desc) {
     uint32_t xf[KEYS / 16][4];
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < KEYS / 16; ++kk) {
         xf[kk][0] = pack_bf16x2(x[2 * kk][0], x[2 * kk][1]);
         xf[kk][1] = pack_bf16x2(x[2 * kk][2], x[2 * kk][3]);
@@ -380,7 +381,7 @@ __device__ inline void attn_wg_ab_desc(float acc[D / 8][4], const float x[KEYS /
         xf[kk][3] = pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3]);
     }
     wgmma_fence();
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < KEYS / 16; ++kk) {
         if constexpr (D == 64) wgmma_m64n64k16_bf16<B_MN_MAJOR>(&acc[0][0], xf[kk], desc(kk), true);
         else wgmma_m64n128k16_bf16<B_MN_MAJOR>(&acc[0][0], xf[kk], desc(kk), true);
@@ -392,9 +393,8 @@ __device__ inline void attn_wg_ab_desc(float acc[D / 8][4], const float x[KEYS /
 // The same with Y a tile in the columns layout.
 template <int D>
 __device__ inline void attn_wg_ab(float acc[D / 8][4], const float x[8][4], const bf16* cols_tile) {
-    attn_wg_ab_desc<D, false>(acc, x, [cols_tile](int kk) {
-        return wgmma_desc(cols_tile + kk * 2 * 8 * D, (D / 8) * 128, 128);
-    });
+    attn_wg_ab_desc<D, false>(
+        acc, x, [cols_tile](int kk) { return wgmma_desc(cols_tile + kk * 2 * 8 * D, (D / 8) * 128, 128); });
 }
 
 // Whether the current GPU can run version 3 (wgmma: sm_90); `arch` gets its sm_XY number.
@@ -429,7 +429,7 @@ __global__ void attention_backward_delta_kernel(float* delta, const bf16* dout, 
     float part = 0.0f;
     for (int d = lane * 8; d < D; d += 32 * 8) {
         const Packed128<bf16> a = load128(o + d), c = load128(dy + d);
-        #pragma unroll
+#pragma unroll
         for (int k = 0; k < Packed128<bf16>::size; ++k) part += __bfloat162float(a[k]) * __bfloat162float(c[k]);
     }
     part = warp_sum(part);

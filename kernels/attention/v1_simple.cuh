@@ -6,7 +6,6 @@
 
 #include "kernels/attention/common.cuh"
 
-
 // ===========================================================================
 // Version 1: CUDA cores
 // ===========================================================================
@@ -70,8 +69,8 @@ __device__ inline void attn_load_kv_tile(bf16 (&k)[kAttnKeys][D + 2], bf16 (&v)[
 }
 
 template <int D>
-__global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out, float* lse, const bf16* qkv, int T,
-                                                                       int H, int KV, float scale) {
+__global__ void __launch_bounds__(128)
+    attention_forward_simple_kernel(bf16* out, float* lse, const bf16* qkv, int T, int H, int KV, float scale) {
     constexpr int PER_LANE = D / 32;
     __shared__ AttnForwardSimpleSmem<D> sm;
 
@@ -86,11 +85,11 @@ __global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out
     }
 
     float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], o[kAttnRowsPerWarp][PER_LANE];
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < PER_LANE; ++i) o[r][i] = 0.0f;
     }
 
@@ -100,7 +99,7 @@ __global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out
         __syncthreads();  // the previous tile is no longer read
         attn_load_kv_tile<D>(sm.k, sm.v, qkv, b, k0, T, H, KV, g);
         __syncthreads();
-        #pragma unroll
+#pragma unroll
         for (int r = 0; r < kAttnRowsPerWarp; ++r) {
             const int row = warp * kAttnRowsPerWarp + r, i = q0 + row;
             if (i >= T) continue;  // the same for the whole warp
@@ -118,24 +117,24 @@ __global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out
             m[r] = m_new;
             sm.p[warp][r][lane] = p;
             __syncwarp();
-            #pragma unroll
+#pragma unroll
             for (int c = 0; c < PER_LANE; ++c) o[r][c] *= correction;
-            #pragma unroll
+#pragma unroll
             for (int jj = 0; jj < kAttnKeys; ++jj) {
                 const float pj = sm.p[warp][r][jj];
-                #pragma unroll
+#pragma unroll
                 for (int c = 0; c < PER_LANE; ++c) o[r][c] += pj * __bfloat162float(sm.v[jj][lane + 32 * c]);
             }
         }
     }
 
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r) {
         const int i = q0 + warp * kAttnRowsPerWarp + r;
         if (i >= T) continue;
         const float inv = 1.0f / l[r];
         bf16* dst = out + attn_offset(b, i, T, H * D, 0, h, D);
-        #pragma unroll
+#pragma unroll
         for (int c = 0; c < PER_LANE; ++c) dst[lane + 32 * c] = __float2bfloat16(o[r][c] * inv);
         if (lane == 0) lse[(size_t(b) * H + h) * T + i] = m[r] + logf(l[r]);
     }
@@ -146,10 +145,9 @@ __global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out
 // warp handles key j of the tile; dS is shared through shared memory and each
 // lane accumulates its dims of dq.
 template <int D>
-__global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16* dqkv, float* delta, const bf16* dout,
-                                                                           const bf16* qkv, const bf16* out,
-                                                                           const float* lse, int T, int H, int KV,
-                                                                           float scale) {
+__global__ void __launch_bounds__(128)
+    attention_backward_dq_simple_kernel(bf16* dqkv, float* delta, const bf16* dout, const bf16* qkv, const bf16* out,
+                                        const float* lse, int T, int H, int KV, float scale) {
     constexpr int PER_LANE = D / 32;
     __shared__ AttnDqSimpleSmem<D> sm;
 
@@ -166,19 +164,19 @@ __global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16*
 
     // Delta_i = dO_i . o_i, one warp per row.
     float row_delta[kAttnRowsPerWarp], row_lse[kAttnRowsPerWarp], dq[kAttnRowsPerWarp][PER_LANE];
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r) {
         const int row = warp * kAttnRowsPerWarp + r, i = q0 + row;
         float part = 0.0f;
         if (i < T) {
             const bf16* o = out + attn_offset(b, i, T, H * D, 0, h, D);
-            #pragma unroll
+#pragma unroll
             for (int c = 0; c < PER_LANE; ++c) part += sm.do_[row][lane + 32 * c] * __bfloat162float(o[lane + 32 * c]);
         }
         row_delta[r] = warp_sum(part);
         row_lse[r] = i < T ? lse[(size_t(b) * H + h) * T + i] : 0.0f;
         if (i < T && lane == 0) delta[(size_t(b) * H + h) * T + i] = row_delta[r];
-        #pragma unroll
+#pragma unroll
         for (int c = 0; c < PER_LANE; ++c) dq[r][c] = 0.0f;
     }
 
@@ -187,7 +185,7 @@ __global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16*
         __syncthreads();
         attn_load_kv_tile<D>(sm.k, sm.v, qkv, b, k0, T, H, KV, g);
         __syncthreads();
-        #pragma unroll
+#pragma unroll
         for (int r = 0; r < kAttnRowsPerWarp; ++r) {
             const int row = warp * kAttnRowsPerWarp + r, i = q0 + row;
             if (i >= T) continue;
@@ -203,21 +201,21 @@ __global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16*
             }
             sm.ds[warp][r][lane] = ds;
             __syncwarp();
-            #pragma unroll
+#pragma unroll
             for (int jj = 0; jj < kAttnKeys; ++jj) {
                 const float dsj = sm.ds[warp][r][jj];
-                #pragma unroll
+#pragma unroll
                 for (int c = 0; c < PER_LANE; ++c) dq[r][c] += dsj * __bfloat162float(sm.k[jj][lane + 32 * c]);
             }
         }
     }
 
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r) {
         const int i = q0 + warp * kAttnRowsPerWarp + r;
         if (i >= T) continue;
         bf16* dst = dqkv + attn_offset(b, i, T, width, 0, h, D);
-        #pragma unroll
+#pragma unroll
         for (int c = 0; c < PER_LANE; ++c) dst[lane + 32 * c] = __float2bfloat16(scale * dq[r][c]);
     }
 }
@@ -227,10 +225,9 @@ __global__ void __launch_bounds__(128) attention_backward_dq_simple_kernel(bf16*
 // rows (of every query head of the group, in turn) go through shared memory,
 // lane i handles query i of the tile. Only queries i >= j see key j.
 template <int D>
-__global__ void __launch_bounds__(128) attention_backward_dkv_simple_kernel(bf16* dqkv, const float* delta,
-                                                                            const bf16* dout, const bf16* qkv,
-                                                                            const float* lse, int T, int H, int KV,
-                                                                            float scale) {
+__global__ void __launch_bounds__(128)
+    attention_backward_dkv_simple_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                         const float* lse, int T, int H, int KV, float scale) {
     constexpr int PER_LANE = D / 32;
     constexpr int KEYS = kAttnDkvKeys, QUERIES = kAttnDkvQueries;
     __shared__ AttnDkvSimpleSmem<D> sm;
@@ -247,9 +244,9 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_simple_kernel(bf16
     }
 
     float dk[kAttnRowsPerWarp][PER_LANE], dv[kAttnRowsPerWarp][PER_LANE];
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r)
-        #pragma unroll
+#pragma unroll
         for (int c = 0; c < PER_LANE; ++c) dk[r][c] = dv[r][c] = 0.0f;
 
     // Queries before k0 see none of these keys: start at the tile holding k0.
@@ -271,7 +268,7 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_simple_kernel(bf16
                 sm.delta[threadIdx.x] = t < T ? delta_h[t] : 0.0f;
             }
             __syncthreads();
-            #pragma unroll
+#pragma unroll
             for (int r = 0; r < kAttnRowsPerWarp; ++r) {
                 const int row = warp * kAttnRowsPerWarp + r, j = k0 + row;
                 if (j >= T) continue;
@@ -289,10 +286,10 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_simple_kernel(bf16
                 sm.p[warp][r][lane] = p;
                 sm.ds[warp][r][lane] = ds;
                 __syncwarp();
-                #pragma unroll
+#pragma unroll
                 for (int ii = 0; ii < QUERIES; ++ii) {
                     const float pi = sm.p[warp][r][ii], dsi = sm.ds[warp][r][ii];
-                    #pragma unroll
+#pragma unroll
                     for (int c = 0; c < PER_LANE; ++c) {
                         dv[r][c] += pi * __bfloat162float(sm.do_[ii][lane + 32 * c]);
                         dk[r][c] += dsi * __bfloat162float(sm.q[ii][lane + 32 * c]);
@@ -302,20 +299,19 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_simple_kernel(bf16
         }
     }
 
-    #pragma unroll
+#pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r) {
         const int j = k0 + warp * kAttnRowsPerWarp + r;
         if (j >= T) continue;
         bf16* dk_dst = dqkv + attn_offset(b, j, T, width, H * D, g, D);
         bf16* dv_dst = dqkv + attn_offset(b, j, T, width, (H + KV) * D, g, D);
-        #pragma unroll
+#pragma unroll
         for (int c = 0; c < PER_LANE; ++c) {
             dk_dst[lane + 32 * c] = __float2bfloat16(scale * dk[r][c]);
             dv_dst[lane + 32 * c] = __float2bfloat16(dv[r][c]);
         }
     }
 }
-
 
 // Version 1 forward: out [B*T, H*D], lse [B, H, T].
 inline void attention_forward_simple(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,

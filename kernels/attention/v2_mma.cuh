@@ -5,7 +5,6 @@
 
 #include "kernels/attention/common.cuh"
 
-
 // ===========================================================================
 // Version 2: tensor cores
 // ===========================================================================
@@ -45,14 +44,14 @@ constexpr size_t attn_mma_forward_smem() {  // Q, two K and two V tiles
 }
 
 template <int D>
-__global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
-                                                                    int H, int KV, float scale_log2) {
+__global__ void __launch_bounds__(128)
+    attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, int T, int H, int KV, float scale_log2) {
     constexpr int P = attn_mma_stride<D>();
     constexpr int SBLOCKS = kAttnMmaKeys / 8;  // 8-key column blocks of S
     constexpr int OBLOCKS = D / 8;             // 8-dim column blocks of O
     extern __shared__ bf16 attn_smem[];
     bf16* q_s = attn_smem;
-    bf16* k_s = q_s + kAttnMmaRows * P;     // two buffers of kAttnMmaKeys rows
+    bf16* k_s = q_s + kAttnMmaRows * P;      // two buffers of kAttnMmaKeys rows
     bf16* v_s = k_s + 2 * kAttnMmaKeys * P;  // two buffers
 
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnMmaRows, h = blockIdx.y, b = blockIdx.z;
@@ -67,12 +66,12 @@ __global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, f
 
     uint32_t qf[D / 16][4];  // this warp's 16 query rows as A fragments
     float o[OBLOCKS][4];
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < OBLOCKS; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, base-2 units
-    const int row0 = q0 + warp * 16 + g;                         // the first of this thread's two rows
+    const int row0 = q0 + warp * 16 + g;                       // the first of this thread's two rows
 
     for (int tile = 0; tile < tiles; ++tile) {
         const int buf = tile & 1, k0 = tile * kAttnMmaKeys;
@@ -103,7 +102,7 @@ __global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, f
         attn_online_softmax<D, 8>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
 
         attn_mma_ab<D>(o, s, vt, lane, 0, groups);  // O += P V
-        __syncthreads();  // every warp is done with this buffer before it is refilled
+        __syncthreads();                            // every warp is done with this buffer before it is refilled
     }
 
     // Sum each row over its quad, normalise, store.
@@ -123,8 +122,8 @@ inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B,
         attention_forward_mma_kernel<64><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
     } else {
         constexpr size_t smem = attn_mma_forward_smem<128>();
-        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<128>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(smem)));
         attention_forward_mma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
     }
     CUDA_CHECK_LAUNCH("attention_forward_mma_kernel");
@@ -155,10 +154,9 @@ constexpr size_t attn_mma_backward_smem() {  // two single tiles and two double-
 }
 
 template <int D>
-__global__ void __launch_bounds__(128) attention_backward_dq_mma_kernel(bf16* dqkv, const float* delta,
-                                                                        const bf16* dout, const bf16* qkv,
-                                                                        const float* lse, int T, int H, int KV,
-                                                                        float scale) {
+__global__ void __launch_bounds__(128)
+    attention_backward_dq_mma_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                     const float* lse, int T, int H, int KV, float scale) {
     constexpr int P = attn_mma_stride<D>(), TILE = 64 * P;
     extern __shared__ bf16 attn_smem[];
     bf16* q_s = attn_smem;
@@ -184,9 +182,9 @@ __global__ void __launch_bounds__(128) attention_backward_dq_mma_kernel(bf16* dq
     attn_row_stats(lse2, dlt, lse, delta, b, h, H, T, row0);
     uint32_t qf[D / 16][4], dof[D / 16][4];
     float dq[D / 8][4];
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) dq[nb][i] = 0.0f;
 
     for (int tile = 0; tile < tiles; ++tile) {
@@ -220,16 +218,15 @@ __global__ void __launch_bounds__(128) attention_backward_dq_mma_kernel(bf16* dq
 }
 
 template <int D>
-__global__ void __launch_bounds__(128) attention_backward_dkv_mma_kernel(bf16* dqkv, const float* delta,
-                                                                         const bf16* dout, const bf16* qkv,
-                                                                         const float* lse, int T, int H, int KV,
-                                                                         float scale) {
+__global__ void __launch_bounds__(128)
+    attention_backward_dkv_mma_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                      const float* lse, int T, int H, int KV, float scale) {
     constexpr int P = attn_mma_stride<D>(), TILE = 64 * P;
     extern __shared__ bf16 attn_smem[];
     bf16* k_s = attn_smem;
     bf16* v_s = k_s + TILE;
-    bf16* q_s = v_s + TILE;      // two buffers
-    bf16* do_s = q_s + 2 * TILE;  // two buffers
+    bf16* q_s = v_s + TILE;                                    // two buffers
+    bf16* do_s = q_s + 2 * TILE;                               // two buffers
     float* lse_s = reinterpret_cast<float*>(do_s + 2 * TILE);  // two buffers of 64, base 2
     float* delta_s = lse_s + 2 * 64;                           // two buffers of 64
 
@@ -254,9 +251,9 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_mma_kernel(bf16* d
     cp_async_commit();
 
     float dk[D / 8][4], dv[D / 8][4];  // K and V stay in shared memory: registers go to dk and dv
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) dk[nb][i] = dv[nb][i] = 0.0f;
     const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
 
@@ -297,8 +294,8 @@ inline void attention_backward_mma_launch(bf16* dqkv, const float* delta, const 
     const float scale = 1.0f / std::sqrt(float(D));
     CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(smem)));
-    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_mma_kernel<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(smem)));
     attention_backward_dq_mma_kernel<D>
         <<<dim3(ceil_div(T, 64), H, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
     CUDA_CHECK_LAUNCH("attention_backward_dq_mma_kernel");

@@ -5,7 +5,6 @@
 
 #include "kernels/attention/common.cuh"
 
-
 // ===========================================================================
 // Version 3: Hopper warpgroup MMA (sm_90a), forward and backward
 // ===========================================================================
@@ -35,13 +34,13 @@ constexpr size_t attn_wgmma_forward_smem() {  // two K tiles, one V tile (column
 }
 
 template <int D>
-__global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
-                                                                      int H, int KV, float scale_log2) {
+__global__ void __launch_bounds__(128)
+    attention_forward_wgmma_kernel(bf16* out, float* lse, const bf16* qkv, int T, int H, int KV, float scale_log2) {
     constexpr int TILE = kAttnWgTile * D;
     extern __shared__ __align__(128) bf16 attn_wg_smem[];
-    bf16* k_s = attn_wg_smem;     // two K tiles, rows layout (descriptor operands first: 16-byte offsets)
-    bf16* v_s = k_s + 2 * TILE;   // one V tile, columns layout
-    bf16* q_s = v_s + TILE;       // Q, padded rows as in version 2
+    bf16* k_s = attn_wg_smem;    // two K tiles, rows layout (descriptor operands first: 16-byte offsets)
+    bf16* v_s = k_s + 2 * TILE;  // one V tile, columns layout
+    bf16* q_s = v_s + TILE;      // Q, padded rows as in version 2
 
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnWgTile, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
@@ -55,9 +54,9 @@ __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out,
 
     uint32_t qf[D / 16][4];  // this warp's 16 query rows as A fragments
     float o[D / 8][4];
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, base-2 units
     const int row0 = q0 + warp * 16 + g;
@@ -65,8 +64,7 @@ __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out,
     for (int tile = 0; tile < tiles; ++tile) {
         const int k0 = tile * kAttnWgTile;
         if (tile + 1 < tiles) {  // start the next K tile, then wait for this one
-            attn_load_rows_core<D>(k_s + ((tile + 1) & 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width,
-                                   (H + g_kv) * D);
+            attn_load_rows_core<D>(k_s + ((tile + 1) & 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width, (H + g_kv) * D);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -80,9 +78,8 @@ __global__ void __launch_bounds__(128) attention_forward_wgmma_kernel(bf16* out,
         attn_wg_abt<D>(s, qf, k_s + (tile & 1) * TILE);  // S = Q K^T
         attn_online_softmax<D, 8>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
         attn_wg_ab<D>(o, s, v_s);  // O += P V
-        __syncthreads();  // the K buffer and V are free again
-        if (tile + 1 < tiles)
-            attn_load_cols_core<D>(v_s, qkv, b, k0 + kAttnWgTile, T, width, (H + KV + g_kv) * D);
+        __syncthreads();           // the K buffer and V are free again
+        if (tile + 1 < tiles) attn_load_cols_core<D>(v_s, qkv, b, k0 + kAttnWgTile, T, width, (H + KV + g_kv) * D);
     }
     attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
 }
@@ -96,10 +93,9 @@ constexpr size_t attn_wgmma_backward_smem() {  // up to 6 tiles in core layouts,
 // dq: as version 2's kernel 2, with S = Q K^T and dP = dO V^T over K and V in
 // the rows layout and dq += dS K over K in the columns layout.
 template <int D>
-__global__ void __launch_bounds__(128) attention_backward_dq_wgmma_kernel(bf16* dqkv, const float* delta,
-                                                                          const bf16* dout, const bf16* qkv,
-                                                                          const float* lse, int T, int H, int KV,
-                                                                          float scale) {
+__global__ void __launch_bounds__(128)
+    attention_backward_dq_wgmma_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                       const float* lse, int T, int H, int KV, float scale) {
     constexpr int TILE = kAttnWgTile * D, P = attn_mma_stride<D>();
     extern __shared__ __align__(128) bf16 attn_wg_smem[];
     bf16* k_s = attn_wg_smem;     // two K tiles, rows layout
@@ -126,17 +122,16 @@ __global__ void __launch_bounds__(128) attention_backward_dq_wgmma_kernel(bf16* 
     attn_row_stats(lse2, dlt, lse, delta, b, h, H, T, row0);
     uint32_t qf[D / 16][4], dof[D / 16][4];
     float dq[D / 8][4];
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) dq[nb][i] = 0.0f;
 
     for (int tile = 0; tile < tiles; ++tile) {
         const int buf = tile & 1, k0 = tile * kAttnWgTile;
         if (tile + 1 < tiles) {
             attn_load_rows_core<D>(k_s + (buf ^ 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width, (H + g_kv) * D);
-            attn_load_rows_core<D>(v_s + (buf ^ 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width,
-                                   (H + KV + g_kv) * D);
+            attn_load_rows_core<D>(v_s + (buf ^ 1) * TILE, qkv, b, k0 + kAttnWgTile, T, width, (H + KV + g_kv) * D);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -165,16 +160,15 @@ __global__ void __launch_bounds__(128) attention_backward_dq_wgmma_kernel(bf16* 
 // and dO in the rows layout, dv += P^T dO and dk += dS^T Q over dO and Q in the
 // columns layout; K and V rows are read as A fragments before each product.
 template <int D>
-__global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16* dqkv, const float* delta,
-                                                                           const bf16* dout, const bf16* qkv,
-                                                                           const float* lse, int T, int H, int KV,
-                                                                           float scale) {
+__global__ void __launch_bounds__(128)
+    attention_backward_dkv_wgmma_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
+                                        const float* lse, int T, int H, int KV, float scale) {
     constexpr int TILE = kAttnWgTile * D, P = attn_mma_stride<D>();
     extern __shared__ __align__(128) bf16 attn_wg_smem[];
-    bf16* q_s = attn_wg_smem;     // two Q tiles, rows layout
-    bf16* do_s = q_s + 2 * TILE;  // two dO tiles, rows layout
-    bf16* qc_s = do_s + 2 * TILE; // one Q tile, columns layout
-    bf16* k_s = qc_s + TILE;      // K and V, padded rows
+    bf16* q_s = attn_wg_smem;      // two Q tiles, rows layout
+    bf16* do_s = q_s + 2 * TILE;   // two dO tiles, rows layout
+    bf16* qc_s = do_s + 2 * TILE;  // one Q tile, columns layout
+    bf16* k_s = qc_s + TILE;       // K and V, padded rows
     bf16* v_s = k_s + kAttnWgTile * P;
     bf16* doc_s = v_s + kAttnWgTile * P;  // one dO tile, columns layout (after the padded tiles: 16-byte offsets)
     float* lse_s = reinterpret_cast<float*>(doc_s + TILE);  // two buffers of 64, base 2
@@ -210,9 +204,9 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_wgmma_kernel(bf16*
     load_cols(0);
 
     float dk[D / 8][4], dv[D / 8][4];
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) dk[nb][i] = dv[nb][i] = 0.0f;
     const int key0 = k0 + warp * 16 + g;
 
@@ -256,8 +250,8 @@ inline void attention_forward_wgmma(bf16* out, float* lse, const bf16* qkv, int 
     const float scale_log2 = kLog2e / std::sqrt(float(D));
     if (D == 64) {
         constexpr size_t smem = attn_wgmma_forward_smem<64>();
-        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_wgmma_kernel<64>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_wgmma_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(smem)));
         attention_forward_wgmma_kernel<64><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
     } else {
         constexpr size_t smem = attn_wgmma_forward_smem<128>();
@@ -273,10 +267,10 @@ inline void attention_backward_wgmma_launch(bf16* dqkv, const float* delta, cons
                                             const float* lse, int B, int T, int H, int KV, cudaStream_t stream) {
     constexpr size_t smem = attn_wgmma_backward_smem<D>();
     const float scale = 1.0f / std::sqrt(float(D));
-    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_wgmma_kernel<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_wgmma_kernel<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_wgmma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_wgmma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(smem)));
     attention_backward_dq_wgmma_kernel<D>
         <<<dim3(ceil_div(T, 64), H, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
     CUDA_CHECK_LAUNCH("attention_backward_dq_wgmma_kernel");

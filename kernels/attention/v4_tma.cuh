@@ -6,7 +6,6 @@
 
 #include "kernels/attention/common.cuh"
 
-
 // ===========================================================================
 // Version 4: Hopper, TMA and warp specialisation (sm_90a), forward and backward
 // ===========================================================================
@@ -44,16 +43,16 @@
 // A operands from the tiles are read into fragments by ldmatrix on the
 // swizzled rows (Q, dO), or by wgmma from shared memory (K and V in dk/dv's
 // S^T and dP^T). Masks, softmax, scores and stores are version 2's.
-constexpr int kAttnTmaConsumers = 2;                           // consumer warpgroups
+constexpr int kAttnTmaConsumers = 2;  // consumer warpgroups
 static_assert(kAttnTmaConsumers == 2, "the producers' lists of tiles below name two consumer warpgroups");
-constexpr int kAttnTmaRows = kAttnTmaConsumers * kAttnWgTile;  // rows per block
-constexpr int kAttnTmaStages = 2;                              // slots of the ring
+constexpr int kAttnTmaRows = kAttnTmaConsumers * kAttnWgTile;   // rows per block
+constexpr int kAttnTmaStages = 2;                               // slots of the ring
 constexpr int kAttnTmaThreads = (kAttnTmaConsumers + 1) * 128;  // + the producer warpgroup
 // Registers per thread: 168 at launch (65536 / 384); the producers drop to
 // 24, the consumers rise to 240 (2 x 128 x 240 + 128 x 24 <= 65536).
 constexpr int kAttnTmaProducerRegs = 24, kAttnTmaConsumerRegs = 240;
-constexpr int kAttnTmaBox = 64;                                // columns (128 bytes) and rows of a box
-constexpr int kAttnTmaKeys = 128;                              // keys per tile of the forward's ring
+constexpr int kAttnTmaBox = 64;    // columns (128 bytes) and rows of a box
+constexpr int kAttnTmaKeys = 128;  // keys per tile of the forward's ring
 
 // Dynamic shared memory of a version 4 kernel: ONCE tiles, then the ring's
 // slots of SLOT tiles and EXTRA bytes each, then the barriers; tiles are
@@ -120,9 +119,9 @@ __device__ inline int attn_ring_take(const AttnRing& r, int j, const char* calle
 // of ROWS/64 boxes of 64 x 64 one under the other.
 template <int D, int ROWS = kAttnWgTile>
 __device__ inline void attn_tma_tile(bf16* dst, const CUtensorMap* map, int col0, int t0, int b, uint64_t* bar) {
-    #pragma unroll
+#pragma unroll
     for (int c = 0; c < D / kAttnTmaBox; ++c)
-        #pragma unroll
+#pragma unroll
         for (int r = 0; r < ROWS / kAttnTmaBox; ++r)
             tma_load_3d(dst + (c * ROWS + r * kAttnTmaBox) * kAttnTmaBox, map, col0 + c * kAttnTmaBox,
                         t0 + r * kAttnTmaBox, b, bar);
@@ -161,7 +160,7 @@ __device__ inline void attn_produce_kv(unsigned char* smem, const AttnRing& r, c
 template <int D>
 __device__ inline void attn_load_a_sw128(uint32_t frag[D / 16][4], const bf16* tile, int warp, int lane) {
     const int r = warp * 16 + lane % 8 + 8 * ((lane / 8) & 1);
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
         const int c = kk * 16 + 8 * (lane / 16);
         ldmatrix_x4(frag[kk], tile + (c / kAttnTmaBox) * kAttnWgTile * kAttnTmaBox + r * kAttnTmaBox +
@@ -179,7 +178,7 @@ __device__ inline uint64_t attn_sw128_k_desc(const bf16* tile, int kk) {
 template <int D, int KEYS = kAttnWgTile>
 __device__ inline void attn_wg_abt_sw128(float s[KEYS / 8][4], const uint32_t a[D / 16][4], const bf16* tile) {
     wgmma_fence();
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
         if constexpr (KEYS == 64) wgmma_m64n64k16_bf16(&s[0][0], a[kk], attn_sw128_k_desc<KEYS>(tile, kk), kk > 0);
         else wgmma_m64n128k16_bf16(&s[0][0], a[kk], attn_sw128_k_desc<KEYS>(tile, kk), kk > 0);
@@ -193,7 +192,7 @@ __device__ inline void attn_wg_abt_sw128(float s[KEYS / 8][4], const uint32_t a[
 template <int D>
 __device__ inline void attn_wg_abt_sw128_ss(float s[8][4], const bf16* a_tile, const bf16* tile) {
     wgmma_fence();
-    #pragma unroll
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
         wgmma_m64n64k16_bf16_ss(&s[0][0], attn_sw128_k_desc(a_tile, kk), attn_sw128_k_desc(tile, kk), kk > 0);
     wgmma_commit();
@@ -213,9 +212,9 @@ __device__ inline void attn_wg_ab_sw128(float acc[D / 8][4], const float x[KEYS 
 
 template <int D>
 __device__ inline void attn_zero(float acc[D / 8][4]) {
-    #pragma unroll
+#pragma unroll
     for (int nb = 0; nb < D / 8; ++nb)
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) acc[nb][i] = 0.0f;
 }
 
@@ -233,7 +232,7 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnTmaRows, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV);
     const int tiles = (min(q0 + kAttnTmaRows, T) - 1) / kAttnTmaKeys + 1;  // key tiles of the block
-    const int wg = threadIdx.x / 128;                                     // kAttnTmaConsumers: the producer
+    const int wg = threadIdx.x / 128;                                      // kAttnTmaConsumers: the producer
     const AttnRing ring = attn_ring_init(attn_tma_smem + L::bars, 1);
 
     if (wg == kAttnTmaConsumers) {
@@ -297,8 +296,8 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
         if (threadIdx.x == kAttnTmaConsumers * 128) {
             const CUtensorMap* maps[2 * kAttnTmaConsumers] = {&qkv_map, &qkv_map, &dout_map, &dout_map};
             const int cols[2 * kAttnTmaConsumers] = {h * D, h * D, h * D, h * D};
-            attn_produce_kv<D, 2 * kAttnTmaConsumers, L>(attn_tma_smem, ring, maps, cols, q0, &qkv_map,
-                                                         (H + g_kv) * D, (H + KV + g_kv) * D, tiles, b);
+            attn_produce_kv<D, 2 * kAttnTmaConsumers, L>(attn_tma_smem, ring, maps, cols, q0, &qkv_map, (H + g_kv) * D,
+                                                         (H + KV + g_kv) * D, tiles, b);
         }
         return;
     }
@@ -425,8 +424,8 @@ inline CUtensorMap attn_tensor_map(const bf16* buf, int B, int T, int width, con
     const uint64_t dims[3] = {uint64_t(width), uint64_t(T), uint64_t(B)};
     const uint64_t strides[2] = {uint64_t(width) * sizeof(bf16), uint64_t(T) * width * sizeof(bf16)};
     const uint32_t box[3] = {kAttnTmaBox, kAttnTmaBox, 1};
-    const CUresult r =
-        tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
+    const CUresult r = tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B,
+                                          CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
     if (r == CUDA_ERROR_NOT_SUPPORTED) {
         std::fflush(stdout);
         std::fprintf(stderr, "%s: the driver has no cuTensorMapEncodeTiled (CUDA 12 or later needed)\n", who);
@@ -434,8 +433,9 @@ inline CUtensorMap attn_tensor_map(const bf16* buf, int B, int T, int width, con
     }
     if (r != CUDA_SUCCESS) {
         std::fflush(stdout);
-        std::fprintf(stderr, "%s: cuTensorMapEncodeTiled failed (error %d) for a buffer of %d x %d rows of %d columns\n",
-                     who, int(r), B, T, width);
+        std::fprintf(stderr,
+                     "%s: cuTensorMapEncodeTiled failed (error %d) for a buffer of %d x %d rows of %d columns\n", who,
+                     int(r), B, T, width);
         std::exit(EXIT_FAILURE);
     }
     return map;
@@ -447,8 +447,8 @@ inline void attention_forward_tma_launch(bf16* out, float* lse, const bf16* qkv,
                                          cudaStream_t stream) {
     const CUtensorMap map = attn_tensor_map(qkv, B, T, (H + 2 * KV) * D, "attention_forward_tma");
     constexpr size_t smem = AttnTmaForwardSmem<D>::bytes;
-    CUDA_CHECK(cudaFuncSetAttribute(attention_forward_tma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(smem)));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(attention_forward_tma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     attention_forward_tma_kernel<D><<<dim3(ceil_div(T, kAttnTmaRows), H, B), kAttnTmaThreads, smem, stream>>>(
         map, out, lse, T, H, KV, kLog2e / std::sqrt(float(D)));
     CUDA_CHECK_LAUNCH("attention_forward_tma_kernel");
@@ -471,8 +471,8 @@ inline void attention_backward_tma_launch(bf16* dqkv, const float* delta, const 
     constexpr size_t dq_smem = AttnTmaDqSmem<D>::bytes, dkv_smem = AttnTmaDkvSmem<D>::bytes;
     CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_tma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(dq_smem)));
-    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_tma_kernel<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(dkv_smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_tma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(dkv_smem)));
     attention_backward_dq_tma_kernel<D><<<dim3(ceil_div(T, kAttnTmaRows), H, B), kAttnTmaThreads, dq_smem, stream>>>(
         qkv_map, dout_map, dqkv, delta, lse, T, H, KV, scale);
     CUDA_CHECK_LAUNCH("attention_backward_dq_tma_kernel");

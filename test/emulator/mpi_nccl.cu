@@ -78,7 +78,10 @@ TEST_CASE("all-reduce of bf16 in place, and of int32", "[nccl]") {
     const std::size_t n = 16;
     std::vector<__nv_bfloat16> b(n);
     std::vector<int> k(n);
-    for (std::size_t i = 0; i < n; ++i) { b[i] = __float2bfloat16(float(world_rank + i)); k[i] = int(world_rank * 10 + i); }
+    for (std::size_t i = 0; i < n; ++i) {
+        b[i] = __float2bfloat16(float(world_rank + i));
+        k[i] = int(world_rank * 10 + i);
+    }
     __nv_bfloat16* db = device_copy(b);
     int* dk = device_copy(k);
     REQUIRE(ncclAllReduce(db, db, n, ncclBfloat16, ncclSum, comm, 0) == ncclSuccess);
@@ -166,7 +169,8 @@ TEST_CASE("grouped collectives on a stream follow the kernel that wrote their in
     auto got = host_copy(y, n);
     for (int i = 0; i < n; ++i) {
         double want = 0;
-        if (i < n / 2) for (int r = 0; r < world_size; ++r) want += r * 1000 + i;
+        if (i < n / 2)
+            for (int r = 0; r < world_size; ++r) want += r * 1000 + i;
         else want = (world_size - 1) * 1000 + i;
         REQUIRE(got[i] == Approx(want));
     }

@@ -28,9 +28,18 @@ __global__ void ldmatrix_kernel(const unsigned short* m, uint32_t* out, int coun
     __syncwarp();
     const void* row = &tile[(threadIdx.x % (8 * count)) * 8];
     uint32_t r[4] = {0, 0, 0, 0};
-    if (count == 1) { if (trans) ldmatrix_x1_trans(r, row); else ldmatrix_x1(r, row); }
-    if (count == 2) { if (trans) ldmatrix_x2_trans(r, row); else ldmatrix_x2(r, row); }
-    if (count == 4) { if (trans) ldmatrix_x4_trans(r, row); else ldmatrix_x4(r, row); }
+    if (count == 1) {
+        if (trans) ldmatrix_x1_trans(r, row);
+        else ldmatrix_x1(r, row);
+    }
+    if (count == 2) {
+        if (trans) ldmatrix_x2_trans(r, row);
+        else ldmatrix_x2(r, row);
+    }
+    if (count == 4) {
+        if (trans) ldmatrix_x4_trans(r, row);
+        else ldmatrix_x4(r, row);
+    }
     for (int j = 0; j < 4; ++j) out[4 * threadIdx.x + j] = r[j];
 }
 
@@ -55,8 +64,8 @@ __global__ void cp_async_kernel(const float4* src, float* out) {
 // One warp computes C (16x8, fp32) = A (16xK, bf16, row-major) * B (Kx8, bf16,
 // row-major): tiles double-buffered in shared memory with cp.async, fragments
 // loaded with ldmatrix (.trans for B), products on the tensor core.
-__device__ inline void load_tiles(__nv_bfloat16* as, __nv_bfloat16* bs, const __nv_bfloat16* A,
-                                  const __nv_bfloat16* B, int K, int k0, int lane) {
+__device__ inline void load_tiles(__nv_bfloat16* as, __nv_bfloat16* bs, const __nv_bfloat16* A, const __nv_bfloat16* B,
+                                  int K, int k0, int lane) {
     int row = lane / 2, half = lane % 2;
     cp_async_16(&as[row * 16 + 8 * half], &A[row * K + k0 + 8 * half]);
     if (lane < 16) cp_async_16(&bs[lane * 8], &B[(k0 + lane) * 8]);
@@ -295,8 +304,8 @@ __global__ void wgmma_sw128_kernel(const __grid_constant__ CUtensorMap map, cons
     mbarrier_wait_parity(&bar, 0);
     wgmma_fence();
     for (int kk = 0; kk < 4; ++kk) {
-        const uint64_t desc = MN_MAJOR ? wgmma_desc_sw128(sw_smem + 2048 * kk, lbo, 1024)
-                                       : wgmma_desc_sw128(sw_smem + 32 * kk, 0, 1024);
+        const uint64_t desc =
+            MN_MAJOR ? wgmma_desc_sw128(sw_smem + 2048 * kk, lbo, 1024) : wgmma_desc_sw128(sw_smem + 32 * kk, 0, 1024);
         if constexpr (N == 64) wgmma_m64n64k16_bf16<MN_MAJOR>(d, ra[kk], desc, kk > 0);
         else wgmma_m64n128k16_bf16<MN_MAJOR>(d, ra[kk], desc, kk > 0);
     }
@@ -342,8 +351,8 @@ __global__ void wgmma_ss_kernel(const __grid_constant__ CUtensorMap map_a, const
     mbarrier_wait_parity(&bar, 0);
     wgmma_fence();
     for (int kk = 0; kk < 4; ++kk) {
-        const uint64_t desc_a = A_SW128 ? wgmma_desc_sw128(a_smem + 32 * kk, 0, 1024)
-                                        : wgmma_desc(a_smem + a_step * kk, lbo, sbo);
+        const uint64_t desc_a =
+            A_SW128 ? wgmma_desc_sw128(a_smem + 32 * kk, 0, 1024) : wgmma_desc(a_smem + a_step * kk, lbo, sbo);
         const uint64_t desc_b = B_MN_MAJOR ? wgmma_desc_sw128(ss_smem + 2048 * kk, 8192, 1024)
                                            : wgmma_desc_sw128(ss_smem + 32 * kk, 0, 1024);
         wgmma_m64n64k16_bf16_ss<B_MN_MAJOR>(d, desc_a, desc_b, kk > 0);

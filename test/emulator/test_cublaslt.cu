@@ -56,11 +56,14 @@ cublasLtMatrixLayout_t layout(cudaDataType_t t, const Stored& s, int batch) {
     cublasLtMatrixLayout_t l;
     REQUIRE(cublasLtMatrixLayoutCreate(&l, t, s.rows, s.cols, s.ld) == CUBLAS_STATUS_SUCCESS);
     int32_t order = s.order;
-    REQUIRE(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_ORDER, &order, sizeof(order)) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_ORDER, &order, sizeof(order)) ==
+            CUBLAS_STATUS_SUCCESS);
     int32_t b = batch;
     int64_t stride = s.stride;
-    REQUIRE(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof(b)) == CUBLAS_STATUS_SUCCESS);
-    REQUIRE(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof(b)) ==
+            CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)) ==
+            CUBLAS_STATUS_SUCCESS);
     return l;
 }
 
@@ -82,7 +85,8 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
     std::mt19937 rng(c.m * 131 + c.n * 17 + c.k + c.ta * 2 + c.tb);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     // Logical operands: opA is m x k, opB is k x n, C is m x n (row-major host arrays).
-    std::vector<float> A(std::size_t(c.batch) * c.m * c.k), B(std::size_t(c.batch) * c.k * c.n), C(std::size_t(c.batch) * c.m * c.n);
+    std::vector<float> A(std::size_t(c.batch) * c.m * c.k), B(std::size_t(c.batch) * c.k * c.n),
+        C(std::size_t(c.batch) * c.m * c.n);
     for (auto& v : A) v = round_to(c.in_type, u(rng));
     for (auto& v : B) v = round_to(c.in_type, u(rng));
     for (auto& v : C) v = round_to(c.out_type, u(rng));
@@ -92,17 +96,22 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
     Stored sa = c.ta ? make_stored(c.k, c.m, c.pad, c.order) : make_stored(c.m, c.k, c.pad, c.order);
     Stored sb = c.tb ? make_stored(c.n, c.k, c.pad, c.order) : make_stored(c.k, c.n, c.pad, c.order);
     Stored sc = make_stored(c.m, c.n, c.pad, c.order);
-    std::vector<unsigned char> ha(sa.elements(c.batch) * bytes_of(c.in_type)), hb(sb.elements(c.batch) * bytes_of(c.in_type));
-    std::vector<unsigned char> hc(sc.elements(c.batch) * bytes_of(c.out_type)), hbias(bias.size() * bytes_of(c.out_type));
+    std::vector<unsigned char> ha(sa.elements(c.batch) * bytes_of(c.in_type)),
+        hb(sb.elements(c.batch) * bytes_of(c.in_type));
+    std::vector<unsigned char> hc(sc.elements(c.batch) * bytes_of(c.out_type)),
+        hbias(bias.size() * bytes_of(c.out_type));
     for (int b = 0; b < c.batch; ++b) {
         for (int i = 0; i < c.m; ++i)
             for (int p = 0; p < c.k; ++p)
-                put(ha, c.in_type, c.ta ? sa.index(p, i, b) : sa.index(i, p, b), A[(std::size_t(b) * c.m + i) * c.k + p]);
+                put(ha, c.in_type, c.ta ? sa.index(p, i, b) : sa.index(i, p, b),
+                    A[(std::size_t(b) * c.m + i) * c.k + p]);
         for (int p = 0; p < c.k; ++p)
             for (int j = 0; j < c.n; ++j)
-                put(hb, c.in_type, c.tb ? sb.index(j, p, b) : sb.index(p, j, b), B[(std::size_t(b) * c.k + p) * c.n + j]);
+                put(hb, c.in_type, c.tb ? sb.index(j, p, b) : sb.index(p, j, b),
+                    B[(std::size_t(b) * c.k + p) * c.n + j]);
         for (int i = 0; i < c.m; ++i)
-            for (int j = 0; j < c.n; ++j) put(hc, c.out_type, sc.index(i, j, b), C[(std::size_t(b) * c.m + i) * c.n + j]);
+            for (int j = 0; j < c.n; ++j)
+                put(hc, c.out_type, sc.index(i, j, b), C[(std::size_t(b) * c.m + i) * c.n + j]);
     }
     for (std::size_t i = 0; i < bias.size(); ++i) put(hbias, c.out_type, i, bias[i]);
     void *da = upload(ha), *db = upload(hb), *dc = upload(hc), *dbias = upload(hbias), *dd = nullptr;
@@ -112,23 +121,30 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
     REQUIRE(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS);
     int32_t ta = c.ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = c.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     uint32_t epi = c.epilogue;
-    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)) == CUBLAS_STATUS_SUCCESS);
-    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)) == CUBLAS_STATUS_SUCCESS);
-    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)) == CUBLAS_STATUS_SUCCESS);
-    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &dbias, sizeof(dbias)) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)) ==
+            CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)) ==
+            CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)) ==
+            CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &dbias, sizeof(dbias)) ==
+            CUBLAS_STATUS_SUCCESS);
     auto la = layout(c.in_type, sa, c.batch), lb = layout(c.in_type, sb, c.batch);
     auto lc = layout(c.out_type, sc, c.batch), ld = layout(c.out_type, sc, c.batch);
     cublasLtMatmulPreference_t pref;
     REQUIRE(cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS);
     uint64_t ws = 1 << 20;
-    REQUIRE(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)) ==
+            CUBLAS_STATUS_SUCCESS);
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
-    REQUIRE(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, ld, pref, 1, &heur, &found) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, ld, pref, 1, &heur, &found) ==
+            CUBLAS_STATUS_SUCCESS);
     REQUIRE(found == 1);
     cudaStream_t stream;
     REQUIRE(cudaStreamCreate(&stream) == cudaSuccess);
-    REQUIRE(cublasLtMatmul(handle, desc, &c.alpha, da, la, db, lb, &c.beta, dc, lc, dd, ld, &heur.algo, nullptr, 0, stream) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmul(handle, desc, &c.alpha, da, la, db, lb, &c.beta, dc, lc, dd, ld, &heur.algo, nullptr, 0,
+                           stream) == CUBLAS_STATUS_SUCCESS);
     REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
     auto hd = download(dd, hc.size());
     auto hbias_out = download(dbias, hbias.size());
@@ -141,7 +157,8 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
                 for (int p = 0; p < c.k; ++p)
                     want += double(A[(std::size_t(b) * c.m + i) * c.k + p]) * B[(std::size_t(b) * c.k + p) * c.n + j];
                 want = c.alpha * want + c.beta * C[(std::size_t(b) * c.m + i) * c.n + j];
-                if (c.epilogue == CUBLASLT_EPILOGUE_BIAS || c.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS || c.epilogue == CUBLASLT_EPILOGUE_GELU_BIAS)
+                if (c.epilogue == CUBLASLT_EPILOGUE_BIAS || c.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS ||
+                    c.epilogue == CUBLASLT_EPILOGUE_GELU_BIAS)
                     want += bias[i];
                 if (c.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS) want = std::max(want, 0.0);
                 if (c.epilogue == CUBLASLT_EPILOGUE_GELU_BIAS) want = gelu(want);
@@ -168,11 +185,17 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
         }
     }
     cublasLtMatmulPreferenceDestroy(pref);
-    cublasLtMatrixLayoutDestroy(la); cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(lc); cublasLtMatrixLayoutDestroy(ld);
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatrixLayoutDestroy(ld);
     cublasLtMatmulDescDestroy(desc);
     cudaStreamDestroy(stream);
-    cudaFree(da); cudaFree(db); cudaFree(dc); cudaFree(dd); cudaFree(dbias);
+    cudaFree(da);
+    cudaFree(db);
+    cudaFree(dc);
+    cudaFree(dd);
+    cudaFree(dbias);
 }
 
 }  // namespace
@@ -180,13 +203,18 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
 TEST_CASE("cuBLASLt matmul matches a plain GEMM for every transpose, type and layout", "[emulator][cublaslt]") {
     cublasLtHandle_t handle;
     REQUIRE(cublasLtCreate(&handle) == CUBLAS_STATUS_SUCCESS);
-    struct Types { cudaDataType_t in, out; } types[] = {{CUDA_R_32F, CUDA_R_32F}, {CUDA_R_16BF, CUDA_R_16BF}, {CUDA_R_16BF, CUDA_R_32F}, {CUDA_R_16F, CUDA_R_16F}};
+    struct Types {
+        cudaDataType_t in, out;
+    } types[] = {
+        {CUDA_R_32F, CUDA_R_32F}, {CUDA_R_16BF, CUDA_R_16BF}, {CUDA_R_16BF, CUDA_R_32F}, {CUDA_R_16F, CUDA_R_16F}};
     for (auto t : types)
         for (bool ta : {false, true})
             for (bool tb : {false, true})
                 for (cublasLtOrder_t order : {CUBLASLT_ORDER_COL, CUBLASLT_ORDER_ROW}) {
-                    INFO("in " << t.in << " out " << t.out << " transa " << ta << " transb " << tb << " order " << order);
-                    run_case(Case{ta, tb, t.in, t.out, order, 7, 5, 9, 3, 2, 1.5f, 0.5f, CUBLASLT_EPILOGUE_DEFAULT}, handle);
+                    INFO("in " << t.in << " out " << t.out << " transa " << ta << " transb " << tb << " order "
+                               << order);
+                    run_case(Case{ta, tb, t.in, t.out, order, 7, 5, 9, 3, 2, 1.5f, 0.5f, CUBLASLT_EPILOGUE_DEFAULT},
+                             handle);
                 }
     cublasLtDestroy(handle);
 }
@@ -218,16 +246,23 @@ TEST_CASE("cuBLASLt refuses shapes that do not agree", "[emulator][cublaslt]") {
     float one = 1.0f, zero = 0.0f;
     float* buf = nullptr;
     REQUIRE(cudaMalloc(&buf, 1024) == cudaSuccess);
-    REQUIRE(cublasLtMatmul(handle, desc, &one, buf, a, buf, b, &zero, buf, c, buf, c, nullptr, nullptr, 0, 0) == CUBLAS_STATUS_INVALID_VALUE);
+    REQUIRE(cublasLtMatmul(handle, desc, &one, buf, a, buf, b, &zero, buf, c, buf, c, nullptr, nullptr, 0, 0) ==
+            CUBLAS_STATUS_INVALID_VALUE);
     cublasLtMatrixLayout_t b_ok;
     REQUIRE(cublasLtMatrixLayoutCreate(&b_ok, CUDA_R_32F, 6, 3, 6) == CUBLAS_STATUS_SUCCESS);
-    REQUIRE(cublasLtMatmul(handle, desc, &one, buf, a, buf, b_ok, &zero, buf, c, buf, small_ld, nullptr, nullptr, 0, 0) == CUBLAS_STATUS_INVALID_VALUE);
+    REQUIRE(cublasLtMatmul(handle, desc, &one, buf, a, buf, b_ok, &zero, buf, c, buf, small_ld, nullptr, nullptr, 0,
+                           0) == CUBLAS_STATUS_INVALID_VALUE);
     uint32_t epi = CUBLASLT_EPILOGUE_BIAS;  // no bias pointer set
-    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)) == CUBLAS_STATUS_SUCCESS);
-    REQUIRE(cublasLtMatmul(handle, desc, &one, buf, a, buf, b_ok, &zero, buf, c, buf, c, nullptr, nullptr, 0, 0) == CUBLAS_STATUS_INVALID_VALUE);
+    REQUIRE(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)) ==
+            CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasLtMatmul(handle, desc, &one, buf, a, buf, b_ok, &zero, buf, c, buf, c, nullptr, nullptr, 0, 0) ==
+            CUBLAS_STATUS_INVALID_VALUE);
     cudaFree(buf);
-    cublasLtMatrixLayoutDestroy(a); cublasLtMatrixLayoutDestroy(b); cublasLtMatrixLayoutDestroy(b_ok);
-    cublasLtMatrixLayoutDestroy(c); cublasLtMatrixLayoutDestroy(small_ld);
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(b_ok);
+    cublasLtMatrixLayoutDestroy(c);
+    cublasLtMatrixLayoutDestroy(small_ld);
     cublasLtMatmulDescDestroy(desc);
     cublasLtDestroy(handle);
 }

@@ -33,8 +33,12 @@ __global__ void coords_kernel(int* out) {
     int thread = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
     int nthreads = blockDim.x * blockDim.y * blockDim.z;
     int* o = out + 8 * (block * nthreads + thread);
-    o[0] = threadIdx.x; o[1] = threadIdx.y; o[2] = threadIdx.z;
-    o[3] = blockIdx.x; o[4] = blockIdx.y; o[5] = blockIdx.z;
+    o[0] = threadIdx.x;
+    o[1] = threadIdx.y;
+    o[2] = threadIdx.z;
+    o[3] = blockIdx.x;
+    o[4] = blockIdx.y;
+    o[5] = blockIdx.z;
     o[6] = gridDim.x * 100 + gridDim.y * 10 + gridDim.z;
     o[7] = warpSize;
 }
@@ -46,14 +50,23 @@ TEST_CASE("every thread of a 3-D grid sees its own coordinates", "[emulator][mod
     coords_kernel<<<grid, block>>>(out.ptr);
     CHECK_CUDA(cudaGetLastError());
     auto h = out.get();
-    for (int bz = 0; bz < 2; ++bz) for (int by = 0; by < 2; ++by) for (int bx = 0; bx < 3; ++bx)
-        for (int tz = 0; tz < 2; ++tz) for (int ty = 0; ty < 3; ++ty) for (int tx = 0; tx < 4; ++tx) {
-            int b = bx + 3 * (by + 2 * bz), t = tx + 4 * (ty + 3 * tz);
-            const int* o = &h[8 * (b * nthreads + t)];
-            REQUIRE(o[0] == tx); REQUIRE(o[1] == ty); REQUIRE(o[2] == tz);
-            REQUIRE(o[3] == bx); REQUIRE(o[4] == by); REQUIRE(o[5] == bz);
-            REQUIRE(o[6] == 322); REQUIRE(o[7] == 32);
-        }
+    for (int bz = 0; bz < 2; ++bz)
+        for (int by = 0; by < 2; ++by)
+            for (int bx = 0; bx < 3; ++bx)
+                for (int tz = 0; tz < 2; ++tz)
+                    for (int ty = 0; ty < 3; ++ty)
+                        for (int tx = 0; tx < 4; ++tx) {
+                            int b = bx + 3 * (by + 2 * bz), t = tx + 4 * (ty + 3 * tz);
+                            const int* o = &h[8 * (b * nthreads + t)];
+                            REQUIRE(o[0] == tx);
+                            REQUIRE(o[1] == ty);
+                            REQUIRE(o[2] == tz);
+                            REQUIRE(o[3] == bx);
+                            REQUIRE(o[4] == by);
+                            REQUIRE(o[5] == bz);
+                            REQUIRE(o[6] == 322);
+                            REQUIRE(o[7] == 32);
+                        }
 }
 
 // ---------------------------------------------------------------------------
@@ -163,7 +176,8 @@ TEST_CASE("shuffles, ballots and votes follow the documented lane rules", "[emul
             int x = lane ^ 6;
             REQUIRE(h[8 * t + 3] == ((x < seg || x >= seg + width) ? val(lane) : val(x)));
             unsigned ballot = 0;
-            for (int l = 0; l < 32; ++l) if (val(l) % 3 == 0) ballot |= 1u << l;
+            for (int l = 0; l < 32; ++l)
+                if (val(l) % 3 == 0) ballot |= 1u << l;
             REQUIRE((unsigned)h[8 * t + 4] == ballot);
             REQUIRE(h[8 * t + 5] == 1);
             REQUIRE(h[8 * t + 6] == 0);
@@ -209,7 +223,10 @@ __global__ void warp_reduce_kernel(const float* in, float* out) {
     out[threadIdx.x] = v;
     unsigned u = __reduce_add_sync(0xffffffffu, unsigned(threadIdx.x));
     int m = __reduce_max_sync(0xffffffffu, int(threadIdx.x % 32) * -3);
-    if (threadIdx.x % 32 == 0) { out[64 + threadIdx.x / 32] = float(u); out[66 + threadIdx.x / 32] = float(m); }
+    if (threadIdx.x % 32 == 0) {
+        out[64 + threadIdx.x / 32] = float(u);
+        out[66 + threadIdx.x / 32] = float(m);
+    }
 }
 
 TEST_CASE("a butterfly reduction with __shfl_xor_sync gives every lane the warp sum", "[emulator][warp]") {
@@ -240,7 +257,9 @@ TEST_CASE("shuffles move 64-bit and 16-bit values intact", "[emulator][warp]") {
     DeviceBuffer<long long> ll(32);
     DeviceBuffer<__nv_bfloat16> b(32);
     shfl_types_kernel<<<1, 32>>>(d.ptr, ll.ptr, b.ptr);
-    auto hd = d.get(); auto hl = ll.get(); auto hb = b.get();
+    auto hd = d.get();
+    auto hl = ll.get();
+    auto hb = b.get();
     for (int l = 0; l < 32; ++l) {
         REQUIRE(hd[l] == 0.5 + (31 - l));
         REQUIRE(hl[l] == (1LL << 40) + (l == 31 ? 31 : l + 1));
@@ -297,7 +316,8 @@ TEST_CASE("shared memory starts as garbage (NaN) and scalars are shared by the b
 }
 
 // ---------------------------------------------------------------------------
-__global__ void atomics_kernel(int* i, unsigned* u, float* f, int* mx, int* mn, unsigned long long* ull, int* cas_count) {
+__global__ void atomics_kernel(int* i, unsigned* u, float* f, int* mx, int* mn, unsigned long long* ull,
+                               int* cas_count) {
     int g = blockIdx.x * blockDim.x + threadIdx.x;
     atomicAdd(i, 1);
     atomicAdd(u, 2u);
@@ -320,11 +340,20 @@ TEST_CASE("atomics stay exact when blocks run on several OS threads", "[emulator
     DeviceBuffer<unsigned> u(1);
     DeviceBuffer<float> f(1);
     DeviceBuffer<unsigned long long> ull(1);
-    i.put({0}); u.put({0}); f.put({0.0f}); mx.put({-1}); mn.put({1 << 30}); ull.put({0}); cas.put({0});
+    i.put({0});
+    u.put({0});
+    f.put({0.0f});
+    mx.put({-1});
+    mn.put({1 << 30});
+    ull.put({0});
+    cas.put({0});
     atomics_kernel<<<blocks, threads>>>(i.ptr, u.ptr, f.ptr, mx.ptr, mn.ptr, ull.ptr, cas.ptr);
     CHECK_CUDA(cudaGetLastError());
     int want_max = -1, want_min = 1 << 30;
-    for (int g = 0; g < n; ++g) { want_max = std::max(want_max, (g * 7919) % 10007); want_min = std::min(want_min, (g * 7919) % 10007 + 5); }
+    for (int g = 0; g < n; ++g) {
+        want_max = std::max(want_max, (g * 7919) % 10007);
+        want_min = std::min(want_min, (g * 7919) % 10007 + 5);
+    }
     REQUIRE(i.get()[0] == n);
     REQUIRE(u.get()[0] == 2u * n);
     REQUIRE(f.get()[0] == 0.5f * n);
@@ -335,9 +364,7 @@ TEST_CASE("atomics stay exact when blocks run on several OS threads", "[emulator
     emu::set_block_threads(0);
 }
 
-__global__ void exch_kernel(int* slot, int* seen) {
-    seen[threadIdx.x] = atomicExch(slot, int(threadIdx.x) + 1);
-}
+__global__ void exch_kernel(int* slot, int* seen) { seen[threadIdx.x] = atomicExch(slot, int(threadIdx.x) + 1); }
 
 TEST_CASE("atomicExch hands every old value to exactly one thread", "[emulator][atomic]") {
     DeviceBuffer<int> slot(1), seen(64);
@@ -393,23 +420,38 @@ TEST_CASE("float4 and int4 are 16-byte vector types", "[emulator][types]") {
     static_assert(sizeof(float2) == 8 && alignof(float2) == 8, "float2 layout");
     std::vector<float4> h(32);
     std::vector<int4> hi(32);
-    for (int i = 0; i < 32; ++i) { h[i] = make_float4(i, i + 0.25f, i + 0.5f, i + 0.75f); hi[i] = make_int4(i, 2 * i, 3 * i, 4 * i); }
+    for (int i = 0; i < 32; ++i) {
+        h[i] = make_float4(i, i + 0.25f, i + 0.5f, i + 0.75f);
+        hi[i] = make_int4(i, 2 * i, 3 * i, 4 * i);
+    }
     DeviceBuffer<float4> in(32), out(32);
     DeviceBuffer<int4> iin(32);
     DeviceBuffer<int> iout(32);
-    in.put(h); iin.put(hi);
+    in.put(h);
+    iin.put(hi);
     vector_kernel<<<1, 32>>>(in.ptr, out.ptr, iin.ptr, iout.ptr);
-    auto r = out.get(); auto ri = iout.get();
+    auto r = out.get();
+    auto ri = iout.get();
     for (int i = 0; i < 32; ++i) {
-        REQUIRE(r[i].x == h[i].w); REQUIRE(r[i].w == h[i].x); REQUIRE(r[i].y == h[i].z);
+        REQUIRE(r[i].x == h[i].w);
+        REQUIRE(r[i].w == h[i].x);
+        REQUIRE(r[i].y == h[i].z);
         REQUIRE(ri[i] == 10 * i);
     }
 }
 
 // ---------------------------------------------------------------------------
 TEST_CASE("bf16 conversion rounds to nearest even and keeps NaN and infinity", "[emulator][bf16]") {
-    auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; };
-    auto from_bits = [](uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; };
+    auto bits = [](float f) {
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        return u;
+    };
+    auto from_bits = [](uint32_t u) {
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    };
     REQUIRE(__bfloat16_as_ushort(__float2bfloat16(1.0f)) == 0x3f80);
     // Exactly halfway: 1 + 2^-8 rounds down to even (0x3f80), 1 + 3*2^-8 rounds up to 0x3f82.
     REQUIRE(__bfloat16_as_ushort(__float2bfloat16(from_bits(0x3f808000u))) == 0x3f80);
@@ -441,16 +483,19 @@ TEST_CASE("half conversion is exact for every half value and rounds to nearest e
     for (uint32_t h = 0; h < 65536; ++h) {
         __half v = __ushort_as_half((unsigned short)h);
         float f = __half2float(v);
-        if (std::isnan(f)) { REQUIRE(((h >> 10) & 0x1f) == 0x1f); continue; }
+        if (std::isnan(f)) {
+            REQUIRE(((h >> 10) & 0x1f) == 0x1f);
+            continue;
+        }
         REQUIRE(__half_as_ushort(__float2half(f)) == h);
     }
     REQUIRE(__half2float(__float2half(65504.0f)) == 65504.0f);
-    REQUIRE(std::isinf(__half2float(__float2half(65520.0f))));           // halfway to the next, rounds to even: inf
+    REQUIRE(std::isinf(__half2float(__float2half(65520.0f))));  // halfway to the next, rounds to even: inf
     REQUIRE(__half2float(__float2half(65519.0f)) == 65504.0f);
     REQUIRE(__half2float(__float2half(5.960464477539063e-08f)) == 5.960464477539063e-08f);  // smallest subnormal
     REQUIRE(__half2float(__float2half(2.9802322387695312e-08f)) == 0.0f);  // half of it: ties to even (zero)
     REQUIRE(__half2float(__float2half(1.0009765625f + 0.00048828125f)) == 1.001953125f);  // tie rounds to even (up)
-    REQUIRE(__half2float(__float2half(1.0f + 0.00048828125f)) == 1.0f);   // tie rounds to even (down)
+    REQUIRE(__half2float(__float2half(1.0f + 0.00048828125f)) == 1.0f);                   // tie rounds to even (down)
 }
 
 __global__ void bf16_atomic_kernel(__nv_bfloat16* acc, __half* hacc) {

@@ -31,7 +31,9 @@ std::vector<T> to_host(const T* d, std::size_t n) {
 // The PTX ISA's tables for mma.m16n8k16 with .bf16 inputs, written per element
 // as the ISA lists them (a0..a7, b0..b3, c0..c3), groupID = lane >> 2 and
 // threadID_in_group = lane % 4.
-struct Coord { int row, col; };
+struct Coord {
+    int row, col;
+};
 Coord a_element(int lane, int i) {
     int group = lane >> 2, tig = lane % 4;
     int row = (i < 2 || (i >= 4 && i < 6)) ? group : group + 8;
@@ -60,9 +62,12 @@ TEST_CASE("mma.m16n8k16 bf16: fragments placed by the ISA tables give A*B+C", "[
     for (int trial = 0; trial < 5; ++trial) {
         uint16_t A[16][16], B[16][8];
         float C[16][8];
-        for (auto& r : A) for (auto& v : r) v = bf16_bits(u(rng));
-        for (auto& r : B) for (auto& v : r) v = bf16_bits(u(rng));
-        for (auto& r : C) for (auto& v : r) v = u(rng);
+        for (auto& r : A)
+            for (auto& v : r) v = bf16_bits(u(rng));
+        for (auto& r : B)
+            for (auto& v : r) v = bf16_bits(u(rng));
+        for (auto& r : C)
+            for (auto& v : r) v = u(rng);
         std::vector<uint32_t> a(32 * 4, 0), b(32 * 2, 0);
         std::vector<float> c(32 * 4);
         for (int lane = 0; lane < 32; ++lane) {
@@ -93,7 +98,10 @@ TEST_CASE("mma.m16n8k16 bf16: fragments placed by the ISA tables give A*B+C", "[
                 INFO("lane " << lane << " d" << i);
                 REQUIRE(d[4 * lane + i] == Approx(want).margin(1e-5));
             }
-        cudaFree(da); cudaFree(db); cudaFree(dc); cudaFree(dd);
+        cudaFree(da);
+        cudaFree(db);
+        cudaFree(dc);
+        cudaFree(dd);
     }
 }
 
@@ -161,7 +169,9 @@ TEST_CASE("a cp.async + ldmatrix + mma tile matmul equals the plain product", "[
             INFO("C[" << i << "][" << j << "]");
             REQUIRE(C[i * 8 + j] == Approx(want).margin(1e-4));
         }
-    cudaFree(dA); cudaFree(dB); cudaFree(dC);
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(dC);
 }
 
 // wgmma.mma_async.m64nNk16 (PTX ISA, "Matrix Fragments for wgmma.mma_async.m64nNk16"
@@ -210,10 +220,14 @@ void check_wgmma(unsigned lbo, unsigned sbo, uint32_t seed) {
                 REQUIRE(out[tid * (N / 2) + 4 * j + i] == Approx(2 * want).margin(1e-4));
             }
     }
-    cudaFree(da); cudaFree(db); cudaFree(dout); cudaFree(dearly);
+    cudaFree(da);
+    cudaFree(db);
+    cudaFree(dout);
+    cudaFree(dearly);
 }
 
-TEST_CASE("wgmma m64n64k16 and m64n128k16 bf16: fragments and core matrices placed by the ISA give A*B", "[emulator][ptx]") {
+TEST_CASE("wgmma m64n64k16 and m64n128k16 bf16: fragments and core matrices placed by the ISA give A*B",
+          "[emulator][ptx]") {
     // Core matrices adjacent in N packed first (sbo 128), or the two K halves side by side (lbo 128).
     check_wgmma<64>(128 * 8, 128, 1);
     check_wgmma<64>(128, 256, 2);
@@ -307,7 +321,8 @@ TEST_CASE("mbarrier: a phase with expected TMA bytes completes only when the arr
     Tensor3 x(64, 8, 2, 64 * 2, 21);
     CUtensorMap map;
     const uint32_t box[3] = {64, 4, 1};
-    REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
+            CUDA_SUCCESS);
     const int box_bytes = 64 * 4 * 2, threads = 64;
     int* dout = nullptr;
     unsigned char *dbox0 = nullptr, *dbox1 = nullptr;
@@ -328,7 +343,9 @@ TEST_CASE("mbarrier: a phase with expected TMA bytes completes only when the arr
             REQUIRE(bytes_at(b0, box_position(c, r, 0, 64, 4, false)) == x.at(c, r, 0));
             REQUIRE(bytes_at(b1, box_position(c, r, 0, 64, 4, false)) == x.at(c, 4 + r, 1));
         }
-    cudaFree(dout); cudaFree(dbox0); cudaFree(dbox1);
+    cudaFree(dout);
+    cudaFree(dbox0);
+    cudaFree(dbox1);
 }
 
 TEST_CASE("TMA tensor load 3-D: boxes in place, zeros outside the tensor, with and without the 128-byte swizzle",
@@ -340,12 +357,12 @@ TEST_CASE("TMA tensor load 3-D: boxes in place, zeros outside the tensor, with a
             CUtensorMap map;
             const uint32_t box[3] = {64, 16, 2};
             REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box,
-                                   sw ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+                                       sw ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
             const int bytes = 64 * 16 * 2 * 2;
             unsigned char* dout = nullptr;
             REQUIRE(cudaMalloc(&dout, bytes) == cudaSuccess);
-            const int at[][3] = {{0, 0, 0},    {64, 8, 1},   {-32, -4, 2}, {100, 18, -1},
-                                 {-64, 0, 0},  {128, 20, 3}, {37, 3, 0},   {-5, 19, 1}};
+            const int at[][3] = {{0, 0, 0},   {64, 8, 1},   {-32, -4, 2}, {100, 18, -1},
+                                 {-64, 0, 0}, {128, 20, 3}, {37, 3, 0},   {-5, 19, 1}};
             for (const auto& c : at) {
                 tma_box_kernel<<<1, 128, bytes>>>(map, c[0], c[1], c[2], bytes, dout);
                 REQUIRE(cudaGetLastError() == cudaSuccess);
@@ -382,10 +399,12 @@ TEST_CASE("cuTensorMapEncodeTiled: the driver's parameter checks", "[emulator][p
     REQUIRE(tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS);
     REQUIRE(tma_encode_bf16_3d(&map, buf, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
     // The global address must be 16-byte aligned.
-    REQUIRE(tma_encode_bf16_3d(&map, buf + 8, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_ERROR_INVALID_VALUE);
+    REQUIRE(tma_encode_bf16_3d(&map, buf + 8, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
+            CUDA_ERROR_INVALID_VALUE);
     // Strides must be multiples of 16 bytes.
     const uint64_t odd_strides[2] = {136, 136 * 32};
-    REQUIRE(tma_encode_bf16_3d(&map, buf, dims, odd_strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_ERROR_INVALID_VALUE);
+    REQUIRE(tma_encode_bf16_3d(&map, buf, dims, odd_strides, box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
+            CUDA_ERROR_INVALID_VALUE);
     // Every box dimension is at most 256 elements.
     const uint64_t tall[3] = {64, 512, 1}, tall_strides[2] = {128, 128 * 512};
     const uint32_t tall_box[3] = {64, 257, 1};
@@ -414,7 +433,8 @@ TEST_CASE("a TMA ring of 3 stages with full and empty barriers hands every tile 
     Tensor3 x(64, 30, 3, 64 * 2, 33);
     CUtensorMap map;
     const uint32_t box[3] = {kRingCols, kRingRows, 1};
-    REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) == CUDA_SUCCESS);
+    REQUIRE(tma_encode_bf16_3d(&map, x.device, x.dims, x.byte_strides(), box, CU_TENSOR_MAP_SWIZZLE_NONE) ==
+            CUDA_SUCCESS);
     const int tiles_t = 4, tiles = tiles_t * 3;
     float* dout = nullptr;
     REQUIRE(cudaMalloc(&dout, tiles * kRingCols * sizeof(float)) == cudaSuccess);
@@ -479,7 +499,9 @@ void check_wgmma_sw128(unsigned lbo, uint32_t seed) {
                 REQUIRE(double(out[tid * (N / 2) + 4 * j + i]) == want);
             }
     }
-    cudaFree(dg); cudaFree(da); cudaFree(dout);
+    cudaFree(dg);
+    cudaFree(da);
+    cudaFree(dout);
 }
 
 TEST_CASE("wgmma with a 128-byte swizzled B written by TMA: K-major and MN-major, n64 and n128, equal A*B",
@@ -526,7 +548,8 @@ void check_wgmma_ss(unsigned lbo, unsigned sbo, unsigned a_step, uint32_t seed) 
     if (!A_SW128)
         for (int m = 0; m < 64; ++m)
             for (int k = 0; k < 64; ++k) {
-                const std::size_t o = (k / 16) * a_step + (m / 8) * sbo + (k % 16 / 8) * lbo + (m % 8) * 16 + (k % 8) * 2;
+                const std::size_t o =
+                    (k / 16) * a_step + (m / 8) * sbo + (k % 16 / 8) * lbo + (m % 8) * 16 + (k % 8) * 2;
                 REQUIRE(o + 1 < a_bytes.size());
                 REQUIRE(!placed[o / 2]);  // the layout under test has no overlaps
                 placed[o / 2] = true;
@@ -537,7 +560,8 @@ void check_wgmma_ss(unsigned lbo, unsigned sbo, unsigned a_step, uint32_t seed) 
     float* dout = nullptr;
     REQUIRE(cudaMalloc(&dout, 128 * 32 * sizeof(float)) == cudaSuccess);
     const int smem = 8192 + int(A_SW128 ? 8192 : a_bytes.size());
-    wgmma_ss_kernel<A_SW128, B_MN_MAJOR><<<1, 128, smem>>>(map_a, map_b, da, int(a_bytes.size()), lbo, sbo, a_step, dout);
+    wgmma_ss_kernel<A_SW128, B_MN_MAJOR>
+        <<<1, 128, smem>>>(map_a, map_b, da, int(a_bytes.size()), lbo, sbo, a_step, dout);
     REQUIRE(cudaGetLastError() == cudaSuccess);
     auto out = to_host(dout, 128 * 32);
     for (int tid = 0; tid < 128; ++tid) {
@@ -548,17 +572,21 @@ void check_wgmma_ss(unsigned lbo, unsigned sbo, unsigned a_step, uint32_t seed) 
                 double want = 0;
                 for (int k = 0; k < 64; ++k) want += double(bf16_value(A[row * 64 + k])) * bf16_value(B[k * 64 + col]);
                 INFO("A " << (A_SW128 ? "swizzled" : "without swizzle") << " lbo " << lbo << " sbo " << sbo << ", B "
-                          << (B_MN_MAJOR ? "MN-major" : "K-major") << ": thread " << tid << " d" << 4 * j + i
-                          << " = D[" << row << "][" << col << "]");
+                          << (B_MN_MAJOR ? "MN-major" : "K-major") << ": thread " << tid << " d" << 4 * j + i << " = D["
+                          << row << "][" << col << "]");
                 REQUIRE(double(out[tid * 32 + 4 * j + i]) == want);
             }
     }
-    cudaFree(dg); cudaFree(dA); cudaFree(da); cudaFree(dout);
+    cudaFree(dg);
+    cudaFree(dA);
+    cudaFree(da);
+    cudaFree(dout);
 }
 
-TEST_CASE("wgmma m64n64k16 with A from shared memory: A swizzled by TMA or in core matrices, B K-major or "
-          "MN-major, equal A*B",
-          "[emulator][ptx][tma]") {
+TEST_CASE(
+    "wgmma m64n64k16 with A from shared memory: A swizzled by TMA or in core matrices, B K-major or "
+    "MN-major, equal A*B",
+    "[emulator][ptx][tma]") {
     check_wgmma_ss<true, false>(0, 1024, 0, 10);
     check_wgmma_ss<true, true>(0, 1024, 0, 11);
     // Core matrices adjacent in M packed first (sbo 128), or the two K halves

@@ -70,9 +70,11 @@ TEST_CASE("launch configuration errors are reported as the runtime reports them"
     REQUIRE(cudaGetLastError() == cudaErrorInvalidValue);
     big_smem_kernel<<<1, 32, 48 * 1024>>>(d);
     REQUIRE(cudaGetLastError() == cudaSuccess);
-    REQUIRE(cudaFuncSetAttribute(big_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 232448 + 1) == cudaErrorInvalidValue);
+    REQUIRE(cudaFuncSetAttribute(big_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 232448 + 1) ==
+            cudaErrorInvalidValue);
     REQUIRE(cudaGetLastError() == cudaErrorInvalidValue);
-    REQUIRE(cudaFuncSetAttribute(big_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024) == cudaSuccess);
+    REQUIRE(cudaFuncSetAttribute(big_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024) ==
+            cudaSuccess);
     big_smem_kernel<<<1, 32, 100 * 1024>>>(d);
     REQUIRE(cudaGetLastError() == cudaSuccess);
     big_smem_kernel<<<1, 32, 100 * 1024 + 4>>>(d);
@@ -144,7 +146,9 @@ TEST_CASE("events time work and report their state", "[emulator][runtime]") {
     REQUIRE(cudaEventElapsedTime(&ms, a, notiming) == cudaErrorInvalidResourceHandle);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     cudaGetLastError();
-    cudaEventDestroy(a); cudaEventDestroy(b); cudaEventDestroy(notiming);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    cudaEventDestroy(notiming);
     cudaFree(d);
 }
 
@@ -177,8 +181,11 @@ static bool two_streams(uint64_t seed, bool wait) {
     std::vector<float> h(n);
     cudaStreamSynchronize(b);
     cudaMemcpy(h.data(), y, n * sizeof(float), cudaMemcpyDeviceToHost);
-    cudaStreamDestroy(a); cudaStreamDestroy(b); cudaEventDestroy(done);
-    cudaFree(x); cudaFree(y);
+    cudaStreamDestroy(a);
+    cudaStreamDestroy(b);
+    cudaEventDestroy(done);
+    cudaFree(x);
+    cudaFree(y);
     for (int i = 0; i < n; ++i)
         if (h[i] != float(i) + 1.0f) return false;
     return true;
@@ -195,7 +202,8 @@ TEST_CASE("stream work interleaves by seed and respects cudaStreamWaitEvent", "[
     REQUIRE(wrong_without_wait < 8);
 }
 
-TEST_CASE("the legacy default stream orders itself with blocking streams, not with non-blocking ones", "[emulator][streams]") {
+TEST_CASE("the legacy default stream orders itself with blocking streams, not with non-blocking ones",
+          "[emulator][streams]") {
     const int n = 64;
     for (uint64_t seed = 0; seed < 6; ++seed) {
         emu::set_stream_seed(seed);
@@ -210,7 +218,8 @@ TEST_CASE("the legacy default stream orders itself with blocking streams, not wi
         cudaMemcpy(h.data(), y, n * sizeof(float), cudaMemcpyDeviceToHost);
         for (int i = 0; i < n; ++i) REQUIRE(h[i] == float(i) + 1.0f);
         cudaStreamDestroy(s);
-        cudaFree(x); cudaFree(y);
+        cudaFree(x);
+        cudaFree(y);
     }
     int wrong = 0;
     for (uint64_t seed = 0; seed < 8; ++seed) {
@@ -227,7 +236,8 @@ TEST_CASE("the legacy default stream orders itself with blocking streams, not wi
         cudaMemcpy(h.data(), y, n * sizeof(float), cudaMemcpyDeviceToHost);
         wrong += h[5] != 6.0f;
         cudaStreamDestroy(s);
-        cudaFree(x); cudaFree(y);
+        cudaFree(x);
+        cudaFree(y);
     }
     REQUIRE(wrong > 0);
 }
@@ -292,12 +302,15 @@ TEST_CASE("the rewrite step keeps lines, strings and comments and reads every la
     REQUIRE(std::string(s) == std::string("k<<<") + "1, 2>>>(x); __shared__" + " float y[3];");
     unsigned* d = nullptr;
     REQUIRE(cudaMalloc(&d, 64 * sizeof(unsigned)) == cudaSuccess);
+    // A launch over four lines, as written:
+    // clang-format off
     int before = __LINE__;
     raw_shared_kernel<<<dim3(1, 1, 1),
                         dim3(64),
                         64 * sizeof(unsigned),
                         0>>>(d);
     int after = __LINE__;
+    // clang-format on
     REQUIRE(after - before == 5);  // the launch still spans its four lines
     std::vector<unsigned> h(64);
     REQUIRE(cudaMemcpy(h.data(), d, h.size() * sizeof(unsigned), cudaMemcpyDeviceToHost) == cudaSuccess);

@@ -9,7 +9,7 @@
 
 int main() {
     const char* names[] = {"ncclGetUniqueId", "ncclCommInitRank", "ncclAllReduce", "ncclReduce",
-                           "ncclAllGather", "ncclGroupStart", "ncclGroupEnd", "ncclGetErrorString"};
+                           "ncclAllGather",   "ncclGroupStart",   "ncclGroupEnd",  "ncclGetErrorString"};
     for (const char* name : names) (void)nccl_runtime::function<void (*)()>(name);
     const int v = nccl_runtime::version();
     std::printf("nccl_runtime: %s: %zu functions resolved, NCCL %d.%d.%d\n", nccl_runtime::library_name().c_str(),

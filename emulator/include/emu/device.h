@@ -37,7 +37,7 @@ struct ThreadCoords {
     uint3 blockIdx;
     dim3 blockDim;
     dim3 gridDim;
-    unsigned lane;   // threadIdx linearised, modulo 32
+    unsigned lane;  // threadIdx linearised, modulo 32
 };
 // __thread, not thread_local: no initialisation wrapper, so each access is one load.
 extern __thread ThreadCoords* tls_coords;
@@ -110,7 +110,8 @@ T& static_shared(Tag) {
 
 template <class T>
 inline uint64_t pack_bits(const T& v) {
-    static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "warp intrinsics take values of at most 8 bytes");
+    static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value,
+                  "warp intrinsics take values of at most 8 bytes");
     uint64_t r = 0;
     std::memcpy(&r, &v, sizeof(T));
     return r;
@@ -206,14 +207,17 @@ inline unsigned __match_any_sync(unsigned mask, unsigned long long v) {
         if ((eff >> l & 1u) && all[l] == v) r |= 1u << l;
     return r;
 }
-#define EMU_WARP_REDUCE(NAME, T, INIT, OP)                                    \
-    inline T NAME(unsigned mask, T v) {                                       \
-        uint64_t all[32];                                                     \
+#define EMU_WARP_REDUCE(NAME, T, INIT, OP)                                     \
+    inline T NAME(unsigned mask, T v) {                                        \
+        uint64_t all[32];                                                      \
         unsigned eff = ::emu::warp_collective(mask, ::emu::pack_bits(v), all); \
-        T r = INIT;                                                           \
-        for (unsigned l = 0; l < 32; ++l)                                     \
-            if (eff >> l & 1u) { T x = ::emu::unpack_bits<T>(all[l]); r = OP; } \
-        return r;                                                             \
+        T r = INIT;                                                            \
+        for (unsigned l = 0; l < 32; ++l)                                      \
+            if (eff >> l & 1u) {                                               \
+                T x = ::emu::unpack_bits<T>(all[l]);                           \
+                r = OP;                                                        \
+            }                                                                  \
+        return r;                                                              \
     }
 EMU_WARP_REDUCE(__reduce_add_sync, unsigned, 0u, r + x)
 EMU_WARP_REDUCE(__reduce_add_sync, int, 0, int(unsigned(r) + unsigned(x)))
@@ -221,7 +225,7 @@ EMU_WARP_REDUCE(__reduce_min_sync, unsigned, UINT_MAX, (x < r ? x : r))
 EMU_WARP_REDUCE(__reduce_min_sync, int, INT_MAX, (x < r ? x : r))
 EMU_WARP_REDUCE(__reduce_max_sync, unsigned, 0u, (x > r ? x : r))
 EMU_WARP_REDUCE(__reduce_max_sync, int, INT_MIN, (x > r ? x : r))
-EMU_WARP_REDUCE(__reduce_and_sync, unsigned, ~0u, r & x)
+EMU_WARP_REDUCE(__reduce_and_sync, unsigned, ~0u, r& x)
 EMU_WARP_REDUCE(__reduce_or_sync, unsigned, 0u, r | x)
 EMU_WARP_REDUCE(__reduce_xor_sync, unsigned, 0u, r ^ x)
 #undef EMU_WARP_REDUCE
@@ -242,31 +246,44 @@ inline T atomic_update(T* p, F f) {
     }
 }
 }  // namespace emu
-#define EMU_ATOMIC_INT(T)                                                                         \
-    inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }          \
-    inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }          \
-    inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }          \
-    inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }            \
-    inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }          \
-    inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }        \
-    inline T atomicCAS(T* p, T cmp, T v) {                                                        \
-        __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);       \
-        return cmp;                                                                               \
-    }                                                                                             \
-    inline T atomicMax(T* p, T v) { return ::emu::atomic_update(p, [v](T o) { return o > v ? o : v; }); } \
-    inline T atomicMin(T* p, T v) { return ::emu::atomic_update(p, [v](T o) { return o < v ? o : v; }); }
+#define EMU_ATOMIC_INT(T)                                                                   \
+    inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }    \
+    inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }    \
+    inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }    \
+    inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }      \
+    inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }    \
+    inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }  \
+    inline T atomicCAS(T* p, T cmp, T v) {                                                  \
+        __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+        return cmp;                                                                         \
+    }                                                                                       \
+    inline T atomicMax(T* p, T v) {                                                         \
+        return ::emu::atomic_update(p, [v](T o) { return o > v ? o : v; });                 \
+    }                                                                                       \
+    inline T atomicMin(T* p, T v) {                                                         \
+        return ::emu::atomic_update(p, [v](T o) { return o < v ? o : v; });                 \
+    }
 EMU_ATOMIC_INT(int)
 EMU_ATOMIC_INT(unsigned int)
 EMU_ATOMIC_INT(unsigned long long)
 EMU_ATOMIC_INT(long long)
 #undef EMU_ATOMIC_INT
-inline float atomicAdd(float* p, float v) { return ::emu::atomic_update(p, [v](float o) { return o + v; }); }
-inline double atomicAdd(double* p, double v) { return ::emu::atomic_update(p, [v](double o) { return o + v; }); }
-inline float atomicExch(float* p, float v) {
-    return ::emu::unpack_bits<float>(atomicExch(reinterpret_cast<unsigned*>(p), ::emu::unpack_bits<unsigned>(::emu::pack_bits(v))));
+inline float atomicAdd(float* p, float v) {
+    return ::emu::atomic_update(p, [v](float o) { return o + v; });
 }
-inline float atomicMax(float* p, float v) { return ::emu::atomic_update(p, [v](float o) { return fmaxf(o, v); }); }
-inline float atomicMin(float* p, float v) { return ::emu::atomic_update(p, [v](float o) { return fminf(o, v); }); }
+inline double atomicAdd(double* p, double v) {
+    return ::emu::atomic_update(p, [v](double o) { return o + v; });
+}
+inline float atomicExch(float* p, float v) {
+    return ::emu::unpack_bits<float>(
+        atomicExch(reinterpret_cast<unsigned*>(p), ::emu::unpack_bits<unsigned>(::emu::pack_bits(v))));
+}
+inline float atomicMax(float* p, float v) {
+    return ::emu::atomic_update(p, [v](float o) { return fmaxf(o, v); });
+}
+inline float atomicMin(float* p, float v) {
+    return ::emu::atomic_update(p, [v](float o) { return fminf(o, v); });
+}
 inline unsigned atomicInc(unsigned* p, unsigned lim) {
     return ::emu::atomic_update(p, [lim](unsigned o) { return o >= lim ? 0u : o + 1; });
 }
@@ -281,8 +298,14 @@ inline float __logf(float x) { return logf(x); }
 inline float __log2f(float x) { return log2f(x); }
 inline float __sinf(float x) { return sinf(x); }
 inline float __cosf(float x) { return cosf(x); }
-inline void __sincosf(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); }
-inline void sincosf_emu(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); }
+inline void __sincosf(float x, float* s, float* c) {
+    *s = sinf(x);
+    *c = cosf(x);
+}
+inline void sincosf_emu(float x, float* s, float* c) {
+    *s = sinf(x);
+    *c = cosf(x);
+}
 inline float __tanf(float x) { return tanf(x); }
 inline float __powf(float x, float y) { return powf(x, y); }
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
@@ -323,13 +346,17 @@ inline int __mul24(int a, int b) { return a * b; }
 inline unsigned __umulhi(unsigned a, unsigned b) { return unsigned((unsigned long long)a * b >> 32); }
 inline int __mulhi(int a, int b) { return int((long long)a * b >> 32); }
 inline unsigned __funnelshift_l(unsigned lo, unsigned hi, unsigned s) {
-    s &= 31; return s ? (hi << s) | (lo >> (32 - s)) : hi;
+    s &= 31;
+    return s ? (hi << s) | (lo >> (32 - s)) : hi;
 }
 inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned s) {
-    s &= 31; return s ? (lo >> s) | (hi << (32 - s)) : lo;
+    s &= 31;
+    return s ? (lo >> s) | (hi << (32 - s)) : lo;
 }
 // CUDA's overloaded min/max for integers and floats.
-#define EMU_MINMAX(T) inline T min(T a, T b) { return b < a ? b : a; } inline T max(T a, T b) { return a < b ? b : a; }
+#define EMU_MINMAX(T)                                \
+    inline T min(T a, T b) { return b < a ? b : a; } \
+    inline T max(T a, T b) { return a < b ? b : a; }
 EMU_MINMAX(int)
 EMU_MINMAX(unsigned int)
 EMU_MINMAX(long)
@@ -343,16 +370,46 @@ inline double max(double a, double b) { return fmax(a, b); }
 #undef EMU_MINMAX
 
 // Cache-hinted loads and stores are plain memory accesses here.
-template <class T> inline T __ldg(const T* p) { return *p; }
-template <class T> inline T __ldcg(const T* p) { return *p; }
-template <class T> inline T __ldca(const T* p) { return *p; }
-template <class T> inline T __ldcs(const T* p) { return *p; }
-template <class T> inline T __ldlu(const T* p) { return *p; }
-template <class T> inline T __ldcv(const T* p) { return *p; }
-template <class T> inline void __stcg(T* p, T v) { *p = v; }
-template <class T> inline void __stcs(T* p, T v) { *p = v; }
-template <class T> inline void __stwb(T* p, T v) { *p = v; }
-template <class T> inline void __stwt(T* p, T v) { *p = v; }
+template <class T>
+inline T __ldg(const T* p) {
+    return *p;
+}
+template <class T>
+inline T __ldcg(const T* p) {
+    return *p;
+}
+template <class T>
+inline T __ldca(const T* p) {
+    return *p;
+}
+template <class T>
+inline T __ldcs(const T* p) {
+    return *p;
+}
+template <class T>
+inline T __ldlu(const T* p) {
+    return *p;
+}
+template <class T>
+inline T __ldcv(const T* p) {
+    return *p;
+}
+template <class T>
+inline void __stcg(T* p, T v) {
+    *p = v;
+}
+template <class T>
+inline void __stcs(T* p, T v) {
+    *p = v;
+}
+template <class T>
+inline void __stwb(T* p, T v) {
+    *p = v;
+}
+template <class T>
+inline void __stwt(T* p, T v) {
+    *p = v;
+}
 
 long long emu_clock64();
 inline long long clock64() { return emu_clock64(); }
