@@ -22,6 +22,11 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingDirectory);
     app.add_option("--hf", hf_dir, "write a Hugging Face folder (config.json, model.safetensors) here");
     app.add_option("--gguf", gguf_path, "write a GGUF file for llama.cpp here");
+    std::string chat_path;
+    app.add_option("--chat-template", chat_path,
+                   "a chat model: the chat_template.json that tokenize sft wrote (the "
+                   "template, its end of turn and marker tokens into both exports)")
+        ->check(CLI::ExistingFile);
     app.add_option("--gguf-type", gguf_type, "f32 or bf16 weights in the GGUF file")
         ->capture_default_str()
         ->check(CLI::IsMember({"f32", "bf16"}));
@@ -36,14 +41,18 @@ int main(int argc, char** argv) {
         std::string tokenizer;  // the run's tokenizer (recorded in the checkpoint), or "" for bytes
         exporter::read_checkpoint_model(checkpoint_path, config, params, &tokenizer);
         ParamLayout layout(config);
+        exporter::ChatTemplate chat;
+        if (!chat_path.empty()) chat = exporter::read_chat_template(chat_path);
         if (!hf_dir.empty()) {
-            exporter::write_hf(config, layout, params.data(), hf_dir, tokenizer);
+            exporter::write_hf(config, layout, params.data(), hf_dir, tokenizer, chat_path.empty() ? nullptr : &chat);
             std::printf("export_model: Hugging Face folder %s\n", hf_dir.c_str());
             if (!tokenizer.empty())
                 std::printf("export_model: tokenizer %s -> %s/tokenizer.json\n", tokenizer.c_str(), hf_dir.c_str());
         }
         if (!gguf_path.empty()) {
-            exporter::write_gguf(config, layout, params.data(), exporter::vocab_for(tokenizer), gguf_path,
+            exporter::Vocab vocab = exporter::vocab_for(tokenizer);
+            if (!chat_path.empty()) exporter::apply_chat_template(vocab, chat);
+            exporter::write_gguf(config, layout, params.data(), vocab, gguf_path,
                                  gguf_type == "f32" ? gguf::TensorType::F32 : gguf::TensorType::BF16);
             std::printf("export_model: GGUF %s\n", gguf_path.c_str());
         }

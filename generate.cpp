@@ -2,8 +2,13 @@
 // with a KV cache, temperature, top-k and top-p. The prompt is tokenized with
 // the run's tokenizer (recorded in the checkpoint, or tokenizer.json in the
 // folder, or --tokenizer), or read as bytes for byte-level models.
+// With --chat TEMPLATE the prompt is a user's message (after --system's, if
+// any), rendered with the chat template (tokenizer/chat.h) and followed by the
+// start of the assistant's turn; the answer stops at the end-of-turn token and
+// is printed alone.
 //
 //   build/generate --checkpoint run/checkpoints/step_00000300 --prompt "And God said" --tokens 200
+//   build/generate --hf chat-model --chat chatml --prompt "Continue: In the beginning" --temperature 0
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -15,6 +20,7 @@
 #include "lifecycle/flag_checks.h"
 #include "lifecycle/training_data.h"
 #include "reference/generate.h"
+#include "tokenizer/chat.h"
 
 using namespace llama;
 
@@ -36,6 +42,12 @@ int main(int argc, char** argv) {
     app.add_option("--top-k", s.top_k, "0: off")->capture_default_str()->check(llama::kNonNegative);
     app.add_option("--top-p", s.top_p, "1: off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     app.add_option("--seed", seed, "sampling seed")->capture_default_str();
+    std::string chat, system;
+    app.add_option("--chat", chat,
+                   "chat template (chatml or llama3): the prompt is a user's message, the answer "
+                   "stops at the end of turn")
+        ->check(CLI::IsMember({"chatml", "llama3"}));
+    app.add_option("--system", system, "with --chat: a system message first");
     CLI11_PARSE(app, argc, argv);
     try {
         ModelConfig config;
@@ -56,10 +68,28 @@ int main(int argc, char** argv) {
         if (codec.vocab_size() > size_t(config.vocab_size))
             throw std::runtime_error("the tokenizer has more tokens than the model's vocabulary");
         ParamLayout layout(config);
-        std::vector<int> ids = codec.encode(prompt);
-        std::vector<int> out = ref::generate(config, bind_weights(config, layout, params.data()), ids, tokens, s, seed);
-        ids.insert(ids.end(), out.begin(), out.end());
-        std::printf("%s\n", codec.decode(ids).c_str());
+        const ModelWeights<float> weights = bind_weights(config, layout, params.data());
+        if (chat.empty()) {
+            std::vector<int> ids = codec.encode(prompt);
+            std::vector<int> out = ref::generate(config, weights, ids, tokens, s, seed);
+            ids.insert(ids.end(), out.begin(), out.end());
+            std::printf("%s\n", codec.decode(ids).c_str());
+            return 0;
+        }
+        if (tokenizer.empty()) throw std::runtime_error("--chat needs a tokenizer (the run read bytes)");
+        const tok::Tokenizer t = tok::Tokenizer::from_file(tokenizer);
+        const tok::ChatFormat format(t, tok::chat_template_by_name(chat));
+        std::vector<tok::Message> messages;
+        if (!system.empty()) messages.push_back({"system", system});
+        messages.push_back({"user", prompt});
+        std::vector<uint32_t> rendered;
+        std::vector<uint8_t> trained;
+        format.render(messages, {}, rendered, trained);
+        for (uint32_t id : format.generation_prompt()) rendered.push_back(id);
+        std::vector<int> out = ref::generate(config, weights, std::vector<int>(rendered.begin(), rendered.end()),
+                                             tokens, s, seed, int(format.end_of_turn()));
+        if (!out.empty() && out.back() == int(format.end_of_turn())) out.pop_back();
+        std::printf("%s\n", codec.decode(out).c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "generate: %s\n", e.what());
         return 1;

@@ -198,6 +198,7 @@ struct Flags {
     double init_std = 0;
     std::string export_hf_dir, export_gguf_path;
     int steps = 200, batch = 8, seq_len = 128, warmup = 20, log_every = 10, val_every = 50, val_batches = 8;
+    double epochs = 0;  // instead of steps, when given
     int64_t batch_tokens = 0;
     int micro_batch = 0;
     int decay_start = -1, decay_steps = -1, checkpoint_every = 0, keep_checkpoints = 0, max_bad_steps = 5;
@@ -254,7 +255,13 @@ Flags parse_flags(int argc, char** argv) {
                    "(default: the config's, 0.02; the Zagreus recipe uses 0.03227); o_proj and down_proj get it "
                    "divided by sqrt(2 x layers)")
         ->check(llama::kPositive);
-    app.add_option("--steps", f.steps, "optimizer steps")->capture_default_str()->check(llama::kPositive);
+    auto* steps_opt =
+        app.add_option("--steps", f.steps, "optimizer steps")->capture_default_str()->check(llama::kPositive);
+    app.add_option("--epochs", f.epochs,
+                   "instead of --steps: passes over the training set (one --data dataset), "
+                   "rounded up to whole steps")
+        ->check(llama::kPositive)
+        ->excludes(steps_opt);
     app.add_option("--batch", f.batch, "sequences per optimizer step (or give --batch-tokens)")
         ->capture_default_str()
         ->check(llama::kPositive);
@@ -567,7 +574,7 @@ int main(int argc, char** argv) {
     const ModelConfig config = make_config(flags, init_params);
     std::printf("%s\n", config.describe().c_str());
 
-    const LrSchedule schedule = make_schedule(flags);
+    LrSchedule schedule = make_schedule(flags);  // with --epochs, again once the data is known
 
     // ---------------------------------------------------------------- model and optimizer state
     const ParamLayout layout(config);
@@ -614,6 +621,16 @@ int main(int argc, char** argv) {
     // ---------------------------------------------------------------- data
     const std::unique_ptr<TextCodec> codec = make_codec(flags, config);
     const std::unique_ptr<TrainingData> data = make_data(flags, config, *codec, comm);
+    if (flags.epochs > 0) {
+        const uint64_t sequences = data->epoch_sequences();
+        if (sequences == 0)
+            die("--epochs needs one --data dataset of shards (a mixture, or --text, has no single epoch): give "
+                "--steps");
+        flags.steps = int(std::ceil(flags.epochs * double(sequences) / double(flags.batch)));
+        schedule = make_schedule(flags);
+        std::printf("epochs: %g over %llu sequences of %d tokens = %d steps of %d sequences\n", flags.epochs,
+                    (unsigned long long)sequences, flags.seq_len, flags.steps, flags.batch);
+    }
     auto validation_loss = [&]() {  // the mean over every trained target of --val-batches steps
         std::vector<std::vector<int>> x(size_t(micro_steps * flags.val_batches)), y(x.size());
         data->validate_begin();  // the same validation batches every time

@@ -186,6 +186,7 @@ void write_gguf(const ModelConfig& c, const ParamLayout& layout, const float* pa
     w.add_string_array("tokenizer.ggml.merges", vocab.merges);
     if (vocab.bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(vocab.bos));
     if (vocab.eos >= 0) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(vocab.eos));
+    if (!vocab.chat_template.empty()) w.add_string("tokenizer.chat_template", vocab.chat_template);
     w.add_bool("tokenizer.ggml.add_bos_token", false);
 
     if (c.rope_scaling.enabled) {
@@ -228,7 +229,7 @@ void write_gguf(const ModelConfig& c, const ParamLayout& layout, const float* pa
 }
 
 void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* params, const std::string& dir,
-              const std::string& tokenizer_path) {
+              const std::string& tokenizer_path, const ChatTemplate* chat) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw std::runtime_error(dir + ": cannot create: " + ec.message());
@@ -265,7 +266,59 @@ void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* para
     for (const ParamTensor& t : layout.tensors())
         refs.push_back({t.name, safetensors::DType::F32, t.shape, params + t.offset});
     safetensors::write_file(dir + "/model.safetensors", refs, {{"format", "pt"}});
-    if (!tokenizer_path.empty()) fileio::write_file(dir + "/tokenizer.json", fileio::read_file(tokenizer_path));
+    if (tokenizer_path.empty()) {
+        if (chat) throw std::runtime_error("a chat template needs the run's tokenizer.json; this run read bytes");
+        return;
+    }
+    if (!chat) {
+        fileio::write_file(dir + "/tokenizer.json", fileio::read_file(tokenizer_path));
+        return;
+    }
+    nlohmann::json tok = nlohmann::json::parse(fileio::read_file(tokenizer_path));
+    for (auto& added : tok["added_tokens"])
+        for (const auto& [name, id] : chat->renamed)
+            if (added.value("id", -1) == id) added["content"] = name;
+    fileio::write_file(dir + "/tokenizer.json", tok.dump(2) + "\n");
+    Vocab vocab = vocab_from_tokenizer_json(tokenizer_path);
+    apply_chat_template(vocab, *chat);
+    nlohmann::json tc = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                         {"chat_template", chat->jinja},
+                         {"eos_token", vocab.tokens.at(size_t(vocab.eos))},
+                         {"clean_up_tokenization_spaces", false},
+                         {"model_max_length", c.max_seq_len}};
+    if (vocab.bos >= 0) tc["bos_token"] = vocab.tokens.at(size_t(vocab.bos));
+    fileio::write_file(dir + "/tokenizer_config.json", tc.dump(2) + "\n");
+    nlohmann::json gen = {{"eos_token_id", vocab.eos}};
+    if (vocab.bos >= 0) gen["bos_token_id"] = vocab.bos;
+    fileio::write_file(dir + "/generation_config.json", gen.dump(2) + "\n");
+}
+
+ChatTemplate read_chat_template(const std::string& path) {
+    ChatTemplate chat;
+    try {
+        const nlohmann::json j = nlohmann::json::parse(fileio::read_file(path));
+        chat.jinja = j.at("chat_template").get<std::string>();
+        chat.end_of_turn = j.at("end_of_turn").get<int>();
+        if (j.contains("renamed_tokens"))
+            for (const auto& [name, id] : j["renamed_tokens"].items()) chat.renamed.push_back({name, id.get<int>()});
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(path + ": not a chat template of tokenize sft (" + e.what() + ")");
+    }
+    return chat;
+}
+
+void apply_chat_template(Vocab& vocab, const ChatTemplate& chat) {
+    for (const auto& [name, id] : chat.renamed) {
+        if (id < 0 || size_t(id) >= vocab.tokens.size())
+            throw std::runtime_error("chat template: token " + std::to_string(id) + " (" + name +
+                                     ") is outside the vocabulary");
+        vocab.tokens[size_t(id)] = name;
+    }
+    if (chat.end_of_turn < 0 || size_t(chat.end_of_turn) >= vocab.tokens.size())
+        throw std::runtime_error("chat template: the end-of-turn token " + std::to_string(chat.end_of_turn) +
+                                 " is outside the vocabulary");
+    vocab.eos = chat.end_of_turn;
+    vocab.chat_template = chat.jinja;
 }
 
 Vocab vocab_for(const std::string& tokenizer_path) {

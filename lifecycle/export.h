@@ -21,7 +21,22 @@ struct Vocab {
     std::vector<std::string> merges;  // "a b" pairs, by rank
     int bos = -1, eos = -1;
     std::string pre = "default";  // llama.cpp's pre-tokenizer name
+    std::string chat_template;    // Jinja (tokenizer.chat_template), for chat models
 };
+
+// A chat model's template, as `tokenize sft` records it (chat_template.json):
+// Hugging Face's Jinja chat_template, the end-of-turn token (where generation
+// stops: the exports' end-of-sequence token), and the markers that took the
+// place of reserved tokens (renamed in the exported vocabularies).
+struct ChatTemplate {
+    std::string jinja;
+    int end_of_turn = -1;
+    std::vector<std::pair<std::string, int>> renamed;  // {marker, id}
+};
+// Throws std::runtime_error naming the file and what is wrong.
+ChatTemplate read_chat_template(const std::string& path);
+// The vocabulary of a chat model: markers renamed, end of turn as eos, the template.
+void apply_chat_template(Vocab& vocab, const ChatTemplate& chat);
 
 // The 256 byte tokens of byte-level BPE with no merges: the vocabulary of a
 // model trained on raw bytes (token id = byte value).
@@ -42,8 +57,12 @@ void write_gguf(const ModelConfig& config, const ParamLayout& layout, const floa
 
 // Writes DIR/config.json and DIR/model.safetensors (fp32, Hugging Face names),
 // and copies the run's tokenizer.json into DIR when tokenizer_path is given.
+// With `chat`: the tokenizer.json with the markers renamed, and
+// tokenizer_config.json (the chat_template, bos and eos tokens) and
+// generation_config.json (eos: the end of turn), so that transformers'
+// apply_chat_template and generate use them.
 void write_hf(const ModelConfig& config, const ParamLayout& layout, const float* params, const std::string& dir,
-              const std::string& tokenizer_path = "");
+              const std::string& tokenizer_path = "", const ChatTemplate* chat = nullptr);
 
 // The GGUF vocabulary of a run: its tokenizer.json, or the byte vocabulary
 // when the run has none (tokenizer_path empty).

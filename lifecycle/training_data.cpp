@@ -107,6 +107,7 @@ public:
             throw std::runtime_error("the checkpoint's data is '" + s.value("kind", "?") + "', this run reads --data");
         train_->restore(data::LoaderState::parse(s.at("loader").get<std::string>()));
     }
+    uint64_t epoch_sequences() const override { return train_->num_datasets() == 1 ? train_->samples_in(0) : 0; }
     std::string describe() const override {
         std::string d = names_ + ": " + std::to_string(train_->num_datasets()) + " dataset(s)";
         for (size_t i = 0; i < train_->num_datasets(); ++i)

@@ -40,6 +40,9 @@ public:
     virtual nlohmann::json state() const = 0;
     virtual void restore(const nlohmann::json& state) = 0;  // throws std::runtime_error saying what differs
     virtual std::string describe() const = 0;
+    // The training sequences of one epoch (0 when there is no single epoch:
+    // a mixture of datasets, or text drawn at random positions).
+    virtual uint64_t epoch_sequences() const { return 0; }
 };
 
 // A text file read as bytes; the last val_fraction of it is the validation set.
