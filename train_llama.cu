@@ -118,9 +118,11 @@ private:
     double comm_wait_ms_ = 0;
     Zero1 zero1_;
 };
+static_assert(TrainingData::kNotTrained == ref::kIgnoreIndex, "the data's untrained target is the loss's ignored one");
 void select_device(const Comm&) {}
 void list_attention_versions() { std::printf("none: train_llama_cpu computes attention with the CPU reference\n"); }
 #else
+static_assert(TrainingData::kNotTrained == gpu::kIgnoreIndex, "the data's untrained target is the loss's ignored one");
 // --list-attention-versions: kernels/attention.cuh's table.
 void list_attention_versions() { attention_print_versions(); }
 // Each rank uses the GPU of its rank within the node.
