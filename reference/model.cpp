@@ -31,7 +31,7 @@ void Model<T>::zero_grad() {
 }
 
 template <typename T>
-T Model<T>::forward(const int* tokens, const int* targets, int B, int seq_len) {
+T Model<T>::forward(const int* tokens, const int* targets, int B, int seq_len, const int* doc_starts) {
     const ModelConfig& c = config_;
     const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden, V = c.vocab_size;
     const int64_t N = int64_t(B) * seq_len;
@@ -41,12 +41,16 @@ T Model<T>::forward(const int* tokens, const int* targets, int B, int seq_len) {
         throw std::invalid_argument("forward: sequence length " + std::to_string(seq_len) + " exceeds max_seq_len " +
                                     std::to_string(c.max_seq_len));
     check_batch(tokens, targets, N, V, kIgnoreIndex);
+    check_doc_starts(doc_starts, B, seq_len);
 
     Activations<T>& a = acts_;
     a.B = B;
     a.seq_len = seq_len;
     a.tokens.assign(tokens, tokens + N);
     a.targets.assign(targets, targets + N);
+    if (doc_starts) a.doc_starts.assign(doc_starts, doc_starts + N);
+    else a.doc_starts.clear();
+    const int* docs = doc_starts;
     rope_tables(a.rope_cos, a.rope_sin, seq_len, D, c.rope_theta, c.rope_scaling);
     a.layers.resize(c.n_layers);
     const ModelWeights<T> w = bind_weights(c, layout_, params_.data());
@@ -82,12 +86,12 @@ T Model<T>::forward(const int* tokens, const int* targets, int B, int seq_len) {
         }
         A.q_rope.resize(N * H * D);
         A.k_rope.resize(N * KV * D);
-        rope_forward(A.q_rope.data(), q_in, a.rope_cos.data(), a.rope_sin.data(), B, seq_len, H, D);
-        rope_forward(A.k_rope.data(), k_in, a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D);
+        rope_forward(A.q_rope.data(), q_in, a.rope_cos.data(), a.rope_sin.data(), B, seq_len, H, D, docs);
+        rope_forward(A.k_rope.data(), k_in, a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D, docs);
         A.probs.resize(int64_t(B) * H * seq_len * seq_len);
         A.attn_out.resize(N * H * D);
         attention_forward(A.attn_out.data(), A.probs.data(), A.q_rope.data(), A.k_rope.data(), A.v.data(), B, seq_len,
-                          H, KV, D);
+                          H, KV, D, static_cast<T*>(nullptr), docs);
         linear_forward(tmp.data(), A.attn_out.data(), W.wo, W.bo, N, H * D, C);
         A.x_mid.resize(N * C);
         for (int64_t i = 0; i < N * C; ++i) A.x_mid[i] = x[i] + tmp[i];
@@ -123,6 +127,7 @@ void Model<T>::backward(T loss_scale) {
     const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden, V = c.vocab_size;
     const int B = a.B, seq_len = a.seq_len;
     const int64_t N = int64_t(B) * seq_len;
+    const int* docs = a.doc_starts.empty() ? nullptr : a.doc_starts.data();
     const ModelWeights<T> w = bind_weights(c, layout_, params_.data());
     const ModelWeights<T> g = bind_weights(c, layout_, grads_.data());
     auto zeros = [](std::vector<T>& v, int64_t n) { v.assign(n, T(0)); };
@@ -168,13 +173,15 @@ void Model<T>::backward(T loss_scale) {
         if (c.qk_norm) {
             zeros(dq_normed, N * H * D);
             zeros(dk_normed, N * KV * D);
-            rope_backward(dq_normed.data(), dq_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, H, D);
-            rope_backward(dk_normed.data(), dk_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D);
+            rope_backward(dq_normed.data(), dq_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, H, D,
+                          docs);
+            rope_backward(dk_normed.data(), dk_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D,
+                          docs);
             qk_norm_backward(dq.data(), G.q_norm, dq_normed.data(), A.q.data(), W.q_norm, A.q_rstd.data(), N, H, D);
             qk_norm_backward(dk.data(), G.k_norm, dk_normed.data(), A.k.data(), W.k_norm, A.k_rstd.data(), N, KV, D);
         } else {
-            rope_backward(dq.data(), dq_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, H, D);
-            rope_backward(dk.data(), dk_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D);
+            rope_backward(dq.data(), dq_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, H, D, docs);
+            rope_backward(dk.data(), dk_rope.data(), a.rope_cos.data(), a.rope_sin.data(), B, seq_len, KV, D, docs);
         }
         zeros(dnorm, N * C);
         linear_backward(dnorm.data(), G.wq, G.bq, dq.data(), A.attn_norm.data(), W.wq, N, C, H * D);

@@ -44,6 +44,7 @@ template <typename T>
 struct Activations {
     int B = 0, seq_len = 0;
     std::vector<int> tokens, targets;
+    std::vector<int> doc_starts;  // [N] when the batch packs documents (see ops.h: rope_position), else empty
     std::vector<T> rope_cos, rope_sin;
     std::vector<LayerActivations<T>> layers;
     std::vector<T> x_final;     // [N, C]
@@ -72,9 +73,12 @@ public:
     void init(uint64_t seed);
 
     // tokens and targets are [B, T]; a target of kIgnoreIndex does not count.
+    // doc_starts ([B, T] or null) packs several documents into a sequence:
+    // attention stays inside each and RoPE positions restart at each (ops.h).
     // Returns the mean loss over counted targets. Throws std::invalid_argument on
-    // out-of-range tokens or targets or a sequence longer than max_seq_len.
-    T forward(const int* tokens, const int* targets, int B, int seq_len);
+    // out-of-range tokens or targets, bad document starts or a sequence longer
+    // than max_seq_len.
+    T forward(const int* tokens, const int* targets, int B, int seq_len, const int* doc_starts = nullptr);
 
     // Gradients of the last forward's loss, ADDED into grads() (zero_grad() first
     // unless accumulating). `loss_scale` scales dloss (e.g. 1/accumulation steps).

@@ -182,16 +182,28 @@ void rope_tables(std::vector<T>& cos_table, std::vector<T>& sin_table, int seq_l
         }
 }
 
+// Documents packed into one sequence (doc_starts, [B, T], may be null): for the
+// token at position t of sequence b, doc_starts[b*T + t] is the position where
+// its document begins (0 <= it <= t). Null: every sequence is one document.
+// Attention never crosses a document's start, and RoPE positions restart at it.
+
+// The RoPE position of token t of sequence b: t, or t - its document's start.
+inline int rope_position(const int* doc_starts, int b, int seq_len, int t) {
+    return doc_starts ? t - doc_starts[int64_t(b) * seq_len + t] : t;
+}
+
 // x is [B, T, H, D]. out[i] = x[i] cos - x[i+D/2] sin;  out[i+D/2] = x[i+D/2] cos + x[i] sin.
 template <typename T>
-void rope_forward(T* out, const T* inp, const T* cos_table, const T* sin_table, int B, int seq_len, int H, int D) {
+void rope_forward(T* out, const T* inp, const T* cos_table, const T* sin_table, int B, int seq_len, int H, int D,
+                  const int* doc_starts = nullptr) {
     const int half = D / 2;
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < seq_len; ++t)
             for (int h = 0; h < H; ++h) {
                 const int64_t base = ((int64_t(b) * seq_len + t) * H + h) * D;
+                const int64_t pos = rope_position(doc_starts, b, seq_len, t);
                 for (int i = 0; i < half; ++i) {
-                    T c = cos_table[int64_t(t) * half + i], s = sin_table[int64_t(t) * half + i];
+                    T c = cos_table[pos * half + i], s = sin_table[pos * half + i];
                     T x1 = inp[base + i], x2 = inp[base + i + half];
                     out[base + i] = x1 * c - x2 * s;
                     out[base + i + half] = x2 * c + x1 * s;
@@ -201,14 +213,16 @@ void rope_forward(T* out, const T* inp, const T* cos_table, const T* sin_table, 
 
 // The rotation is orthogonal: the gradient rotates back by the opposite angle.
 template <typename T>
-void rope_backward(T* dinp, const T* dout, const T* cos_table, const T* sin_table, int B, int seq_len, int H, int D) {
+void rope_backward(T* dinp, const T* dout, const T* cos_table, const T* sin_table, int B, int seq_len, int H, int D,
+                   const int* doc_starts = nullptr) {
     const int half = D / 2;
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < seq_len; ++t)
             for (int h = 0; h < H; ++h) {
                 const int64_t base = ((int64_t(b) * seq_len + t) * H + h) * D;
+                const int64_t pos = rope_position(doc_starts, b, seq_len, t);
                 for (int i = 0; i < half; ++i) {
-                    T c = cos_table[int64_t(t) * half + i], s = sin_table[int64_t(t) * half + i];
+                    T c = cos_table[pos * half + i], s = sin_table[pos * half + i];
                     T d1 = dout[base + i], d2 = dout[base + i + half];
                     dinp[base + i] += d1 * c + d2 * s;
                     dinp[base + i + half] += d2 * c - d1 * s;
@@ -219,13 +233,15 @@ void rope_backward(T* dinp, const T* dout, const T* cos_table, const T* sin_tabl
 // ---------------------------------------------------------------------------
 // Causal grouped-query attention. Query head h reads KV head h / (H / KV).
 // q: [B, T, H, D], k and v: [B, T, KV, D], out: [B, T, H, D].
-// probs: [B, H, T, T], the softmax saved for the backward (zero above the diagonal).
+// Query t sees keys j with first <= j <= t, first being its document's start
+// (doc_starts, as for RoPE above; 0 without documents).
+// probs: [B, H, T, T], the softmax saved for the backward (zero where not seen).
 // lse (optional): [B, H, T], the log-sum-exp of each row of scaled scores, which
 // the flash-attention kernels keep instead of probs.
 // ---------------------------------------------------------------------------
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int B, int seq_len, int H, int KV, int D,
-                       T* lse = nullptr) {
+                       T* lse = nullptr, const int* doc_starts = nullptr) {
     const int group = H / KV;
     const Acc scale = 1.0 / std::sqrt(Acc(D));
     auto q_at = [&](int b, int t, int h) { return q + ((int64_t(b) * seq_len + t) * H + h) * D; };
@@ -237,9 +253,10 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int
             for (int t = 0; t < seq_len; ++t) {
                 T* p = probs + ((int64_t(b) * H + h) * seq_len + t) * seq_len;
                 const T* qt = q_at(b, t, h);
+                const int first = t - rope_position(doc_starts, b, seq_len, t);
                 Acc max_score = -INFINITY;
-                std::vector<Acc> e(t + 1);
-                for (int j = 0; j <= t; ++j) {
+                std::vector<Acc> e(t + 1, 0.0);
+                for (int j = first; j <= t; ++j) {
                     const T* kj = kv_at(k, b, j, g);
                     Acc s = 0;
                     for (int d = 0; d < D; ++d) s += Acc(qt[d]) * kj[d];
@@ -247,15 +264,14 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int
                     if (e[j] > max_score) max_score = e[j];
                 }
                 Acc sum = 0;
-                for (int j = 0; j <= t; ++j) {
+                for (int j = first; j <= t; ++j) {
                     e[j] = std::exp(e[j] - max_score);
                     sum += e[j];
                 }
                 if (lse) lse[(int64_t(b) * H + h) * seq_len + t] = T(max_score + std::log(sum));
-                for (int j = 0; j <= t; ++j) p[j] = T(e[j] / sum);
-                for (int j = t + 1; j < seq_len; ++j) p[j] = 0;
+                for (int j = 0; j < seq_len; ++j) p[j] = j >= first && j <= t ? T(e[j] / sum) : T(0);
                 std::vector<Acc> o(D, 0.0);
-                for (int j = 0; j <= t; ++j) {
+                for (int j = first; j <= t; ++j) {
                     const T* vj = kv_at(v, b, j, g);
                     for (int d = 0; d < D; ++d) o[d] += e[j] / sum * vj[d];
                 }
@@ -267,7 +283,9 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, int
 
 // dv_j += p_j * dout;  dp_j = dout . v_j;  ds_j = p_j (dp_j - sum_i p_i dp_i);
 // dq += scale * sum_j ds_j k_j;  dk_j += scale * ds_j q.
-// dK/dV accumulate over the query heads of each group.
+// dK/dV accumulate over the query heads of each group. probs is zero where a
+// query does not see a key (past it, or before its document), so the sums can
+// run over every key up to the query.
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* probs, int B,
                         int seq_len, int H, int KV, int D) {
@@ -405,6 +423,23 @@ inline int64_t check_batch(const int* tokens, const int* targets, int64_t N, int
         counted += targets[n] != ignore_index;
     }
     return counted;
+}
+
+// Checks a batch's document starts (see rope_position; null passes): each
+// entry is its own position (a document starts there) or the entry before
+// it, and a sequence's first entry is 0. Throws std::invalid_argument naming
+// the sequence and position.
+inline void check_doc_starts(const int* doc_starts, int B, int seq_len) {
+    if (!doc_starts) return;
+    for (int b = 0; b < B; ++b)
+        for (int t = 0; t < seq_len; ++t) {
+            const int s = doc_starts[int64_t(b) * seq_len + t];
+            const bool ok = s == t || (t > 0 && s == doc_starts[int64_t(b) * seq_len + t - 1]);
+            if (!ok)
+                throw std::invalid_argument("forward: document start " + std::to_string(s) + " of sequence " +
+                                            std::to_string(b) + ", position " + std::to_string(t) +
+                                            " is neither the position nor the start before it");
+        }
 }
 
 // The factor that brings the global norm down to max_norm (1 when already below,
