@@ -27,6 +27,50 @@ bool ends_with(const std::string& s, const char* suf) {
     return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
 }
 
+// The first document of `file` that starts after token `local` (num_docs()
+// when none does): a binary search of the document index, whose offsets
+// never decrease.
+uint64_t first_doc_after(const TokenSource& file, uint64_t local) {
+    uint64_t lo = 0, hi = file.num_docs();
+    while (lo < hi) {
+        const uint64_t mid = lo + (hi - lo) / 2;
+        if (file.doc_start(mid) <= local) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+// Where the document of each of the T inputs of the sample starting at token
+// `start` of a dataset begins (see DataLoader::next_batch). `files` and
+// `offset` are the dataset's (DataLoader::Set). Each file overlapping the
+// sample is searched for its first document starting inside the sample, then
+// its documents are walked until one starts past the sample: O(log documents)
+// per file plus the documents inside.
+void fill_doc_starts(const std::vector<std::unique_ptr<TokenSource>>& files, const std::vector<uint64_t>& offset,
+                     uint64_t start, uint64_t T, int32_t* out) {
+    // First each position where a document starts holds itself, the others -1;
+    // then each -1 takes the value before it. Position 0 starts a document
+    // either way: one that began before the sample is cut there.
+    std::fill(out, out + T, -1);
+    out[0] = 0;
+    const uint64_t end = start + T;
+    size_t f = size_t(std::upper_bound(offset.begin(), offset.end(), start) - offset.begin()) - 1;
+    for (; f + 1 < offset.size() && offset[f] < end; f++) {
+        if (offset[f] > start) out[offset[f] - start] = int32_t(offset[f] - start);  // files are documents apart
+        const TokenSource& file = *files[f];
+        const uint64_t lo = std::max(start, offset[f]) - offset[f];  // the sample's part of this file, local
+        const uint64_t hi = std::min(end, offset[f + 1]) - offset[f];
+        for (uint64_t d = first_doc_after(file, lo); d < file.num_docs(); d++) {
+            const uint64_t local = file.doc_start(d);
+            if (local >= hi) break;
+            const uint64_t p = offset[f] + local - start;
+            out[p] = int32_t(p);
+        }
+    }
+    for (uint64_t t = 1; t < T; t++)
+        if (out[t] < 0) out[t] = out[t - 1];
+}
+
 }  // namespace
 
 uint64_t permute(uint64_t i, uint64_t n, uint64_t key) {
@@ -210,9 +254,10 @@ uint64_t DataLoader::sample_index(size_t d, uint64_t k) const {
     return permute(i, n, mix64(cfg_.seed ^ mix64(d + 1) ^ mix64(epoch + 0x1234)));
 }
 
-void DataLoader::read_sample(size_t d, uint64_t sample, uint32_t* out, uint8_t* trained) const {
+void DataLoader::read_sample(size_t d, uint64_t sample, uint32_t* out, uint8_t* trained, int32_t* doc_starts) const {
     const Set& s = *sets_[d];
     uint64_t start = sample * cfg_.T, need = cfg_.T + 1;
+    if (doc_starts) fill_doc_starts(s.files, s.offset, start, cfg_.T, doc_starts);
     size_t f = size_t(std::upper_bound(s.offset.begin(), s.offset.end(), start) - s.offset.begin()) - 1;
     while (need > 0) {
         uint64_t local = start - s.offset[f];
@@ -251,7 +296,17 @@ bool DataLoader::has_trained() const {
     return false;
 }
 
-void DataLoader::next_batch(uint32_t* out, uint8_t* trained) {
+bool DataLoader::packed() const {
+    for (const auto& set : sets_)
+        for (const auto& file : set->files)
+            if (file->packed_seq_len() > 0) return true;
+    return false;
+}
+
+void DataLoader::next_batch(uint32_t* out, uint8_t* trained, int32_t* doc_starts) {
+    if (doc_starts && cfg_.T > uint64_t(INT32_MAX))
+        throw Error("data loader: document starts are int32 positions, so T must be below 2^31 (T = " +
+                    std::to_string(cfg_.T) + ")");
     uint64_t per_step = cfg_.B * uint64_t(cfg_.world);
     uint64_t first = cfg_.B * uint64_t(cfg_.rank);
     uint64_t total = 0;
@@ -261,9 +316,10 @@ void DataLoader::next_batch(uint32_t* out, uint8_t* trained) {
         uint64_t k = st_.drawn[d]++;
         total++;
         if (j >= first && j < first + cfg_.B) {
-            read_sample(d, sample_index(d, k), out, trained);
+            read_sample(d, sample_index(d, k), out, trained, doc_starts);
             out += cfg_.T + 1;
             if (trained) trained += cfg_.T + 1;
+            if (doc_starts) doc_starts += cfg_.T;  // the T inputs only
         }
     }
     st_.step++;

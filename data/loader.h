@@ -68,10 +68,23 @@ public:
 
     // Fills out[B * (T + 1)] with this rank's samples of the next step and,
     // when given, trained[B * (T + 1)] with their trained flags (1 where the
-    // files have none).
-    void next_batch(uint32_t* out, uint8_t* trained = nullptr);
+    // files have none) and doc_starts[B * T] with where each input token's
+    // document starts (below).
+    //
+    // Doc starts: for the input token at position t of sample b (the first T
+    // of its T + 1 tokens), doc_starts[b * T + t] is the position in that
+    // sample where its document begins: t itself where a document starts at
+    // t, else the entry of t - 1; 0 for a document that began before the
+    // sample. Documents start at every offset of a file's document index
+    // (TokenSource::doc_start) and at every file start, since a dataset's
+    // files are concatenated. Attention masked by documents and positions
+    // that restart at each document (RoPE) are computed from these.
+    void next_batch(uint32_t* out, uint8_t* trained = nullptr, int32_t* doc_starts = nullptr);
     // Whether any dataset's files say which tokens are trained.
     bool has_trained() const;
+    // Whether any dataset's files are packed sequences (tokenize sft):
+    // conversations padded to whole samples, one or more per sample.
+    bool packed() const;
     // Global sample slot -> (dataset, sample index) of the batch at `step`,
     // for tests and for the validation loader's pass length.
     uint64_t samples_in(size_t dataset) const;
@@ -96,7 +109,7 @@ private:
     uint64_t fingerprint_ = 0;
     size_t choose(const std::vector<uint64_t>& drawn, uint64_t slot_index) const;
     uint64_t sample_index(size_t d, uint64_t k) const;
-    void read_sample(size_t d, uint64_t sample, uint32_t* out, uint8_t* trained) const;
+    void read_sample(size_t d, uint64_t sample, uint32_t* out, uint8_t* trained, int32_t* doc_starts) const;
 };
 
 // The order of [0, n) in epoch `round` for `key`: a bijection computed per

@@ -33,14 +33,16 @@ public:
         train_.assign(bytes.begin(), bytes.begin() + n_train);
         val_.assign(bytes.begin() + n_train, bytes.end());
     }
-    void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override {
-        sample(train_, rng_, B, T, x, y);
+    void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y, std::vector<int>* doc_starts) override {
+        sample(train_, rng_, B, T, x, y, doc_starts);
     }
     bool has_validation() const override { return !val_.empty(); }
     void validate_begin() override { val_rng_ = Rng(val_seed_); }
-    void validate_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override {
-        sample(val_, val_rng_, B, T, x, y);
+    void validate_batch(int B, int T, std::vector<int>& x, std::vector<int>& y, std::vector<int>* doc_starts) override {
+        sample(val_, val_rng_, B, T, x, y, doc_starts);
     }
+    bool has_documents() const override { return false; }
+    bool packed() const override { return false; }
     nlohmann::json state() const override { return {{"kind", "bytes"}, {"file", path_}, {"rng", rng_.state()}}; }
     void restore(const nlohmann::json& s) override {
         if (s.value("kind", "") != "bytes")
@@ -53,10 +55,12 @@ public:
     }
 
 private:
-    void sample(const std::vector<int>& tokens, Rng& rng, int B, int T, std::vector<int>& x,
-                std::vector<int>& y) const {
+    void sample(const std::vector<int>& tokens, Rng& rng, int B, int T, std::vector<int>& x, std::vector<int>& y,
+                std::vector<int>* doc_starts) const {
         x.resize(size_t(B) * T);
         y.resize(size_t(B) * T);
+        // Text has no document boundaries: each window is one document.
+        if (doc_starts) doc_starts->assign(size_t(B) * T, 0);
         for (int j = 0; j < B * world_; ++j) {  // the micro-batches of ranks 0 .. world-1, in turn
             const size_t start = rng.below(tokens.size() - T);
             const int b = j - B * rank_;
@@ -95,10 +99,18 @@ public:
         buffer_.resize(size_t(B) * (T + 1));
         if (train_->has_trained() || (val_ && val_->has_trained())) trained_.resize(buffer_.size());
     }
-    void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override { take(*train_, B, T, x, y); }
+    void next_batch(int B, int T, std::vector<int>& x, std::vector<int>& y, std::vector<int>* doc_starts) override {
+        take(*train_, B, T, x, y, doc_starts);
+    }
     bool has_validation() const override { return val_ != nullptr; }
     void validate_begin() override { val_->reset(); }
-    void validate_batch(int B, int T, std::vector<int>& x, std::vector<int>& y) override { take(*val_, B, T, x, y); }
+    void validate_batch(int B, int T, std::vector<int>& x, std::vector<int>& y, std::vector<int>* doc_starts) override {
+        take(*val_, B, T, x, y, doc_starts);
+    }
+    bool has_documents() const override { return true; }
+    // Packed when the training or the validation shards are: both go through
+    // the same model, so the documents are kept apart in both or in neither.
+    bool packed() const override { return train_->packed() || (val_ && val_->packed()); }
     nlohmann::json state() const override {
         return {{"kind", "shards"}, {"data", names_}, {"loader", train_->state().serialize()}};
     }
@@ -117,9 +129,13 @@ public:
     }
 
 private:
-    void take(data::DataLoader& loader, int B, int T, std::vector<int>& x, std::vector<int>& y) {
+    void take(data::DataLoader& loader, int B, int T, std::vector<int>& x, std::vector<int>& y,
+              std::vector<int>* doc_starts) {
+        static_assert(sizeof(int) == sizeof(int32_t), "the loader writes doc starts as int32");
         if (B != B_ || T != T_) throw std::logic_error("shard data: the batch shape is fixed at construction");
-        loader.next_batch(buffer_.data(), trained_.empty() ? nullptr : trained_.data());
+        if (doc_starts) doc_starts->resize(size_t(B) * T);  // the loader fills them in place
+        loader.next_batch(buffer_.data(), trained_.empty() ? nullptr : trained_.data(),
+                          doc_starts ? reinterpret_cast<int32_t*>(doc_starts->data()) : nullptr);
         x.resize(size_t(B) * T);
         y.resize(size_t(B) * T);
         for (int b = 0; b < B; ++b)

@@ -32,11 +32,26 @@ public:
     // This rank's next micro-batch: B sequences of T inputs and their targets
     // (the next tokens; kNotTrained where the shards say the loss does not
     // train on predicting that token, as in a fine-tuning conversation's prompts).
-    virtual void next_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets) = 0;
+    // When doc_starts is given it is resized to B * T and says where each
+    // input's document starts: entry b * T + t is the position in sequence b
+    // of the first token of input t's document (t where one starts at t, else
+    // the entry of t - 1; 0 for a document that began before the sequence),
+    // as data::DataLoader::next_batch describes. Attention kept inside each
+    // document, and positions restarting at each, are built from it.
+    virtual void next_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets,
+                            std::vector<int>* doc_starts = nullptr) = 0;
     // The validation set: the same batches every time validate_begin() is called (split by rank too).
     virtual bool has_validation() const = 0;
     virtual void validate_begin() = 0;
-    virtual void validate_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets) = 0;
+    virtual void validate_batch(int B, int T, std::vector<int>& inputs, std::vector<int>& targets,
+                                std::vector<int>* doc_starts = nullptr) = 0;
+    // Whether the data knows where its documents start (token shards do;
+    // plain text is one stream, and its doc starts are all 0: each sequence
+    // one document).
+    virtual bool has_documents() const = 0;
+    // Whether the data is packed sequences (tokenize sft): several
+    // conversations per sequence, each to be kept apart from the others.
+    virtual bool packed() const = 0;
     virtual nlohmann::json state() const = 0;
     virtual void restore(const nlohmann::json& state) = 0;  // throws std::runtime_error saying what differs
     virtual std::string describe() const = 0;

@@ -1,5 +1,6 @@
 // Tests of the shard formats, the readers for datatrove and Megatron-LM files,
-// and the data loader.
+// the data loader (with the document starts it reports for document-masked
+// attention), and the trainer's view of it (lifecycle/training_data.h).
 //
 // The datatrove and Megatron fixtures are written here by small writers that
 // follow those projects' writers byte for byte (datatrove's TokenizedFile in
@@ -18,6 +19,7 @@
 
 #include "data/loader.h"
 #include "data/shard.h"
+#include "lifecycle/training_data.h"
 
 namespace data = llama::data;
 
@@ -478,4 +480,237 @@ TEST_CASE("version 2 shards carry trained flags and a packed length, which the l
     CHECK_THROWS_WITH(data::open_tokens(tmpdir() + "/trunc2.tok"), Catch::Contains("trunc2.tok") &&
                                                                        Catch::Contains("trained flags") &&
                                                                        Catch::Contains("truncated"));
+}
+
+// ---------------------------------------------------------------------------
+// Document starts. The expected values come from the document lengths the
+// tests write, through the definition itself (position by position), never
+// from the loader's search.
+// ---------------------------------------------------------------------------
+
+// Where documents start in a dataset of these files, laid end to end: every
+// file start and every document start, as dataset token positions.
+static std::set<uint64_t> document_starts(const std::vector<Docs>& files) {
+    std::set<uint64_t> starts;
+    uint64_t pos = 0;
+    for (const Docs& docs : files) {
+        starts.insert(pos);
+        for (const auto& d : docs) {
+            starts.insert(pos);
+            pos += d.size();
+        }
+    }
+    return starts;
+}
+
+// The doc starts of the T inputs of the sample whose first token is dataset
+// token `first`: t where a document starts at first + t (and at t = 0, where
+// the sample cuts whatever document it lands in), else the value of t - 1.
+static std::vector<int32_t> expected_doc_starts(const std::set<uint64_t>& starts, uint64_t first, uint64_t T) {
+    std::vector<int32_t> out(T);
+    for (uint64_t t = 0; t < T; t++) out[t] = t == 0 || starts.count(first + t) ? int32_t(t) : out[t - 1];
+    return out;
+}
+
+// Documents of the given lengths whose tokens count on from `base`, so that a
+// sample's first input says where in the dataset it starts.
+static Docs counting_docs(const std::vector<size_t>& lengths, uint32_t base) {
+    Docs docs;
+    for (size_t n : lengths) {
+        docs.emplace_back(n);
+        for (auto& t : docs.back()) t = base++;
+    }
+    return docs;
+}
+
+TEST_CASE("doc starts: documents and files inside samples, one of length 1, boundaries at sample starts") {
+    // File A: documents at 0, 3, 4 (length 1), 8 (a sample start) and 13 (17
+    // tokens: sample 2 lies inside it). File B starts at 30, inside sample 3:
+    // documents at 30, 31, 32 (sample 4's start), 39 and 40 (sample 4's extra
+    // token, sample 5's start). 51 tokens, T = 8: samples 0..5.
+    const Docs a = counting_docs({3, 1, 4, 5, 17}, 0), b = counting_docs({1, 1, 7, 1, 11}, 30);
+    const std::string pa = tmpdir() + "/docs_a.tok", pb = tmpdir() + "/docs_b.tok";
+    write_own(pa, a, 1000);
+    write_own(pb, b, 1000);
+    data::LoaderConfig c;
+    c.T = 8;
+    c.B = 6;
+    c.shuffle = false;  // samples 0..5 in order
+    data::DataLoader loader({{{pa, pb}, 1.0}}, c);
+    REQUIRE(loader.samples_in(0) == 6);
+    std::vector<uint32_t> tokens(6 * 9);
+    std::vector<int32_t> starts(6 * 8, -7);
+    loader.next_batch(tokens.data(), nullptr, starts.data());
+    using V = std::vector<int32_t>;
+    const std::vector<V> expected = {
+        {0, 0, 0, 3, 4, 4, 4, 4},  // [0, 8): documents at 3 and 4 (4 is one token long)
+        {0, 0, 0, 0, 0, 5, 5, 5},  // [8, 16): one starts at the sample start, then 13
+        {0, 0, 0, 0, 0, 0, 0, 0},  // [16, 24): inside the document that began at 13
+        {0, 0, 0, 0, 0, 0, 6, 7},  // [24, 32): file B at 30, its second document at 31
+        {0, 0, 0, 0, 0, 0, 0, 7},  // [32, 40): 39; the one at 40 is past the inputs
+        {0, 0, 0, 0, 0, 0, 0, 0},  // [40, 48): begins with a document
+    };
+    const std::set<uint64_t> all = document_starts({a, b});
+    for (size_t k = 0; k < 6; k++) {
+        INFO("sample " << k);
+        CHECK(tokens[k * 9] == k * 8);
+        const V got(starts.begin() + long(k * 8), starts.begin() + long(k * 8 + 8));
+        CHECK(got == expected[k]);
+        CHECK(got == expected_doc_starts(all, k * 8, 8));  // the table agrees with the definition
+    }
+    // The same batch without doc starts, and with them, gives the same tokens
+    // and leaves the loader's state (and so checkpoints) as it would be.
+    data::DataLoader plain({{{pa, pb}, 1.0}}, c);
+    std::vector<uint32_t> plain_tokens(6 * 9);
+    plain.next_batch(plain_tokens.data());
+    CHECK(plain_tokens == tokens);
+    CHECK(plain.state().serialize() == loader.state().serialize());
+    CHECK(!loader.packed());
+}
+
+TEST_CASE("doc starts from own, datatrove and Megatron files in one dataset, shuffled, over an epoch") {
+    std::mt19937 rng(11);
+    for (uint64_t T : {1ull, 5ull, 16ull, 64ull}) {
+        // Many short documents (lengths 1..6), then longer ones; an empty
+        // document in the own and datatrove files (their indexes allow them).
+        Docs own = random_docs(rng, 40, 50000, 6), dt = random_docs(rng, 30, 50000, 40),
+             mega = random_docs(rng, 25, 50000, 90);
+        own.insert(own.begin() + 7, std::vector<uint32_t>{});
+        dt.insert(dt.begin() + 3, std::vector<uint32_t>{});
+        const std::string tag = std::to_string(T);
+        const std::string po = tmpdir() + "/mix_own" + tag + ".tok", pd = tmpdir() + "/mix_dt" + tag + ".ds",
+                          pm = tmpdir() + "/mix_mega" + tag;
+        write_own(po, own, 50000);
+        write_datatrove(pd, dt, false);
+        write_megatron(pm, mega, true);  // each longer document as two Megatron sequences: not two documents
+        std::vector<uint32_t> all;
+        for (const Docs* f : {&own, &dt, &mega})
+            for (const auto& d : *f) all.insert(all.end(), d.begin(), d.end());
+        const std::set<uint64_t> starts = document_starts({own, dt, mega});
+        data::LoaderConfig c;
+        c.T = T;
+        c.B = 3;
+        c.seed = 4;
+        data::DataLoader loader({{{po, pd, pm}, 1.0}}, c);
+        const uint64_t samples = loader.samples_in(0);
+        REQUIRE(samples == (all.size() - 1) / T);
+        std::vector<uint32_t> tokens(3 * (T + 1));
+        std::vector<int32_t> got(3 * T);
+        for (uint64_t step = 0; step * 3 < samples; step++) {
+            uint64_t which[3];
+            for (uint64_t j = 0; j < 3; j++) {
+                size_t dataset = 0;
+                loader.peek_slot(j, dataset, which[j]);
+            }
+            loader.next_batch(tokens.data(), nullptr, got.data());
+            for (uint64_t j = 0; j < 3; j++) {
+                INFO("T " << T << ", sample " << which[j]);
+                const uint64_t first = which[j] * T;
+                REQUIRE(std::equal(tokens.begin() + long(j * (T + 1)), tokens.begin() + long((j + 1) * (T + 1)),
+                                   all.begin() + long(first)));
+                REQUIRE(std::vector<int32_t>(got.begin() + long(j * T), got.begin() + long((j + 1) * T)) ==
+                        expected_doc_starts(starts, first, T));
+            }
+        }
+    }
+}
+
+TEST_CASE("doc starts of a packed shard: each conversation and its padding is a document") {
+    // As tokenize sft writes them: sequences of 8 (and the one token more),
+    // documents at each conversation and at each sequence's padding.
+    //   sequence 0: conversations at 0 (3 tokens) and 3 (4), padding at 7
+    //   sequence 1: one conversation filling it, 8..15
+    //   sequence 2: conversations at 16 (1 token: a document of length 1), 17 (5), padding at 22 (and 24, the extra)
+    std::vector<uint32_t> tokens(25);
+    for (uint32_t i = 0; i < 25; i++) tokens[i] = 1 + i;
+    std::vector<uint8_t> trained(25, 1);
+    const std::string path = tmpdir() + "/packed_docs.tok";
+    data::write_shard(path, tokens, {0, 3, 7, 8, 16, 17, 22}, 1000, &trained, 8);
+    data::LoaderConfig c;
+    c.T = 8;
+    c.B = 3;
+    c.shuffle = false;
+    data::DataLoader loader({{{path}, 1.0}}, c);
+    CHECK(loader.packed());
+    std::vector<uint32_t> out(3 * 9);
+    std::vector<int32_t> got(3 * 8);
+    loader.next_batch(out.data(), nullptr, got.data());
+    CHECK(got == std::vector<int32_t>{0, 0, 0, 3, 3, 3, 3, 7,  //
+                                      0, 0, 0, 0, 0, 0, 0, 0,  //
+                                      0, 1, 1, 1, 1, 1, 6, 6});
+}
+
+// A counting shard of documents with these lengths, for the trainer's view.
+static std::string counting_doc_shard(const std::string& name, const std::vector<size_t>& lengths, Docs& docs) {
+    docs = counting_docs(lengths, 0);
+    const std::string path = tmpdir() + "/" + name;
+    write_own(path, docs, 100000);
+    return path;
+}
+
+TEST_CASE("the trainer's shard data gives doc starts with its inputs; text data one document a sequence") {
+    std::mt19937 rng(12);
+    std::vector<size_t> lengths;
+    for (int i = 0; i < 300; i++) lengths.push_back(1 + rng() % (i % 3 ? 5 : 40));
+    Docs docs;
+    const std::string path = counting_doc_shard("trainer_docs.tok", lengths, docs);
+    const std::set<uint64_t> starts = document_starts({docs});
+    const int B = 4, T = 12;
+    auto shards = llama::shard_data(path, path, B, T, 100000, 3);
+    CHECK(shards->has_documents());
+    CHECK(!shards->packed());
+    std::vector<int> x, y, got;
+    auto check_batch = [&](const char* which) {
+        REQUIRE(got.size() == size_t(B) * T);
+        for (int b = 0; b < B; b++) {
+            INFO(which << " sequence " << b << " from token " << x[size_t(b) * T]);
+            const std::vector<int32_t> expect = expected_doc_starts(starts, uint64_t(x[size_t(b) * T]), T);
+            REQUIRE(std::vector<int>(got.begin() + b * T, got.begin() + (b + 1) * T) ==
+                    std::vector<int>(expect.begin(), expect.end()));
+        }
+    };
+    for (int step = 0; step < 20; step++) {
+        shards->next_batch(B, T, x, y, &got);
+        check_batch("training");
+    }
+    shards->validate_begin();
+    for (int step = 0; step < 5; step++) {
+        shards->validate_batch(B, T, x, y, &got);
+        check_batch("validation");
+    }
+    // Without doc starts the batches are as before: the same inputs and targets.
+    auto again = llama::shard_data(path, "", B, T, 100000, 3);
+    std::vector<int> x2, y2;
+    again->next_batch(B, T, x2, y2);
+    auto with = llama::shard_data(path, "", B, T, 100000, 3);
+    with->next_batch(B, T, x, y, &got);
+    CHECK(x2 == x);
+    CHECK(y2 == y);
+
+    // Text as bytes: no documents, each sequence one, so all zeros.
+    const std::string text = tmpdir() + "/text.txt";
+    std::ofstream(text) << std::string(500, 'a');
+    auto bytes = llama::byte_text_data(text, 0.2, T, 5);
+    CHECK(!bytes->has_documents());
+    CHECK(!bytes->packed());
+    got.assign(3, 9);
+    bytes->next_batch(B, T, x, y, &got);
+    CHECK(got == std::vector<int>(size_t(B) * T, 0));
+    got.assign(3, 9);
+    bytes->validate_begin();
+    bytes->validate_batch(B, T, x, y, &got);
+    CHECK(got == std::vector<int>(size_t(B) * T, 0));
+}
+
+TEST_CASE("the trainer's shard data says when its shards are packed") {
+    std::vector<uint32_t> tokens(17, 5);
+    std::vector<uint8_t> trained(17, 1);
+    const std::string path = tmpdir() + "/packed_trainer.tok";
+    data::write_shard(path, tokens, {0, 4, 8, 12}, 1000, &trained, 8);
+    auto d = llama::shard_data(path, "", 2, 8, 1000, 0);
+    CHECK(d->packed());
+    CHECK(d->has_documents());
+    std::vector<int> x, y, got;
+    d->next_batch(2, 8, x, y, &got);
+    CHECK(got == std::vector<int>{0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4});
 }
