@@ -73,8 +73,9 @@ public:
         comm_ = &comm;
         zero1_ = Zero1((long long)grads().size(), comm.rank, comm.world, zero);
     }
-    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale, bool sync_gradients) {
-        const float loss = forward(tokens, targets, B, T);
+    float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale, bool sync_gradients,
+                           const int* doc_starts) {
+        const float loss = forward(tokens, targets, B, T, doc_starts);
         backward(loss_scale);
         comm_wait_ms_ = 0;
         if (sync_gradients && comm_ && comm_->world > 1) {
@@ -195,7 +196,7 @@ const Comm* g_comm = nullptr;  // set once the ranks have joined
 // Every flag of the trainer, with its default.
 struct Flags {
     std::string preset_name = "tiny", config_path, text_path, schedule_name = "cosine", decay_shape = "linear";
-    std::string checkpoint_dir, log_jsonl, init_hf_dir, data_spec, val_data_spec, tokenizer_path;
+    std::string checkpoint_dir, log_jsonl, init_hf_dir, init_checkpoint, data_spec, val_data_spec, tokenizer_path;
     int vocab_override = 0;
     double init_std = 0;
     std::string export_hf_dir, export_gguf_path;
@@ -210,6 +211,7 @@ struct Flags {
     bool dry_run = false, resume = false, recompute = false, zero = false;
     int attention_kernel = 0;  // 0: the default of kernels/attention.cuh's table
     bool list_versions = false;
+    std::string doc_mask = "auto";  // attention inside documents: auto (packed conversations), on, off
     std::string debug_dump_grads, debug_dump_batches, debug_export_init, rendezvous;
     double rendezvous_timeout = 300;
     int debug_crash_step = 0;
@@ -236,11 +238,17 @@ Flags parse_flags(int argc, char** argv) {
     auto* config_opt =
         app.add_option("--config", f.config_path, "Hugging Face config.json of a Llama model (overrides --preset)")
             ->check(CLI::ExistingFile);
-    app.add_option("--init-hf", f.init_hf_dir,
-                   "start from the weights of a Hugging Face folder (config.json and "
-                   "model.safetensors; its config overrides --preset)")
+    auto* init_hf_opt = app.add_option("--init-hf", f.init_hf_dir,
+                                       "start from the weights of a Hugging Face folder (config.json and "
+                                       "model.safetensors; its config overrides --preset)")
+                            ->check(CLI::ExistingDirectory)
+                            ->excludes(config_opt);
+    app.add_option("--init-checkpoint", f.init_checkpoint,
+                   "start from the weights of a checkpoint (DIR/step_NNNNNNNN; its model overrides --preset) with a "
+                   "new optimizer, schedule and data order, as fine-tuning does (--resume continues a run instead)")
         ->check(CLI::ExistingDirectory)
-        ->excludes(config_opt);
+        ->excludes(config_opt)
+        ->excludes(init_hf_opt);
     auto* text_opt = app.add_option("--text", f.text_path, "training text, read as bytes (vocabulary 256)")
                          ->check(CLI::ExistingFile);
     app.add_option("--data", f.data_spec, "token shards: files, folders, globs, or a mixture W:PATHS,W:PATHS")
@@ -352,6 +360,11 @@ Flags parse_flags(int argc, char** argv) {
     app.add_option("--rendezvous-timeout", f.rendezvous_timeout, "seconds to wait for every rank to join")
         ->capture_default_str()
         ->check(llama::kPositive);
+    app.add_option("--doc-mask", f.doc_mask,
+                   "attention stays inside each document of a sequence and RoPE positions restart at each: on "
+                   "(documents from the shards' index), off, or auto (on for packed conversations, tokenize sft)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "on", "off"}));
     app.add_option("--attention-kernel", f.attention_kernel,
                    "GPU builds: the version of the attention kernels "
                    "(--list-attention-versions lists them and the GPU each needs; default: the one it marks)");
@@ -425,16 +438,20 @@ ModelConfig make_config(const Flags& flags, std::vector<float>& init_params) {
     ModelConfig config;
     try {
         if (!flags.init_hf_dir.empty()) exporter::read_hf(flags.init_hf_dir, config, init_params);
+        else if (!flags.init_checkpoint.empty())
+            exporter::read_checkpoint_model(flags.init_checkpoint, config, init_params);
         else config = flags.config_path.empty() ? preset(flags.preset_name) : config_from_hf_json(flags.config_path);
     } catch (const std::exception& e) {
-        die(std::string(!flags.init_hf_dir.empty()  ? "--init-hf: "
-                        : flags.config_path.empty() ? "--preset: "
-                                                    : "--config: ") +
+        die(std::string(!flags.init_hf_dir.empty()       ? "--init-hf: "
+                        : !flags.init_checkpoint.empty() ? "--init-checkpoint: "
+                        : flags.config_path.empty()      ? "--preset: "
+                                                         : "--config: ") +
             e.what());
     }
     if (flags.init_std > 0) config.init_std = float(flags.init_std);
     if (flags.vocab_override > 0) {
-        if (!flags.init_hf_dir.empty()) die("--vocab-size cannot change the vocabulary of --init-hf weights");
+        if (!init_params.empty())
+            die("--vocab-size cannot change the vocabulary of --init-hf or --init-checkpoint weights");
         config.vocab_size = flags.vocab_override;
     }
     if (flags.seq_len > config.max_seq_len)
@@ -608,7 +625,7 @@ int main(int argc, char** argv) {
     if (!init_params.empty()) {
         std::copy(init_params.begin(), init_params.end(), model.params().begin());
         model.upload();
-        std::printf("weights: %s\n", flags.init_hf_dir.c_str());
+        std::printf("weights: %s\n", (flags.init_hf_dir.empty() ? flags.init_checkpoint : flags.init_hf_dir).c_str());
     }
     std::printf("model: %s\n", model.describe().c_str());
     if (flags.peak_tflops == 0) flags.peak_tflops = model.peak_tflops();
@@ -633,14 +650,26 @@ int main(int argc, char** argv) {
         std::printf("epochs: %g over %llu sequences of %d tokens = %d steps of %d sequences\n", flags.epochs,
                     (unsigned long long)sequences, flags.seq_len, flags.steps, flags.batch);
     }
+    // Document masking: each token's document start goes with its batch.
+    const bool doc_mask = flags.doc_mask == "on" || (flags.doc_mask == "auto" && data->packed());
+    if (doc_mask && !data->has_documents())
+        die("--doc-mask on: --text has no document boundaries (give token shards with --data)");
+    if (doc_mask)
+        std::printf("documents: attention stays inside each document of a sequence, RoPE positions restart at each%s\n",
+                    flags.doc_mask == "auto" ? " (packed conversations; --doc-mask off to attend across them)" : "");
+    std::vector<int>* no_docs = nullptr;
+    auto doc_starts = [&](std::vector<int>& v) { return doc_mask ? &v : no_docs; };
+    auto doc_data = [&](const std::vector<int>& v) { return doc_mask ? v.data() : nullptr; };
     auto validation_loss = [&]() {  // the mean over every trained target of --val-batches steps
-        std::vector<std::vector<int>> x(size_t(micro_steps * flags.val_batches)), y(x.size());
+        std::vector<std::vector<int>> x(size_t(micro_steps * flags.val_batches)), y(x.size()), d(x.size());
         data->validate_begin();  // the same validation batches every time
-        for (size_t m = 0; m < x.size(); ++m) data->validate_batch(flags.micro_batch, flags.seq_len, x[m], y[m]);
+        for (size_t m = 0; m < x.size(); ++m)
+            data->validate_batch(flags.micro_batch, flags.seq_len, x[m], y[m], doc_starts(d[m]));
         const std::vector<float> weights = micro_weights(y, comm);
         double sum = 0;
         for (size_t m = 0; m < x.size(); ++m)
-            sum += double(model.forward(x[m].data(), y[m].data(), flags.micro_batch, flags.seq_len)) * weights[m];
+            sum += double(model.forward(x[m].data(), y[m].data(), flags.micro_batch, flags.seq_len, doc_data(d[m]))) *
+                   weights[m];
         return comm.sum(sum);
     };
 
@@ -681,7 +710,7 @@ int main(int argc, char** argv) {
     hyper.beta1 = flags.beta1;
     hyper.beta2 = flags.beta2;
     hyper.weight_decay = flags.weight_decay;
-    std::vector<std::vector<int>> inputs(static_cast<size_t>(micro_steps)), targets(inputs.size());
+    std::vector<std::vector<int>> inputs(static_cast<size_t>(micro_steps)), targets(inputs.size()), docs(inputs.size());
     const std::set<int> nan_steps(flags.debug_nan_steps.begin(), flags.debug_nan_steps.end());
     const int64_t tokens_per_step = int64_t(flags.batch) * flags.seq_len;
     std::printf("training: steps %d to %d of %d x %d tokens (%d micro-steps of %d), lr %.2e, %s schedule, warmup %d\n",
@@ -707,7 +736,7 @@ int main(int argc, char** argv) {
         // fine-tuning) on all micro-batches of all ranks, so each micro-batch's
         // mean, and its gradient, weighs by its share of them.
         for (int micro = 0; micro < micro_steps; ++micro) {
-            data->next_batch(flags.micro_batch, flags.seq_len, inputs[micro], targets[micro]);
+            data->next_batch(flags.micro_batch, flags.seq_len, inputs[micro], targets[micro], doc_starts(docs[micro]));
             if (batch_dump) {
                 std::fwrite(inputs[micro].data(), sizeof(int), inputs[micro].size(), batch_dump);
                 if (std::fwrite(targets[micro].data(), sizeof(int), targets[micro].size(), batch_dump) !=
@@ -721,7 +750,7 @@ int main(int argc, char** argv) {
             // The gradients are summed over the ranks after this rank's last micro-batch.
             const bool last = micro + 1 == micro_steps;
             loss += model.forward_backward(inputs[micro].data(), targets[micro].data(), flags.micro_batch,
-                                           flags.seq_len, weights[micro], last) *
+                                           flags.seq_len, weights[micro], last, doc_data(docs[micro])) *
                     weights[micro];
         }
         loss = float(comm.sum(loss));

@@ -283,9 +283,11 @@ public:
 
     void zero_grad() { CUDA_CHECK(cudaMemset(grads_, 0, size_t(zero1_.shard().padded) * sizeof(float))); }
 
-    // The mean loss of a batch (evaluation: no gradients).
-    float forward(const int* tokens, const int* targets, int B, int T) {
-        return run(tokens, targets, B, T, false, 1, false);
+    // The mean loss of a batch (evaluation: no gradients). doc_starts ([B*T],
+    // host memory, or null): the documents packed into the sequences, as in
+    // reference/ops.h (attention stays inside each, RoPE positions restart).
+    float forward(const int* tokens, const int* targets, int B, int T, const int* doc_starts = nullptr) {
+        return run(tokens, targets, B, T, false, 1, false, doc_starts);
     }
 
     // One micro-step: the mean loss, and its gradients times loss_scale added to
@@ -293,8 +295,8 @@ public:
     // With sync_gradients (the last micro-step of a step), the gradients are
     // then summed over the data-parallel ranks.
     float forward_backward(const int* tokens, const int* targets, int B, int T, float loss_scale,
-                           bool sync_gradients = false) {
-        return run(tokens, targets, B, T, true, loss_scale, sync_gradients);
+                           bool sync_gradients = false, const int* doc_starts = nullptr) {
+        return run(tokens, targets, B, T, true, loss_scale, sync_gradients, doc_starts);
     }
 
     // The global gradient norm (fp32, fixed order: the same bits on every run).
@@ -427,7 +429,8 @@ private:
 #endif
     }
 
-    float run(const int* tokens, const int* targets, int B, int T, bool backward, float loss_scale, bool sync) {
+    float run(const int* tokens, const int* targets, int B, int T, bool backward, float loss_scale, bool sync,
+              const int* doc_starts) {
         const ModelConfig& c = config_;
         const int C = c.hidden, H = c.n_heads, KV = c.n_kv_heads, D = c.head_dim, F = c.ffn_hidden, V = c.vocab_size,
                   L = c.n_layers, Wd = (H + 2 * KV) * D;
@@ -442,6 +445,18 @@ private:
         int* d_targets = slot<int>(Buf::targets);
         CUDA_CHECK(cudaMemcpy(d_tokens, tokens, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(d_targets, targets, size_t(N) * sizeof(int), cudaMemcpyHostToDevice));
+        // The documents: each token's document start and end (N ints each), for RoPE and attention.
+        AttnDocs docs;
+        if (doc_starts) {
+            ref::check_doc_starts(doc_starts, B, T);
+            std::vector<int> bounds(2 * size_t(N));
+            std::copy(doc_starts, doc_starts + N, bounds.begin());
+            attention_doc_ends(bounds.data() + N, doc_starts, B, T);
+            int* d_bounds = slot<int>(Buf::doc_bounds);
+            CUDA_CHECK(cudaMemcpy(d_bounds, bounds.data(), bounds.size() * sizeof(int), cudaMemcpyHostToDevice));
+            docs.start = d_bounds;
+            docs.end = d_bounds + N;
+        }
         const float* cos_table = slot(Buf::rope_cos);
         const float* sin_table = slot(Buf::rope_sin);
         bf16* tmp = slot<bf16>(Buf::d_norm);  // projection outputs in the forward
@@ -460,9 +475,9 @@ private:
                 ops::qk_norm_forward(a.qkv, a.qk_rstd, a.qkv_raw, W.q_norm, N, H, D, Wd, 0, eps);
                 ops::qk_norm_forward(a.qkv, a.qk_rstd + size_t(N) * H, a.qkv_raw, W.k_norm, N, KV, D, Wd, H * D, eps);
             }
-            ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
-            ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
-            ops::attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D, 0, attention_kernel_);
+            ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, 0, H, D, 0, docs.start);
+            ops::rope_forward(a.qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D, 0, docs.start);
+            ops::attention_forward(a.attn_out, a.lse, a.qkv, B, T, H, KV, D, 0, attention_kernel_, docs);
             ops::linear_forward(matmul_, tmp, false, a.attn_out, W.wo, W.bo, N, H * D, C);
             ops::rmsnorm_forward(a.mlp_norm, a.mlp_rstd, a.residual_mid, tmp, a.residual, W.mlp_norm, N, C, eps);
             ops::linear_forward(matmul_, a.gate_up, false, a.mlp_norm, W.w_gate, W.b_gate, N, C, 2 * F);
@@ -525,9 +540,9 @@ private:
             ops::linear_backward_weight(matmul_, G.wo, d_residual, a.attn_out, N, H * D, C);
             if (c.bias) ops::bias_grad(G.bo, bias_scratch, d_residual, N, C);
             ops::attention_backward(d_qkv, attn_scratch, d_attn_out, a.qkv, a.attn_out, a.lse, B, T, H, KV, D, 0,
-                                    attention_kernel_);
-            ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D);
-            ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D);
+                                    attention_kernel_, docs);
+            ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, 0, H, D, 0, docs.start);
+            ops::rope_backward(d_qkv, cos_table, sin_table, N, T, Wd, H * D, KV, D, 0, docs.start);
             const bf16* d_proj = d_qkv;  // the gradient of the fused projection's output
             if (c.qk_norm) {
                 bf16* d_raw = slot<bf16>(Buf::d_qkv_raw);

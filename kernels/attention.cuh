@@ -10,7 +10,9 @@
 //   out: [N, H*D] bf16            lse: [B, H, T] fp32 (log-sum-exp of each row)
 //   dqkv: [N, W] bf16, the same fused layout (dq, dk, dv; written, not added to)
 //
-// The math, for one query row i of head h (scale = 1/sqrt(D), keys j <= i):
+// The math, for one query row i of head h (scale = 1/sqrt(D), keys j <= i,
+// and j at or after the start of i's document when the sequences pack
+// documents: see AttnDocs in kernels/attention/common.cuh):
 //   s_j = scale * q_i . k_j,   lse_i = log sum_j exp(s_j),   p_j = exp(s_j - lse_i)
 //   o_i = sum_j p_j v_j
 // The forward visits the keys tile by tile, keeping a running maximum m and a
@@ -54,9 +56,10 @@
 #include "kernels/attention/v4_tma.cuh"
 
 using AttentionForwardFn = void (*)(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                                    cudaStream_t stream);
+                                    AttnDocs docs, cudaStream_t stream);
 using AttentionBackwardFn = void (*)(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
-                                     const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream);
+                                     const float* lse, int B, int T, int H, int KV, int D, AttnDocs docs,
+                                     cudaStream_t stream);
 struct AttentionVersion {
     int number;
     const char* name;
@@ -103,16 +106,17 @@ inline void attention_print_versions() {
                     v.number == kAttentionDefaultVersion ? " (default)" : "");
 }
 
-// The kernels the model uses.
+// The kernels the model uses. docs: the documents packed into the sequences
+// (kernels/attention/common.cuh: AttnDocs), none by default.
 inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                              cudaStream_t stream = 0, int version = kAttentionDefaultVersion) {
-    attention_version(version).forward(out, lse, qkv, B, T, H, KV, D, stream);
+                              cudaStream_t stream = 0, int version = kAttentionDefaultVersion, AttnDocs docs = {}) {
+    attention_version(version).forward(out, lse, qkv, B, T, H, KV, D, docs, stream);
 }
 
 inline void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
                                const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0,
-                               int version = kAttentionDefaultVersion) {
-    attention_version(version).backward(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, stream);
+                               int version = kAttentionDefaultVersion, AttnDocs docs = {}) {
+    attention_version(version).backward(dqkv, scratch, dout, qkv, out, lse, B, T, H, KV, D, docs, stream);
 }
 
 #endif  // KERNELS_ATTENTION_CUH

@@ -157,24 +157,25 @@ inline void qk_norm_backward(bf16* dinp, float* dweight, float* scratch, const b
 
 // ---------------------------------------------------------------- RoPE (in place, on heads of the fused rows)
 inline void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int row_stride, int col0,
-                        int heads, int D, bool backward, cudaStream_t stream) {
+                        int heads, int D, bool backward, cudaStream_t stream, const int* doc_starts) {
     detail::on_stream(stream, [=] {
         const detail::Rows rows = detail::qkv_heads(N, heads, D, row_stride);
         const std::vector<float> in = rows.load(x + col0);
         std::vector<float> out(in.size(), 0.0f);
         // Row n is position n % T of sequence n / T (N is a whole number of sequences).
-        if (backward) llama::ref::rope_backward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D);
-        else llama::ref::rope_forward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D);
+        if (backward)
+            llama::ref::rope_backward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D, doc_starts);
+        else llama::ref::rope_forward(out.data(), in.data(), cos_table, sin_table, N / T, T, heads, D, doc_starts);
         rows.store(x + col0, out);
     });
 }
 inline void rope_forward(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int row_stride,
-                         int col0, int heads, int D, cudaStream_t stream = 0) {
-    cpu_twin::rope_rotate(x, cos_table, sin_table, N, T, row_stride, col0, heads, D, false, stream);
+                         int col0, int heads, int D, cudaStream_t stream = 0, const int* doc_starts = nullptr) {
+    cpu_twin::rope_rotate(x, cos_table, sin_table, N, T, row_stride, col0, heads, D, false, stream, doc_starts);
 }
 inline void rope_backward(bf16* dx, const float* cos_table, const float* sin_table, int N, int T, int row_stride,
-                          int col0, int heads, int D, cudaStream_t stream = 0) {
-    cpu_twin::rope_rotate(dx, cos_table, sin_table, N, T, row_stride, col0, heads, D, true, stream);
+                          int col0, int heads, int D, cudaStream_t stream = 0, const int* doc_starts = nullptr) {
+    cpu_twin::rope_rotate(dx, cos_table, sin_table, N, T, row_stride, col0, heads, D, true, stream, doc_starts);
 }
 
 // ---------------------------------------------------------------- attention
@@ -189,14 +190,17 @@ inline QkvArrays split_qkv(const bf16* qkv, int N, int H, int KV, int D) {
 }
 }  // namespace detail
 
-// `version` (which kernel) makes no difference to the twin.
+// `version` (which kernel) makes no difference to the twin; the documents'
+// starts are read where the GPU's kernels read them (device memory is host
+// memory here). The twin counts no tiles.
 inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                              cudaStream_t stream = 0, int /*version*/ = kAttentionDefaultVersion) {
+                              cudaStream_t stream = 0, int /*version*/ = kAttentionDefaultVersion, AttnDocs docs = {}) {
     attention_check_shape(H, KV, D);
     detail::on_stream(stream, [=] {
         const detail::QkvArrays a = detail::split_qkv(qkv, B * T, H, KV, D);
         std::vector<float> o(a.q.size()), probs(size_t(B) * H * T * T);
-        llama::ref::attention_forward(o.data(), probs.data(), a.q.data(), a.k.data(), a.v.data(), B, T, H, KV, D, lse);
+        llama::ref::attention_forward(o.data(), probs.data(), a.q.data(), a.k.data(), a.v.data(), B, T, H, KV, D, lse,
+                                      docs.start);
         detail::store(out, o);
     });
 }
@@ -205,14 +209,15 @@ inline void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int
 // dq, dk and dv are written into the fused layout.
 inline void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
                                const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0,
-                               int /*version*/ = kAttentionDefaultVersion) {
+                               int /*version*/ = kAttentionDefaultVersion, AttnDocs docs = {}) {
     (void)scratch, (void)out, (void)lse;
     attention_check_shape(H, KV, D);
     detail::on_stream(stream, [=] {
         const int N = B * T, W = (H + 2 * KV) * D;
         const detail::QkvArrays a = detail::split_qkv(qkv, N, H, KV, D);
         std::vector<float> o(a.q.size()), probs(size_t(B) * H * T * T);
-        llama::ref::attention_forward(o.data(), probs.data(), a.q.data(), a.k.data(), a.v.data(), B, T, H, KV, D);
+        llama::ref::attention_forward(o.data(), probs.data(), a.q.data(), a.k.data(), a.v.data(), B, T, H, KV, D,
+                                      static_cast<float*>(nullptr), docs.start);
         std::vector<float> dq(a.q.size(), 0.0f), dk(a.k.size(), 0.0f), dv(a.v.size(), 0.0f);
         llama::ref::attention_backward(dq.data(), dk.data(), dv.data(), detail::load(dout, a.q.size()).data(),
                                        a.q.data(), a.k.data(), a.v.data(), probs.data(), B, T, H, KV, D);

@@ -67,10 +67,12 @@ MemoryPlan plan_memory(const ModelConfig& c, int micro_batch, int seq_len, bool 
     act(Buf::final_residual, "final.residual", N * C, 2, 1);
     act(Buf::final_norm, "final.norm", N * C, 2, 1);
     act(Buf::final_rstd, "final.rstd", N, 4, 1);
-    // The batch on the device: tokens, targets, per-row losses and the embedding
-    // backward's table (ids, offsets, rows: at most 3N + 1 ints).
+    // The batch on the device: tokens, targets, the documents' starts and ends
+    // (packed sequences), per-row losses and the embedding backward's table
+    // (ids, offsets, rows: at most 3N + 1 ints).
     act(Buf::tokens, "tokens", N, 4, 1);
     act(Buf::targets, "targets", N, 4, 1);
+    act(Buf::doc_bounds, "doc_bounds", 2 * N, 4, 1);
     act(Buf::loss, "loss", N, 4, 1);
     act(Buf::embed_plan, "embed_plan", 3 * N + 1, 4, 1);
     act(Buf::rope_cos, "rope_cos", int64_t(seq_len) * (D / 2), 4, 1);

@@ -39,6 +39,7 @@ enum class Buf {
     final_rstd,
     tokens,
     targets,
+    doc_bounds,
     loss,
     embed_plan,
     rope_cos,

@@ -388,7 +388,8 @@ TEST_CASE("export_model turns a checkpoint into a Hugging Face folder and a GGUF
     fs::remove_all(dir);
 }
 
-TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)", "[export]") {
+TEST_CASE("training can start from an exported Hugging Face folder (--init-hf) or a checkpoint (--init-checkpoint)",
+          "[export]") {
     const std::string dir = temp_dir();
     auto run = [](const std::string& cmd) { return testcorpus::run_command(cmd).output; };
     auto val_loss = [](const std::string& out) {
@@ -416,6 +417,14 @@ TEST_CASE("training can start from an exported Hugging Face folder (--init-hf)",
     CHECK(val_loss(fresh) != val_loss(a));  // a fresh model scores differently
     std::string bad = run("build/train_llama_cpu --init-hf " + dir + "/ck" + common);
     CHECK_THAT(bad, Catch::Contains("--init-hf") && Catch::Contains("config.json"));
+    // The checkpoint's weights, with a new run around them (its step count starts at 1).
+    std::string c = run("build/train_llama_cpu --init-checkpoint " + dir +
+                        "/ck/step_00000020 --steps 1 --lr 1e-12 --warmup 0" + common);
+    INFO(c);
+    CHECK_THAT(c, Catch::Contains("weights: " + dir + "/ck/step_00000020") && Catch::Contains("steps 1 to 1"));
+    CHECK(val_loss(c) == val_loss(a));
+    std::string bad_ck = run("build/train_llama_cpu --init-checkpoint " + dir + "/hf" + common);
+    CHECK_THAT(bad_ck, Catch::Contains("--init-checkpoint: ") && Catch::Contains(dir + "/hf"));
     fs::remove_all(dir);
 }
 

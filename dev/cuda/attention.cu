@@ -5,10 +5,16 @@
 // heads per KV head, D = 64 and 128), outputs poisoned before each launch.
 // With --bench, timed, with FLOPs counted as FlashAttention counts them
 // (forward 4*B*H*T^2*D, halved for causal; backward 2.5 times the forward).
+// Documents packed into the sequences (--docs L1,L2,...: documents of these
+// lengths from position 0, the rest of the sequence one more document; the
+// list rotated by one for each further sequence of the batch) are checked
+// against the reference's block-diagonal causal mask, and the kernels count
+// the tiles they compute: the line "tiles computed" gives, per kernel, the
+// tiles with the documents over the tiles of plain causal attention.
 //
 //   attention [--version N] [--bench] [B T H KV D]
 //   attention [--version N] [--bench] --batch B --seq T --heads H --kv-heads KV --head-dim D
-//             [--no-reference] [--dump DIR]
+//             [--docs L1,L2,...] [--no-reference] [--dump DIR]
 //   attention --launch-info    (no GPU needed) each kernel's threads per block and
 //                              dynamic shared memory, for dev/perf-report
 // Without --version every version is checked. --no-reference skips the CPU
@@ -17,6 +23,7 @@
 // dev/attention-vs-sdpa.
 //   attention --list-versions  the versions (kernels/attention.cuh's table), one per line
 // Versions that need another GPU than this one (3 and 4: sm_90) are skipped.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -28,6 +35,60 @@
 
 struct Shape {
     int B, T, H, KV, D;
+    std::vector<int> docs = {};  // document lengths (--docs); empty: one document per sequence
+};
+
+// Each token's document start ([B*T], as reference/ops.h: rope_position reads
+// them) for the lengths of --docs, the list rotated by b for sequence b.
+static std::vector<int> doc_starts_of(const Shape& sh) {
+    std::vector<int> starts(size_t(sh.B) * sh.T, 0);
+    if (sh.docs.empty()) return starts;
+    for (int b = 0; b < sh.B; ++b) {
+        int start = 0, next = 0;  // the current document's start, and where the next begins
+        for (int t = 0, i = 0; t < sh.T; ++t) {
+            if (t == next) {
+                start = t;
+                const bool listed = i < int(sh.docs.size());
+                next = listed ? t + sh.docs[(b + i++) % sh.docs.size()] : sh.T;
+            }
+            starts[size_t(b) * sh.T + t] = start;
+        }
+    }
+    return starts;
+}
+
+// The documents of a shape in device memory, with the kernels' tile counters.
+struct DeviceDocs {
+    int* start = nullptr;
+    int* end = nullptr;
+    unsigned long long* tiles = nullptr;
+    explicit DeviceDocs(const Shape& sh) {
+        const size_t n = size_t(sh.B) * sh.T;
+        const std::vector<int> s = doc_starts_of(sh);
+        std::vector<int> e(n);
+        attention_doc_ends(e.data(), s.data(), sh.B, sh.T);
+        CUDA_CHECK(cudaMalloc(&start, n * sizeof(int)));
+        CUDA_CHECK(cudaMalloc(&end, n * sizeof(int)));
+        CUDA_CHECK(cudaMalloc(&tiles, 3 * sizeof(unsigned long long)));
+        CUDA_CHECK(cudaMemcpy(start, s.data(), n * sizeof(int), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(end, e.data(), n * sizeof(int), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemset(tiles, 0, 3 * sizeof(unsigned long long)));
+    }
+    ~DeviceDocs() {
+        cudaFree(start);
+        cudaFree(end);
+        cudaFree(tiles);
+    }
+    DeviceDocs(const DeviceDocs&) = delete;
+    DeviceDocs& operator=(const DeviceDocs&) = delete;
+    AttnDocs with_documents() const { return {start, end, tiles}; }
+    AttnDocs counting_only() const { return {nullptr, nullptr, tiles}; }  // plain causal, counted
+    std::vector<unsigned long long> take_counts() {                       // and reset them
+        std::vector<unsigned long long> c(3);
+        CUDA_CHECK(cudaMemcpy(c.data(), tiles, 3 * sizeof(unsigned long long), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemset(tiles, 0, 3 * sizeof(unsigned long long)));
+        return c;
+    }
 };
 
 struct Options {
@@ -69,11 +130,12 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
         }
     }
     std::vector<float> out_ref(q.size()), lse_ref(size_t(B) * H * T);
+    const std::vector<int> doc_starts = doc_starts_of(sh);
     std::vector<float> dq(q.size(), 0.0f), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
     if (opt.reference) {
         std::vector<float> probs(size_t(B) * H * T * T);
         llama::ref::attention_forward(out_ref.data(), probs.data(), q.data(), k.data(), v.data(), B, T, H, KV, D,
-                                      lse_ref.data());
+                                      lse_ref.data(), sh.docs.empty() ? nullptr : doc_starts.data());
         llama::ref::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
                                        probs.data(), B, T, H, KV, D);
     }
@@ -94,9 +156,12 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     d_lse.poison();
     d_dqkv.poison();
     d_scratch.poison();
-    auto forward = [&] { kernels.forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D, 0); };
+    DeviceDocs d_docs(sh);
+    const AttnDocs docs = sh.docs.empty() ? AttnDocs{} : d_docs.with_documents();
+    auto forward = [&] { kernels.forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D, docs, 0); };
     auto backward = [&] {
-        kernels.backward(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV, D, 0);
+        kernels.backward(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV, D, docs,
+                         0);
     };
     forward();
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -106,7 +171,8 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     dump_floats(opt, "out", out);
     dump_floats(opt, "lse", lse);
     char label[96];
-    std::snprintf(label, sizeof label, "v%d B=%d T=%d H=%d KV=%d D=%d", version, B, T, H, KV, D);
+    std::snprintf(label, sizeof label, "v%d B=%d T=%d H=%d KV=%d D=%d%s", version, B, T, H, KV, D,
+                  sh.docs.empty() ? "" : " documents");
     const std::string l(label);
     const double flops = 4.0 * B * H * double(T) * T * D / 2;
     if (!opt.reference) std::printf("  %s: no CPU reference (--no-reference)\n", l.c_str());
@@ -114,6 +180,17 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> dqkv = d_dqkv.to_host();
     dump_floats(opt, "dqkv", dqkv);
+    if (!sh.docs.empty()) {  // the tiles computed, then those of plain causal attention (same kernels, no documents)
+        const std::vector<unsigned long long> with = d_docs.take_counts();
+        kernels.forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D, d_docs.counting_only(), 0);
+        kernels.backward(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV, D,
+                         d_docs.counting_only(), 0);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        const std::vector<unsigned long long> causal = d_docs.take_counts();
+        std::printf("  %s tiles computed (documents/causal): forward %llu/%llu, dq %llu/%llu, dk dv %llu/%llu (%.3f)\n",
+                    l.c_str(), with[0], causal[0], with[1], causal[1], with[2], causal[2],
+                    double(with[0] + with[1] + with[2]) / double(causal[0] + causal[1] + causal[2]));
+    }
 
     // Split the fused gradient back into dq, dk, dv for separate reports.
     std::vector<float> got_dq(dq.size()), got_dk(dk.size()), got_dv(dv.size());
@@ -144,8 +221,20 @@ static bool check_shape(const Shape& sh, int version, const Options& opt) {
     if (bench) {
         float ms = time_ms(forward);
         std::printf("  forward: %.3f ms, %.2f TFLOP/s\n", ms, flops / ms / 1e9);
-        ms = time_ms(backward);
-        std::printf("  backward: %.3f ms, %.2f TFLOP/s\n", ms, 2.5 * flops / ms / 1e9);
+        const float backward_ms = time_ms(backward);
+        std::printf("  backward: %.3f ms, %.2f TFLOP/s\n", backward_ms, 2.5 * flops / backward_ms / 1e9);
+        if (!sh.docs.empty()) {  // the same kernels without the documents (plain causal), timed in the same run
+            const float causal_fwd =
+                time_ms([&] { kernels.forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, B, T, H, KV, D, {}, 0); });
+            const float causal_bwd = time_ms([&] {
+                kernels.backward(d_dqkv.ptr, d_scratch.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, B, T, H, KV, D,
+                                 {}, 0);
+            });
+            std::printf(
+                "  documents against plain causal: forward %.3f ms / %.3f ms = %.3f, backward %.3f ms / %.3f ms "
+                "= %.3f (TFLOP/s above count causal work)\n",
+                ms, causal_fwd, ms / causal_fwd, backward_ms, causal_bwd, backward_ms / causal_bwd);
+        }
     }
     return ok;
 }
@@ -193,6 +282,21 @@ int main(int argc, char** argv) {
             opt.dump = argv[++i];
             continue;
         }
+        if (a == "--docs" && i + 1 < argc) {  // comma-separated positive lengths
+            const std::string list = argv[++i];
+            for (size_t at = 0; at < list.size();) {
+                const size_t comma = std::min(list.find(',', at), list.size());
+                const int len = std::atoi(list.substr(at, comma - at).c_str());
+                if (len <= 0) {
+                    std::fprintf(stderr, "%s: --docs %s: the lengths must be positive integers\n", argv[0],
+                                 list.c_str());
+                    return 2;
+                }
+                named.docs.push_back(len);
+                at = comma + 1;
+            }
+            continue;
+        }
         if (a == "--version") have_version = true;
         rest.push_back(argv[i]);
     }
@@ -200,15 +304,31 @@ int main(int argc, char** argv) {
     // Small enough for the emulator's race checker (about 20 s): lengths of 1 and
     // below, at and above the 64-row tiles of version 2 (130: three key tiles, so
     // a double buffer is refilled), 1 to 3 query heads per KV head, D = 64 and 128.
-    std::vector<Shape> shapes = {{1, 1, 3, 1, 64},   {2, 7, 4, 2, 64},   {1, 7, 15, 5, 64}, {1, 33, 4, 2, 128},
-                                 {1, 64, 2, 2, 128}, {1, 130, 1, 1, 64}, {1, 65, 2, 1, 128}};
-    if (args.shape.size() == 5) shapes = {{args.shape[0], args.shape[1], args.shape[2], args.shape[3], args.shape[4]}};
+    // Then documents with boundaries in awkward places: documents of length 1, a
+    // boundary on a tile edge (64) and one just past it, many documents in one
+    // tile (two sequences, the list rotated), one document filling the sequence.
+    std::vector<Shape> shapes = {{1, 1, 3, 1, 64},
+                                 {2, 7, 4, 2, 64},
+                                 {1, 7, 15, 5, 64},
+                                 {1, 33, 4, 2, 128},
+                                 {1, 64, 2, 2, 128},
+                                 {1, 130, 1, 1, 64},
+                                 {1, 65, 2, 1, 128},
+                                 {1, 130, 2, 1, 64, {1, 63, 1, 64}},
+                                 {2, 77, 4, 2, 128, {5, 3, 2, 7, 1, 1, 4}},
+                                 {1, 70, 3, 1, 64, {70}}};
+    if (args.shape.size() == 5)
+        shapes = {{args.shape[0], args.shape[1], args.shape[2], args.shape[3], args.shape[4], named.docs}};
     if (have_named) {
         if (named.B <= 0 || named.T <= 0 || named.H <= 0 || named.KV <= 0 || named.D <= 0) {
             std::fprintf(stderr, "%s: give all of --batch --seq --heads --kv-heads --head-dim\n", argv[0]);
             return 2;
         }
         shapes = {named};
+    }
+    if (!named.docs.empty() && !have_named && args.shape.size() != 5) {
+        std::fprintf(stderr, "%s: --docs needs a shape (B T H KV D, or --batch ... --head-dim)\n", argv[0]);
+        return 2;
     }
     for (const Shape& s : shapes)
         if ((s.D != 64 && s.D != 128) || s.H % s.KV != 0) {

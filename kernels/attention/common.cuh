@@ -21,6 +21,94 @@ __device__ inline size_t attn_offset(int b, int t, int T, int width, int col0, i
     return (size_t(b) * T + t) * size_t(width) + col0 + size_t(head) * D;
 }
 
+// ---- documents packed into a sequence --------------------------------------
+// When several documents share a sequence (fine-tuning shards, train_llama
+// --doc-mask), attention stays inside each: for the token at position t of
+// sequence b, start[b*T + t] and end[b*T + t] are where its document begins
+// and ends (start <= t < end). Query i sees key j when start(i) <= j <= i, so
+//   a block of queries [q0, q1] needs the keys [start(q0), q1] only, and
+//   a block of keys [k0, k1] is seen by the queries [k0, end(k1) - 1] only
+// (start and end never decrease along a sequence). Every version visits just
+// those tiles: the ones wholly across a boundary are neither loaded nor
+// computed. A tile inside the range needs the mask when it reaches the
+// diagonal, T, or a boundary that splits it. Null pointers: each sequence is
+// one document (plain causal attention).
+// `tiles`, for dev programs and tests: when set, each block adds the tiles
+// it computed to tiles[0] (forward), tiles[1] (dq) or tiles[2] (dk, dv).
+struct AttnDocs {
+    const int* start = nullptr;  // [B*T], device memory
+    const int* end = nullptr;    // [B*T]
+    unsigned long long* tiles = nullptr;
+};
+
+// The first key query `row` (< T) of sequence b sees.
+__host__ __device__ inline int attn_doc_start(const AttnDocs& d, int b, int T, int row) {
+    return d.start ? d.start[size_t(b) * T + row] : 0;
+}
+// One past the last query that sees key `key` (< T).
+__host__ __device__ inline int attn_doc_end(const AttnDocs& d, int b, int T, int key) {
+    return d.end ? d.end[size_t(b) * T + key] : T;
+}
+
+// The key tiles (KEYS keys each) a block of query rows [q0, q0 + ROWS) visits:
+// first..last. Tiles before `mask_below` (the last row's first key) are split
+// by a boundary and need the mask, as does the last (the diagonal one).
+template <int ROWS, int KEYS>
+struct AttnKeyTiles {
+    int first, last, mask_below;
+    __device__ AttnKeyTiles(const AttnDocs& d, int b, int T, int q0) {
+        const int q1 = min(q0 + ROWS, T) - 1;
+        first = attn_doc_start(d, b, T, q0) / KEYS;
+        last = q1 / KEYS;
+        mask_below = attn_doc_start(d, b, T, q1);
+    }
+    __device__ int count() const { return last - first + 1; }
+    __device__ bool masked(int tile) const { return tile == last || tile * KEYS < mask_below; }
+};
+
+// The query tiles (QUERIES rows each, counted from k0, the block's first key)
+// a block of keys [k0, k0 + KEYS) is seen by: tiles 0..count-1 of rows
+// k0 + QUERIES * i. Those that reach the block's own keys (the diagonal), T,
+// or the end of the first key's document need the mask.
+template <int KEYS, int QUERIES>
+struct AttnQueryTiles {
+    int k0, n, mask_from;
+    __device__ AttnQueryTiles(const AttnDocs& d, int b, int T, int k0_) : k0(k0_) {
+        const int k1 = min(k0 + KEYS, T) - 1;
+        n = (attn_doc_end(d, b, T, k1) - k0 + QUERIES - 1) / QUERIES;
+        mask_from = min(T, attn_doc_end(d, b, T, k0));  // the first query some key of the block does not see
+    }
+    __device__ int count() const { return n; }
+    __device__ int row(int tile) const { return k0 + tile * QUERIES; }
+    __device__ bool masked(int tile) const { return row(tile) < k0 + KEYS || row(tile) + QUERIES > mask_from; }
+};
+
+// A thread's query rows' first keys (rows past T: 0) and its keys' document ends (keys past T: T).
+template <int N>
+__device__ inline void attn_row_starts(int first_key[N], const AttnDocs& d, int b, int T, int row0, int step) {
+#pragma unroll
+    for (int r = 0; r < N; ++r) first_key[r] = row0 + step * r < T ? attn_doc_start(d, b, T, row0 + step * r) : 0;
+}
+template <int N>
+__device__ inline void attn_key_ends(int key_end[N], const AttnDocs& d, int b, int T, int key0, int step) {
+#pragma unroll
+    for (int r = 0; r < N; ++r) key_end[r] = key0 + step * r < T ? attn_doc_end(d, b, T, key0 + step * r) : T;
+}
+
+// Adds a block's computed tiles to the counter of kernel `which` (one thread calls it).
+__device__ inline void attn_count_tiles(const AttnDocs& d, int which, int tiles) {
+    if (d.tiles && tiles > 0) atomicAdd(&d.tiles[which], (unsigned long long)tiles);
+}
+
+// The document ends from the starts, on the host: [B*T] each.
+inline void attention_doc_ends(int* end, const int* start, int B, int T) {
+    for (int b = 0; b < B; ++b) {
+        const int* s = start + size_t(b) * T;
+        int* e = end + size_t(b) * T;
+        for (int t = T - 1; t >= 0; --t) e[t] = t + 1 < T && s[t + 1] == s[t] ? e[t + 1] : t + 1;
+    }
+}
+
 __device__ inline float attn_warp_max(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
@@ -173,12 +261,13 @@ __device__ inline void attn_mma_ab(float acc[D / 8][4], const float x[8][4], con
 // The online softmax of one key tile for a thread's two rows (row0 = its warp's
 // row g, and row0 + 8): the scores s (16 x 64 per warp, in the accumulator
 // layout: s[nb][i] is row g + 8(i/2), key 8nb + 2t + i%2) are scaled to base 2,
-// masked on the tile that reaches the diagonal (keys past the row or past T),
+// masked on the tiles that need it (keys past the row, past T, or before the
+// row's document: first_key),
 // turned into unnormalised probabilities; the running maxima m and sums l are
 // updated and the output accumulators o rescaled.
 template <int D, int NB = 8>  // NB: 8-key blocks of the tile
 __device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], float m[2], float l[2], int row0, int k0,
-                                           int T, int t4, bool masked, float scale_log2) {
+                                           int T, int t4, bool masked, float scale_log2, const int first_key[2]) {
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb)
@@ -186,7 +275,7 @@ __device__ inline void attn_online_softmax(float s[NB][4], float o[D / 8][4], fl
         for (int i = 0; i < 4; ++i) {
             const int row = row0 + 8 * (i / 2), key = k0 + nb * 8 + 2 * t4 + (i % 2);
             float x = s[nb][i] * scale_log2;
-            if (masked && (key > row || key >= T)) x = -INFINITY;
+            if (masked && (key > row || key >= T || key < first_key[i / 2])) x = -INFINITY;
             s[nb][i] = x;
             tile_max[i / 2] = fmaxf(tile_max[i / 2], x);
         }
@@ -253,31 +342,34 @@ __device__ inline void attn_row_stats(float lse2[2], float dlt[2], const float* 
 }
 
 // dq's tile (rows row0, row0 + 8; keys k0..k0+63): S and dP in, dS = P (dP - Delta)
-// out in place of S, P recomputed from lse; masked on the diagonal tile.
+// out in place of S, P recomputed from lse; masked as in the forward.
 __device__ inline void attn_dq_scores(float s[8][4], const float dp[8][4], const float lse2[2], const float dlt[2],
-                                      int row0, int k0, int T, int t4, bool masked, float scale_log2) {
+                                      int row0, int k0, int T, int t4, bool masked, float scale_log2,
+                                      const int first_key[2]) {
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int r = i / 2, row = row0 + 8 * r, key = k0 + nb * 8 + 2 * t4 + (i % 2);
             float p = exp2f(s[nb][i] * scale_log2 - lse2[r]);
-            if (masked && (key > row || key >= T)) p = 0.0f;
+            if (masked && (key > row || key >= T || key < first_key[r])) p = 0.0f;
             s[nb][i] = p * (dp[nb][i] - dlt[r]);
         }
 }
 
 // dk/dv's tile (keys key0, key0 + 8; queries i0..i0+63 with their lse and
-// Delta in shared memory): S^T in, P^T out in place; dP^T in, dS^T out in place.
+// Delta in shared memory): S^T in, P^T out in place; dP^T in, dS^T out in
+// place; masked past the key's document (key_end) too.
 __device__ inline void attn_dkv_scores(float s[8][4], float dp[8][4], const float* lse_t, const float* delta_t,
-                                       int key0, int i0, int T, int t4, bool masked, float scale_log2) {
+                                       int key0, int i0, int T, int t4, bool masked, float scale_log2,
+                                       const int key_end[2]) {
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
             float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
-            if (masked && (query < key || query >= T)) p = 0.0f;
+            if (masked && (query < key || query >= T || query >= key_end[i / 2])) p = 0.0f;
             s[nb][i] = p;
             dp[nb][i] = p * (dp[nb][i] - delta_t[c]);
         }

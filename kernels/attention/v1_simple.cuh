@@ -69,8 +69,8 @@ __device__ inline void attn_load_kv_tile(bf16 (&k)[kAttnKeys][D + 2], bf16 (&v)[
 }
 
 template <int D>
-__global__ void __launch_bounds__(128)
-    attention_forward_simple_kernel(bf16* out, float* lse, const bf16* qkv, int T, int H, int KV, float scale) {
+__global__ void __launch_bounds__(128) attention_forward_simple_kernel(bf16* out, float* lse, const bf16* qkv, int T,
+                                                                       int H, int KV, float scale, AttnDocs docs) {
     constexpr int PER_LANE = D / 32;
     __shared__ AttnForwardSimpleSmem<D> sm;
 
@@ -85,6 +85,7 @@ __global__ void __launch_bounds__(128)
     }
 
     float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], o[kAttnRowsPerWarp][PER_LANE];
+    int first_key[kAttnRowsPerWarp];  // each row's first visible key (its document's start)
 #pragma unroll
     for (int r = 0; r < kAttnRowsPerWarp; ++r) {
         m[r] = -INFINITY;
@@ -92,10 +93,12 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int i = 0; i < PER_LANE; ++i) o[r][i] = 0.0f;
     }
+    attn_row_starts<kAttnRowsPerWarp>(first_key, docs, b, T, q0 + warp * kAttnRowsPerWarp, 1);
 
-    // Causal: the last key any row of this block sees is min(q0 + 15, T - 1).
-    const int last_key = min(q0 + kAttnRows, T) - 1;
-    for (int k0 = 0; k0 <= last_key; k0 += kAttnKeys) {
+    // Causal: the last key any row of this block sees is min(q0 + 15, T - 1);
+    // the first, its first row's document start.
+    const AttnKeyTiles<kAttnRows, kAttnKeys> tiles(docs, b, T, q0);
+    for (int k0 = tiles.first * kAttnKeys; k0 <= tiles.last * kAttnKeys; k0 += kAttnKeys) {
         __syncthreads();  // the previous tile is no longer read
         attn_load_kv_tile<D>(sm.k, sm.v, qkv, b, k0, T, H, KV, g);
         __syncthreads();
@@ -105,14 +108,16 @@ __global__ void __launch_bounds__(128)
             if (i >= T) continue;  // the same for the whole warp
             const int j = k0 + lane;
             float s = -INFINITY;
-            if (j <= i) {
+            if (j <= i && j >= first_key[r]) {
                 s = 0.0f;
                 for (int d = 0; d < D; ++d) s += sm.q[row][d] * __bfloat162float(sm.k[lane][d]);
             }
-            // k0 <= q0 <= i, so key k0 is always visible and the tile maximum is finite.
+            // A row that has seen no key yet (its document starts later) keeps
+            // m = -inf: subtract 0 then, not -inf.
             const float m_new = fmaxf(m[r], attn_warp_max(s));
-            const float p = __expf(s - m_new);
-            const float correction = __expf(m[r] - m_new);  // 0 on the first tile (m = -inf)
+            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+            const float p = __expf(s - m_use);
+            const float correction = __expf(m[r] - m_use);  // 0 while m = -inf
             l[r] = l[r] * correction + warp_sum(p);
             m[r] = m_new;
             sm.p[warp][r][lane] = p;
@@ -138,6 +143,7 @@ __global__ void __launch_bounds__(128)
         for (int c = 0; c < PER_LANE; ++c) dst[lane + 32 * c] = __float2bfloat16(o[r][c] * inv);
         if (lane == 0) lse[(size_t(b) * H + h) * T + i] = m[r] + logf(l[r]);
     }
+    if (threadIdx.x == 0) attn_count_tiles(docs, 0, tiles.count());
 }
 
 // Backward, part 1: dq for 16 query rows of one (batch, head), and Delta for
@@ -147,7 +153,7 @@ __global__ void __launch_bounds__(128)
 template <int D>
 __global__ void __launch_bounds__(128)
     attention_backward_dq_simple_kernel(bf16* dqkv, float* delta, const bf16* dout, const bf16* qkv, const bf16* out,
-                                        const float* lse, int T, int H, int KV, float scale) {
+                                        const float* lse, int T, int H, int KV, float scale, AttnDocs docs) {
     constexpr int PER_LANE = D / 32;
     __shared__ AttnDqSimpleSmem<D> sm;
 
@@ -180,8 +186,10 @@ __global__ void __launch_bounds__(128)
         for (int c = 0; c < PER_LANE; ++c) dq[r][c] = 0.0f;
     }
 
-    const int last_key = min(q0 + kAttnRows, T) - 1;
-    for (int k0 = 0; k0 <= last_key; k0 += kAttnKeys) {
+    int first_key[kAttnRowsPerWarp];
+    attn_row_starts<kAttnRowsPerWarp>(first_key, docs, b, T, q0 + warp * kAttnRowsPerWarp, 1);
+    const AttnKeyTiles<kAttnRows, kAttnKeys> tiles(docs, b, T, q0);  // as in the forward
+    for (int k0 = tiles.first * kAttnKeys; k0 <= tiles.last * kAttnKeys; k0 += kAttnKeys) {
         __syncthreads();
         attn_load_kv_tile<D>(sm.k, sm.v, qkv, b, k0, T, H, KV, g);
         __syncthreads();
@@ -191,7 +199,7 @@ __global__ void __launch_bounds__(128)
             if (i >= T) continue;
             const int j = k0 + lane;
             float ds = 0.0f;
-            if (j <= i) {
+            if (j <= i && j >= first_key[r]) {
                 float s = 0.0f, dp = 0.0f;
                 for (int d = 0; d < D; ++d) {
                     s += sm.q[row][d] * __bfloat162float(sm.k[lane][d]);
@@ -218,6 +226,7 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int c = 0; c < PER_LANE; ++c) dst[lane + 32 * c] = __float2bfloat16(scale * dq[r][c]);
     }
+    if (threadIdx.x == 0) attn_count_tiles(docs, 1, tiles.count());
 }
 
 // Backward, part 2: dk and dv for 16 key rows of one (batch, KV head). The
@@ -227,7 +236,7 @@ __global__ void __launch_bounds__(128)
 template <int D>
 __global__ void __launch_bounds__(128)
     attention_backward_dkv_simple_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
-                                         const float* lse, int T, int H, int KV, float scale) {
+                                         const float* lse, int T, int H, int KV, float scale, AttnDocs docs) {
     constexpr int PER_LANE = D / 32;
     constexpr int KEYS = kAttnDkvKeys, QUERIES = kAttnDkvQueries;
     __shared__ AttnDkvSimpleSmem<D> sm;
@@ -250,11 +259,15 @@ __global__ void __launch_bounds__(128)
         for (int c = 0; c < PER_LANE; ++c) dk[r][c] = dv[r][c] = 0.0f;
 
     // Queries before k0 see none of these keys: start at the tile holding k0.
+    // Queries at or past the end of the last key's document see none either.
+    int key_end[kAttnRowsPerWarp];
+    attn_key_ends<kAttnRowsPerWarp>(key_end, docs, b, T, k0 + warp * kAttnRowsPerWarp, 1);
     const int first_query = k0 / QUERIES * QUERIES;
+    const int end_query = attn_doc_end(docs, b, T, min(k0 + KEYS, T) - 1);
     for (int h = g * group; h < (g + 1) * group; ++h) {
         const float* lse_h = lse + (size_t(b) * H + h) * T;
         const float* delta_h = delta + (size_t(b) * H + h) * T;
-        for (int i0 = first_query; i0 < T; i0 += QUERIES) {
+        for (int i0 = first_query; i0 < end_query; i0 += QUERIES) {
             __syncthreads();
             for (int idx = threadIdx.x; idx < QUERIES * D; idx += blockDim.x) {
                 const int r = idx / D, d = idx % D, t = i0 + r;
@@ -274,7 +287,7 @@ __global__ void __launch_bounds__(128)
                 if (j >= T) continue;
                 const int i = i0 + lane;
                 float p = 0.0f, ds = 0.0f;
-                if (i < T && i >= j) {
+                if (i < T && i >= j && i < key_end[r]) {
                     float s = 0.0f, dp = 0.0f;
                     for (int d = 0; d < D; ++d) {
                         s += sm.k[row][d] * __bfloat162float(sm.q[lane][d]);
@@ -311,39 +324,41 @@ __global__ void __launch_bounds__(128)
             dv_dst[lane + 32 * c] = __float2bfloat16(dv[r][c]);
         }
     }
+    if (threadIdx.x == 0) attn_count_tiles(docs, 2, group * ((end_query - first_query + QUERIES - 1) / QUERIES));
 }
 
 // Version 1 forward: out [B*T, H*D], lse [B, H, T].
 inline void attention_forward_simple(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                                     cudaStream_t stream = 0) {
+                                     AttnDocs docs = {}, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     const dim3 grid(ceil_div(T, kAttnRows), H, B);
     const float scale = 1.0f / std::sqrt(float(D));
-    if (D == 64) attention_forward_simple_kernel<64><<<grid, 128, 0, stream>>>(out, lse, qkv, T, H, KV, scale);
-    else attention_forward_simple_kernel<128><<<grid, 128, 0, stream>>>(out, lse, qkv, T, H, KV, scale);
+    if (D == 64) attention_forward_simple_kernel<64><<<grid, 128, 0, stream>>>(out, lse, qkv, T, H, KV, scale, docs);
+    else attention_forward_simple_kernel<128><<<grid, 128, 0, stream>>>(out, lse, qkv, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_forward_simple_kernel");
 }
 
 // Version 1 backward: writes dq, dk, dv into dqkv (fused layout, every element
 // written). `scratch` holds attention_backward_scratch(B, T, H) floats.
 inline void attention_backward_simple(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
-                                      const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+                                      const float* lse, int B, int T, int H, int KV, int D, AttnDocs docs = {},
+                                      cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     const float scale = 1.0f / std::sqrt(float(D));
     const dim3 grid_q(ceil_div(T, kAttnRows), H, B), grid_kv(ceil_div(T, kAttnRows), KV, B);
     if (D == 64)
         attention_backward_dq_simple_kernel<64>
-            <<<grid_q, 128, 0, stream>>>(dqkv, scratch, dout, qkv, out, lse, T, H, KV, scale);
+            <<<grid_q, 128, 0, stream>>>(dqkv, scratch, dout, qkv, out, lse, T, H, KV, scale, docs);
     else
         attention_backward_dq_simple_kernel<128>
-            <<<grid_q, 128, 0, stream>>>(dqkv, scratch, dout, qkv, out, lse, T, H, KV, scale);
+            <<<grid_q, 128, 0, stream>>>(dqkv, scratch, dout, qkv, out, lse, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_backward_dq_simple_kernel");
     if (D == 64)
         attention_backward_dkv_simple_kernel<64>
-            <<<grid_kv, 128, 0, stream>>>(dqkv, scratch, dout, qkv, lse, T, H, KV, scale);
+            <<<grid_kv, 128, 0, stream>>>(dqkv, scratch, dout, qkv, lse, T, H, KV, scale, docs);
     else
         attention_backward_dkv_simple_kernel<128>
-            <<<grid_kv, 128, 0, stream>>>(dqkv, scratch, dout, qkv, lse, T, H, KV, scale);
+            <<<grid_kv, 128, 0, stream>>>(dqkv, scratch, dout, qkv, lse, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_backward_dkv_simple_kernel");
 }
 

@@ -44,8 +44,8 @@ constexpr size_t attn_mma_forward_smem() {  // Q, two K and two V tiles
 }
 
 template <int D>
-__global__ void __launch_bounds__(128)
-    attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, int T, int H, int KV, float scale_log2) {
+__global__ void __launch_bounds__(128) attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, int T,
+                                                                    int H, int KV, float scale_log2, AttnDocs docs) {
     constexpr int P = attn_mma_stride<D>();
     constexpr int SBLOCKS = kAttnMmaKeys / 8;  // 8-key column blocks of S
     constexpr int OBLOCKS = D / 8;             // 8-dim column blocks of O
@@ -57,11 +57,11 @@ __global__ void __launch_bounds__(128)
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnMmaRows, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-    const int tiles = (min(q0 + kAttnMmaRows, T) - 1) / kAttnMmaKeys + 1;
+    const AttnKeyTiles<kAttnMmaRows, kAttnMmaKeys> tiles(docs, b, T, q0);  // the key tiles the block sees
 
     attn_load_tile<kAttnMmaRows, D>(q_s, qkv, b, q0, T, width, h * D);
-    attn_load_tile<kAttnMmaKeys, D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
-    attn_load_tile<kAttnMmaKeys, D>(v_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+    attn_load_tile<kAttnMmaKeys, D>(k_s, qkv, b, tiles.first * kAttnMmaKeys, T, width, (H + g_kv) * D);
+    attn_load_tile<kAttnMmaKeys, D>(v_s, qkv, b, tiles.first * kAttnMmaKeys, T, width, (H + KV + g_kv) * D);
     cp_async_commit();
 
     uint32_t qf[D / 16][4];  // this warp's 16 query rows as A fragments
@@ -72,10 +72,12 @@ __global__ void __launch_bounds__(128)
         for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8, base-2 units
     const int row0 = q0 + warp * 16 + g;                       // the first of this thread's two rows
+    int first_key[2];                                          // and their documents' starts
+    attn_row_starts<2>(first_key, docs, b, T, row0, 8);
 
-    for (int tile = 0; tile < tiles; ++tile) {
-        const int buf = tile & 1, k0 = tile * kAttnMmaKeys;
-        if (tile + 1 < tiles) {  // start the next tile, then wait for this one
+    for (int tile = tiles.first; tile <= tiles.last; ++tile) {
+        const int buf = (tile - tiles.first) & 1, k0 = tile * kAttnMmaKeys;
+        if (tile < tiles.last) {  // start the next tile, then wait for this one
             const int nbuf = buf ^ 1;
             attn_load_tile<kAttnMmaKeys, D>(k_s + nbuf * kAttnMmaKeys * P, qkv, b, k0 + kAttnMmaKeys, T, width,
                                             (H + g_kv) * D);
@@ -87,7 +89,7 @@ __global__ void __launch_bounds__(128)
             cp_async_wait<0>();
         }
         __syncthreads();
-        if (tile == 0) attn_load_a<D>(qf, q_s, warp, lane);
+        if (tile == tiles.first) attn_load_a<D>(qf, q_s, warp, lane);
         const bf16* kt = k_s + buf * kAttnMmaKeys * P;
         const bf16* vt = v_s + buf * kAttnMmaKeys * P;
 
@@ -98,8 +100,8 @@ __global__ void __launch_bounds__(128)
         float s[SBLOCKS][4];  // S = Q K^T
         attn_mma_abt<D>(s, qf, kt, lane, 0, groups);
 
-        // Scale to base 2, mask (last tile only), and the online softmax.
-        attn_online_softmax<D, 8>(s, o, m, l, row0, k0, T, t4, tile == tiles - 1, scale_log2);
+        // Scale to base 2, mask (the diagonal tile, and tiles a document boundary splits), and the online softmax.
+        attn_online_softmax<D, 8>(s, o, m, l, row0, k0, T, t4, tiles.masked(tile), scale_log2, first_key);
 
         attn_mma_ab<D>(o, s, vt, lane, 0, groups);  // O += P V
         __syncthreads();                            // every warp is done with this buffer before it is refilled
@@ -107,11 +109,12 @@ __global__ void __launch_bounds__(128)
 
     // Sum each row over its quad, normalise, store.
     attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
+    if (threadIdx.x == 0) attn_count_tiles(docs, 0, tiles.count());
 }
 
 // Version 2 forward (tensor cores), same arguments and results as version 1.
 inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                                  cudaStream_t stream = 0) {
+                                  AttnDocs docs = {}, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     const dim3 grid(ceil_div(T, kAttnMmaRows), H, B);
     const float scale_log2 = 1.4426950408889634f / std::sqrt(float(D));
@@ -119,12 +122,12 @@ inline void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B,
         constexpr size_t smem = attn_mma_forward_smem<64>();
         CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(smem)));
-        attention_forward_mma_kernel<64><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
+        attention_forward_mma_kernel<64><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2, docs);
     } else {
         constexpr size_t smem = attn_mma_forward_smem<128>();
         CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(smem)));
-        attention_forward_mma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2);
+        attention_forward_mma_kernel<128><<<grid, 128, smem, stream>>>(out, lse, qkv, T, H, KV, scale_log2, docs);
     }
     CUDA_CHECK_LAUNCH("attention_forward_mma_kernel");
 }
@@ -156,7 +159,7 @@ constexpr size_t attn_mma_backward_smem() {  // two single tiles and two double-
 template <int D>
 __global__ void __launch_bounds__(128)
     attention_backward_dq_mma_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
-                                     const float* lse, int T, int H, int KV, float scale) {
+                                     const float* lse, int T, int H, int KV, float scale, AttnDocs docs) {
     constexpr int P = attn_mma_stride<D>(), TILE = 64 * P;
     extern __shared__ bf16 attn_smem[];
     bf16* q_s = attn_smem;
@@ -167,19 +170,21 @@ __global__ void __launch_bounds__(128)
     const int q0 = (gridDim.x - 1 - blockIdx.x) * 64, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-    const int tiles = (min(q0 + 64, T) - 1) / 64 + 1;
+    const AttnKeyTiles<64, 64> tiles(docs, b, T, q0);
     const float scale_log2 = scale * kLog2e;
 
     attn_load_tile<64, D>(q_s, qkv, b, q0, T, width, h * D);
     attn_load_tile<64, D>(do_s, dout, b, q0, T, H * D, h * D);
-    attn_load_tile<64, D>(k_s, qkv, b, 0, T, width, (H + g_kv) * D);
-    attn_load_tile<64, D>(v_s, qkv, b, 0, T, width, (H + KV + g_kv) * D);
+    attn_load_tile<64, D>(k_s, qkv, b, tiles.first * 64, T, width, (H + g_kv) * D);
+    attn_load_tile<64, D>(v_s, qkv, b, tiles.first * 64, T, width, (H + KV + g_kv) * D);
     cp_async_commit();
 
-    // This thread's two rows: their lse (base 2) and Delta.
+    // This thread's two rows: their lse (base 2), Delta and first keys.
     const int row0 = q0 + warp * 16 + g;
     float lse2[2], dlt[2];
     attn_row_stats(lse2, dlt, lse, delta, b, h, H, T, row0);
+    int first_key[2];
+    attn_row_starts<2>(first_key, docs, b, T, row0, 8);
     uint32_t qf[D / 16][4], dof[D / 16][4];
     float dq[D / 8][4];
 #pragma unroll
@@ -187,9 +192,9 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int i = 0; i < 4; ++i) dq[nb][i] = 0.0f;
 
-    for (int tile = 0; tile < tiles; ++tile) {
-        const int buf = tile & 1, k0 = tile * 64;
-        if (tile + 1 < tiles) {
+    for (int tile = tiles.first; tile <= tiles.last; ++tile) {
+        const int buf = (tile - tiles.first) & 1, k0 = tile * 64;
+        if (tile < tiles.last) {
             attn_load_tile<64, D>(k_s + (buf ^ 1) * TILE, qkv, b, k0 + 64, T, width, (H + g_kv) * D);
             attn_load_tile<64, D>(v_s + (buf ^ 1) * TILE, qkv, b, k0 + 64, T, width, (H + KV + g_kv) * D);
             cp_async_commit();
@@ -198,7 +203,7 @@ __global__ void __launch_bounds__(128)
             cp_async_wait<0>();
         }
         __syncthreads();
-        if (tile == 0) {
+        if (tile == tiles.first) {
             attn_load_a<D>(qf, q_s, warp, lane);
             attn_load_a<D>(dof, do_s, warp, lane);
         }
@@ -208,19 +213,20 @@ __global__ void __launch_bounds__(128)
         float s[8][4], dp[8][4];
         attn_mma_abt<D>(s, qf, k_s + buf * TILE, lane, 0, groups);    // S = Q K^T
         attn_mma_abt<D>(dp, dof, v_s + buf * TILE, lane, 0, groups);  // dP = dO V^T
-        // dS in place of S; the diagonal tile, the only one that can pass T, is masked.
-        attn_dq_scores(s, dp, lse2, dlt, row0, k0, T, t4, tile == tiles - 1, scale_log2);
+        // dS in place of S; masked as in the forward.
+        attn_dq_scores(s, dp, lse2, dlt, row0, k0, T, t4, tiles.masked(tile), scale_log2, first_key);
         attn_mma_ab<D>(dq, s, k_s + buf * TILE, lane, 0, groups);  // dq += dS K
         __syncthreads();
     }
 
     attn_store_dq<D>(dqkv, dq, b, h, T, width, row0, t4, scale);
+    if (threadIdx.x == 0) attn_count_tiles(docs, 1, tiles.count());
 }
 
 template <int D>
 __global__ void __launch_bounds__(128)
     attention_backward_dkv_mma_kernel(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
-                                      const float* lse, int T, int H, int KV, float scale) {
+                                      const float* lse, int T, int H, int KV, float scale, AttnDocs docs) {
     constexpr int P = attn_mma_stride<D>(), TILE = 64 * P;
     extern __shared__ bf16 attn_smem[];
     bf16* k_s = attn_smem;
@@ -234,8 +240,10 @@ __global__ void __launch_bounds__(128)
     const int group = H / KV, width = (H + 2 * KV) * D;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const float scale_log2 = scale * kLog2e;
-    // Query tiles i0 = k0, k0 + 64, ... < T of each head of the group, as one sequence.
-    const int per_head = (T - k0 + 63) / 64, tiles = per_head * group;
+    // Query tiles i0 = k0, k0 + 64, ... up to the end of the last key's document
+    // (T without documents), of each head of the group, as one sequence.
+    const AttnQueryTiles<64, 64> queries(docs, b, T, k0);
+    const int per_head = queries.count(), tiles = per_head * group;
 
     // Query tile `it` into buffer `buf`: Q and dO rows by cp.async, lse and Delta by plain loads
     // (the buffer is free: the last reader passed the __syncthreads that ends its iteration).
@@ -256,9 +264,11 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int i = 0; i < 4; ++i) dk[nb][i] = dv[nb][i] = 0.0f;
     const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
+    int key_end[2];                       // and the ends of their documents
+    attn_key_ends<2>(key_end, docs, b, T, key0, 8);
 
     for (int it = 0; it < tiles; ++it) {
-        const int buf = it & 1, i0 = k0 + it % per_head * 64;
+        const int buf = it & 1, i0 = queries.row(it % per_head);
         if (it + 1 < tiles) {
             load_queries(it + 1, buf ^ 1);
             cp_async_commit();
@@ -275,21 +285,23 @@ __global__ void __launch_bounds__(128)
         float s[8][4], dp[8][4];
         attn_mma_abt_shared_a<D>(s, k_s, warp, q_s + buf * TILE, lane, first, last);    // S^T = K Q^T
         attn_mma_abt_shared_a<D>(dp, v_s, warp, do_s + buf * TILE, lane, first, last);  // dP^T = V dO^T
-        // Queries before the key (diagonal tile) or past T (last tile) see nothing.
-        const bool masked = i0 == k0 || i0 + 64 > T;
+        // Queries before the key (diagonal tile), past T or past the key's document see nothing.
+        const bool masked = queries.masked(it % per_head);
         // P^T and dS^T in place of S^T and dP^T.
-        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2);
+        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2, key_end);
         attn_mma_ab<D>(dv, s, do_s + buf * TILE, lane, first, last);  // dv += P^T dO
         attn_mma_ab<D>(dk, dp, q_s + buf * TILE, lane, first, last);  // dk += dS^T Q
         __syncthreads();
     }
 
     attn_store_dkv<D>(dqkv, dk, dv, b, g_kv, H, KV, T, width, key0, t4, scale);
+    if (threadIdx.x == 0) attn_count_tiles(docs, 2, tiles);
 }
 
 template <int D>
 inline void attention_backward_mma_launch(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
-                                          const float* lse, int B, int T, int H, int KV, cudaStream_t stream) {
+                                          const float* lse, int B, int T, int H, int KV, AttnDocs docs,
+                                          cudaStream_t stream) {
     constexpr size_t smem = attn_mma_backward_smem<D>();
     const float scale = 1.0f / std::sqrt(float(D));
     CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -297,20 +309,21 @@ inline void attention_backward_mma_launch(bf16* dqkv, const float* delta, const 
     CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(smem)));
     attention_backward_dq_mma_kernel<D>
-        <<<dim3(ceil_div(T, 64), H, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
+        <<<dim3(ceil_div(T, 64), H, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_backward_dq_mma_kernel");
     attention_backward_dkv_mma_kernel<D>
-        <<<dim3(ceil_div(T, 64), KV, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale);
+        <<<dim3(ceil_div(T, 64), KV, B), 128, smem, stream>>>(dqkv, delta, dout, qkv, lse, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_backward_dkv_mma_kernel");
 }
 
 // Version 2 backward (tensor cores), same arguments and results as version 1.
 inline void attention_backward_mma(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
-                                   const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+                                   const float* lse, int B, int T, int H, int KV, int D, AttnDocs docs = {},
+                                   cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attention_backward_delta(scratch, dout, out, B, T, H, D, stream);
-    if (D == 64) attention_backward_mma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
-    else attention_backward_mma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
+    if (D == 64) attention_backward_mma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, docs, stream);
+    else attention_backward_mma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, docs, stream);
 }
 
 // Version 2's kernels for dev/perf-report (no CUDA call).

@@ -130,8 +130,8 @@ __device__ inline void attn_tma_tile(bf16* dst, const CUtensorMap* map, int col0
 // The tiles a block needs throughout: tile i is rows row0 + 64 (i % 2) of
 // maps[i], columns cols[i].
 // The producer of the forward and dq kernels: those tiles (rows from q0), then
-// the K and V tiles of KEYS keys each (keys 0, KEYS, ...) into the ring (slot
-// tiles 0 and 1).
+// `tiles` K and V tiles of KEYS keys each (keys key0, key0 + KEYS, ...) into
+// the ring (slot tiles 0 and 1).
 template <int D, int ONCE, class Smem>
 __device__ inline void attn_produce_once(unsigned char* smem, const AttnRing& r, const CUtensorMap* const maps[ONCE],
                                          const int cols[ONCE], int row0, int b) {
@@ -144,13 +144,13 @@ __device__ inline void attn_produce_once(unsigned char* smem, const AttnRing& r,
 template <int D, int ONCE, class Smem, int KEYS = kAttnWgTile>
 __device__ inline void attn_produce_kv(unsigned char* smem, const AttnRing& r, const CUtensorMap* const once_maps[ONCE],
                                        const int once_cols[ONCE], int q0, const CUtensorMap* qkv_map, int col_k,
-                                       int col_v, int tiles, int b) {
+                                       int col_v, int key0, int tiles, int b) {
     attn_produce_once<D, ONCE, Smem>(smem, r, once_maps, once_cols, q0, b);
     for (int j = 0; j < tiles; ++j) {
-        const int s = attn_ring_claim(r, j);
+        const int s = attn_ring_claim(r, j), t0 = key0 + j * KEYS;
         mbarrier_arrive_expect_tx(&r.full[s], unsigned(2 * Smem::slot_tile_bytes));
-        attn_tma_tile<D, KEYS>(Smem::slot_tile(smem, s, 0), qkv_map, col_k, j * KEYS, b, &r.full[s]);
-        attn_tma_tile<D, KEYS>(Smem::slot_tile(smem, s, 1), qkv_map, col_v, j * KEYS, b, &r.full[s]);
+        attn_tma_tile<D, KEYS>(Smem::slot_tile(smem, s, 0), qkv_map, col_k, t0, b, &r.full[s]);
+        attn_tma_tile<D, KEYS>(Smem::slot_tile(smem, s, 1), qkv_map, col_v, t0, b, &r.full[s]);
     }
 }
 
@@ -226,12 +226,12 @@ using AttnTmaForwardSmem = AttnTmaSmem<D, kAttnTmaConsumers, 2, 0, kAttnTmaKeys>
 template <int D>
 __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     attention_forward_tma_kernel(const __grid_constant__ CUtensorMap qkv_map, bf16* out, float* lse, int T, int H,
-                                 int KV, float scale_log2) {
+                                 int KV, float scale_log2, AttnDocs docs) {
     using L = AttnTmaForwardSmem<D>;
     extern __shared__ __align__(1024) unsigned char attn_tma_smem[];
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnTmaRows, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV);
-    const int tiles = (min(q0 + kAttnTmaRows, T) - 1) / kAttnTmaKeys + 1;  // key tiles of the block
+    const AttnKeyTiles<kAttnTmaRows, kAttnTmaKeys> tiles(docs, b, T, q0);  // key tiles of the block: the fills
     const int wg = threadIdx.x / 128;                                      // kAttnTmaConsumers: the producer
     const AttnRing ring = attn_ring_init(attn_tma_smem + L::bars, 1);
 
@@ -241,7 +241,8 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
             const CUtensorMap* maps[kAttnTmaConsumers] = {&qkv_map, &qkv_map};
             const int cols[kAttnTmaConsumers] = {h * D, h * D};
             attn_produce_kv<D, kAttnTmaConsumers, L, kAttnTmaKeys>(attn_tma_smem, ring, maps, cols, q0, &qkv_map,
-                                                                   (H + g_kv) * D, (H + KV + g_kv) * D, tiles, b);
+                                                                   (H + g_kv) * D, (H + KV + g_kv) * D,
+                                                                   tiles.first * kAttnTmaKeys, tiles.count(), b);
         }
         return;
     }
@@ -249,9 +250,12 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     setmaxnreg_inc<kAttnTmaConsumerRegs>();
     const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const int r0 = q0 + wg * kAttnWgTile;  // this warpgroup's first row
-    // Key tiles it sees; only its last can reach past its rows or past T.
-    const int my_tiles = r0 < T ? (min(r0 + kAttnWgTile, T) - 1) / kAttnTmaKeys + 1 : 0;
+    // Key tiles it sees (none when its rows are past T), a range of the block's.
+    const AttnKeyTiles<kAttnWgTile, kAttnTmaKeys> mine(docs, b, T, min(r0, T - 1));
+    const bool active = r0 < T;
     const int row0 = r0 + warp * 16 + g;
+    int first_key[2];
+    attn_row_starts<2>(first_key, docs, b, T, row0, 8);
     uint32_t qf[D / 16][4];
     float o[D / 8][4];
     attn_zero<D>(o);
@@ -259,18 +263,19 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
 
     mbarrier_wait_parity(ring.once, 0);
     attn_load_a_sw128<D>(qf, L::once_tile(attn_tma_smem, wg), warp, lane);
-    for (int j = 0; j < tiles; ++j) {
-        const int s = attn_ring_take(ring, j);
-        if (j < my_tiles) {  // warpgroup-uniform
+    for (int j = 0; j < tiles.count(); ++j) {
+        const int s = attn_ring_take(ring, j), tile = tiles.first + j;
+        if (active && tile >= mine.first && tile <= mine.last) {  // warpgroup-uniform
             constexpr int N = kAttnTmaKeys;
             float sc[N / 8][4];
             attn_wg_abt_sw128<D, N>(sc, qf, L::slot_tile(attn_tma_smem, s, 0));  // S = Q K^T
-            attn_online_softmax<D, N / 8>(sc, o, m, l, row0, j * N, T, t4, j == my_tiles - 1, scale_log2);
+            attn_online_softmax<D, N / 8>(sc, o, m, l, row0, tile * N, T, t4, mine.masked(tile), scale_log2, first_key);
             attn_wg_ab_sw128<D, N>(o, sc, L::slot_tile(attn_tma_smem, s, 1));  // O += P V
         }
         mbarrier_arrive(&ring.empty[s]);
     }
-    if (my_tiles > 0) attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
+    if (active) attn_store_rows<D>(out, lse, o, m, l, b, h, H, T, row0, t4);
+    if (active && threadIdx.x % 128 == 0) attn_count_tiles(docs, 0, mine.count());
 }
 
 // Backward, dq: Q and dO of the block's 128 rows once (tiles 0-1 and 2-3); the
@@ -282,12 +287,12 @@ template <int D>
 __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     attention_backward_dq_tma_kernel(const __grid_constant__ CUtensorMap qkv_map,
                                      const __grid_constant__ CUtensorMap dout_map, bf16* dqkv, const float* delta,
-                                     const float* lse, int T, int H, int KV, float scale) {
+                                     const float* lse, int T, int H, int KV, float scale, AttnDocs docs) {
     using L = AttnTmaDqSmem<D>;
     extern __shared__ __align__(1024) unsigned char attn_tma_smem[];
     const int q0 = (gridDim.x - 1 - blockIdx.x) * kAttnTmaRows, h = blockIdx.y, b = blockIdx.z;
     const int g_kv = h / (H / KV), width = (H + 2 * KV) * D;
-    const int tiles = (min(q0 + kAttnTmaRows, T) - 1) / kAttnWgTile + 1;
+    const AttnKeyTiles<kAttnTmaRows, kAttnWgTile> tiles(docs, b, T, q0);
     const int wg = threadIdx.x / 128;
     const AttnRing ring = attn_ring_init(attn_tma_smem + L::bars, 1);
 
@@ -297,7 +302,8 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
             const CUtensorMap* maps[2 * kAttnTmaConsumers] = {&qkv_map, &qkv_map, &dout_map, &dout_map};
             const int cols[2 * kAttnTmaConsumers] = {h * D, h * D, h * D, h * D};
             attn_produce_kv<D, 2 * kAttnTmaConsumers, L>(attn_tma_smem, ring, maps, cols, q0, &qkv_map, (H + g_kv) * D,
-                                                         (H + KV + g_kv) * D, tiles, b);
+                                                         (H + KV + g_kv) * D, tiles.first * kAttnWgTile, tiles.count(),
+                                                         b);
         }
         return;
     }
@@ -305,11 +311,14 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     setmaxnreg_inc<kAttnTmaConsumerRegs>();
     const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const int r0 = q0 + wg * kAttnWgTile;
-    const int my_tiles = r0 < T ? (min(r0 + kAttnWgTile, T) - 1) / kAttnWgTile + 1 : 0;
+    const AttnKeyTiles<kAttnWgTile, kAttnWgTile> mine(docs, b, T, min(r0, T - 1));  // as in the forward
+    const bool active = r0 < T;
     const int row0 = r0 + warp * 16 + g;
     const float scale_log2 = scale * kLog2e;
     float lse2[2], dlt[2];
     attn_row_stats(lse2, dlt, lse, delta, b, h, H, T, row0);
+    int first_key[2];
+    attn_row_starts<2>(first_key, docs, b, T, row0, 8);
     uint32_t qf[D / 16][4], dof[D / 16][4];
     float dq[D / 8][4];
     attn_zero<D>(dq);
@@ -317,19 +326,21 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     mbarrier_wait_parity(ring.once, 0);
     attn_load_a_sw128<D>(qf, L::once_tile(attn_tma_smem, wg), warp, lane);
     attn_load_a_sw128<D>(dof, L::once_tile(attn_tma_smem, kAttnTmaConsumers + wg), warp, lane);
-    for (int j = 0; j < tiles; ++j) {
-        const int s = attn_ring_take(ring, j);
-        if (j < my_tiles) {
+    for (int j = 0; j < tiles.count(); ++j) {
+        const int s = attn_ring_take(ring, j), tile = tiles.first + j;
+        if (active && tile >= mine.first && tile <= mine.last) {
             const bf16* k_t = L::slot_tile(attn_tma_smem, s, 0);
             float sc[8][4], dp[8][4];
             attn_wg_abt_sw128<D>(sc, qf, k_t);                                 // S = Q K^T
             attn_wg_abt_sw128<D>(dp, dof, L::slot_tile(attn_tma_smem, s, 1));  // dP = dO V^T
-            attn_dq_scores(sc, dp, lse2, dlt, row0, j * kAttnWgTile, T, t4, j == my_tiles - 1, scale_log2);
+            attn_dq_scores(sc, dp, lse2, dlt, row0, tile * kAttnWgTile, T, t4, mine.masked(tile), scale_log2,
+                           first_key);
             attn_wg_ab_sw128<D>(dq, sc, k_t);  // dq += dS K
         }
         mbarrier_arrive(&ring.empty[s]);
     }
-    if (my_tiles > 0) attn_store_dq<D>(dqkv, dq, b, h, T, width, row0, t4, scale);
+    if (active) attn_store_dq<D>(dqkv, dq, b, h, T, width, row0, t4, scale);
+    if (active && threadIdx.x % 128 == 0) attn_count_tiles(docs, 1, mine.count());
 }
 
 // Backward, dk and dv: K and V of the block's 128 keys once (tiles 0-1 and
@@ -344,12 +355,14 @@ template <int D>
 __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     attention_backward_dkv_tma_kernel(const __grid_constant__ CUtensorMap qkv_map,
                                       const __grid_constant__ CUtensorMap dout_map, bf16* dqkv, const float* delta,
-                                      const float* lse, int T, int H, int KV, float scale) {
+                                      const float* lse, int T, int H, int KV, float scale, AttnDocs docs) {
     using L = AttnTmaDkvSmem<D>;
     extern __shared__ __align__(1024) unsigned char attn_tma_smem[];
     const int k0 = blockIdx.x * kAttnTmaRows, g_kv = blockIdx.y, b = blockIdx.z;
     const int group = H / KV, width = (H + 2 * KV) * D;
-    const int per_head = (T - k0 + kAttnWgTile - 1) / kAttnWgTile, tiles = per_head * group;
+    // The query tiles of the block's keys, of every head of the group in turn: the fills.
+    const AttnQueryTiles<kAttnTmaRows, kAttnWgTile> queries(docs, b, T, k0);
+    const int per_head = queries.count(), tiles = per_head * group;
     const int wg = threadIdx.x / 128;
     const AttnRing ring = attn_ring_init(attn_tma_smem + L::bars, 32);
 
@@ -365,7 +378,7 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
         }
         for (int j = 0; j < tiles; ++j) {
             const int s = attn_ring_claim(ring, j);
-            const int h = g_kv * group + j / per_head, i0 = k0 + j % per_head * kAttnWgTile;
+            const int h = g_kv * group + j / per_head, i0 = queries.row(j % per_head);
             float* stats = L::slot_extra(attn_tma_smem, s);  // lse (base 2), then Delta
             for (int c = lane; c < kAttnWgTile; c += 32) {
                 const int t = i0 + c;
@@ -389,6 +402,11 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const int kw0 = k0 + wg * kAttnWgTile;  // this warpgroup's first key
     const int key0 = kw0 + warp * 16 + g;
+    // The query tiles its keys are seen by (none when they are past T), a range of the block's.
+    const AttnQueryTiles<kAttnWgTile, kAttnWgTile> mine(docs, b, T, min(kw0, T - 1));
+    const bool active = kw0 < T;
+    int key_end[2];
+    attn_key_ends<2>(key_end, docs, b, T, key0, 8);
     const float scale_log2 = scale * kLog2e;
     float dk[D / 8][4], dv[D / 8][4];
     attn_zero<D>(dk);
@@ -399,22 +417,22 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     const bf16* v_t = L::once_tile(attn_tma_smem, kAttnTmaConsumers + wg);
     for (int j = 0; j < tiles; ++j) {
         const int s = attn_ring_take(ring, j);
-        const int i0 = k0 + j % per_head * kAttnWgTile;
-        if (kw0 < T && i0 >= kw0) {  // queries before the warpgroup's keys see none of them
+        const int i0 = queries.row(j % per_head), mt = (i0 - kw0) / kAttnWgTile;  // mt: as a tile of mine
+        if (active && i0 >= kw0 && mt < mine.count()) {  // queries before its keys or past their documents see none
             const bf16* q_t = L::slot_tile(attn_tma_smem, s, 0);
             const bf16* do_t = L::slot_tile(attn_tma_smem, s, 1);
             const float* stats = L::slot_extra(attn_tma_smem, s);
             float sc[8][4], dp[8][4];
             attn_wg_abt_sw128_ss<D>(sc, k_t, q_t);   // S^T = K Q^T
             attn_wg_abt_sw128_ss<D>(dp, v_t, do_t);  // dP^T = V dO^T
-            const bool masked = i0 == kw0 || i0 + kAttnWgTile > T;
-            attn_dkv_scores(sc, dp, stats, stats + kAttnWgTile, key0, i0, T, t4, masked, scale_log2);
+            attn_dkv_scores(sc, dp, stats, stats + kAttnWgTile, key0, i0, T, t4, mine.masked(mt), scale_log2, key_end);
             attn_wg_ab_sw128<D>(dv, sc, do_t);  // dv += P^T dO
             attn_wg_ab_sw128<D>(dk, dp, q_t);   // dk += dS^T Q
         }
         mbarrier_arrive(&ring.empty[s]);
     }
-    if (kw0 < T) attn_store_dkv<D>(dqkv, dk, dv, b, g_kv, H, KV, T, width, key0, t4, scale);
+    if (active) attn_store_dkv<D>(dqkv, dk, dv, b, g_kv, H, KV, T, width, key0, t4, scale);
+    if (active && threadIdx.x % 128 == 0) attn_count_tiles(docs, 2, group * mine.count());
 }
 
 // A tensor map of a row-major bf16 buffer of B x T rows of `width` columns
@@ -444,27 +462,28 @@ inline CUtensorMap attn_tensor_map(const bf16* buf, int B, int T, int width, con
 // Version 4 forward (Hopper TMA + warp specialisation, sm_90a), same arguments and results as versions 1-3.
 template <int D>
 inline void attention_forward_tma_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV,
-                                         cudaStream_t stream) {
+                                         AttnDocs docs, cudaStream_t stream) {
     const CUtensorMap map = attn_tensor_map(qkv, B, T, (H + 2 * KV) * D, "attention_forward_tma");
     constexpr size_t smem = AttnTmaForwardSmem<D>::bytes;
     CUDA_CHECK(
         cudaFuncSetAttribute(attention_forward_tma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     attention_forward_tma_kernel<D><<<dim3(ceil_div(T, kAttnTmaRows), H, B), kAttnTmaThreads, smem, stream>>>(
-        map, out, lse, T, H, KV, kLog2e / std::sqrt(float(D)));
+        map, out, lse, T, H, KV, kLog2e / std::sqrt(float(D)), docs);
     CUDA_CHECK_LAUNCH("attention_forward_tma_kernel");
 }
 inline void attention_forward_tma(bf16* out, float* lse, const bf16* qkv, int B, int T, int H, int KV, int D,
-                                  cudaStream_t stream = 0) {
+                                  AttnDocs docs = {}, cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attn_require_sm90("attention_forward_tma");
     mbarrier_timeout_watch();
-    if (D == 64) attention_forward_tma_launch<64>(out, lse, qkv, B, T, H, KV, stream);
-    else attention_forward_tma_launch<128>(out, lse, qkv, B, T, H, KV, stream);
+    if (D == 64) attention_forward_tma_launch<64>(out, lse, qkv, B, T, H, KV, docs, stream);
+    else attention_forward_tma_launch<128>(out, lse, qkv, B, T, H, KV, docs, stream);
 }
 
 template <int D>
 inline void attention_backward_tma_launch(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv,
-                                          const float* lse, int B, int T, int H, int KV, cudaStream_t stream) {
+                                          const float* lse, int B, int T, int H, int KV, AttnDocs docs,
+                                          cudaStream_t stream) {
     const CUtensorMap qkv_map = attn_tensor_map(qkv, B, T, (H + 2 * KV) * D, "attention_backward_tma");
     const CUtensorMap dout_map = attn_tensor_map(dout, B, T, H * D, "attention_backward_tma");
     const float scale = 1.0f / std::sqrt(float(D));
@@ -474,22 +493,23 @@ inline void attention_backward_tma_launch(bf16* dqkv, const float* delta, const 
     CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkv_tma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(dkv_smem)));
     attention_backward_dq_tma_kernel<D><<<dim3(ceil_div(T, kAttnTmaRows), H, B), kAttnTmaThreads, dq_smem, stream>>>(
-        qkv_map, dout_map, dqkv, delta, lse, T, H, KV, scale);
+        qkv_map, dout_map, dqkv, delta, lse, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_backward_dq_tma_kernel");
     attention_backward_dkv_tma_kernel<D><<<dim3(ceil_div(T, kAttnTmaRows), KV, B), kAttnTmaThreads, dkv_smem, stream>>>(
-        qkv_map, dout_map, dqkv, delta, lse, T, H, KV, scale);
+        qkv_map, dout_map, dqkv, delta, lse, T, H, KV, scale, docs);
     CUDA_CHECK_LAUNCH("attention_backward_dkv_tma_kernel");
 }
 
 // Version 4 backward (Hopper TMA + warp specialisation, sm_90a), same arguments and results as versions 1-3.
 inline void attention_backward_tma(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const bf16* out,
-                                   const float* lse, int B, int T, int H, int KV, int D, cudaStream_t stream = 0) {
+                                   const float* lse, int B, int T, int H, int KV, int D, AttnDocs docs = {},
+                                   cudaStream_t stream = 0) {
     attention_check_shape(H, KV, D);
     attn_require_sm90("attention_backward_tma");
     mbarrier_timeout_watch();
     attention_backward_delta(scratch, dout, out, B, T, H, D, stream);
-    if (D == 64) attention_backward_tma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
-    else attention_backward_tma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, stream);
+    if (D == 64) attention_backward_tma_launch<64>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, docs, stream);
+    else attention_backward_tma_launch<128>(dqkv, scratch, dout, qkv, lse, B, T, H, KV, docs, stream);
 }
 
 // Version 4's kernels for dev/perf-report (no CUDA call).
