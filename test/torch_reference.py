@@ -8,9 +8,17 @@ AdamW steps with global-norm clipping.
 Usage: torch_reference.py CASE_DIR
 
 Reads  CASE_DIR/case.json, params.f64 (float64, layout order), tokens.i32 and
-       targets.i32 (int32, [steps, B, T]; target -1 is ignored).
+       targets.i32 (int32, [steps, B, T]; target -1 is ignored), and, when
+       case.json has "doc_starts": true, doc_starts.i32 (int32, [steps, B, T]:
+       the position where each token's document begins, for documents packed
+       into a sequence; each document attends only to itself and its RoPE
+       positions count from 0).
 Writes CASE_DIR/result.json (losses, gradient norms), grads.f64 (gradient at
-       the initial weights on batch 0), params_after.f64 (after `steps` steps).
+       the initial weights on batch 0), params_after.f64 (after `steps` steps),
+       rope_q.f64 and rope_k.f64 (batch 0's queries and keys after RoPE, every
+       layer: [layers, B, T, heads, head_dim]; the loss alone does not show
+       RoPE positions that are all shifted by the same amount within a document,
+       since attention scores depend only on the difference of positions).
 """
 import json
 import math
@@ -55,13 +63,37 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def forward(P, cfg, tokens, targets):
+def document_lengths(starts):
+    """The lengths of the documents one sequence packs, from its doc starts
+    (a document begins wherever a token's start is its own position)."""
+    T = len(starts)
+    assert starts[0] == 0, "a sequence must begin a document"
+    begins = [t for t in range(T) if starts[t] == t]
+    for t in range(T):
+        assert t == 0 or starts[t] in (t, starts[t - 1]), f"bad document start {starts[t]} at position {t}"
+    return [end - begin for begin, end in zip(begins, begins[1:] + [T])]
+
+
+def packing(doc_starts, B, T):
+    """[B, T, T] boolean attention mask (block diagonal: one causal block per
+    document) and [B, T] RoPE position ids (0, 1, ... within each document).
+    doc_starts None: each sequence is one document."""
+    masks, positions = [], []
+    for b in range(B):
+        lengths = [T] if doc_starts is None else document_lengths(doc_starts[b].tolist())
+        masks.append(torch.block_diag(*[torch.ones(n, n).tril() for n in lengths]).bool())
+        positions.append(torch.cat([torch.arange(n) for n in lengths]))
+    return torch.stack(masks), torch.stack(positions)
+
+
+def forward(P, cfg, tokens, targets, doc_starts=None, rotated=None):
     B, T = tokens.shape
     H, KV, D, eps = cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"], cfg["norm_eps"]
-    angles = torch.outer(torch.arange(T, dtype=torch.float64), rope_inv_freq(cfg))
-    cos = torch.cat((angles, angles), dim=-1).cos()
-    sin = torch.cat((angles, angles), dim=-1).sin()
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    mask, pos = packing(doc_starts, B, T)
+    angles = pos.to(torch.float64)[..., None] * rope_inv_freq(cfg)  # [B, T, D/2]
+    cos = torch.cat((angles, angles), dim=-1).cos()[:, None]  # [B, 1, T, D], broadcast over heads
+    sin = torch.cat((angles, angles), dim=-1).sin()[:, None]
+    mask = mask[:, None]  # [B, 1, T, T]
 
     x = P["model.embed_tokens.weight"][tokens]
     for layer in range(cfg["n_layers"]):
@@ -80,10 +112,12 @@ def forward(P, cfg, tokens, targets):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, heads, T, D]
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if rotated is not None:
+            rotated.append((q.detach().transpose(1, 2), k.detach().transpose(1, 2)))
         k = k.repeat_interleave(H // KV, dim=1)
         v = v.repeat_interleave(H // KV, dim=1)
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)
-        scores = scores.masked_fill(~causal, float("-inf"))
+        scores = scores.masked_fill(~mask, float("-inf"))
         y = scores.softmax(dim=-1) @ v
         x = x + linear("self_attn.o_proj", y.transpose(1, 2).reshape(B, T, H * D))
         h = rms_norm(x, P[pre + "post_attention_layernorm.weight"], eps)
@@ -104,6 +138,10 @@ def main():
     assert flat.size == case["total"], "params.f64 has the wrong size"
     tokens = torch.from_numpy(np.fromfile(f"{case_dir}/tokens.i32", dtype=np.int32).astype(np.int64)).view(steps, B, T)
     targets = torch.from_numpy(np.fromfile(f"{case_dir}/targets.i32", dtype=np.int32).astype(np.int64)).view(steps, B, T)
+    doc_starts = [None] * steps
+    if case.get("doc_starts"):
+        doc_starts = torch.from_numpy(np.fromfile(f"{case_dir}/doc_starts.i32", dtype=np.int32).astype(np.int64))
+        doc_starts = doc_starts.view(steps, B, T)
 
     P = {}
     for t in case["tensors"]:
@@ -118,13 +156,16 @@ def main():
     losses, norms = [], []
     for step in range(steps):
         opt.zero_grad()
-        loss = forward(P, cfg, tokens[step], targets[step])
+        rotated = []
+        loss = forward(P, cfg, tokens[step], targets[step], doc_starts[step], rotated)
         loss.backward()
         if step == 0:
             grads = np.zeros(case["total"])
             for t in case["tensors"]:
                 grads[t["offset"]:t["offset"] + t["numel"]] = P[t["name"]].grad.numpy().reshape(-1)
             grads.tofile(f"{case_dir}/grads.f64")
+            torch.stack([q for q, _ in rotated]).numpy().tofile(f"{case_dir}/rope_q.f64")
+            torch.stack([k for _, k in rotated]).numpy().tofile(f"{case_dir}/rope_k.f64")
         norm = torch.nn.utils.clip_grad_norm_(list(P.values()), hyper["max_norm"])
         losses.append(loss.item())
         norms.append(norm.item())
