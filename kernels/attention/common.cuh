@@ -359,17 +359,18 @@ __device__ inline void attn_dq_scores(float s[8][4], const float dp[8][4], const
 
 // dk/dv's tile (keys key0, key0 + 8; queries i0..i0+63 with their lse and
 // Delta in shared memory): S^T in, P^T out in place; dP^T in, dS^T out in
-// place; masked past the key's document (key_end) too.
+// place; masked past the end of the key's document too (key_end0, key_end1:
+// scalars, not an array, which ptxas can keep in registers).
 __device__ inline void attn_dkv_scores(float s[8][4], float dp[8][4], const float* lse_t, const float* delta_t,
-                                       int key0, int i0, int T, int t4, bool masked, float scale_log2,
-                                       const int key_end[2]) {
+                                       int key0, int i0, int T, int t4, bool masked, float scale_log2, int key_end0,
+                                       int key_end1) {
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int c = nb * 8 + 2 * t4 + (i % 2), query = i0 + c, key = key0 + 8 * (i / 2);
             float p = exp2f(s[nb][i] * scale_log2 - lse_t[c]);
-            if (masked && (query < key || query >= T || query >= key_end[i / 2])) p = 0.0f;
+            if (masked && (query < key || query >= T || query >= (i < 2 ? key_end0 : key_end1))) p = 0.0f;
             s[nb][i] = p;
             dp[nb][i] = p * (dp[nb][i] - delta_t[c]);
         }

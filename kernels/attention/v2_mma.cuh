@@ -264,8 +264,6 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int i = 0; i < 4; ++i) dk[nb][i] = dv[nb][i] = 0.0f;
     const int key0 = k0 + warp * 16 + g;  // this thread's keys: key0 and key0 + 8
-    int key_end[2];                       // and the ends of their documents
-    attn_key_ends<2>(key_end, docs, b, T, key0, 8);
 
     for (int it = 0; it < tiles; ++it) {
         const int buf = it & 1, i0 = queries.row(it % per_head);
@@ -287,8 +285,12 @@ __global__ void __launch_bounds__(128)
         attn_mma_abt_shared_a<D>(dp, v_s, warp, do_s + buf * TILE, lane, first, last);  // dP^T = V dO^T
         // Queries before the key (diagonal tile), past T or past the key's document see nothing.
         const bool masked = queries.masked(it % per_head);
-        // P^T and dS^T in place of S^T and dP^T.
-        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2, key_end);
+        // P^T and dS^T in place of S^T and dP^T. (The ends of the keys' documents are read
+        // here, not kept through the loop: two more registers would make ptxas spill at D = 64.)
+        int key_end[2];
+        attn_key_ends<2>(key_end, docs, b, T, key0, 8);
+        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2, key_end[0],
+                        key_end[1]);
         attn_mma_ab<D>(dv, s, do_s + buf * TILE, lane, first, last);  // dv += P^T dO
         attn_mma_ab<D>(dk, dp, q_s + buf * TILE, lane, first, last);  // dk += dS^T Q
         __syncthreads();

@@ -236,7 +236,8 @@ __global__ void __launch_bounds__(128)
         }
         const bool masked = queries.masked(it % per_head);
         // P^T and dS^T in place of S^T and dP^T.
-        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2, key_end);
+        attn_dkv_scores(s, dp, lse_s + buf * 64, delta_s + buf * 64, key0, i0, T, t4, masked, scale_log2, key_end[0],
+                        key_end[1]);
         attn_wg_ab<D>(dv, s, doc_s);  // dv += P^T dO
         attn_wg_ab<D>(dk, dp, qc_s);  // dk += dS^T Q
         __syncthreads();

@@ -405,8 +405,6 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
     // The query tiles its keys are seen by (none when they are past T), a range of the block's.
     const AttnQueryTiles<kAttnWgTile, kAttnWgTile> mine(docs, b, T, min(kw0, T - 1));
     const bool active = kw0 < T;
-    int key_end[2];
-    attn_key_ends<2>(key_end, docs, b, T, key0, 8);
     const float scale_log2 = scale * kLog2e;
     float dk[D / 8][4], dv[D / 8][4];
     attn_zero<D>(dk);
@@ -425,7 +423,10 @@ __global__ void __launch_bounds__(kAttnTmaThreads, 1)
             float sc[8][4], dp[8][4];
             attn_wg_abt_sw128_ss<D>(sc, k_t, q_t);   // S^T = K Q^T
             attn_wg_abt_sw128_ss<D>(dp, v_t, do_t);  // dP^T = V dO^T
-            attn_dkv_scores(sc, dp, stats, stats + kAttnWgTile, key0, i0, T, t4, mine.masked(mt), scale_log2, key_end);
+            int key_end[2];                          // read here, not kept through the loop (as version 2: registers)
+            attn_key_ends<2>(key_end, docs, b, T, key0, 8);
+            attn_dkv_scores(sc, dp, stats, stats + kAttnWgTile, key0, i0, T, t4, mine.masked(mt), scale_log2,
+                            key_end[0], key_end[1]);
             attn_wg_ab_sw128<D>(dv, sc, do_t);  // dv += P^T dO
             attn_wg_ab_sw128<D>(dk, dp, q_t);   // dk += dS^T Q
         }
