@@ -7,7 +7,7 @@ TOK_LIBS     := -lpcre2-8 -lzstd -lz
 ALL_TARGETS += $(BUILD)/tokenize
 
 $(BUILD)/tokenize: $(BUILD)/obj/tokenizer/tokenize_main.o $(BUILD)/obj/tokenizer/tokenize_commands.o \
-                  $(BUILD)/obj/tokenizer/sft.o $(TOK_LIB_OBJS)
+                  $(BUILD)/obj/tokenizer/sft.o $(BUILD)/obj/tokenizer/input.o $(TOK_LIB_OBJS)
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
 # Llama 3 (Meta's tokenizer.model) and GPT-2 (r50k_base) as tiktoken rank files
@@ -31,6 +31,8 @@ TEST_CMDS += $(BUILD)/test-tokenize-oracles $(BUILD)/test-tokenize-cli
 TEST_CMDS += test/data/test-handoffs
 # Chat templates against transformers' apply_chat_template, and tokenize sft.
 TEST_CMDS += test/tokenizer/test-chat-templates
+# tokenize sft on bad input (refused with FILE:LINE, or skipped and counted) and streamed input.
+TEST_CMDS += test/tokenizer/test-sft-input
 
 $(BUILD)/obj/test/tokenizer/test_tokenizer.o: CXXFLAGS += -DTOK_TEST_DIR='"$(BUILD)/tokenizers"'
 

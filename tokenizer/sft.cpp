@@ -17,19 +17,36 @@
 // first token is a target of no loss (a conversation starts with a template
 // marker, never trained).
 //
-// Refused, with the file and line: lines that are not JSON, conversations that
-// are not a list of messages with string roles and contents, unknown roles, and
-// a content that spells out a template marker. Skipped and counted: a
-// conversation with no message of a trained role, and one longer than T
-// (or truncated to T with --truncate, if a trained token is left).
+// Input is read as it streams (tokenizer/input.h: files, folders, globs, .gz,
+// .zst, stdin), a megabyte at a time; first-fit packing looks at every
+// conversation's length, so the rendered conversations are held until the
+// end: 5 bytes a token (id and flag), far less than the JSON they came from.
+//
+// Refused, with FILE:LINE as the other tokenize commands write it: lines that
+// are not JSON, conversations that are not a list of messages with string
+// roles and contents, unknown roles, and a content that spells out a template
+// marker (or the tokenizer's beginning or end of text): such text is data
+// written for another format or an attempt to forge a turn, and a Jinja
+// renderer (transformers' apply_chat_template) would tokenize it as the
+// special token, so it is an error rather than something to guess about.
+// Other special tokens' names (<|eot_id|> under ChatML) are encoded as plain
+// text, as every content is: a content never yields a special token.
+//
+// Skipped and counted, so that read = train + validation + skipped:
+// conversations with no message of a trained role, and those longer than T
+// (with --truncate: cut to T and kept, counted as truncated with the trained
+// tokens cut off, unless no trained token is left in the first T: then
+// skipped as too long).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "data/shard.h"
 #include "tokenizer/chat.h"
+#include "tokenizer/input.h"
 #include "tokenizer/tokenize_commands.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,18 +56,28 @@ namespace llama::tok {
 
 namespace {
 
-struct Conversation {
+// The rendered conversations of one split, back to back: conversation i is
+// ids[offsets[i], offsets[i + 1]), with its trained flags alongside.
+struct Conversations {
     std::vector<uint32_t> ids;
     std::vector<uint8_t> trained;
+    std::vector<uint64_t> offsets = {0};
+    size_t size() const { return offsets.size() - 1; }
+    uint64_t length(size_t i) const { return offsets[i + 1] - offsets[i]; }
+    void add(const std::vector<uint32_t>& i, const std::vector<uint8_t>& t, size_t n) {
+        ids.insert(ids.end(), i.begin(), i.begin() + ptrdiff_t(n));
+        trained.insert(trained.end(), t.begin(), t.begin() + ptrdiff_t(n));
+        offsets.push_back(ids.size());
+    }
 };
 
 // The messages of one JSONL line; throws Error naming the place.
-std::vector<Message> parse_messages(const std::string& line, const std::string& key, const std::string& where) {
+std::vector<Message> parse_messages(std::string_view line, const std::string& key, const std::string& where) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-        throw Error(where + ": not a JSON object");
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(where + ": not valid JSON: " + e.what());  // as tokenize shards says it
     }
     if (!j.is_object() || !j.contains(key))
         throw Error(where + ": no \"" + key + "\" list (choose the key with --messages-key)");
@@ -77,20 +104,15 @@ std::set<std::string> train_roles(const std::vector<std::string>& names) {
     return roles;
 }
 
-// The lines of the JSONL inputs, each with its place ("FILE:LINE").
+// The non-blank lines of the JSONL inputs, each with its place (FILE:LINE),
+// through the reader tokenize shards uses.
 template <class F>
 void for_each_line(const std::vector<std::string>& inputs, F&& f) {
     for (const std::string& path : expand_inputs(inputs)) {
-        const std::string text = read_input(path);
-        size_t start = 0, number = 0;
-        while (start < text.size()) {
-            size_t end = text.find('\n', start);
-            if (end == std::string::npos) end = text.size();
-            ++number;
-            const std::string line = text.substr(start, end - start);
-            if (line.find_first_not_of(" \t\r") != std::string::npos) f(line, path + ":" + std::to_string(number));
-            start = end + 1;
-        }
+        PieceReader in(path, "\n");
+        std::string_view line;
+        while (in.next(line))
+            if (!blank_line(line)) f(line, in.where());
     }
 }
 
@@ -132,7 +154,8 @@ void add_sft_options(CLI::App* app, SftOptions& o) {
         ->delimiter(',')
         ->capture_default_str();
     app->add_flag("--truncate", o.truncate,
-                  "cut conversations longer than --seq-len to it (default: skip them; either way they are counted)");
+                  "cut conversations longer than --seq-len to it, kept if a trained token is left (default: skip "
+                  "them; either way they are counted)");
     app->add_option("--shard-tokens", o.shard_tokens, "tokens per shard (whole sequences)");
     app->add_option("--val-fraction", o.val_fraction, "fraction of conversations for the validation split")
         ->check(CLI::Range(0.0, 1.0));
@@ -146,40 +169,42 @@ int run_sft(const SftOptions& o) {
     const ChatFormat chat(tok, chat_template_by_name(o.chat_template));
     const std::set<std::string> roles = train_roles(o.train_on);
     const uint64_t T = o.seq_len;
-    std::vector<Conversation> split[2];
-    uint64_t n_read = 0, no_answer = 0, too_long = 0, truncated = 0;
-    for_each_line(o.inputs, [&](const std::string& line, const std::string& where) {
+    Conversations split[2];
+    uint64_t n_read = 0, no_answer = 0, too_long = 0, truncated = 0, trained_cut = 0;
+    std::vector<uint32_t> ids;
+    std::vector<uint8_t> trained;
+    for_each_line(o.inputs, [&](std::string_view line, const std::string& where) {
         const std::vector<Message> messages = parse_messages(line, o.messages_key, where);
-        Conversation c;
+        ids.clear();
+        trained.clear();
         try {
-            chat.render(messages, roles, c.ids, c.trained);
+            chat.render(messages, roles, ids, trained);
         } catch (const Error& e) {
             throw Error(where + ": " + e.what());
         }
         const uint64_t index = n_read++;
-        if (std::find(c.trained.begin(), c.trained.end(), 1) == c.trained.end()) {
+        if (std::find(trained.begin(), trained.end(), 1) == trained.end()) {
             ++no_answer;
             return;
         }
-        if (c.ids.size() > T) {
-            if (!o.truncate) {
+        size_t n = ids.size();
+        if (n > T) {
+            // Kept with --truncate only if a trained token is left in the first T.
+            if (!o.truncate ||
+                std::find(trained.begin(), trained.begin() + ptrdiff_t(T), 1) == trained.begin() + ptrdiff_t(T)) {
                 ++too_long;
                 return;
             }
-            c.ids.resize(T);
-            c.trained.resize(T);
+            n = T;
             ++truncated;
-            if (std::find(c.trained.begin(), c.trained.end(), 1) == c.trained.end()) {
-                ++no_answer;
-                return;
-            }
+            trained_cut += uint64_t(std::count(trained.begin() + ptrdiff_t(T), trained.end(), 1));
         }
         const bool val =
             index < o.val_docs ||
             (o.val_fraction > 0 && double(mix64(index ^ mix64(o.seed)) >> 11) * 0x1.0p-53 < o.val_fraction);
-        split[val ? 1 : 0].push_back(std::move(c));
+        split[val ? 1 : 0].add(ids, trained, n);
     });
-    if (split[0].empty())
+    if (split[0].size() == 0)
         throw Error("no conversation to train on: " + std::to_string(n_read) + " read, " + std::to_string(no_answer) +
                     " without a turn of a trained role, " + std::to_string(too_long) + " longer than --seq-len " +
                     std::to_string(T));
@@ -189,32 +214,35 @@ int run_sft(const SftOptions& o) {
     const uint64_t per_shard = std::max<uint64_t>(1, o.shard_tokens / T);  // sequences
     uint64_t sequences[2] = {0, 0}, tokens_used[2] = {0, 0};
     for (int s = 0; s < 2; ++s) {
-        if (split[s].empty()) continue;
+        const Conversations& c = split[s];
+        if (c.size() == 0) continue;
         std::vector<uint64_t> lengths;
-        for (const Conversation& c : split[s]) lengths.push_back(c.ids.size());
+        for (size_t i = 0; i < c.size(); ++i) lengths.push_back(c.length(i));
         const std::vector<std::vector<size_t>> bins = first_fit(lengths, T);
         sequences[s] = bins.size();
-        std::vector<uint32_t> ids;
-        std::vector<uint8_t> trained;
+        std::vector<uint32_t> out_ids;
+        std::vector<uint8_t> out_trained;
         std::vector<uint64_t> starts;
         uint64_t shard = 0;
         for (size_t b = 0; b < bins.size(); ++b) {
-            const uint64_t begin = ids.size();
+            const uint64_t begin = out_ids.size();
             for (size_t i : bins[b]) {
-                starts.push_back(ids.size());
-                ids.insert(ids.end(), split[s][i].ids.begin(), split[s][i].ids.end());
-                trained.insert(trained.end(), split[s][i].trained.begin(), split[s][i].trained.end());
+                starts.push_back(out_ids.size());
+                out_ids.insert(out_ids.end(), c.ids.begin() + ptrdiff_t(c.offsets[i]),
+                               c.ids.begin() + ptrdiff_t(c.offsets[i + 1]));
+                out_trained.insert(out_trained.end(), c.trained.begin() + ptrdiff_t(c.offsets[i]),
+                                   c.trained.begin() + ptrdiff_t(c.offsets[i + 1]));
             }
-            tokens_used[s] += ids.size() - begin;
+            tokens_used[s] += out_ids.size() - begin;
             const bool last = b + 1 == bins.size();
-            const uint64_t padding = begin + T - ids.size() + (last ? 1 : 0);  // the last shard: one token more
-            if (padding > 0) starts.push_back(ids.size());
-            ids.insert(ids.end(), padding, pad);
-            trained.insert(trained.end(), padding, 0);
+            const uint64_t padding = begin + T - out_ids.size() + (last ? 1 : 0);  // the last shard: one token more
+            if (padding > 0) starts.push_back(out_ids.size());
+            out_ids.insert(out_ids.end(), padding, pad);
+            out_trained.insert(out_trained.end(), padding, 0);
             if (last || (b + 1) % per_shard == 0) {
-                data::write_shard(shard_name(o.out, s, shard++), ids, starts, tok.vocab_size(), &trained, T);
-                ids.clear();
-                trained.clear();
+                data::write_shard(shard_name(o.out, s, shard++), out_ids, starts, tok.vocab_size(), &out_trained, T);
+                out_ids.clear();
+                out_trained.clear();
                 starts.clear();
             }
         }
@@ -229,12 +257,16 @@ int run_sft(const SftOptions& o) {
     std::ofstream(fs::path(o.out) / "chat_template.json") << info.dump(2) << "\n";
     if (!o.quiet) {
         std::printf("template %s\n", chat.describe().c_str());
+        // Every conversation read is in one of the counts: read = train + validation + skipped.
+        const std::string role = o.train_on.size() == 1 ? o.train_on[0] : "a trained role";
         std::printf(
             "conversations: %llu read, %zu train, %zu validation; skipped: %llu without a turn of %s, "
-            "%llu longer than %llu tokens%s; %llu truncated\n",
-            (unsigned long long)n_read, split[0].size(), split[1].size(), (unsigned long long)no_answer,
-            o.train_on.size() == 1 ? o.train_on[0].c_str() : "a trained role", (unsigned long long)too_long,
-            (unsigned long long)T, o.truncate ? "" : " (--truncate keeps them, cut)", (unsigned long long)truncated);
+            "%llu longer than %llu tokens%s; %llu truncated to %llu tokens (%llu trained tokens cut)\n",
+            (unsigned long long)n_read, split[0].size(), split[1].size(), (unsigned long long)no_answer, role.c_str(),
+            (unsigned long long)too_long, (unsigned long long)T,
+            o.truncate ? (" with no token of " + role + " in the first " + std::to_string(T)).c_str()
+                       : " (--truncate keeps them, cut)",
+            (unsigned long long)truncated, (unsigned long long)T, (unsigned long long)trained_cut);
         for (int s = 0; s < 2; ++s)
             if (sequences[s])
                 std::printf("%s: %llu sequences of %llu tokens, %.1f%% conversation tokens, the rest padding\n",
@@ -263,7 +295,7 @@ int run_render(const RenderOptions& o) {
         return 0;
     }
     const std::set<std::string> roles = train_roles(o.train_on);
-    for_each_line({o.input}, [&](const std::string& line, const std::string& where) {
+    for_each_line({o.input}, [&](std::string_view line, const std::string& where) {
         std::vector<uint32_t> ids;
         std::vector<uint8_t> trained;
         const std::vector<Message> messages = parse_messages(line, o.messages_key, where);

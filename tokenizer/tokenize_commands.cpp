@@ -1,12 +1,9 @@
 // tokenize shards / dump / bench.
 #include "tokenizer/tokenize_commands.h"
 
-#include <glob.h>
 #include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +14,7 @@
 
 #include "data/loader.h"
 #include "data/shard.h"
+#include "tokenizer/input.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -24,248 +22,44 @@ namespace fs = std::filesystem;
 namespace llama::tok {
 
 // ---------------------------------------------------------------------------
-// Inputs
-// ---------------------------------------------------------------------------
-static std::string read_raw(const std::string& path) {
-    std::string s;
-    FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
-    if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-    bool bad = std::ferror(f);
-    if (f != stdin) std::fclose(f);
-    if (bad) throw Error(path + ": read error");
-    return s;
-}
-
-static std::string gunzip(const std::string& in, const std::string& path) {
-    z_stream z{};
-    if (inflateInit2(&z, 15 + 32) != Z_OK) throw Error(path + ": cannot start gzip decoder");
-    std::string out;
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    z.avail_in = uInt(in.size());
-    char buf[1 << 16];
-    int rc = Z_OK;
-    while (true) {
-        z.next_out = reinterpret_cast<Bytef*>(buf);
-        z.avail_out = sizeof buf;
-        rc = inflate(&z, Z_NO_FLUSH);
-        if (rc != Z_OK && rc != Z_STREAM_END) {
-            inflateEnd(&z);
-            throw Error(path + ": corrupt gzip data" + (z.msg ? std::string(": ") + z.msg : std::string()));
-        }
-        out.append(buf, sizeof buf - z.avail_out);
-        if (rc == Z_STREAM_END) {
-            // Concatenated gzip members are one stream.
-            if (z.avail_in == 0) break;
-            inflateReset(&z);
-            continue;
-        }
-        if (z.avail_in == 0 && z.avail_out != 0) {
-            inflateEnd(&z);
-            throw Error(path + ": truncated gzip data");
-        }
-    }
-    inflateEnd(&z);
-    return out;
-}
-
-static std::string unzstd(const std::string& in, const std::string& path) {
-    ZSTD_DStream* d = ZSTD_createDStream();
-    ZSTD_initDStream(d);
-    ZSTD_inBuffer ib{in.data(), in.size(), 0};
-    std::string out;
-    std::vector<char> buf(ZSTD_DStreamOutSize());
-    size_t rc = 0;
-    while (ib.pos < ib.size) {
-        ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
-        rc = ZSTD_decompressStream(d, &ob, &ib);
-        if (ZSTD_isError(rc)) {
-            ZSTD_freeDStream(d);
-            throw Error(path + ": corrupt zstd data: " + ZSTD_getErrorName(rc));
-        }
-        out.append(buf.data(), ob.pos);
-    }
-    while (rc != 0) {  // flush what the decoder still holds
-        ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
-        rc = ZSTD_decompressStream(d, &ob, &ib);
-        if (ZSTD_isError(rc)) break;
-        out.append(buf.data(), ob.pos);
-        if (ob.pos == 0) break;
-    }
-    ZSTD_freeDStream(d);
-    if (rc != 0) throw Error(path + ": truncated zstd data");
-    return out;
-}
-
-std::string read_input(const std::string& path) {
-    std::string raw = read_raw(path);
-    if (raw.size() >= 2 && uint8_t(raw[0]) == 0x1f && uint8_t(raw[1]) == 0x8b) return gunzip(raw, path);
-    if (raw.size() >= 4 && uint8_t(raw[0]) == 0x28 && uint8_t(raw[1]) == 0xb5 && uint8_t(raw[2]) == 0x2f &&
-        uint8_t(raw[3]) == 0xfd)
-        return unzstd(raw, path);
-    return raw;
-}
-
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
-    std::vector<std::string> out;
-    for (const std::string& in : inputs) {
-        if (in == "-") {
-            out.push_back(in);
-            continue;
-        }
-        std::error_code ec;
-        if (fs::is_directory(in, ec)) {
-            std::vector<std::string> files;
-            for (auto& e : fs::recursive_directory_iterator(in))
-                if (e.is_regular_file()) files.push_back(e.path().string());
-            std::sort(files.begin(), files.end());
-            out.insert(out.end(), files.begin(), files.end());
-            continue;
-        }
-        if (in.find_first_of("*?[") != std::string::npos) {
-            glob_t g{};
-            int rc = glob(in.c_str(), 0, nullptr, &g);
-            if (rc == 0)
-                for (size_t i = 0; i < g.gl_pathc; i++) out.push_back(g.gl_pathv[i]);
-            globfree(&g);
-            if (rc != 0) throw Error(in + ": no file matches this pattern");
-            continue;
-        }
-        if (!fs::exists(in, ec)) throw Error(in + ": no such file or directory");
-        out.push_back(in);
-    }
-    return out;
-}
-
-static bool is_jsonl(const std::string& path) {
-    std::string p = path;
-    for (const char* ext : {".gz", ".zst"})
-        if (p.size() > strlen(ext) && p.compare(p.size() - strlen(ext), strlen(ext), ext) == 0)
-            p.resize(p.size() - strlen(ext));
-    return (p.size() > 6 && p.compare(p.size() - 6, 6, ".jsonl") == 0) ||
-           (p.size() > 5 && p.compare(p.size() - 5, 5, ".json") == 0);
-}
-
-// ---------------------------------------------------------------------------
-// Streaming input: bytes of one file (decompressed), then its documents
+// Documents: JSONL lines (by the file's name), pieces between --delimiter, or
+// whole files, read a piece at a time (tokenizer/input.h)
 // ---------------------------------------------------------------------------
 namespace {
 
-class ByteStream {
-public:
-    explicit ByteStream(const std::string& path) : path_(path) {
-        f_ = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
-        if (!f_) throw Error(path + ": cannot open: " + std::strerror(errno));
-        fill_raw();
-        if (raw_.size() >= 2 && uint8_t(raw_[0]) == 0x1f && uint8_t(raw_[1]) == 0x8b) {
-            kind_ = 1;
-            if (inflateInit2(&z_, 15 + 32) != Z_OK) throw Error(path + ": cannot start gzip decoder");
-        } else if (raw_.size() >= 4 && uint8_t(raw_[0]) == 0x28 && uint8_t(raw_[1]) == 0xb5 &&
-                   uint8_t(raw_[2]) == 0x2f && uint8_t(raw_[3]) == 0xfd) {
-            kind_ = 2;
-            zd_ = ZSTD_createDStream();
-            ZSTD_initDStream(zd_);
-        }
-    }
-    ~ByteStream() {
-        if (f_ && f_ != stdin) std::fclose(f_);
-        if (kind_ == 1) inflateEnd(&z_);
-        if (zd_) ZSTD_freeDStream(zd_);
-    }
-    ByteStream(const ByteStream&) = delete;
-    ByteStream& operator=(const ByteStream&) = delete;
-
-    // Appends up to about 1 MiB of decompressed bytes to out; false at the end.
-    bool read(std::string& out) {
-        if (kind_ == 0) {
-            if (raw_pos_ >= raw_.size() && !fill_raw()) return false;
-            out.append(raw_, raw_pos_, std::string::npos);
-            raw_pos_ = raw_.size();
-            return true;
-        }
-        char buf[1 << 16];
-        size_t produced = 0;
-        while (produced < (1u << 20)) {
-            if (raw_pos_ >= raw_.size()) {
-                if (!fill_raw()) {
-                    if (!finished_)
-                        throw Error(path_ + (kind_ == 1 ? ": truncated gzip data" : ": truncated zstd data"));
-                    return produced > 0;
-                }
-            }
-            if (kind_ == 1) {
-                if (finished_) {  // another gzip member follows
-                    inflateReset(&z_);
-                    finished_ = false;
-                }
-                z_.next_in = reinterpret_cast<Bytef*>(&raw_[raw_pos_]);
-                z_.avail_in = uInt(raw_.size() - raw_pos_);
-                z_.next_out = reinterpret_cast<Bytef*>(buf);
-                z_.avail_out = sizeof buf;
-                int rc = inflate(&z_, Z_NO_FLUSH);
-                if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
-                    throw Error(path_ + ": corrupt gzip data" + (z_.msg ? std::string(": ") + z_.msg : std::string()));
-                raw_pos_ = raw_.size() - z_.avail_in;
-                out.append(buf, sizeof buf - z_.avail_out);
-                produced += sizeof buf - z_.avail_out;
-                if (rc == Z_STREAM_END) finished_ = true;
-            } else {
-                ZSTD_inBuffer ib{raw_.data(), raw_.size(), raw_pos_};
-                ZSTD_outBuffer ob{buf, sizeof buf, 0};
-                size_t rc = ZSTD_decompressStream(zd_, &ob, &ib);
-                if (ZSTD_isError(rc)) throw Error(path_ + ": corrupt zstd data: " + ZSTD_getErrorName(rc));
-                raw_pos_ = ib.pos;
-                out.append(buf, ob.pos);
-                produced += ob.pos;
-                finished_ = rc == 0;
-            }
-        }
-        return true;
-    }
-    uint64_t raw_bytes() const { return raw_total_; }
-
-private:
-    bool fill_raw() {
-        raw_.resize(1 << 20);
-        size_t n = std::fread(&raw_[0], 1, raw_.size(), f_);
-        if (n == 0 && std::ferror(f_)) throw Error(path_ + ": read error");
-        raw_.resize(n);
-        raw_pos_ = 0;
-        raw_total_ += n;
-        return n > 0;
-    }
-    std::string path_;
-    FILE* f_ = nullptr;
-    std::string raw_;
-    size_t raw_pos_ = 0;
-    uint64_t raw_total_ = 0;
-    int kind_ = 0;  // 0 plain, 1 gzip, 2 zstd
-    bool finished_ = true;
-    z_stream z_{};
-    ZSTD_DStream* zd_ = nullptr;
-};
-
-// The documents of a list of files, one at a time, reading each file in
-// pieces (a whole-file document is, of course, read whole).
 class DocumentStream {
 public:
     DocumentStream(const std::vector<std::string>& files, const ShardOptions& o) : files_(files), o_(o) {}
-    // The next document and the file it came from; false after the last.
-    bool next(std::string& doc, std::string& file) {
+    // The next document and its place (FILE:LINE, or FILE for a whole file);
+    // false after the last.
+    bool next(std::string& doc, std::string& where) {
         while (true) {
             if (!in_) {
                 if (fi_ >= files_.size()) return false;
-                in_ = std::make_unique<ByteStream>(files_[fi_]);
-                buf_.clear();
-                pos_ = scan_ = 0;
-                eof_ = false;
-                line_no_ = 0;
                 jsonl_ = is_jsonl(files_[fi_]);
+                in_ = std::make_unique<PieceReader>(files_[fi_], jsonl_ ? "\n" : o_.delimiter);
             }
-            file = files_[fi_];
-            if (take(doc)) return true;
+            std::string_view piece;
+            while (in_->next(piece)) {
+                if (jsonl_) {
+                    if (blank_line(piece)) continue;
+                    where = in_->where();
+                    nlohmann::json j;
+                    try {
+                        j = nlohmann::json::parse(piece);
+                    } catch (const std::exception& e) {
+                        throw Error(where + ": not valid JSON: " + e.what());
+                    }
+                    if (!j.is_object() || !j.contains(o_.jsonl_key) || !j[o_.jsonl_key].is_string())
+                        throw Error(where + ": no string field \"" + o_.jsonl_key + "\" (choose it with --jsonl-key)");
+                    doc = j[o_.jsonl_key].get<std::string>();
+                    return true;
+                }
+                if (piece.empty() && !o_.delimiter.empty()) continue;  // two delimiters in a row
+                where = in_->where();
+                doc.assign(piece);
+                return true;
+            }
             done_bytes_ += in_->raw_bytes();
             in_.reset();
             fi_++;
@@ -274,74 +68,11 @@ public:
     uint64_t raw_bytes() const { return done_bytes_ + (in_ ? in_->raw_bytes() : 0); }
 
 private:
-    // Makes sure buf_ holds `want` more bytes past pos_ (or the rest of the file).
-    bool more() {
-        if (eof_) return false;
-        if (pos_ > (1u << 22)) {
-            buf_.erase(0, pos_);
-            scan_ = scan_ > pos_ ? scan_ - pos_ : 0;
-            pos_ = 0;
-        }
-        if (!in_->read(buf_)) eof_ = true;
-        return true;
-    }
-    bool take(std::string& doc) {
-        const std::string& path = files_[fi_];
-        if (jsonl_) {
-            while (true) {
-                size_t nl = buf_.find('\n', std::max(pos_, scan_));
-                if (nl == std::string::npos) scan_ = buf_.size();
-                if (nl == std::string::npos && more()) continue;
-                if (nl == std::string::npos) nl = buf_.size();
-                if (pos_ >= buf_.size()) return false;
-                std::string_view line(buf_.data() + pos_, nl - pos_);
-                pos_ = nl + 1;
-                line_no_++;
-                if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-                nlohmann::json j;
-                try {
-                    j = nlohmann::json::parse(line);
-                } catch (const std::exception& e) {
-                    throw Error(path + ": line " + std::to_string(line_no_) + ": not valid JSON: " + e.what());
-                }
-                if (!j.is_object() || !j.contains(o_.jsonl_key) || !j[o_.jsonl_key].is_string())
-                    throw Error(path + ": line " + std::to_string(line_no_) + ": no string field \"" + o_.jsonl_key +
-                                "\"");
-                doc = j[o_.jsonl_key].get<std::string>();
-                return true;
-            }
-        }
-        if (o_.delimiter.empty()) {
-            if (eof_) return false;
-            while (more()) {
-            }
-            doc.assign(buf_, pos_, std::string::npos);
-            pos_ = buf_.size();
-            return true;
-        }
-        while (true) {
-            size_t from = std::max(pos_, scan_ >= o_.delimiter.size() ? scan_ - o_.delimiter.size() + 1 : size_t(0));
-            size_t k = buf_.find(o_.delimiter, from);
-            if (k == std::string::npos) scan_ = buf_.size();
-            if (k == std::string::npos && more()) continue;
-            if (k == std::string::npos) k = buf_.size();
-            if (pos_ >= buf_.size()) return false;
-            size_t start = pos_;
-            pos_ = k + o_.delimiter.size();
-            if (k > start) {
-                doc.assign(buf_, start, k - start);
-                return true;
-            }
-        }
-    }
-
     const std::vector<std::string>& files_;
     const ShardOptions& o_;
     size_t fi_ = 0;
-    std::unique_ptr<ByteStream> in_;
-    std::string buf_;
-    size_t pos_ = 0, scan_ = 0, line_no_ = 0;
-    bool eof_ = false, jsonl_ = false;
+    std::unique_ptr<PieceReader> in_;
+    bool jsonl_ = false;
     uint64_t done_bytes_ = 0;
 };
 
@@ -435,7 +166,7 @@ int run_shards(const ShardOptions& opt) {
     if (fs::exists(settings_path)) {
         nlohmann::json old;
         try {
-            old = nlohmann::json::parse(read_raw(settings_path));
+            old = nlohmann::json::parse(read_input(settings_path));
         } catch (const std::exception& e) {
             throw Error(settings_path + ": not valid JSON: " + e.what());
         }
@@ -509,18 +240,18 @@ int run_shards(const ShardOptions& opt) {
     std::vector<uint8_t> skip;
     const size_t batch_bytes = size_t(64) << 20;
     DocumentStream stream(files, o);
-    std::vector<std::string> doc_file;
-    std::string doc, file;
+    std::vector<std::string> doc_where;  // FILE:LINE of each, for errors
+    std::string doc, where;
     bool more_docs = true;
     while (more_docs) {
         // A batch of about batch_bytes of text.
         docs.clear();
-        doc_file.clear();
+        doc_where.clear();
         size_t bytes = 0;
-        while (bytes < batch_bytes && (more_docs = stream.next(doc, file))) {
+        while (bytes < batch_bytes && (more_docs = stream.next(doc, where))) {
             bytes += doc.size();
             docs.push_back(std::move(doc));
-            doc_file.push_back(file);
+            doc_where.push_back(where);
         }
         in_bytes = stream.raw_bytes();
         size_t n = docs.size();
@@ -546,7 +277,7 @@ int run_shards(const ShardOptions& opt) {
                 if (eos >= 0) ids[i].push_back(uint32_t(eos));
             } catch (const std::exception& e) {
 #pragma omp critical
-                if (error.empty()) error = doc_file[i] + ": " + e.what();
+                if (error.empty()) error = doc_where[i] + ": " + e.what();
             }
         }
         if (!error.empty()) throw Error(error);

@@ -43,11 +43,6 @@ int run_shards(const ShardOptions& o);
 int run_dump(const DumpOptions& o);
 int run_bench(const BenchOptions& o);
 
-// Reads a whole input file, decompressing gzip or zstd (recognised by their
-// magic bytes); "-" is stdin. Throws tok::Error naming the file.
-std::string read_input(const std::string& path);
-// Expands directories (recursively, sorted) and glob patterns; "-" stays.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
 // A 64-bit mix of x (splitmix64's finaliser): the seeded validation choices.
 uint64_t mix64(uint64_t x);
 // DIR/train_NNNNNN.tok (split 0) or DIR/val_NNNNNN.tok (split 1).
