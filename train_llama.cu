@@ -381,8 +381,8 @@ Flags parse_flags(int argc, char** argv) {
         ->group("Testing");
     app.add_option("--debug-dump-batches", f.debug_dump_batches,
                    "for comparisons: append every micro-batch this "
-                   "rank trains on (int32 tokens, then int32 targets, each micro-batch x seq-len) to this file (rank R "
-                   "> 0: to FILE.rankR)")
+                   "rank trains on (int32 tokens, then int32 targets, then with document masking the int32 document "
+                   "starts, each micro-batch x seq-len) to this file (rank R > 0: to FILE.rankR)")
         ->group("Testing");
     app.add_option("--debug-export-init", f.debug_export_init,
                    "for comparisons: write the initial weights as a "
@@ -739,9 +739,9 @@ int main(int argc, char** argv) {
             data->next_batch(flags.micro_batch, flags.seq_len, inputs[micro], targets[micro], doc_starts(docs[micro]));
             if (batch_dump) {
                 std::fwrite(inputs[micro].data(), sizeof(int), inputs[micro].size(), batch_dump);
-                if (std::fwrite(targets[micro].data(), sizeof(int), targets[micro].size(), batch_dump) !=
-                    targets[micro].size())
-                    die("--debug-dump-batches " + batch_dump_path + ": write failed");
+                std::fwrite(targets[micro].data(), sizeof(int), targets[micro].size(), batch_dump);
+                if (doc_mask) std::fwrite(docs[micro].data(), sizeof(int), docs[micro].size(), batch_dump);
+                if (std::ferror(batch_dump)) die("--debug-dump-batches " + batch_dump_path + ": write failed");
             }
         }
         const std::vector<float> weights = micro_weights(targets, comm);
