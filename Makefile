@@ -115,6 +115,8 @@ TEST_CMDS += $(BUILD)/test_model
 endif
 # The README's first command, shortened (it builds into build/ whatever BUILD is).
 TEST_CMDS += test/test-quickstart
+# Hugging Face exports and imports checked with transformers itself (.venv-hf).
+TEST_CMDS += test/test-hf-transformers
 
 # Fuzzers of the file readers (libFuzzer + ASan + UBSan, clang-14), run for
 # FUZZ_SECONDS each by `make test`.

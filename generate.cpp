@@ -5,7 +5,9 @@
 // With --chat TEMPLATE the prompt is a user's message (after --system's, if
 // any), rendered with the chat template (tokenizer/chat.h) and followed by the
 // start of the assistant's turn; the answer stops at the end-of-turn token and
-// is printed alone.
+// is printed alone. --logits FILE also writes the logits at every prompt
+// position (float32, [prompt tokens, vocabulary], row-major), for comparing
+// this library's forward with another implementation's.
 //
 //   build/generate --checkpoint run/checkpoints/step_00000300 --prompt "And God said" --tokens 200
 //   build/generate --hf chat-model --chat chatml --prompt "Continue: In the beginning" --temperature 0
@@ -17,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "lifecycle/export.h"
+#include "lifecycle/file_io.h"
 #include "lifecycle/flag_checks.h"
 #include "lifecycle/training_data.h"
 #include "reference/generate.h"
@@ -48,6 +51,10 @@ int main(int argc, char** argv) {
                    "stops at the end of turn")
         ->check(CLI::IsMember({"chatml", "llama3"}));
     app.add_option("--system", system, "with --chat: a system message first");
+    std::string logits_path;
+    app.add_option("--logits", logits_path,
+                   "also write the logits at every prompt position to this file (float32, [prompt tokens, "
+                   "vocabulary])");
     CLI11_PARSE(app, argc, argv);
     try {
         ModelConfig config;
@@ -71,11 +78,21 @@ int main(int argc, char** argv) {
         const ModelWeights<float> weights = bind_weights(config, layout, params.data());
         if (chat.empty()) {
             std::vector<int> ids = codec.encode(prompt);
+            if (!logits_path.empty()) {
+                ref::KvCache<float> cache(config, int(ids.size()));
+                std::string bytes;
+                for (int id : ids) {
+                    const std::vector<float> logits = cache.step(weights, id);
+                    bytes.append(reinterpret_cast<const char*>(logits.data()), logits.size() * sizeof(float));
+                }
+                fileio::write_file(logits_path, bytes);
+            }
             std::vector<int> out = ref::generate(config, weights, ids, tokens, s, seed);
             ids.insert(ids.end(), out.begin(), out.end());
             std::printf("%s\n", codec.decode(ids).c_str());
             return 0;
         }
+        if (!logits_path.empty()) throw std::runtime_error("--logits is for plain prompts, not --chat");
         if (tokenizer.empty()) throw std::runtime_error("--chat needs a tokenizer (the run read bytes)");
         const tok::Tokenizer t = tok::Tokenizer::from_file(tokenizer);
         const tok::ChatFormat format(t, tok::chat_template_by_name(chat));
