@@ -272,6 +272,20 @@ void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* para
     }
     if (!chat) {
         fileio::write_file(dir + "/tokenizer.json", fileio::read_file(tokenizer_path));
+        // Without a tokenizer_config.json, AutoTokenizer picks the class from
+        // config.json's model_type (LlamaTokenizerFast), which adds <s>, </s>
+        // and <unk> to the vocabulary and puts <s> before every text: ids the
+        // model does not have, and not the ids it was trained on.
+        nlohmann::json tc = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                             {"clean_up_tokenization_spaces", false},
+                             {"model_max_length", c.max_seq_len}};
+        try {
+            const Vocab vocab = vocab_from_tokenizer_json(tokenizer_path);
+            if (vocab.eos >= 0) tc["eos_token"] = vocab.tokens.at(size_t(vocab.eos));
+        } catch (const std::exception&) {
+            // Not a BPE tokenizer.json this library reads: the class alone.
+        }
+        fileio::write_file(dir + "/tokenizer_config.json", tc.dump(2) + "\n");
         return;
     }
     nlohmann::json tok = nlohmann::json::parse(fileio::read_file(tokenizer_path));
