@@ -117,6 +117,8 @@ endif
 TEST_CMDS += test/test-quickstart
 # Hugging Face exports and imports checked with transformers itself (.venv-hf).
 TEST_CMDS += test/test-hf-transformers
+# An export evaluated by lm-evaluation-harness (.venv-hf): the trainer's --eval-mc numbers.
+TEST_CMDS += test/test-lm-eval
 
 # Fuzzers of the file readers (libFuzzer + ASan + UBSan, clang-14), run for
 # FUZZ_SECONDS each by `make test`.
