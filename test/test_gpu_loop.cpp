@@ -173,6 +173,32 @@ TEST_CASE(
     }
 }
 
+// The first step of the GPU build with --attention-kernel `version` against the
+// CPU reference's loss and gradients (in cpu_grads); false when the version
+// needs another GPU than this one (sm_90 on a real A100), which is skipped.
+bool attention_version_agrees(const std::string& preset, const std::string& args, int version, double cpu_loss,
+                              const std::string& cpu_grads, const std::string& label) {
+    INFO(label << "--attention-kernel " << version);
+    const std::string got_grads = temp_path("attention.safetensors");
+    Run r =
+        train(kGpuTrainer, args + " --attention-kernel " + std::to_string(version) + " --debug-dump-grads " + got_grads,
+              "", true);
+    if (r.status != 0 && r.output.find("needs an sm_90 GPU") != std::string::npos) {
+        WARN(label << "--attention-kernel " << version
+                   << " skipped: " << r.output.substr(r.output.rfind("train_llama")));
+        return false;
+    }
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    REQUIRE(r.losses.size() == 1);
+    CHECK(std::abs(r.losses[0] - cpu_loss) / cpu_loss < 1e-2);
+    WARN(label << "--attention-kernel " << version << ": loss " << r.losses[0] << " (reference " << cpu_loss
+               << "), worst per-tensor relative gradient error "
+               << check_gradients_agree(preset, cpu_grads, got_grads));
+    std::remove(got_grads.c_str());
+    return true;
+}
+
 // The versions of kernels/attention.cuh's table other than the default, as
 // the GPU build lists them (--list-attention-versions: "N NAME sm_XY [(default)]").
 std::vector<int> other_attention_versions() {
@@ -195,30 +221,13 @@ TEST_CASE(
     "reference",
     "[gpu-loop][attention]") {
     const char* preset = "tiny-osr";
-    const std::string cpu_grads = temp_path("cpu.safetensors"), got_grads = temp_path("attention.safetensors");
+    const std::string cpu_grads = temp_path("cpu.safetensors");
     Run cpu = train("train_llama_cpu", common(preset, 1) + " --debug-dump-grads " + cpu_grads);
     REQUIRE(cpu.losses.size() == 1);
     const std::vector<int> versions = other_attention_versions();
     REQUIRE(!versions.empty());
-    for (int version : versions) {
-        INFO("--attention-kernel " << version);
-        Run r = train(
-            kGpuTrainer,
-            common(preset, 1) + " --attention-kernel " + std::to_string(version) + " --debug-dump-grads " + got_grads,
-            "", true);
-        if (r.status != 0 && r.output.find("needs an sm_90 GPU") != std::string::npos) {
-            WARN("--attention-kernel " << version << " skipped: " << r.output.substr(r.output.rfind("train_llama")));
-            continue;
-        }
-        INFO(r.output);
-        REQUIRE(r.status == 0);
-        REQUIRE(r.losses.size() == 1);
-        CHECK(std::abs(r.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-2);
-        WARN("--attention-kernel " << version << ": loss " << r.losses[0] << " (reference " << cpu.losses[0]
-                                   << "), worst per-tensor relative gradient error "
-                                   << check_gradients_agree(preset, cpu_grads, got_grads));
-        std::remove(got_grads.c_str());
-    }
+    for (int version : versions)
+        attention_version_agrees(preset, common(preset, 1), version, cpu.losses[0], cpu_grads, "");
     std::remove(cpu_grads.c_str());
     if (!kGpuTrainerEnv) {  // the emulator as an A100: versions 3 and 4 are refused with a message
         Run r = train(kGpuTrainer, common(preset, 1) + " --attention-kernel 4", "EMU_DEVICE=a100", true);
@@ -255,24 +264,9 @@ TEST_CASE(
     CHECK(std::abs(twin.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-3);
     WARN("documents, twins against the reference model: worst per-tensor relative gradient error "
          << check_gradients_agree(preset, cpu_grads, got_grads));
-    for (int version = 1; version <= 4; ++version) {
-        INFO("--attention-kernel " << version);
-        Run r = train(kGpuTrainer,
-                      args + " --attention-kernel " + std::to_string(version) + " --debug-dump-grads " + got_grads, "",
-                      true);
-        if (r.status != 0 && r.output.find("needs an sm_90 GPU") != std::string::npos) {
-            WARN("--attention-kernel " << version << " skipped: " << r.output.substr(r.output.rfind("train_llama")));
-            continue;
-        }
-        INFO(r.output);
-        REQUIRE(r.status == 0);
-        REQUIRE(r.losses.size() == 1);
-        CHECK(std::abs(r.losses[0] - cpu.losses[0]) / cpu.losses[0] < 1e-2);
-        WARN("documents, --attention-kernel " << version << ": loss " << r.losses[0] << " (reference " << cpu.losses[0]
-                                              << "), worst per-tensor relative gradient error "
-                                              << check_gradients_agree(preset, cpu_grads, got_grads));
-        std::remove(got_grads.c_str());
-    }
+    std::remove(got_grads.c_str());
+    for (int version = 1; version <= 4; ++version)
+        attention_version_agrees(preset, args, version, cpu.losses[0], cpu_grads, "documents, ");
     for (const std::string& f : {cpu_grads, shard}) std::remove(f.c_str());
 }
 
