@@ -8,35 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 #include "cuda_runtime.h"
-
-enum cublasStatus_t {
-    CUBLAS_STATUS_SUCCESS = 0,
-    CUBLAS_STATUS_NOT_INITIALIZED = 1,
-    CUBLAS_STATUS_ALLOC_FAILED = 3,
-    CUBLAS_STATUS_INVALID_VALUE = 7,
-    CUBLAS_STATUS_ARCH_MISMATCH = 8,
-    CUBLAS_STATUS_EXECUTION_FAILED = 13,
-    CUBLAS_STATUS_NOT_SUPPORTED = 15,
-};
-
-enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1, CUBLAS_OP_C = 2 };
-
-enum cudaDataType_t {
-    CUDA_R_32F = 0,
-    CUDA_R_64F = 1,
-    CUDA_R_16F = 2,
-    CUDA_R_16BF = 14,
-};
-typedef cudaDataType_t cudaDataType;
-
-enum cublasComputeType_t {
-    CUBLAS_COMPUTE_16F = 64,
-    CUBLAS_COMPUTE_32F = 68,
-    CUBLAS_COMPUTE_32F_PEDANTIC = 69,
-    CUBLAS_COMPUTE_32F_FAST_16F = 74,
-    CUBLAS_COMPUTE_32F_FAST_16BF = 75,
-    CUBLAS_COMPUTE_32F_FAST_TF32 = 77,
-};
+// cublasStatus_t, cublasOperation_t, cudaDataType_t and cublasComputeType_t,
+// shared with cuBLAS as in NVIDIA's headers.
+#include "cublas_api.h"
 
 enum cublasLtMatmulDescAttributes_t {
     CUBLASLT_MATMUL_DESC_COMPUTE_TYPE = 0,

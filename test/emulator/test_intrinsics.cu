@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "emu/control.h"
@@ -511,4 +512,184 @@ TEST_CASE("bf16 and half atomicAdd accumulate", "[emulator][bf16]") {
     bf16_atomic_kernel<<<2, 64>>>(acc.ptr, hacc.ptr);
     REQUIRE(__bfloat162float(acc.get()[0]) == 128.0f);
     REQUIRE(__half2float(hacc.get()[0]) == 128.0f);
+}
+
+// ---------------------------------------------------------------------------
+// Device-language pieces of nvcc's headers: mixed-sign min/max, the C math
+// names unqualified, shuffles of 16-bit types, cache-hinted vector accesses,
+// and the attributes that only steer nvcc.
+
+// The overloads nvcc's math_functions.h declares: mixed signs compare as unsigned.
+static_assert(std::is_same<decltype(min(1, 2u)), unsigned>::value, "min(int, unsigned) is unsigned");
+static_assert(std::is_same<decltype(max(2u, 1)), unsigned>::value, "max(unsigned, int) is unsigned");
+static_assert(std::is_same<decltype(min(1l, 2ul)), unsigned long>::value, "min(long, unsigned long)");
+static_assert(std::is_same<decltype(max(1ull, 2ll)), unsigned long long>::value, "max(unsigned long long, long long)");
+static_assert(std::is_same<decltype(min(1.0f, 2.0)), double>::value, "min(float, double) is a double");
+// <cmath>'s float overloads are global, as under nvcc: sqrt of a float is a float.
+static_assert(std::is_same<decltype(sqrt(2.0f)), float>::value, "sqrt(float) is a float");
+static_assert(std::is_same<decltype(exp(2.0f)), float>::value, "exp(float) is a float");
+
+__global__ void mixed_minmax_kernel(const int* a, const unsigned* b, const long* c, const unsigned long* d,
+                                    const float* f, unsigned* out_u, unsigned long* out_ul, double* out_d, int* out_i) {
+    int i = threadIdx.x;
+    out_u[2 * i] = min(a[i], b[i]);
+    out_u[2 * i + 1] = max(b[i], a[i]);
+    out_ul[2 * i] = min(c[i], d[i]);
+    out_ul[2 * i + 1] = max(d[i], c[i]);
+    out_d[i] = max(f[i], double(f[i]) * 1.5);
+    // The C library's classification names, unqualified in device code.
+    float x = f[i] / (f[i] - f[i]);  // +-inf, or NaN for f = 0
+    out_i[i] = isinf(x) * 1 + isnan(x) * 2 + isfinite(f[i]) * 4 + signbit(f[i]) * 8;
+}
+
+TEST_CASE("min and max of mixed signs compare as unsigned, as nvcc's overloads do", "[emulator][math]") {
+    const int n = 64;
+    std::mt19937 rng(21);
+    std::uniform_int_distribution<int> si(-1000, 1000);
+    std::vector<int> ha(n);
+    std::vector<unsigned> hb(n);
+    std::vector<long> hc(n);
+    std::vector<unsigned long> hd(n);
+    std::vector<float> hf(n);
+    for (int i = 0; i < n; ++i) {
+        ha[i] = si(rng);
+        hb[i] = unsigned(si(rng) + 1000);
+        hc[i] = si(rng) * 100000L;
+        hd[i] = (unsigned long)(si(rng) + 1000) * 3;
+        hf[i] = i == 5 ? 0.0f : float(si(rng)) * 0.01f;
+    }
+    DeviceBuffer<int> a(n), oi(n);
+    DeviceBuffer<unsigned> b(n), ou(2 * n);
+    DeviceBuffer<long> c(n);
+    DeviceBuffer<unsigned long> d(n), oul(2 * n);
+    DeviceBuffer<float> f(n);
+    DeviceBuffer<double> od(n);
+    a.put(ha);
+    b.put(hb);
+    c.put(hc);
+    d.put(hd);
+    f.put(hf);
+    mixed_minmax_kernel<<<1, n>>>(a.ptr, b.ptr, c.ptr, d.ptr, f.ptr, ou.ptr, oul.ptr, od.ptr, oi.ptr);
+    auto ru = ou.get();
+    auto rul = oul.get();
+    auto rd = od.get();
+    auto ri = oi.get();
+    int negatives = 0;
+    for (int i = 0; i < n; ++i) {
+        unsigned ua = unsigned(ha[i]);  // a negative int is a huge unsigned
+        negatives += ha[i] < 0;
+        REQUIRE(ru[2 * i] == (ua < hb[i] ? ua : hb[i]));
+        REQUIRE(ru[2 * i + 1] == (ua < hb[i] ? hb[i] : ua));
+        unsigned long uc = (unsigned long)hc[i];
+        REQUIRE(rul[2 * i] == (uc < hd[i] ? uc : hd[i]));
+        REQUIRE(rul[2 * i + 1] == (uc < hd[i] ? hd[i] : uc));
+        REQUIRE(rd[i] == std::max(double(hf[i]), double(hf[i]) * 1.5));
+        int want = hf[i] == 0.0f ? 2 : 1;
+        want += 4 + (std::signbit(hf[i]) ? 8 : 0);
+        REQUIRE(ri[i] == want);
+    }
+    REQUIRE(negatives > 0);  // the mixed-sign rule was exercised
+}
+
+TEST_CASE("the C math names are usable unqualified in host code", "[emulator][math]") {
+    std::mt19937 rng(4);
+    std::uniform_real_distribution<float> u(-4.0f, 4.0f);
+    for (int i = 0; i < 50; ++i) {
+        float x = u(rng);
+        REQUIRE(isfinite(x));
+        REQUIRE(!isnan(x));
+        REQUIRE(bool(signbit(x)) == (x < 0.0f));
+        REQUIRE(sqrt(x * x) == std::sqrt(x * x));
+        REQUIRE(fabs(x) == std::fabs(x));
+    }
+    REQUIRE(isinf(1.0f / 0.0f));
+    REQUIRE(isnan(std::nanf("")));
+}
+
+__global__ void shfl16_kernel(const __nv_bfloat16* b, const __half* h, const __nv_bfloat162* b2, __nv_bfloat16* ob,
+                              __half* oh, __nv_bfloat162* ob2) {
+    int lane = threadIdx.x;
+    ob[lane] = __shfl_sync(0xffffffffu, b[lane], (lane + 3) % 32);
+    oh[lane] = __shfl_xor_sync(0xffffffffu, h[lane], 5);
+    ob2[lane] = __shfl_down_sync(0xffffffffu, b2[lane], 2);
+}
+
+TEST_CASE("shuffles move bf16, half and bf16 pairs bit for bit", "[emulator][warp]") {
+    std::mt19937 rng(8);
+    std::uniform_real_distribution<float> u(-10.0f, 10.0f);
+    std::vector<__nv_bfloat16> hb(32);
+    std::vector<__half> hh(32);
+    std::vector<__nv_bfloat162> hb2(32);
+    for (int i = 0; i < 32; ++i) {
+        hb[i] = __float2bfloat16(u(rng));
+        hh[i] = __float2half(u(rng));
+        hb2[i] = __floats2bfloat162_rn(u(rng), u(rng));
+    }
+    DeviceBuffer<__nv_bfloat16> b(32), ob(32);
+    DeviceBuffer<__half> h(32), oh(32);
+    DeviceBuffer<__nv_bfloat162> b2(32), ob2(32);
+    b.put(hb);
+    h.put(hh);
+    b2.put(hb2);
+    shfl16_kernel<<<1, 32>>>(b.ptr, h.ptr, b2.ptr, ob.ptr, oh.ptr, ob2.ptr);
+    auto rb = ob.get();
+    auto rh = oh.get();
+    auto rb2 = ob2.get();
+    for (int i = 0; i < 32; ++i) {
+        REQUIRE(__bfloat16_as_ushort(rb[i]) == __bfloat16_as_ushort(hb[(i + 3) % 32]));
+        REQUIRE(__half_as_ushort(rh[i]) == __half_as_ushort(hh[i ^ 5]));
+        int src = i + 2 < 32 ? i + 2 : i;
+        REQUIRE(__bfloat16_as_ushort(rb2[i].x) == __bfloat16_as_ushort(hb2[src].x));
+        REQUIRE(__bfloat16_as_ushort(rb2[i].y) == __bfloat16_as_ushort(hb2[src].y));
+    }
+}
+
+// __launch_bounds__ and __grid_constant__ only steer nvcc; __nanosleep only waits.
+__global__ void __launch_bounds__(128, 2)
+    hinted_copy_kernel(const __grid_constant__ int4 key, const int4* in, int4* out, const float4* fin, float4* fout,
+                       const __nv_bfloat16* bin, __nv_bfloat16* bout) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    __nanosleep(100);
+    int4 v = __ldcs(in + i);
+    v.x ^= key.x;
+    v.w += key.w;
+    __stcs(out + i, v);
+    float4 f = __ldcg(fin + i);
+    f.y *= 2.0f;
+    __stcg(fout + i, f);
+    __stwb(bout + i, __float2bfloat16(__bfloat162float(__ldg(bin + i)) + 1.0f));
+}
+
+TEST_CASE("cache-hinted loads and stores of vector and bf16 types, with launch attributes", "[emulator][types]") {
+    const int n = 256;
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> ui(-100000, 100000);
+    std::uniform_real_distribution<float> u(-8.0f, 8.0f);
+    std::vector<int4> hi(n);
+    std::vector<float4> hf(n);
+    std::vector<__nv_bfloat16> hb(n);
+    for (int i = 0; i < n; ++i) {
+        hi[i] = make_int4(ui(rng), ui(rng), ui(rng), ui(rng));
+        hf[i] = make_float4(u(rng), u(rng), u(rng), u(rng));
+        hb[i] = __float2bfloat16(u(rng));
+    }
+    DeviceBuffer<int4> in(n), out(n);
+    DeviceBuffer<float4> fin(n), fout(n);
+    DeviceBuffer<__nv_bfloat16> bin(n), bout(n);
+    in.put(hi);
+    fin.put(hf);
+    bin.put(hb);
+    int4 key = make_int4(0x5a5a, 0, 0, 7);
+    hinted_copy_kernel<<<2, 128>>>(key, in.ptr, out.ptr, fin.ptr, fout.ptr, bin.ptr, bout.ptr);
+    auto ri = out.get();
+    auto rf = fout.get();
+    auto rb = bout.get();
+    for (int i = 0; i < n; ++i) {
+        REQUIRE(ri[i].x == (hi[i].x ^ 0x5a5a));
+        REQUIRE(ri[i].y == hi[i].y);
+        REQUIRE(ri[i].w == hi[i].w + 7);
+        REQUIRE(rf[i].y == hf[i].y * 2.0f);
+        REQUIRE(rf[i].z == hf[i].z);
+        REQUIRE(__bfloat162float(rb[i]) == __bfloat162float(__float2bfloat16(__bfloat162float(hb[i]) + 1.0f)));
+    }
 }
