@@ -24,8 +24,10 @@ enum cublasStatus_t {
     CUBLAS_STATUS_LICENSE_ERROR = 16,
 };
 
-// For real matrices CUBLAS_OP_C (conjugate transpose) is the transpose.
-enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1, CUBLAS_OP_C = 2 };
+// For real matrices CUBLAS_OP_C (conjugate transpose) is the transpose. The
+// enums that calls check have an int underlying type, so that a bad value a
+// program passes is a value the check can see and refuse.
+enum cublasOperation_t : int { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1, CUBLAS_OP_C = 2 };
 
 enum cublasComputeType_t {
     CUBLAS_COMPUTE_16F = 64,
@@ -43,7 +45,7 @@ enum cublasComputeType_t {
 
 // The math mode of a handle. CUBLAS_TF32_TENSOR_OP_MATH lets cublasSgemm (and
 // the fp32 Ex calls with CUBLAS_COMPUTE_32F) round its fp32 inputs to TF32.
-enum cublasMath_t {
+enum cublasMath_t : int {
     CUBLAS_DEFAULT_MATH = 0,
     CUBLAS_TENSOR_OP_MATH = 1,  // deprecated in cuBLAS 11, accepted
     CUBLAS_PEDANTIC_MATH = 2,
@@ -51,10 +53,10 @@ enum cublasMath_t {
     CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION = 16,
 };
 
-enum cublasPointerMode_t { CUBLAS_POINTER_MODE_HOST = 0, CUBLAS_POINTER_MODE_DEVICE = 1 };
+enum cublasPointerMode_t : int { CUBLAS_POINTER_MODE_HOST = 0, CUBLAS_POINTER_MODE_DEVICE = 1 };
 
 // Algorithms are hints: every one gives the same (the emulator's) product.
-enum cublasGemmAlgo_t {
+enum cublasGemmAlgo_t : int {
     CUBLAS_GEMM_DFALT = -1,
     CUBLAS_GEMM_DEFAULT = -1,
     CUBLAS_GEMM_ALGO0 = 0,
