@@ -141,4 +141,37 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long stride_c, int batch_count, cublasComputeType_t compute,
                                           cublasGemmAlgo_t algo);
 
+// Before cuBLAS 11 the Ex calls took the compute type as a cudaDataType; C++
+// programs written so still compile, the type mapped as cuBLAS maps it.
+inline cublasComputeType_t cublas_legacy_compute_type(cudaDataType_t t) {
+    switch (t) {
+        case CUDA_R_16F:
+            return CUBLAS_COMPUTE_16F;
+        case CUDA_R_32F:
+            return CUBLAS_COMPUTE_32F;
+        case CUDA_R_64F:
+            return CUBLAS_COMPUTE_64F;
+        default:
+            return CUBLAS_COMPUTE_32I;
+    }
+}
+inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
+                                   int n, int k, const void* alpha, const void* a, cudaDataType_t atype, int lda,
+                                   const void* b, cudaDataType_t btype, int ldb, const void* beta, void* c,
+                                   cudaDataType_t ctype, int ldc, cudaDataType_t compute, cublasGemmAlgo_t algo) {
+    return cublasGemmEx(handle, transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb, beta, c, ctype, ldc,
+                        cublas_legacy_compute_type(compute), algo);
+}
+inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa,
+                                                 cublasOperation_t transb, int m, int n, int k, const void* alpha,
+                                                 const void* a, cudaDataType_t atype, int lda, long long stride_a,
+                                                 const void* b, cudaDataType_t btype, int ldb, long long stride_b,
+                                                 const void* beta, void* c, cudaDataType_t ctype, int ldc,
+                                                 long long stride_c, int batch_count, cudaDataType_t compute,
+                                                 cublasGemmAlgo_t algo) {
+    return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, a, atype, lda, stride_a, b, btype, ldb,
+                                      stride_b, beta, c, ctype, ldc, stride_c, batch_count,
+                                      cublas_legacy_compute_type(compute), algo);
+}
+
 #endif  // EMU_CUBLAS_API_H

@@ -318,6 +318,10 @@ TEST_CASE("TF32 rounds fp32 inputs only where the compute type or math mode allo
     CHECK_BLAS(cublasGemmEx(hd.h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, a, CUDA_R_32F, 1, b, CUDA_R_32F, 1, &zero, c,
                             CUDA_R_32F, 1, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
     CHECK(result() == 1.0f);
+    // The compute type given the pre-cuBLAS-11 way, as a cudaDataType: plain fp32.
+    CHECK_BLAS(cublasGemmEx(hd.h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, a, CUDA_R_32F, 1, b, CUDA_R_32F, 1, &zero, c,
+                            CUDA_R_32F, 1, CUDA_R_32F, CUBLAS_GEMM_DEFAULT));
+    CHECK(result() == ha);
     CHECK_BLAS(cublasSetMathMode(hd.h, CUBLAS_TF32_TENSOR_OP_MATH));
     CHECK_BLAS(cublasGetMathMode(hd.h, &mode));
     CHECK(mode == CUBLAS_TF32_TENSOR_OP_MATH);
