@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "emu/control.h"
+
 namespace {
 
 #define CHECK_BLAS(call) REQUIRE((call) == CUBLAS_STATUS_SUCCESS)
@@ -293,6 +295,19 @@ TEST_CASE("batched and strided batched GEMMs compute every item of the batch", "
             run_case(hd.h, {Entry::GemmBatchedEx, ta, tb, sh.m, sh.n, sh.k, sh.pad, 2, CUDA_R_16F, CUDA_R_32F,
                             CUBLAS_COMPUTE_32F, 0.75, -1.25, false});
         }
+}
+
+TEST_CASE("a product large enough to be split over the emulator's OS threads is whole", "[emulator][cublas]") {
+    // m * n * k above 2^20: the columns of C are shared out among threads.
+    emu::set_block_threads(3);
+    struct Restore {
+        ~Restore() { emu::set_block_threads(0); }
+    } restore;
+    Handle hd;
+    run_case(hd.h, {Entry::Sgemm, CUBLAS_OP_T, CUBLAS_OP_N, 131, 97, 101, 3, 1, CUDA_R_32F, CUDA_R_32F,
+                    CUBLAS_COMPUTE_32F, 0.75, -1.25, false});
+    run_case(hd.h, {Entry::GemmStridedBatchedEx, CUBLAS_OP_N, CUBLAS_OP_T, 97, 131, 101, 0, 2, CUDA_R_16BF, CUDA_R_32F,
+                    CUBLAS_COMPUTE_32F, 1.0, 0.5, false});
 }
 
 TEST_CASE("TF32 rounds fp32 inputs only where the compute type or math mode allows it", "[emulator][cublas]") {
