@@ -251,4 +251,28 @@ inline void launch_kernel(const LaunchConfig& cfg, Name name, Call call, A&&... 
 }
 }  // namespace emu
 
+// ---- host allocation flags and memory advice (llm.c's llmc/ headers use them) ----
+#define cudaHostAllocPortable 0x01
+#define cudaHostAllocMapped 0x02
+#define cudaHostAllocWriteCombined 0x04
+// The C++ form of cudaMallocHost with flags (cudaHostAlloc's).
+template <class T>
+inline cudaError_t cudaMallocHost(T** ptr, std::size_t size, unsigned flags) {
+    return cudaHostAlloc(reinterpret_cast<void**>(ptr), size, flags);
+}
+constexpr int cudaCpuDeviceId = -1;
+enum cudaMemoryAdvise {
+    cudaMemAdviseSetReadMostly = 1,
+    cudaMemAdviseUnsetReadMostly = 2,
+    cudaMemAdviseSetPreferredLocation = 3,
+    cudaMemAdviseUnsetPreferredLocation = 4,
+    cudaMemAdviseSetAccessedBy = 5,
+    cudaMemAdviseUnsetAccessedBy = 6,
+};
+// Where managed memory should live: there is one memory here, so the advice
+// changes nothing; the device must still be the CPU or device 0.
+inline cudaError_t cudaMemAdvise(const void* ptr, std::size_t, cudaMemoryAdvise, int device) {
+    return ptr && (device == cudaCpuDeviceId || device == 0) ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 #endif  // EMU_CUDA_RUNTIME_H

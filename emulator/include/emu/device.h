@@ -7,6 +7,7 @@
 #define EMU_DEVICE_H
 
 #include <cmath>
+#include <math.h>  // isfinite, isnan, isinf unqualified, as CUDA's math headers declare them
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
