@@ -108,8 +108,8 @@ struct Params {
 __device__ __forceinline__ float weighted(float x, int i) { return x * constant_weights[i % 4]; }
 __device__ __noinline__ float shifted(float x) { return x + 1.0f; }
 
-__global__ void __launch_bounds__(128) keywords_1(const float* __restrict__ x, float* __restrict__ y,
-                                                   const __grid_constant__ Params p) {
+__global__ void __launch_bounds__(128)
+    keywords_1(const float* __restrict__ x, float* __restrict__ y, const __grid_constant__ Params p) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < p.n) y[i] = shifted(weighted(x[i], i)) * p.scale;
 }
@@ -263,10 +263,20 @@ TEST_CASE("launches inside templates and macros, with every configuration form",
     LAUNCH_ADD_ONE(y, n);
     add_one<<<n, 1, 0>>>(y, n);
     add_one<<<n, 1, 0, s>>>(y, n);
+    // A comment that ends in a dot, on the line above a launch.
+    add_one<<<n, 1>>>(y, n);
+    // clang-format off
+    scale_by<float, 2>
+        <<<1, n>>>(y, y, n);  // the kernel on the line above its <<<
+    // clang-format on
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     REQUIRE(cudaGetLastError() == cudaSuccess);
     auto r = to_host(y, n);
-    for (int i = 0; i < n; ++i) REQUIRE(r[i] == 0.5f * hx[i] + hy[i] + 3.0f);
+    for (int i = 0; i < n; ++i) {
+        float e = 0.5f * hx[i] + hy[i];
+        for (int k = 0; k < 4; ++k) e += 1.0f;  // the four add_one launches
+        REQUIRE(r[i] == e * 2.0f);
+    }
     cudaStreamDestroy(s);
     cudaFree(x), cudaFree(y);
 }
@@ -286,7 +296,7 @@ TEST_CASE("arguments are evaluated once, at the launch, in the launching thread"
         evaluated = std::this_thread::get_id();
         return v * 3;
     };
-    record<<<4, 32, 0, s>>>(d, v++);   // the work waits on the stream; v changes after the launch
+    record<<<4, 32, 0, s>>>(d, v++);     // the work waits on the stream; v changes after the launch
     record<<<2, 32, 0, s>>>(d, next());  // one call for 64 threads
     v = -1;
     REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
