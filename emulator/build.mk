@@ -145,6 +145,8 @@ EMU_PLANTED_ASAN := $(foreach p,shared_oob global_oob dynamic_shared_oob local_o
 TEST_BINS += $(EMU_PLANTED_TSAN) $(EMU_PLANTED_ASAN)
 endif
 TEST_CMDS += test/emulator/planted-bugs
+# scripts/emu-run on a program outside the project with kernels in ../../lib/ headers.
+TEST_CMDS += test/emulator/run-emu-run-headers
 
 endif  # HAVE_BOOST_CONTEXT
 
