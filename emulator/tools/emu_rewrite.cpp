@@ -331,11 +331,10 @@ bool is_file(const std::string& p) {
     return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// Whether `a` was modified after `b` (or `b` is missing).
+// Whether `a` was modified after `b` (or either cannot be read).
 bool newer(const std::string& a, const std::string& b) {
     struct stat sa, sb;
-    if (stat(b.c_str(), &sb) != 0) return true;
-    if (stat(a.c_str(), &sa) != 0) return false;
+    if (stat(b.c_str(), &sb) != 0 || stat(a.c_str(), &sa) != 0) return true;
     if (sa.st_mtim.tv_sec != sb.st_mtim.tv_sec) return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec;
     return sa.st_mtim.tv_nsec > sb.st_mtim.tv_nsec;
 }
@@ -391,7 +390,8 @@ std::vector<Header> follow_includes(std::string& text, const std::string& from) 
 // program), by running this program on it; that run follows the header's own
 // includes (a header already rewritten is not done again, so cycles end).
 bool rewrite_headers(const std::vector<Header>& headers) {
-    std::string self = real_path("/proc/self/exe");
+    // This program, even if a newer build has replaced its file since it started.
+    const std::string self = "/proc/self/exe";
     for (const Header& h : headers) {
         if (!newer(h.source, h.copy) && !newer(self, h.copy)) continue;
         std::vector<std::string> argv_s = {self};
