@@ -40,15 +40,19 @@ $(EMU_REWRITE): emulator/tools/emu_rewrite.cpp
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror $< -o $@
 
 # Rewritten sources keep the .cu file's line numbers (#line), so reports name the .cu lines.
+# --gen: every header a source includes with #include "..." (next to it, or from
+# the project root, relative paths included) is rewritten too, into
+# $(BUILD)/emu/gen/<its path> (headers outside the project: .../gen/abs/<path>).
+EMU_REWRITE_FLAGS := --gen $(BUILD)/emu/gen --root . -I .
 $(BUILD)/emu/gen/%.cpp: %.cu $(EMU_REWRITE)
 	@mkdir -p $(@D)
-	$(EMU_REWRITE) $< $@
+	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@
 $(BUILD)/emu/gen/%.h: %.h $(EMU_REWRITE)
 	@mkdir -p $(@D)
-	$(EMU_REWRITE) $< $@
+	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@
 $(BUILD)/emu/gen/%.cuh: %.cuh $(EMU_REWRITE)
 	@mkdir -p $(@D)
-	$(EMU_REWRITE) $< $@
+	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@
 
 # ---- the emulator library, one build per mode -------------------------------
 $(BUILD)/emu/plain/lib/%.o: emulator/src/%.cpp
@@ -142,6 +146,8 @@ EMU_PLANTED_ASAN := $(foreach p,shared_oob global_oob dynamic_shared_oob local_o
 TEST_BINS += $(EMU_PLANTED_TSAN) $(EMU_PLANTED_ASAN)
 endif
 TEST_CMDS += test/emulator/planted-bugs
+# scripts/emu-run on a program outside the project with kernels in ../../lib/ headers.
+TEST_CMDS += test/emulator/run-emu-run-headers
 
 endif  # HAVE_BOOST_CONTEXT
 

@@ -179,8 +179,8 @@ inline cudaError_t cudaFuncSetAttribute(F* func, cudaFuncAttribute attr, int val
 }
 
 // ---- kernel launch ------------------------------------------------------------
-// The build's rewrite step turns `k<<<g, b, smem, s>>>(a, b)` into
-// `k < ::emu::LaunchConfig(g, b, smem, s) > ::emu::args(a, b)`.
+// The build's rewrite step turns `k<<<g, b, smem, s>>>(a, b)` into a call of
+// ::emu::launch_kernel (below).
 namespace emu {
 struct LaunchConfig {
     dim3 grid, block;
@@ -192,33 +192,87 @@ struct LaunchConfig {
 // once per CUDA thread.
 void launch(const void* func, const LaunchConfig& cfg, std::function<void()> body);
 
-template <class... P>
-struct PendingLaunch {
-    void (*func)(P...);
-    LaunchConfig cfg;
-};
-template <class... A>
-struct ArgPack {
-    std::tuple<A...> values;
-};
-template <class... A>
-inline ArgPack<A&&...> args(A&&... a) {
-    return ArgPack<A&&...>{std::forward_as_tuple(std::forward<A>(a)...)};
+// ---- kernel launch as people write it ---------------------------------------------
+// emu_rewrite turns `CALLEE<<<CFG>>>(ARGS)` into
+//
+//   ::emu::launch_kernel(::emu::LaunchConfig(CFG),
+//       [&](auto t) -> decltype(::emu::kernel_pointer<decltype(t)>(CALLEE)) { return ...(CALLEE); },
+//       [=](auto&... a) { CALLEE(a...); },
+//       ARGS)
+//
+// so the arguments are evaluated once, here, in the launching thread. The first
+// lambda names the kernel when CALLEE is one function (a kernel, an explicit
+// instantiation `k<float, 4>`, a function pointer): its parameters are then
+// converted from the arguments at the launch, as the runtime copies them. When
+// CALLEE is an overload set or a template whose arguments come from the call,
+// that lambda cannot be called (its return type does not exist), and the second
+// one calls CALLEE like an ordinary function, so overload resolution and
+// template argument deduction run as they would for a call.
+template <class Tag, class... P>
+auto kernel_pointer(void (*f)(P...)) -> void (*)(P...) {
+    return f;
 }
-
-template <class... P>
-inline PendingLaunch<P...> operator<(void (*func)(P...), const LaunchConfig& cfg) {
-    return PendingLaunch<P...>{func, cfg};
+// The rewrite passes a literal `NULL` or `0` argument as this: it converts to any
+// pointer (null) and to any type made from an int (zero), as the literal would.
+struct NullArg {
+    template <class T>
+    operator T*() const {
+        return nullptr;
+    }
+    template <class T, std::enable_if_t<!std::is_pointer<T>::value && std::is_constructible<T, int>::value, int> = 0>
+    operator T() const {
+        return T(0);
+    }
+};
+template <class... P, class Call, class... A>
+inline void launch_named(void (*func)(P...), const LaunchConfig& cfg, const Call& call, A&&... a) {
+    using Params = std::tuple<std::decay_t<P>...>;
+    if constexpr (sizeof...(P) == sizeof...(A) && std::is_constructible<Params, A&&...>::value) {
+        // Each CUDA thread gets its own copy of the converted parameters.
+        auto params = std::make_shared<Params>(std::forward<A>(a)...);
+        launch(reinterpret_cast<const void*>(func), cfg, [func, params] { std::apply(func, *params); });
+    } else {
+        // Default arguments, or arguments the parameters cannot be made from:
+        // called as written (the compiler names a mismatch).
+        auto params = std::make_shared<std::tuple<std::decay_t<A>...>>(std::forward<A>(a)...);
+        launch(reinterpret_cast<const void*>(func), cfg, [call, params] { std::apply(call, *params); });
+    }
 }
-
-template <class... P, class... A>
-inline void operator>(const PendingLaunch<P...>& p, ArgPack<A...>&& a) {
-    static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
-    // Arguments are copied at launch, as the runtime does; each thread gets its own copy.
-    auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::move(a.values));
-    void (*func)(P...) = p.func;
-    launch(reinterpret_cast<const void*>(func), p.cfg, [func, params] { std::apply(func, *params); });
+template <class Name, class Call, class... A>
+inline void launch_kernel(const LaunchConfig& cfg, Name name, Call call, A&&... a) {
+    if constexpr (std::is_invocable<Name, int>::value) {
+        launch_named(name(0), cfg, call, std::forward<A>(a)...);
+    } else {
+        // The kernel is not known by address here: launch() applies the largest
+        // dynamic shared memory limit set with cudaFuncSetAttribute for any kernel.
+        auto params = std::make_shared<std::tuple<std::decay_t<A>...>>(std::forward<A>(a)...);
+        launch(nullptr, cfg, [call, params] { std::apply(call, *params); });
+    }
 }
 }  // namespace emu
+
+// ---- host allocation flags and memory advice (llm.c's llmc/ headers use them) ----
+#define cudaHostAllocPortable 0x01
+#define cudaHostAllocMapped 0x02
+#define cudaHostAllocWriteCombined 0x04
+// The C++ form of cudaMallocHost with flags (cudaHostAlloc's).
+template <class T>
+inline cudaError_t cudaMallocHost(T** ptr, std::size_t size, unsigned flags) {
+    return cudaHostAlloc(reinterpret_cast<void**>(ptr), size, flags);
+}
+constexpr int cudaCpuDeviceId = -1;
+enum cudaMemoryAdvise {
+    cudaMemAdviseSetReadMostly = 1,
+    cudaMemAdviseUnsetReadMostly = 2,
+    cudaMemAdviseSetPreferredLocation = 3,
+    cudaMemAdviseUnsetPreferredLocation = 4,
+    cudaMemAdviseSetAccessedBy = 5,
+    cudaMemAdviseUnsetAccessedBy = 6,
+};
+// Where managed memory should live: there is one memory here, so the advice
+// changes nothing; the device must still be the CPU or device 0.
+inline cudaError_t cudaMemAdvise(const void* ptr, std::size_t, cudaMemoryAdvise, int device) {
+    return ptr && (device == cudaCpuDeviceId || device == 0) ? cudaSuccess : cudaErrorInvalidValue;
+}
 
 #endif  // EMU_CUDA_RUNTIME_H

@@ -202,6 +202,11 @@ void launch(const void* func, const LaunchConfig& c, std::function<void()> body)
     }
     auto it = max_dynamic_smem.find(func);
     std::size_t limit = it != max_dynamic_smem.end() ? std::size_t(it->second) : 48 * 1024;
+    if (!func) {
+        // A kernel named by an overload set or a deduced template (not known by
+        // address): the largest limit set for any kernel.
+        for (const auto& kv : max_dynamic_smem) limit = std::max(limit, std::size_t(kv.second));
+    }
     if (c.smem > limit) {
         fail(cudaErrorInvalidValue);
         return;

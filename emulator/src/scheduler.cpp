@@ -27,12 +27,6 @@
 #include "emu/device.h"
 #include "emulator/src/internal.h"
 
-// The emulator's own code names the coordinate fields directly.
-#undef threadIdx
-#undef blockIdx
-#undef blockDim
-#undef gridDim
-
 #if defined(EMU_TSAN)
 extern "C" {
 void* __tsan_get_current_fiber(void);
@@ -56,6 +50,12 @@ void __tsan_set_fiber_name(void* fiber, const char* name);
 #endif
 
 namespace bctx = boost::context::detail;
+
+// The built-in variables of the running CUDA thread (emu/device.h).
+__thread uint3 threadIdx;
+__thread uint3 blockIdx;
+__thread dim3 blockDim;
+__thread dim3 gridDim;
 
 namespace emu {
 
@@ -262,6 +262,10 @@ void fiber_entry(bctx::transfer_t t) {
 void resume(Fiber& f) {
     current = &f;
     tls_coords = &f.coords;
+    ::threadIdx = f.coords.threadIdx;
+    ::blockIdx = f.coords.blockIdx;
+    ::blockDim = f.coords.blockDim;
+    ::gridDim = f.coords.gridDim;
     if (!f.waiting) ++f.block->progress;
 #if defined(EMU_TSAN)
     __tsan_switch_to_fiber(f.tsan_fiber, 1 /* no sync */);

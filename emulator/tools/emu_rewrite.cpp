@@ -2,18 +2,28 @@
 // g++ or clang++ compiles against the emulation layer. It changes only what C++
 // macros cannot express and keeps every line where it was:
 //
-//   k<<<grid, block, smem, stream>>>(a, b)  ->  k < ::emu::LaunchConfig(grid, block, smem, stream) > ::emu::args(a, b)
+//   k<<<grid, block, smem, stream>>>(a, b)  ->  ::emu::launch_kernel(::emu::LaunchConfig(grid, block, smem, stream),
+//                                                   <k named>, <k called>, a, b)   (see rewrite_launch)
 //   extern __shared__ T name[];             ->  T* name = reinterpret_cast<T*>(::emu::dynamic_shared());
-//   __shared__ T name[N][M];                ->  auto& name = ::emu::static_shared<T[N][M]>([] {});
+//   [static] __shared__ T name[N][M];       ->  auto& name = ::emu::static_shared<T[N][M]>([] {});
+//   #include "header"                       ->  #include "<its rewritten copy>"   (with --gen; see follow_includes)
 //
 // Comments, string and character literals pass through untouched.
-// Usage: emu_rewrite INPUT.cu OUTPUT.cpp
+// Usage: emu_rewrite [--gen DIR --root DIR [-I DIR]...] INPUT.cu OUTPUT.cpp
 #include <cctype>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -88,13 +98,352 @@ std::string rewrite_shared(const std::string& decl_raw, bool dynamic, std::size_
     return out;
 }
 
+// ---- kernel launches ------------------------------------------------------------
+// Index after the comment, string or character literal that starts at s[i], or i
+// when none starts there.
+std::size_t skip_literal(const std::string& s, std::size_t i) {
+    if (s.compare(i, 2, "//") == 0) {
+        std::size_t e = s.find('\n', i);
+        return e == std::string::npos ? s.size() : e;
+    }
+    if (s.compare(i, 2, "/*") == 0) {
+        std::size_t e = s.find("*/", i + 2);
+        return e == std::string::npos ? s.size() : e + 2;
+    }
+    if (s[i] == '"' || s[i] == '\'') {
+        std::size_t j = i + 1;
+        while (j < s.size() && s[j] != s[i]) j += s[j] == '\\' ? 2 : 1;
+        return j + 1;
+    }
+    return i;
+}
+
+// Depth change of one bracket character: ( [ { open, ) ] } close.
+int bracket(char c) {
+    if (c == '(' || c == '[' || c == '{') return 1;
+    if (c == ')' || c == ']' || c == '}') return -1;
+    return 0;
+}
+
+// Start of the expression that names the kernel and ends at out[end]: a name with
+// its scopes and template arguments (ns::k<float, 4>), a member (obj.k, p->k), a
+// subscript (table[i]), or anything in parentheses ((*fp)).
+std::size_t callee_start(const std::string& out, std::size_t end) {
+    std::size_t p = end;
+    // Spaces and line breaks between the pieces of the name (a formatter may put
+    // the kernel on the line above its <<<), and the `//` comment of a line above.
+    auto skip_space = [&] {
+        while (p > 0 && std::isspace(static_cast<unsigned char>(out[p - 1]))) {
+            if (out[--p] != '\n') continue;
+            std::size_t line_start = p == 0 ? 0 : out.rfind('\n', p - 1);
+            line_start = line_start == std::string::npos ? 0 : line_start + 1;
+            std::size_t comment = out.find("//", line_start);
+            if (comment < p) p = comment;
+        }
+    };
+    auto match_back = [&](char open, char close) {
+        int depth = 0;
+        while (p > 0) {
+            char c = out[--p];
+            if (c == close) ++depth;
+            if (c == open && --depth == 0) return;
+        }
+    };
+    skip_space();
+    for (;;) {
+        if (p == 0) return p;
+        char c = out[p - 1];
+        if (c == '>') match_back('<', '>');
+        else if (c == ')') match_back('(', ')');
+        else if (c == ']') match_back('[', ']');
+        else if (ident_char(c)) {
+            while (p > 0 && ident_char(out[p - 1])) --p;
+        } else {
+            return p;
+        }
+        // What joins this piece to an earlier one: a template argument list or
+        // subscript follows a name; `::`, `.`, `->` and `template` join a scope.
+        std::size_t piece = p;
+        skip_space();
+        if (p > 0 && (c == '>' || c == ']' || c == ')') &&
+            (ident_char(out[p - 1]) || out[p - 1] == '>' || out[p - 1] == ')' || out[p - 1] == ']')) {
+            if (c != ')') continue;
+            // (...) after a name is a call that returns the kernel, unless the
+            // name is a keyword: `return (*fp)<<<...`.
+            std::size_t w = p;
+            while (w > 0 && ident_char(out[w - 1])) --w;
+            std::string word = out.substr(w, p - w);
+            bool keyword = false;
+            for (const char* k : {"return", "else", "do", "case", "throw", "co_await"}) keyword |= word == k;
+            if (!word.empty() && !keyword) continue;
+        }
+        if (p >= 2 && (out.compare(p - 2, 2, "::") == 0 || out.compare(p - 2, 2, "->") == 0)) {
+            p -= 2;
+            skip_space();
+            if (p >= 8 && out.compare(p - 8, 8, "template") == 0) p -= 8, skip_space();
+            continue;
+        }
+        if (p >= 1 && out[p - 1] == '.') {
+            --p;
+            skip_space();
+            continue;
+        }
+        if (p >= 8 && out.compare(p - 8, 8, "template") == 0 && (p == 8 || !ident_char(out[p - 9]))) {
+            std::size_t q = p - 8;
+            p = q;
+            skip_space();
+            if (p >= 2 && (out.compare(p - 2, 2, "::") == 0 || out.compare(p - 2, 2, "->") == 0 || out[p - 1] == '.')) {
+                p -= out[p - 1] == '.' ? 1 : 2;
+                skip_space();
+                continue;
+            }
+        }
+        return piece;
+    }
+}
+
+// A literal NULL or 0 argument is passed as ::emu::NullArg(), which converts to
+// any pointer as the literal would (forwarded as an int, it would not).
+std::string mark_null_arguments(const std::string& args) {
+    std::string res;
+    std::size_t piece = 0;
+    int depth = 0;
+    for (std::size_t i = 0; i <= args.size(); ++i) {
+        if (i < args.size()) {
+            std::size_t e = skip_literal(args, i);
+            if (e != i) {
+                i = e - 1;
+                continue;
+            }
+            depth += bracket(args[i]);
+        }
+        if (i == args.size() || (args[i] == ',' && depth == 0)) {
+            std::string a = args.substr(piece, i - piece);
+            std::string t = trim(a);
+            if (t == "NULL" || t == "0") a.replace(a.find(t), t.size(), "::emu::NullArg()");
+            res += a;
+            if (i < args.size()) res += ',';
+            piece = i + 1;
+        }
+    }
+    return res;
+}
+
+// Rewrites the launch whose `<<<` is at src[at]; `out` ends with the kernel
+// expression, which is taken back from it. Returns the index in src after the
+// launch's closing ')'. The output is
+//
+//   ::emu::launch_kernel(::emu::LaunchConfig(CFG),
+//       [&](auto t) -> decltype(::emu::kernel_pointer<decltype(t)>(K)) {
+//           return ::emu::kernel_pointer<decltype(t)>(K); },
+//       [=](auto&... a) { K(a...); }, ARGS)
+//
+// on one line, with the source's newlines kept: the first lambda names the kernel
+// when K is one function, the second calls it as an ordinary call (overloads,
+// deduced template arguments). cuda_runtime.h explains which is used.
+std::size_t rewrite_launch(const std::string& src, std::size_t at, std::string& out, std::size_t line) {
+    std::size_t start = callee_start(out, out.size());
+    std::string callee_raw = out.substr(start);
+    std::string callee = trim(callee_raw);
+    if (callee.empty()) die(line, "a kernel launch <<<...>>> with no kernel before it");
+    // The kernel expression on one line, without comments.
+    std::string flat;
+    for (std::size_t k = 0; k < callee.size(); ++k) {
+        std::size_t e = callee[k] == '/' ? skip_literal(callee, k) : k;
+        if (e != k) {
+            flat += ' ';
+            k = e - 1;
+        } else {
+            flat += (callee[k] == '\n' || callee[k] == '\r' || callee[k] == '\\') ? ' ' : callee[k];
+        }
+    }
+    // The configuration: up to `>>>` outside brackets.
+    std::size_t i = at + 3;
+    int depth = 0;
+    while (i < src.size() && !(depth == 0 && src.compare(i, 3, ">>>") == 0)) {
+        std::size_t e = skip_literal(src, i);
+        if (e != i) {
+            i = e;
+            continue;
+        }
+        depth += bracket(src[i]);
+        ++i;
+    }
+    if (i >= src.size()) die(line, "<<< without a closing >>>");
+    std::string cfg = src.substr(at + 3, i - at - 3);
+    std::size_t open = i + 3;
+    while (open < src.size() && std::isspace(static_cast<unsigned char>(src[open]))) ++open;
+    if (open >= src.size() || src[open] != '(')
+        die(line, "a kernel launch <<<...>>> must be followed by its (arguments)");
+    std::string gap = src.substr(i + 3, open - i - 3);
+    std::size_t close = open + 1;
+    depth = 1;
+    while (close < src.size()) {
+        std::size_t e = skip_literal(src, close);
+        if (e != close) {
+            close = e;
+            continue;
+        }
+        depth += bracket(src[close]);
+        if (depth == 0) break;
+        ++close;
+    }
+    if (close >= src.size()) die(line, "the arguments of this kernel launch have no closing ')'");
+    std::string args = src.substr(open + 1, close - open - 1);
+    out.erase(start);
+    out += callee_raw.substr(0, callee_raw.find(callee));  // whitespace before the kernel
+    out += "::emu::launch_kernel(::emu::LaunchConfig(" + cfg + ")," + gap;
+    out += " [&](auto emu_t) -> decltype(::emu::kernel_pointer<decltype(emu_t)>(" + flat +
+           ")) { return ::emu::kernel_pointer<decltype(emu_t)>(" + flat + "); },";
+    out += " [=](auto&... emu_a) { " + flat + "(emu_a...); }";
+    if (!trim(args).empty()) out += "," + mark_null_arguments(args);
+    out += ")" + std::string(count_newlines(callee), '\n');
+    return close + 1;
+}
+
+// `static __shared__ T x[N];` is the same as `__shared__ T x[N];` (shared
+// variables live as long as the block): the `static` just written to `out` goes.
+void drop_static_before_shared(std::string& out) {
+    std::size_t p = out.size();
+    while (p > 0 && std::isspace(static_cast<unsigned char>(out[p - 1]))) --p;
+    if (p >= 6 && out.compare(p - 6, 6, "static") == 0 && (p == 6 || !ident_char(out[p - 7]))) out.erase(p - 6, 6);
+}
+
+// ---- headers ----------------------------------------------------------------------
+// With --gen DIR, every `#include "header"` that names a file (found next to the
+// including file, then in the -I folders, as the compiler looks) is rewritten too,
+// into DIR: a header inside --root keeps its path below DIR (and the directive names
+// it by that path, which the build finds through -I DIR), one outside gets
+// DIR/abs/<its absolute path> (named by that path). So headers reached by relative
+// paths (#include "../../llmc/cuda_common.h") are rewritten wherever they are.
+// Headers not found this way (cuda_runtime.h, the emulator's own) are left alone.
+std::string gen_dir, root_dir;
+std::vector<std::string> include_dirs;
+std::vector<std::string> passed_options;  // given again to the rewrites of headers
+
+std::string real_path(const std::string& p) {
+    char buf[PATH_MAX];
+    return realpath(p.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+bool is_file(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Whether `a` was modified after `b` (or either cannot be read).
+bool newer(const std::string& a, const std::string& b) {
+    struct stat sa, sb;
+    if (stat(b.c_str(), &sb) != 0 || stat(a.c_str(), &sa) != 0) return true;
+    if (sa.st_mtim.tv_sec != sb.st_mtim.tv_sec) return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec;
+    return sa.st_mtim.tv_nsec > sb.st_mtim.tv_nsec;
+}
+
+struct Header {
+    std::string source, copy;
+};
+
+// Rewrites the #include "..." directives of `text` (the rewritten `from`) to name
+// the rewritten copies; returns the headers to rewrite.
+std::vector<Header> follow_includes(std::string& text, const std::string& from) {
+    std::vector<Header> headers;
+    if (gen_dir.empty()) return headers;
+    std::string from_dir = from.substr(0, from.find_last_of('/') + 1);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t eol = text.find('\n', pos);
+        if (eol == std::string::npos) eol = text.size();
+        std::size_t p = pos;
+        while (p < eol && (text[p] == ' ' || text[p] == '\t')) ++p;
+        if (p < eol && text[p] == '#') {
+            ++p;
+            while (p < eol && (text[p] == ' ' || text[p] == '\t')) ++p;
+            std::size_t q = p + 7;
+            while (q < eol && (text[q] == ' ' || text[q] == '\t')) ++q;
+            std::size_t name_end = q < eol ? text.find('"', q + 1) : std::string::npos;
+            if (text.compare(p, 7, "include") == 0 && q < eol && text[q] == '"' && name_end < eol) {
+                std::string name = text.substr(q + 1, name_end - q - 1);
+                std::string found;
+                if (is_file(from_dir + name)) found = from_dir + name;
+                for (std::size_t d = 0; found.empty() && d < include_dirs.size(); ++d)
+                    if (is_file(include_dirs[d] + "/" + name)) found = include_dirs[d] + "/" + name;
+                std::string real = found.empty() ? "" : real_path(found);
+                if (!real.empty()) {
+                    std::string named;
+                    if (real.compare(0, root_dir.size() + 1, root_dir + "/") == 0)
+                        named = real.substr(root_dir.size() + 1);
+                    else named = gen_dir + "/abs" + real;
+                    std::string copy = named[0] == '/' ? named : gen_dir + "/" + named;
+                    headers.push_back({real, copy});
+                    text.replace(q + 1, name_end - q - 1, named);
+                    eol = text.find('\n', pos);
+                    if (eol == std::string::npos) eol = text.size();
+                }
+            }
+        }
+        pos = eol + 1;
+    }
+    return headers;
+}
+
+// Rewrites each header whose copy is missing or older than it (or than this
+// program), by running this program on it; that run follows the header's own
+// includes (a header already rewritten is not done again, so cycles end).
+bool rewrite_headers(const std::vector<Header>& headers) {
+    // This program, even if a newer build has replaced its file since it started.
+    const std::string self = "/proc/self/exe";
+    for (const Header& h : headers) {
+        if (!newer(h.source, h.copy) && !newer(self, h.copy)) continue;
+        std::vector<std::string> argv_s = {self};
+        argv_s.insert(argv_s.end(), passed_options.begin(), passed_options.end());
+        argv_s.push_back(h.source);
+        argv_s.push_back(h.copy);
+        std::vector<char*> argv_c;
+        for (std::string& a : argv_s) argv_c.push_back(&a[0]);
+        argv_c.push_back(nullptr);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(self.c_str(), argv_c.data());
+            _exit(127);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+    }
+    return true;
+}
+
+// Writes `text` to `path` through a temporary file, so a compiler reading the
+// header while another build rewrites it never sees half of it; the folders are
+// made as needed.
+bool write_file(const std::string& path, const std::string& text) {
+    for (std::size_t s = path.find('/', 1); s != std::string::npos; s = path.find('/', s + 1))
+        mkdir(path.substr(0, s).c_str(), 0777);
+    std::string tmp = path + ".tmp." + std::to_string(getpid());
+    {
+        std::ofstream o(tmp, std::ios::binary);
+        o << text;
+        if (!o) return false;
+    }
+    return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: emu_rewrite INPUT.cu OUTPUT.cpp\n";
+    int a = 1;
+    for (; a + 1 < argc && argv[a][0] == '-'; a += 2) {
+        std::string opt = argv[a];
+        if (opt == "--gen") gen_dir = argv[a + 1];
+        else if (opt == "--root") root_dir = real_path(argv[a + 1]);
+        else if (opt == "-I") include_dirs.push_back(argv[a + 1]);
+        else break;
+        passed_options.insert(passed_options.end(), {argv[a], argv[a + 1]});
+    }
+    if (argc - a != 2 || (!gen_dir.empty() && root_dir.empty())) {
+        std::cerr << "usage: emu_rewrite [--gen DIR --root DIR [-I DIR]...] INPUT.cu OUTPUT.cpp\n";
         return 2;
     }
+    argv += a - 1;
     input_name = argv[1];
     std::ifstream in(argv[1], std::ios::binary);
     if (!in) {
@@ -106,8 +455,6 @@ int main(int argc, char** argv) {
     const std::string src = buf.str();
     std::string out = "#line 1 \"" + input_name + "\"\n";
     std::size_t line = 1;
-    bool in_launch = false;
-    std::size_t launch_line = 0;
     std::size_t i = 0;
     const std::size_t n = src.size();
     auto starts = [&](std::size_t at, const char* s) {
@@ -148,17 +495,9 @@ int main(int argc, char** argv) {
         }
         if (c == '\n') ++line;
         if (starts(i, "<<<")) {
-            if (in_launch) die(line, "nested <<< in a kernel launch");
-            in_launch = true;
-            launch_line = line;
-            out += " < ::emu::LaunchConfig(";
-            i += 3;
-            continue;
-        }
-        if (in_launch && starts(i, ">>>")) {
-            in_launch = false;
-            out += ") > ::emu::args";
-            i += 3;
+            std::size_t end = rewrite_launch(src, i, out, line);
+            line += count_newlines(src.substr(i, end - i));
+            i = end;
             continue;
         }
         bool is_extern = word_at(i, "extern");
@@ -176,6 +515,7 @@ int main(int argc, char** argv) {
             std::string decl = src.substr(start, semi - start);
             if (decl.find('{') != std::string::npos) die(line, "cannot read this __shared__ declaration");
             std::string skipped = src.substr(i, start - i);
+            if (!is_extern) drop_static_before_shared(out);
             out += std::string(count_newlines(skipped), '\n');
             out += rewrite_shared(decl, is_extern, line);
             line += count_newlines(skipped) + count_newlines(decl);
@@ -185,12 +525,10 @@ int main(int argc, char** argv) {
         out += c;
         ++i;
     }
-    if (in_launch) die(launch_line, "<<< without a closing >>>");
-    std::ofstream o(argv[2], std::ios::binary);
-    o << out;
-    if (!o) {
+    std::vector<Header> headers = follow_includes(out, argv[1]);
+    if (!write_file(argv[2], out)) {
         std::cerr << "emu_rewrite: cannot write " << argv[2] << "\n";
         return 1;
     }
-    return 0;
+    return rewrite_headers(headers) ? 0 : 1;
 }

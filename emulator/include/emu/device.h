@@ -7,6 +7,7 @@
 #define EMU_DEVICE_H
 
 #include <cmath>
+#include <math.h>  // isfinite, isnan, isinf unqualified, as CUDA's math headers declare them
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,7 @@
 #define __device__
 #define __host__
 #define __constant__
+#define __managed__  // an ordinary global, which host and kernels share
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
@@ -126,12 +128,15 @@ inline unsigned lane_id() { return tls_coords->lane; }
 
 }  // namespace emu
 
-// Built-in variables. gridDim and blockDim are macros only here, where no CUDA
-// header of NVIDIA's is read.
-#define threadIdx (::emu::tls_coords->threadIdx)
-#define blockIdx (::emu::tls_coords->blockIdx)
-#define blockDim (::emu::tls_coords->blockDim)
-#define gridDim (::emu::tls_coords->gridDim)
+// Built-in variables: thread-local copies of the running CUDA thread's
+// coordinates, which the scheduler writes before it switches to a fiber (so a
+// read is one load, as through a macro). They are variables, not macros, so
+// host code may name its own variables `gridDim` or `blockDim` (shadowing
+// these), and gdb can print them. Kernels only read them.
+extern __thread uint3 threadIdx;
+extern __thread uint3 blockIdx;
+extern __thread dim3 blockDim;
+extern __thread dim3 gridDim;
 constexpr int warpSize = 32;
 
 // ---- barriers -------------------------------------------------------------
