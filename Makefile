@@ -286,6 +286,16 @@ $(BUILD)/test_gpu_loop: $(CATCH_MAIN) $(BUILD)/obj/test/test_gpu_loop.o $(HOST_O
                         $(BUILD)/train_llama_cpu $(BUILD)/train_llama_emu $(BUILD)/train_llama_twin
 	$(CXX) $^ -o $@ $(LDFLAGS) $(TOK_LIBS)
 
+# The Hugging Face export of open-sci-ref models (QK-norm) writes the configuration
+# and modeling files of OpenSciForCausalLM (lifecycle/hf/) into its folder: they
+# are compiled into lifecycle/export.cpp as raw string literals, {name, text}.
+OPENSCI_PY := lifecycle/hf/configuration_opensci.py lifecycle/hf/modeling_opensci.py
+$(BUILD)/gen/lifecycle/opensci_py.inc: $(OPENSCI_PY)
+	@mkdir -p $(@D)
+	for f in $^; do printf '{"%s", R"opensci_py(' "$${f##*/}"; cat "$$f"; printf ')opensci_py"},\n'; done > $@
+$(BUILD)/obj/lifecycle/export.o: $(BUILD)/gen/lifecycle/opensci_py.inc
+$(BUILD)/obj/lifecycle/export.o: CXXFLAGS += -I$(BUILD)/gen
+
 $(BUILD)/obj/test/test_torch_reference.o $(BUILD)/obj/test/test_export.o: CXXFLAGS += -DLLAMA_PYTHON='"$(PYTHON)"'
 $(BUILD)/obj/test/test_export.o: CXXFLAGS += -DLLAMA_TOKENIZERS='"$(BUILD)/tokenizers"'
 

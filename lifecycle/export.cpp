@@ -68,6 +68,12 @@ std::string gguf_name(const std::string& hf) {
     throw std::runtime_error("no GGUF name for tensor " + hf);
 }
 
+// The configuration and modeling files of OpenSciForCausalLM (lifecycle/hf/),
+// compiled in by the Makefile: {file name, text}.
+const std::pair<const char*, const char*> kOpenSciFiles[] = {
+#include "lifecycle/opensci_py.inc"
+};
+
 }  // namespace
 
 Vocab byte_vocab() {
@@ -258,9 +264,16 @@ void write_hf(const ModelConfig& c, const ParamLayout& layout, const float* para
                              {"low_freq_factor", c.rope_scaling.low_freq_factor},
                              {"high_freq_factor", c.rope_scaling.high_freq_factor},
                              {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
-    // LlamaForCausalLM has no QK-norm; the flag is kept so that this library
-    // reads the folder back exactly (transformers ignores unknown keys).
-    if (c.qk_norm) j["qk_norm"] = true;
+    // LlamaForCausalLM has no QK-norm: such models are OpenSciForCausalLM, whose
+    // code goes with the folder (loaded with trust_remote_code=True).
+    if (c.qk_norm) {
+        j["architectures"] = {"OpenSciForCausalLM"};
+        j["model_type"] = "opensci";
+        j["auto_map"] = {{"AutoConfig", "configuration_opensci.OpenSciConfig"},
+                         {"AutoModelForCausalLM", "modeling_opensci.OpenSciForCausalLM"}};
+        j["qk_layernorm"] = true;
+        for (const auto& [name, text] : kOpenSciFiles) fileio::write_file(dir + "/" + name, text);
+    }
     fileio::write_file(dir + "/config.json", j.dump(2) + "\n");
     std::vector<safetensors::TensorRef> refs;
     for (const ParamTensor& t : layout.tensors())
@@ -361,6 +374,15 @@ void read_hf(const std::string& dir, ModelConfig& config, std::vector<float>& pa
     ParamLayout layout(config);
     params.assign(layout.total(), 0.0f);
     safetensors::Reader r(dir + "/model.safetensors");
+    // QK-norm weights in a model read without QK-norm: its config.json lacks
+    // qk_layernorm (or is not OpenSciForCausalLM), and the model would not be
+    // the one that was trained.
+    if (!config.qk_norm)
+        for (const safetensors::TensorInfo& t : r.tensors())
+            if (t.name.find("self_attn.q_norm.") != std::string::npos ||
+                t.name.find("self_attn.k_norm.") != std::string::npos)
+                throw std::runtime_error(dir + "/model.safetensors holds '" + t.name +
+                                         "' but config.json has no QK-norm (OpenSciForCausalLM with qk_layernorm)");
     for (const ParamTensor& t : layout.tensors()) {
         if (!r.has(t.name)) {
             // Checkpoints that store a tied head as a separate copy are fine; a missing tensor is not.

@@ -1,5 +1,6 @@
 // Handing a trained model to the ecosystem: a Hugging Face folder
-// (config.json + model.safetensors, loadable as LlamaForCausalLM) and a GGUF
+// (config.json + model.safetensors, loadable as LlamaForCausalLM, or as
+// OpenSciForCausalLM with its own code for QK-norm models) and a GGUF
 // file for llama.cpp; and importing a Hugging Face folder back.
 #ifndef LIFECYCLE_EXPORT_H
 #define LIFECYCLE_EXPORT_H
@@ -57,6 +58,10 @@ void write_gguf(const ModelConfig& config, const ParamLayout& layout, const floa
 
 // Writes DIR/config.json and DIR/model.safetensors (fp32, Hugging Face names),
 // and copies the run's tokenizer.json into DIR when tokenizer_path is given.
+// A model without QK-norm is LlamaForCausalLM; one with QK-norm (open-sci-ref)
+// is OpenSciForCausalLM (qk_layernorm, attention_bias, mlp_bias and Llama's
+// keys, auto_map), with configuration_opensci.py and modeling_opensci.py
+// (lifecycle/hf/) written next to it, for trust_remote_code=True.
 // With `chat`: the tokenizer.json with the markers renamed, and
 // tokenizer_config.json (the chat_template, bos and eos tokens) and
 // generation_config.json (eos: the end of turn), so that transformers'

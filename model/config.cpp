@@ -221,11 +221,16 @@ ModelConfig config_from_hf_json_text(const std::string& text, const std::string&
     };
     ModelConfig c;
     try {
+        // OpenSciForCausalLM (lifecycle/hf/modeling_opensci.py): Llama with QK-norm
+        // when qk_layernorm is true.
+        bool opensci = false;
         if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
             std::string arch = j["architectures"][0].get<std::string>();
-            if (arch != "LlamaForCausalLM")
-                throw std::runtime_error("architecture '" + arch + "' is not LlamaForCausalLM");
+            opensci = arch == "OpenSciForCausalLM";
+            if (arch != "LlamaForCausalLM" && !opensci)
+                throw std::runtime_error("architecture '" + arch + "' is not LlamaForCausalLM or OpenSciForCausalLM");
         }
+        if (j.contains("model_type") && j["model_type"] == "opensci") opensci = true;
         c.name = path;
         c.vocab_size = json_int(need("vocab_size"), "vocab_size");
         c.hidden = json_int(need("hidden_size"), "hidden_size");
@@ -246,7 +251,16 @@ ModelConfig config_from_hf_json_text(const std::string& text, const std::string&
                 "attention_bias and mlp_bias differ; this library has biases in all "
                 "linear layers or in none");
         c.bias = attention_bias;
-        c.qk_norm = opt_bool(j, "qk_norm", false);
+        // qk_layernorm is OpenSciConfig's key (its default: false); LlamaForCausalLM
+        // has no QK-norm, and transformers would ignore the key there. qk_norm is
+        // what earlier exports of this library wrote (as LlamaForCausalLM).
+        if (opensci) {
+            c.qk_norm = opt_bool(j, "qk_layernorm", false);
+        } else {
+            if (opt_bool(j, "qk_layernorm", false))
+                throw std::runtime_error("qk_layernorm is true in a LlamaForCausalLM config (transformers ignores it)");
+            c.qk_norm = opt_bool(j, "qk_norm", false);
+        }
         c.init_std = opt_float(j, "initializer_range", 0.02f);
         if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
             const auto& rs = j["rope_scaling"];

@@ -51,7 +51,8 @@ struct ModelConfig {
 ModelConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
 
-// Reads the architecture part of a Hugging Face Llama config.json (LlamaForCausalLM).
+// Reads the architecture part of a Hugging Face Llama config.json (LlamaForCausalLM,
+// or OpenSciForCausalLM: its qk_layernorm is QK-norm).
 // Throws std::runtime_error naming the file and the field on bad input.
 ModelConfig config_from_hf_json(const std::string& path);
 // The same from the file's text; `path` names it in messages.

@@ -1,7 +1,9 @@
 """The transformers side of test/test-hf-transformers: loads Hugging Face
-folders with AutoModelForCausalLM (float32, CPU), compares their logits and
-greedy generations with this library's (build/generate --logits), writes
-randomly initialised LlamaForCausalLM folders with save_pretrained, and plants
+folders with AutoModelForCausalLM (float32, CPU, trust_remote_code=True: the
+open-sci-ref exports are OpenSciForCausalLM, their code in the folder), compares
+their logits and greedy generations with this library's (build/generate
+--logits), writes randomly initialised LlamaForCausalLM and OpenSciForCausalLM
+(lifecycle/hf/modeling_opensci.py) folders with save_pretrained, and plants
 mistakes in exported folders.
 
 Runs with .venv-hf's python (transformers 4.49 on Debian's torch 1.13; see
@@ -10,30 +12,45 @@ its UTF-8 bytes, as build/generate reads a prompt without a tokenizer.
 
   compare DIR PROMPT LOGITS [--tolerance T]   logits at every prompt position
   greedy DIR PROMPT TOKENS OUTPUT             greedy generate() against generate's output
-  random DIR --kv-heads K [--untied] [--bias] [--rope-scaling] [--seed S]
+  random DIR --kv-heads K [--untied] [--bias] [--rope-scaling] [--opensci] [--seed S]
   same DIR_A DIR_B                            the two folders' tensors are equal
   plant-qk SRC DST                            q and k rows in llama.cpp's interleaved order
   plant-rope SRC DST (rename|drop)            rope_scaling with a key renamed, or dropped
+  plant-opensci SRC DST                       OpenSciForCausalLM folders DST-after-rope (QK-norm
+                                              after RoPE in the modeling file), DST-no-key (no
+                                              qk_layernorm in config.json), DST-swap-norms (q_norm
+                                              and k_norm weights swapped)
 """
 import argparse
+import importlib
 import json
 import os
 import shutil
 import sys
+import types
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file, save_file
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
-from transformers.utils import logging
 
-logging.set_verbosity_error()
-torch.set_num_threads(1)
+# OpenSciForCausalLM's configuration and modeling files, as the export writes them.
+OPENSCI_CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lifecycle", "hf")
+
+
+def import_torch():
+    """torch and transformers, imported only by the commands that run a model
+    (about 1.5 s of every call; the others need numpy alone)."""
+    global torch, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    torch.set_num_threads(1)
 
 
 def load(folder):
     """The folder as transformers loads it: float32, CPU, inference mode."""
-    model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, trust_remote_code=True)
     model.eval()
     return model
 
@@ -55,7 +72,7 @@ def compare(args):
     diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
     worst = float(diff.max())
     position = int(diff.max(axis=1).argmax())
-    print(f"compare: {args.dir}: largest logit difference {worst:.2e} (position {position}) over "
+    print(f"compare: {args.dir} ({type(model).__name__}): largest logit difference {worst:.2e} (position {position}) over "
           f"{theirs.shape[0]} positions x {theirs.shape[1]} logits, largest |logit| {np.abs(theirs).max():.2f}, "
           f"limit {args.tolerance:g}")
     return 0 if worst <= args.tolerance else 1
@@ -80,10 +97,28 @@ def greedy(args):
     return 0 if ours == theirs else 1
 
 
+def opensci_classes():
+    """OpenSciConfig and OpenSciForCausalLM from lifecycle/hf/, imported as the
+    package opensci_code (the modeling file imports its configuration as
+    `.configuration_opensci`, as in the exported folders), and registered for
+    the Auto classes: save_pretrained then copies both files into the folder
+    and writes their auto_map into config.json."""
+    if "opensci_code" not in sys.modules:
+        package = types.ModuleType("opensci_code")
+        package.__path__ = [OPENSCI_CODE]
+        sys.modules["opensci_code"] = package
+    config_class = importlib.import_module("opensci_code.configuration_opensci").OpenSciConfig
+    model_class = importlib.import_module("opensci_code.modeling_opensci").OpenSciForCausalLM
+    config_class.register_for_auto_class()
+    model_class.register_for_auto_class("AutoModelForCausalLM")
+    return config_class, model_class
+
+
 def random_model(args):
-    """A small LlamaForCausalLM with every parameter random at a scale where
-    mistakes show in the logits (transformers' own initialisation, std 0.02,
-    gives logits near zero)."""
+    """A small LlamaForCausalLM (or OpenSciForCausalLM, with QK-norm) with
+    every parameter random at a scale where mistakes show in the logits
+    (transformers' own initialisation, std 0.02, gives logits near zero; the
+    norms' weights start at 1, where QK-norm before and after RoPE agree)."""
     torch.manual_seed(args.seed)
     rope_scaling = None
     if args.rope_scaling:
@@ -91,12 +126,15 @@ def random_model(args):
         # frequency band (kept, smoothed, divided) occurs at head_dim 16.
         rope_scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                         "original_max_position_embeddings": 64}
-    config = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+    config_class, model_class, extra = LlamaConfig, LlamaForCausalLM, {}
+    if args.opensci:
+        (config_class, model_class), extra = opensci_classes(), {"qk_layernorm": True}
+    config = config_class(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=args.kv_heads, head_dim=16,
                          max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=500000.0,
                          rope_scaling=rope_scaling, tie_word_embeddings=not args.untied,
-                         attention_bias=args.bias, mlp_bias=args.bias)
-    model = LlamaForCausalLM(config)
+                         attention_bias=args.bias, mlp_bias=args.bias, **extra)
+    model = model_class(config)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -108,7 +146,7 @@ def random_model(args):
             else:
                 p.copy_(torch.randn_like(p) / p.shape[1] ** 0.5)
     model.save_pretrained(args.dir, safe_serialization=True)
-    print(f"random: {args.dir}: {sum(p.numel() for p in model.parameters())} parameters")
+    print(f"random: {args.dir}: {type(model).__name__}, {sum(p.numel() for p in model.parameters())} parameters")
     return 0
 
 
@@ -163,6 +201,51 @@ def plant_rope(args):
     return 0
 
 
+# The QK-norm lines of OpenSciAttention.forward, and RoPE's (lifecycle/hf/modeling_opensci.py).
+QK_NORM_BEFORE_ROPE = """        if self.qk_layernorm:
+            # The last dimension is one head's vector: each is normalised alone.
+            q = self.q_norm(q)
+            k = self.k_norm(k)
+"""
+ROPE = """        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+"""
+
+
+def plant_opensci(args):
+    """Three copies of an OpenSciForCausalLM folder, each with a mistake:
+    DST-after-rope: the modeling file's QK-norm moved after RoPE (RoPE keeps each
+      head's RMS: only the norm weights, no longer 1 after training, tell the two apart);
+    DST-no-key: qk_layernorm left out of config.json (the model loads without the
+      norms, their weights unused);
+    DST-swap-norms: the q and k norm weights swapped in the safetensors."""
+    dst = {how: f"{args.dst}-{how}" for how in ("after-rope", "no-key", "swap-norms")}
+    for folder in dst.values():
+        shutil.copytree(args.src, folder)
+    path = os.path.join(dst["after-rope"], "modeling_opensci.py")
+    with open(path) as f:
+        code = f.read()
+    if code.count(QK_NORM_BEFORE_ROPE) != 1 or code.count(ROPE) != 1:
+        print(f"plant-opensci: {path} does not hold the expected QK-norm and RoPE lines")
+        return 1
+    code = code.replace(QK_NORM_BEFORE_ROPE, "").replace(
+        ROPE, ROPE + "        if self.qk_layernorm:\n            q, k = self.q_norm(q), self.k_norm(k)\n")
+    with open(path, "w") as f:
+        f.write(code)
+    path = os.path.join(dst["no-key"], "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    del config["qk_layernorm"]
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+    path = os.path.join(dst["swap-norms"], "model.safetensors")
+    tensors = load_file(path)
+    for name in [n for n in tensors if n.endswith("self_attn.q_norm.weight")]:
+        k_name = name.replace("q_norm", "k_norm")
+        tensors[name], tensors[k_name] = tensors[k_name], tensors[name]
+    save_file(tensors, path, metadata={"format": "pt"})
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -184,6 +267,7 @@ def main():
     p.add_argument("--untied", action="store_true")
     p.add_argument("--bias", action="store_true")
     p.add_argument("--rope-scaling", action="store_true")
+    p.add_argument("--opensci", action="store_true", help="OpenSciForCausalLM with qk_layernorm")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=random_model)
     p = sub.add_parser("same")
@@ -199,7 +283,13 @@ def main():
     p.add_argument("dst")
     p.add_argument("how", choices=["rename", "drop"])
     p.set_defaults(run=plant_rope)
+    p = sub.add_parser("plant-opensci")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(run=plant_opensci)
     args = ap.parse_args()
+    if args.run in (compare, greedy, random_model):
+        import_torch()
     return args.run(args)
 
 

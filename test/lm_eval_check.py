@@ -1,7 +1,9 @@
 """The Python side of test/test-lm-eval (run with .venv-hf's python).
 
   shorten IN OUT [--seed S]         the JSONL with every choice cut to 12 to 24
-                                    characters, so that acc_norm can differ from acc
+                                    characters, so that acc_norm can differ from acc,
+                                    and a context's trailing spaces moved to the
+                                    start of each choice
   tokenizer DIR JSONL               AutoTokenizer of an export encodes every context
                                     and context + choice as its UTF-8 bytes, with no
                                     token added (as the trainer's --text run reads them)
@@ -23,6 +25,13 @@ def shorten(args):
         for line in f:
             e = json.loads(line)
             e["choices"] = [c[:rng.randint(12, 24)] for c in e["choices"]]
+            # lm_eval moves a context's trailing whitespace into every continuation
+            # (api/model.py, _encode_pair): scored, but left out of acc_norm's length.
+            # The trainer scores the choices as given; moved here, both score the same.
+            context = e["context"].rstrip()
+            spaces = e["context"][len(context):]
+            e["context"] = context
+            e["choices"] = [spaces + c for c in e["choices"]]
             out.write(json.dumps(e) + "\n")
     return 0
 

@@ -136,6 +136,31 @@ TEST_CASE("a Hugging Face config.json reads as the matching preset", "[config]")
     CHECK(d.first_difference(c).find("n_kv_heads") == 0);
 }
 
+TEST_CASE("an OpenSciForCausalLM config.json reads qk_layernorm as QK-norm", "[config]") {
+    // The keys the export writes for osr-0.13b, as OpenSciConfig's save_pretrained adds to them.
+    const std::string osr = R"({"architectures": ["OpenSciForCausalLM"], "model_type": "opensci",
+        "auto_map": {"AutoConfig": "configuration_opensci.OpenSciConfig",
+                     "AutoModelForCausalLM": "modeling_opensci.OpenSciForCausalLM"},
+        "vocab_size": 50304, "hidden_size": 512, "intermediate_size": 2256, "num_hidden_layers": 22,
+        "num_attention_heads": 8, "num_key_value_heads": 8, "head_dim": 64, "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "rope_scaling": null, "tie_word_embeddings": true,
+        "initializer_range": 0.02, "attention_dropout": 0.0, "pretraining_tp": 1, "use_cache": true,
+        "qk_layernorm": true, "attention_bias": true, "mlp_bias": true})";
+    ModelConfig c = config_from_hf_json(write_temp("osr.json", osr));
+    CHECK(c.first_difference(preset("osr-0.13b")) == "");
+    CHECK(c.qk_norm);
+    CHECK(c.bias);
+    // Without the key, OpenSciConfig's default: no QK-norm.
+    std::string no_key = osr;
+    no_key.replace(no_key.find("\"qk_layernorm\": true, "), 22, "");
+    CHECK_FALSE(config_from_hf_json(write_temp("osr_no_key.json", no_key)).qk_norm);
+    // LlamaForCausalLM has no QK-norm: the key there is a mistake, not ignored.
+    std::string llama = osr;
+    llama.replace(llama.find("OpenSciForCausalLM\"]"), 18, "LlamaForCausalLM");
+    llama.replace(llama.find("\"opensci\""), 9, "\"llama\"");
+    CHECK_THROWS_WITH(config_from_hf_json(write_temp("osr_llama.json", llama)), Catch::Contains("qk_layernorm"));
+}
+
 TEST_CASE("bad config.json files name the file and the problem", "[config]") {
     CHECK_THROWS_WITH(config_from_hf_json("/nonexistent/config.json"), Catch::Contains("/nonexistent/config.json"));
     std::string bad = write_temp("bad.json", "{ \"vocab_size\": 10, ");

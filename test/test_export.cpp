@@ -338,11 +338,37 @@ TEST_CASE("Hugging Face export then import is bit-exact", "[export]") {
         REQUIRE(q.size() == p.size());
         CHECK(std::memcmp(q.data(), p.data(), p.size() * sizeof(float)) == 0);
         auto cfg = nlohmann::json::parse(fileio::read_file(dir + "/" + std::string(name) + "/config.json"));
-        CHECK(cfg["architectures"][0] == "LlamaForCausalLM");
         CHECK(cfg["tie_word_embeddings"] == c.tied_embeddings);
         CHECK(cfg["attention_bias"] == c.bias);
+        CHECK(cfg["mlp_bias"] == c.bias);
         CHECK(cfg["rope_scaling"]["rope_type"] == "llama3");
+        // QK-norm models are OpenSciForCausalLM, their code in the folder.
+        const std::string code = dir + "/" + name + "/modeling_opensci.py";
+        if (c.qk_norm) {
+            CHECK(cfg["architectures"][0] == "OpenSciForCausalLM");
+            CHECK(cfg["model_type"] == "opensci");
+            CHECK(cfg["qk_layernorm"] == true);
+            CHECK(cfg["auto_map"]["AutoModelForCausalLM"] == "modeling_opensci.OpenSciForCausalLM");
+            CHECK(cfg["auto_map"]["AutoConfig"] == "configuration_opensci.OpenSciConfig");
+            CHECK(fileio::read_file(code).find("class OpenSciForCausalLM(") != std::string::npos);
+            CHECK(fileio::read_file(dir + "/" + name + "/configuration_opensci.py").find("class OpenSciConfig(") !=
+                  std::string::npos);
+        } else {
+            CHECK(cfg["architectures"][0] == "LlamaForCausalLM");
+            CHECK(cfg["model_type"] == "llama");
+            CHECK_FALSE(cfg.contains("qk_layernorm"));
+            CHECK_FALSE(cfg.contains("auto_map"));
+            CHECK_FALSE(fs::exists(code));
+        }
     }
+    // QK-norm weights with a config.json that lost qk_layernorm are refused, not ignored.
+    auto cfg = nlohmann::json::parse(fileio::read_file(dir + "/tiny-osr/config.json"));
+    cfg.erase("qk_layernorm");
+    fileio::write_file(dir + "/tiny-osr/config.json", cfg.dump(2));
+    ModelConfig lost;
+    std::vector<float> w;
+    CHECK_THROWS_WITH(exporter::read_hf(dir + "/tiny-osr", lost, w),
+                      Catch::Contains("_norm.weight") && Catch::Contains("qk_layernorm"));
     fs::remove(dir + "/tiny/model.safetensors");
     ModelConfig back;
     std::vector<float> q;
