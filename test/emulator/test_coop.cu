@@ -391,6 +391,7 @@ __global__ void barrier_kernel(const int* in, int* out, int rounds) {
     __shared__ cuda::barrier<cuda::thread_scope_block> bar;
     __shared__ int buf[128];
     int t = threadIdx.x, n = blockDim.x;
+    out += 2 * n * blockIdx.x;
     if (t == 0) init(&bar, n);
     __syncthreads();
     int v = in[t];
@@ -415,7 +416,7 @@ __global__ void barrier_kernel(const int* in, int* out, int rounds) {
 TEST_CASE("cuda::barrier phases: arrive_and_wait, arrive then wait, arrive_and_drop", "[emulator][coop]") {
     const int n = 128, rounds = 3;
     auto in = random_ints(n, -1000, 1000, 12);
-    CoopBuffer<int> din(n), dout(2 * n);
+    CoopBuffer<int> din(n), dout(4 * n);
     din.put(in);
     barrier_kernel<<<2, n>>>(din.ptr, dout.ptr, rounds);
     CHECK_CUDA(cudaGetLastError());
@@ -426,8 +427,10 @@ TEST_CASE("cuda::barrier phases: arrive_and_wait, arrive then wait, arrive_and_d
         for (int t = 0; t < n; ++t) next[t] = v[t] + v[(t + k + 1) % n];
         v = next;
     }
-    for (int t = 0; t < n; ++t) REQUIRE(h[t] == v[t]);
-    for (int t = 0; t < n / 2; ++t) REQUIRE(h[n + t] == 2 * v[(t + 1) % (n / 2)]);
+    for (int b = 0; b < 2; ++b) {
+        for (int t = 0; t < n; ++t) REQUIRE(h[2 * n * b + t] == v[t]);
+        for (int t = 0; t < n / 2; ++t) REQUIRE(h[2 * n * b + n + t] == 2 * v[(t + 1) % (n / 2)]);
+    }
 }
 
 // ---------------------------------------------------------------------------
