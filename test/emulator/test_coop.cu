@@ -257,12 +257,12 @@ TEST_CASE("tiled_partition(group, n) makes tiles whose sync orders shared memory
 
 // ---------------------------------------------------------------------------
 // coalesced_threads in a branch: the lanes that took it, ranked in lane order;
-// the classic aggregated atomic (one atomicAdd per group) fills a list.
+// the classic aggregated atomic (one atomicAdd per group) fills a list. The
+// lanes of the other branch form their own group at their own call.
 // labeled_partition groups the lanes of a warp by a label.
 __global__ void coalesced_kernel(const int* in, int* info, int* list, int* count) {
     cg::thread_block_tile<32> warp = cg::tiled_partition<32>(cg::this_thread_block());
     int t = threadIdx.x, v = in[t];
-    info[4 * t] = info[4 * t + 1] = -1;
     if (v % 3 == 0) {
         cg::coalesced_group g = cg::coalesced_threads();
         int base = 0;
@@ -270,6 +270,10 @@ __global__ void coalesced_kernel(const int* in, int* info, int* list, int* count
         base = g.shfl(base, 0);
         list[base + g.thread_rank()] = t;
         info[4 * t] = int(g.size());
+        info[4 * t + 1] = int(g.thread_rank());
+    } else {
+        cg::coalesced_group g = cg::coalesced_threads();  // the other lanes: a group of their own
+        info[4 * t] = 1000 + int(g.size());
         info[4 * t + 1] = int(g.thread_rank());
     }
     cg::coalesced_group same = cg::labeled_partition(warp, v % 4);
@@ -293,7 +297,7 @@ TEST_CASE("coalesced_threads groups the lanes in a branch; labeled_partition gro
         INFO("thread " << t);
         int w = t / 32 * 32, size = 0, rank = 0, lsize = 0, lrank = 0, lsum = 0;
         for (int k = w; k < w + 32; ++k) {
-            if (in[k] % 3 == 0) {
+            if ((in[k] % 3 == 0) == (in[t] % 3 == 0)) {
                 ++size;
                 if (k < t) ++rank;
             }
@@ -308,7 +312,8 @@ TEST_CASE("coalesced_threads groups the lanes in a branch; labeled_partition gro
             REQUIRE(h[4 * t] == size);
             REQUIRE(h[4 * t + 1] == rank);
         } else {
-            REQUIRE(h[4 * t] == -1);
+            REQUIRE(h[4 * t] == 1000 + size);
+            REQUIRE(h[4 * t + 1] == rank);
         }
         REQUIRE(h[4 * t + 2] == lsize * 100 + lrank);
         REQUIRE(h[4 * t + 3] == lsum);
