@@ -274,10 +274,20 @@ inline coalesced_group tiled_partition(const coalesced_group& parent, unsigned n
 
 // The lanes of the warp that reach this call together: a lane waits here until
 // no thread of its block can go on without it, and the lanes of its warp that
-// are then waiting at the same call site are the group. (A GPU groups the lanes
+// are then waiting at the same call (the same file, line and column: the
+// default arguments name the caller's) are the group. (A GPU groups the lanes
 // that are converged at the call; the emulator has no notion of convergence.)
-__attribute__((noinline)) inline coalesced_group coalesced_threads() {
-    return coalesced_group(::emu::coalesce_lanes(__builtin_return_address(0)));
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_COLUMN)
+#define EMU_CALL_COLUMN __builtin_COLUMN()
+#endif
+#endif
+#ifndef EMU_CALL_COLUMN
+#define EMU_CALL_COLUMN 0u  // g++ 12 knows the caller's line, not its column
+#endif
+inline coalesced_group coalesced_threads(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
+                                         unsigned column = EMU_CALL_COLUMN) {
+    return coalesced_group(::emu::coalesce_lanes(file, line, column));
 }
 
 // The lanes of a warp-level group with the same label, or the same predicate.

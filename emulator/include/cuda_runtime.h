@@ -230,7 +230,8 @@ inline cudaError_t launch_from_args(const void* func, const LaunchConfig& cfg, v
                                     std::index_sequence<I...>) {
     auto f = reinterpret_cast<void (*)(P...)>(const_cast<void*>(func));
     auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(*static_cast<std::decay_t<P>*>(args[I])...);
-    return launch_checked(func, cfg, [f, params] { std::apply(f, *params); }, cooperative);
+    return launch_checked(
+        func, cfg, [f, params] { std::apply(f, *params); }, cooperative);
 }
 template <class... P>
 inline cudaError_t launch_from_args(const void* func, const LaunchConfig& cfg, void** args, bool cooperative) {
@@ -262,11 +263,30 @@ inline PendingLaunch<P...> operator<(void (*func)(P...), const LaunchConfig& cfg
     return PendingLaunch<P...>{func, cfg};
 }
 
+// One launch argument converted to its parameter's type as a call would
+// convert it; NULL (an integer zero in C++) passed for a pointer parameter is
+// the null pointer, as nvcc takes it.
+template <class P, class A>
+inline P kernel_arg(A&& a) {
+    if constexpr (std::is_pointer<P>::value && std::is_integral<std::decay_t<A>>::value) {
+        if (a != 0) kernel_fail("a kernel launch passes a nonzero integer for a pointer parameter");
+        return nullptr;
+    } else {
+        P converted = std::forward<A>(a);
+        return converted;
+    }
+}
+template <class... P, class Tuple, std::size_t... I>
+inline auto kernel_params(Tuple&& values, std::index_sequence<I...>) {
+    return std::make_shared<std::tuple<std::decay_t<P>...>>(
+        kernel_arg<std::decay_t<P>>(std::get<I>(std::move(values)))...);
+}
+
 template <class... P, class... A>
 inline void operator>(const PendingLaunch<P...>& p, ArgPack<A...>&& a) {
     static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
     // Arguments are copied at launch, as the runtime does; each thread gets its own copy.
-    auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::move(a.values));
+    auto params = kernel_params<P...>(std::move(a.values), std::index_sequence_for<P...>{});
     void (*func)(P...) = p.func;
     known_kernel(func);
     launch(reinterpret_cast<const void*>(func), p.cfg, [func, params] { std::apply(func, *params); });
@@ -401,14 +421,14 @@ inline cudaError_t cudaMemcpyFromSymbolAsync(void* dst, const T& symbol, std::si
 
 // atomicAdd_block, atomicAdd_system and the like: every atomic is exact across
 // the whole emulated device, so the scoped forms are the plain ones.
-#define EMU_SCOPED_ATOMIC(NAME)                                                \
-    template <class T, class... A>                                             \
-    inline auto NAME##_block(T* p, A... a)->decltype(NAME(p, a...)) {          \
-        return NAME(p, a...);                                                  \
-    }                                                                          \
-    template <class T, class... A>                                             \
-    inline auto NAME##_system(T* p, A... a)->decltype(NAME(p, a...)) {         \
-        return NAME(p, a...);                                                  \
+#define EMU_SCOPED_ATOMIC(NAME)                                        \
+    template <class T, class... A>                                     \
+    inline auto NAME##_block(T* p, A... a)->decltype(NAME(p, a...)) {  \
+        return NAME(p, a...);                                          \
+    }                                                                  \
+    template <class T, class... A>                                     \
+    inline auto NAME##_system(T* p, A... a)->decltype(NAME(p, a...)) { \
+        return NAME(p, a...);                                          \
     }
 EMU_SCOPED_ATOMIC(atomicAdd)
 EMU_SCOPED_ATOMIC(atomicSub)

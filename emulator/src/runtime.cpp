@@ -67,7 +67,7 @@ std::map<uintptr_t, std::size_t> device_allocs;
 std::map<uintptr_t, std::size_t> pinned_allocs;
 std::size_t allocated_bytes = 0;
 std::map<const void*, int> max_dynamic_smem;
-std::map<uintptr_t, std::size_t> symbols;                // __device__/__constant__ variables seen by the symbol calls
+std::map<uintptr_t, std::size_t> symbols;  // __device__/__constant__ variables seen by the symbol calls
 std::map<const void*, emu::ArgsLauncher> kernel_launchers;  // kernels seen with their types
 int current_device = 0;
 

@@ -16,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <map>
 #include <string>
@@ -92,7 +93,7 @@ struct Warp {
     // coalesced_threads(): lanes parked at a call (and where), and the group
     // each one was given when the block stalled.
     unsigned coalescing = 0;
-    const void* coalesce_site[32];
+    uint64_t coalesce_site[32];  // the call: its file, line and column mixed
     unsigned coalesced[32];
 };
 
@@ -416,6 +417,8 @@ int run_round(Block& b) {
 
 // Frees what the block's fibers used, once all have finished.
 void finish_block(Block& b) {
+    std::optional<std::deque<SharedSlot>> fresh_slots;
+    fresh_slots.emplace();
 #if defined(EMU_TSAN)
     // Free the block's memory as a throw-away race-checker identity that has seen
     // every fiber finish, so that the scheduler itself stays unordered with the
@@ -435,6 +438,10 @@ void finish_block(Block& b) {
     munmap(b.tsan_stacks, b.fibers.size() * (stack_bytes() + page_bytes()));
 #endif
     for (SharedSlot& s : b.slots) std::free(s.ptr);
+    // The slot table grows from the fibers (a deque node per 32 slots): its nodes
+    // are freed here too, and the block keeps the empty table made before the switch.
+    b.slots.swap(*fresh_slots);
+    fresh_slots.reset();
     decltype(b.mbars)().swap(b.mbars);  // allocated by the fibers, freed here as the slots are
     std::free(b.dyn);
     std::vector<Fiber>().swap(b.fibers);  // the fibers read their coordinates from here
@@ -680,7 +687,8 @@ void grid_sync() {
     EMU_TSAN_ACQUIRE(&g.tsan_sync[gen & 1]);
 }
 
-unsigned coalesce_lanes(const void* site) {
+unsigned coalesce_lanes(const char* file, unsigned line, unsigned column) {
+    uint64_t site = reinterpret_cast<uintptr_t>(file) * 0x9E3779B97F4A7C15ull ^ (uint64_t(line) << 20) ^ column;
     Fiber* f = current;
     if (!f) kernel_fail("coalesced_threads() called outside a kernel");
     Warp& w = f->block->warps[f->warp];

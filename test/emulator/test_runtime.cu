@@ -396,8 +396,7 @@ TEST_CASE("cudaMemcpyToSymbol, cudaMemcpyFromSymbol and cudaGetSymbolAddress rea
     REQUIRE(cudaMemcpyToSymbolAsync(sym_coef, coef, 4 * sizeof(float), 0, cudaMemcpyHostToDevice, s) == cudaSuccess);
     symbol_kernel<<<4, 32, 0, s>>>(dx, dy, n);
     int got_total = -1;
-    REQUIRE(cudaMemcpyFromSymbolAsync(&got_total, sym_total, sizeof(int), 0, cudaMemcpyDeviceToHost, s) ==
-            cudaSuccess);
+    REQUIRE(cudaMemcpyFromSymbolAsync(&got_total, sym_total, sizeof(int), 0, cudaMemcpyDeviceToHost, s) == cudaSuccess);
     REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
     REQUIRE(got_total == n * (n - 1) / 2);
     std::vector<float> y(n);
@@ -479,10 +478,10 @@ TEST_CASE("occupancy, kernel attributes, device attributes and launches by point
     struct {
         cudaDeviceAttr attr;
         int want;
-    } attrs[] = {{cudaDevAttrCooperativeLaunch, 1},          {cudaDevAttrMaxThreadsPerMultiProcessor, 2048},
-                 {cudaDevAttrL2CacheSize, 50 << 20},          {cudaDevAttrMaxBlocksPerMultiprocessor, 32},
-                 {cudaDevAttrMaxBlockDimZ, 64},               {cudaDevAttrMaxGridDimY, 65535},
-                 {cudaDevAttrClockRate, 1980000},             {cudaDevAttrGlobalMemoryBusWidth, 5120},
+    } attrs[] = {{cudaDevAttrCooperativeLaunch, 1},       {cudaDevAttrMaxThreadsPerMultiProcessor, 2048},
+                 {cudaDevAttrL2CacheSize, 50 << 20},      {cudaDevAttrMaxBlocksPerMultiprocessor, 32},
+                 {cudaDevAttrMaxBlockDimZ, 64},           {cudaDevAttrMaxGridDimY, 65535},
+                 {cudaDevAttrClockRate, 1980000},         {cudaDevAttrGlobalMemoryBusWidth, 5120},
                  {cudaDevAttrMaxRegistersPerBlock, 65536}};
     for (const auto& a : attrs) {
         REQUIRE(cudaDeviceGetAttribute(&v, a.attr, 0) == cudaSuccess);

@@ -108,8 +108,9 @@ bool in_cooperative_launch();
 // grid.sync(): returns when every thread of the grid that has not returned has arrived.
 void grid_sync();
 // coalesced_threads(): parks the lane until no thread of the block can go on;
-// then the lanes of the warp parked at the same `site` form the group (a mask).
-unsigned coalesce_lanes(const void* site);
+// then the lanes of the warp parked at the same call (file, line, column) form
+// the group (a mask).
+unsigned coalesce_lanes(const char* file, unsigned line, unsigned column);
 // The phases an mbarrier has completed (cuda::barrier's arrival tokens).
 unsigned mbarrier_phase(void* bar);
 // One arrival that also lowers the barrier's count for the phases after this one.
@@ -423,6 +424,28 @@ template <class T>
 inline void __stwt(T* p, T v) {
     *p = v;
 }
+
+// What CUDA's headers add besides, which programs written for nvcc use:
+// __trap() (stops the kernel), min/max of a signed and an unsigned integer
+// (compared as unsigned, as CUDA's overloads do) or of a float and a double,
+// and isfinite/isnan/isinf outside namespace std.
+[[noreturn]] inline void __trap() { ::emu::kernel_fail("__trap() called"); }
+#define EMU_MIXED_MINMAX(S, U)                                     \
+    inline U min(S a, U b) { return ::min(static_cast<U>(a), b); } \
+    inline U min(U a, S b) { return ::min(a, static_cast<U>(b)); } \
+    inline U max(S a, U b) { return ::max(static_cast<U>(a), b); } \
+    inline U max(U a, S b) { return ::max(a, static_cast<U>(b)); }
+EMU_MIXED_MINMAX(int, unsigned int)
+EMU_MIXED_MINMAX(long, unsigned long)
+EMU_MIXED_MINMAX(long long, unsigned long long)
+#undef EMU_MIXED_MINMAX
+inline double min(float a, double b) { return fmin(double(a), b); }
+inline double min(double a, float b) { return fmin(a, double(b)); }
+inline double max(float a, double b) { return fmax(double(a), b); }
+inline double max(double a, float b) { return fmax(a, double(b)); }
+using std::isfinite;
+using std::isinf;
+using std::isnan;
 
 long long emu_clock64();
 inline long long clock64() { return emu_clock64(); }
