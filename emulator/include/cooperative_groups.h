@@ -17,7 +17,6 @@
 #include <type_traits>
 
 #include "cuda_runtime.h"
-#include "emu/async_copies.h"
 
 namespace cooperative_groups {
 
@@ -333,32 +332,6 @@ inline unsigned long long thread_rank(const G& g) {
 template <class G>
 inline unsigned long long group_size(const G& g) {
     return g.size();
-}
-
-// memcpy_async(group, dst, src, bytes) and wait(group) / wait_prior<N>(group):
-// each thread of the group takes its share of the bytes (4-byte words, or
-// bytes where the pointers or the size are not 4-aligned) and the copies land
-// when the thread waits, as cp.async's do: reading the destination before
-// wait() sees the old contents, and the race checker sees the copy's stores
-// made at the wait, ordered for the other threads by the wait's group sync.
-template <class G>
-inline void memcpy_async(const G& g, void* dst, const void* src, std::size_t bytes) {
-    ::emu::AsyncCopyState& st = ::emu::async_copy_state();
-    bool words = (reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src) | bytes) % 4 == 0;
-    std::size_t unit = words ? 4 : 1, n = bytes / unit, stride = std::size_t(g.size());
-    for (std::size_t i = std::size_t(g.thread_rank()); i < n; i += stride)
-        st.pending.push_back(::emu::AsyncCopy{static_cast<char*>(dst) + i * unit,
-                                              static_cast<const char*>(src) + i * unit, unsigned(unit), st.committed});
-    ++st.committed;  // each call is its own batch for wait_prior
-}
-template <unsigned N, class G>
-inline void wait_prior(const G& g) {
-    ::emu::land_async_copies_but(N);
-    g.sync();
-}
-template <class G>
-inline void wait(const G& g) {
-    wait_prior<0>(g);
 }
 
 }  // namespace cooperative_groups

@@ -3,6 +3,7 @@
 // barrier and pipeline, each against a plain CPU computation on random inputs.
 #include <catch2/catch.hpp>
 #include <cooperative_groups.h>
+#include <cooperative_groups/memcpy_async.h>
 #include <cooperative_groups/reduce.h>
 #include <cooperative_groups/scan.h>
 #include <cuda/barrier>
