@@ -588,3 +588,46 @@ TEST_CASE("atomic _block and _system forms act as the plain atomics", "[emulator
     REQUIRE(cudaFree(bits) == cudaSuccess);
     REQUIRE(cudaFree(fsum) == cudaSuccess);
 }
+
+__global__ void nvcc_habits_kernel(const int* a, const unsigned* b, const float* optional, long long* out, int n) {
+    int i = threadIdx.x;
+    if (i >= n) return;
+    out[4 * i] = min(a[i], b[i]);  // compared as unsigned, as CUDA's overload does
+    out[4 * i + 1] = max(a[i], b[i]);
+    out[4 * i + 2] = optional == nullptr ? 1 : 0;
+    out[4 * i + 3] = isfinite(1.0f / float(a[i])) ? 1 : 0;
+}
+
+TEST_CASE("NULL kernel arguments, mixed signed/unsigned min/max and isfinite, as nvcc takes them",
+          "[emulator][runtime]") {
+    const int n = 64;
+    std::vector<int> a(n);
+    std::vector<unsigned> b(n);
+    for (int i = 0; i < n; ++i) {
+        a[i] = std::rand() % 2001 - 1000;  // some negative, some zero
+        b[i] = unsigned(std::rand() % 1000);
+    }
+    a[3] = 0;
+    int* da = nullptr;
+    unsigned* db = nullptr;
+    long long* dout = nullptr;
+    REQUIRE(cudaMalloc(&da, n * sizeof(int)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&db, n * sizeof(unsigned)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dout, 4 * n * sizeof(long long)) == cudaSuccess);
+    REQUIRE(cudaMemcpy(da, a.data(), n * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(db, b.data(), n * sizeof(unsigned), cudaMemcpyHostToDevice) == cudaSuccess);
+    nvcc_habits_kernel<<<1, n>>>(da, db, NULL, dout, n);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    std::vector<long long> h(4 * n);
+    REQUIRE(cudaMemcpy(h.data(), dout, h.size() * sizeof(long long), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int i = 0; i < n; ++i) {
+        unsigned ua = unsigned(a[i]);
+        REQUIRE(h[4 * i] == (long long)std::min(ua, b[i]));
+        REQUIRE(h[4 * i + 1] == (long long)std::max(ua, b[i]));
+        REQUIRE(h[4 * i + 2] == 1);
+        REQUIRE(h[4 * i + 3] == (a[i] != 0 ? 1 : 0));
+    }
+    REQUIRE(cudaFree(da) == cudaSuccess);
+    REQUIRE(cudaFree(db) == cudaSuccess);
+    REQUIRE(cudaFree(dout) == cudaSuccess);
+}
