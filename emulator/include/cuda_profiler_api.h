@@ -1,8 +1,8 @@
-// cudaProfilerStart/Stop: no profiler here, so they succeed and do nothing.
+// Profiler control: there is no profiler to start or stop in the emulator.
 #ifndef EMU_CUDA_PROFILER_API_H
 #define EMU_CUDA_PROFILER_API_H
 
-#include <cuda_runtime.h>
+#include "cuda_runtime.h"
 
 inline cudaError_t cudaProfilerStart() { return cudaSuccess; }
 inline cudaError_t cudaProfilerStop() { return cudaSuccess; }

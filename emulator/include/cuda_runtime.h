@@ -19,6 +19,7 @@ enum cudaError_t {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInitializationError = 3,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidPitchValue = 12,
     cudaErrorInvalidMemcpyDirection = 21,
     cudaErrorInvalidDeviceFunction = 98,
     cudaErrorNoDevice = 100,
@@ -27,6 +28,7 @@ enum cudaError_t {
     cudaErrorNotReady = 600,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorAssert = 710,
+    cudaErrorCooperativeLaunchTooLarge = 720,
     cudaErrorUnknown = 999,
 };
 typedef cudaError_t cudaError;
@@ -53,6 +55,25 @@ enum cudaDeviceAttr {
     cudaDevAttrComputeCapabilityMinor = 76,
     cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81,
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+    // The values samples query besides (numbers as in CUDA's driver_types.h).
+    cudaDevAttrMaxBlockDimX = 2,
+    cudaDevAttrMaxBlockDimY = 3,
+    cudaDevAttrMaxBlockDimZ = 4,
+    cudaDevAttrMaxGridDimX = 5,
+    cudaDevAttrMaxGridDimY = 6,
+    cudaDevAttrMaxGridDimZ = 7,
+    cudaDevAttrTotalConstantMemory = 9,
+    cudaDevAttrMaxRegistersPerBlock = 12,
+    cudaDevAttrClockRate = 13,
+    cudaDevAttrConcurrentKernels = 31,
+    cudaDevAttrMemoryClockRate = 36,
+    cudaDevAttrGlobalMemoryBusWidth = 37,
+    cudaDevAttrL2CacheSize = 38,
+    cudaDevAttrMaxThreadsPerMultiProcessor = 39,
+    cudaDevAttrMaxRegistersPerMultiprocessor = 82,
+    cudaDevAttrCooperativeLaunch = 95,
+    cudaDevAttrMaxBlocksPerMultiprocessor = 106,
+    cudaDevAttrMemoryPoolsSupported = 115,
 };
 
 struct CUstream_st;
@@ -100,6 +121,7 @@ struct cudaDeviceProp {
     int ECCEnabled;
     int pciBusID;
     int pciDeviceID;
+    int cooperativeLaunch;
 };
 
 // ---- the API ----------------------------------------------------------------
@@ -191,6 +213,36 @@ struct LaunchConfig {
 // Checks the configuration like the runtime, then queues the grid; `body` runs
 // once per CUDA thread.
 void launch(const void* func, const LaunchConfig& cfg, std::function<void()> body);
+// The same, returning the error; a cooperative launch also needs every block
+// resident at once (cudaErrorCooperativeLaunchTooLarge otherwise).
+cudaError_t launch_checked(const void* func, const LaunchConfig& cfg, std::function<void()> body, bool cooperative);
+
+// cudaLaunchKernel takes the kernel as `const void*` and its arguments as
+// pointers. The kernel's parameter types are needed to read them, so every
+// typed use of a kernel (a <<<>>> launch, cudaLaunchKernel or
+// cudaLaunchCooperativeKernel with the kernel itself, cudaFuncGetAttributes,
+// cudaFuncSetAttribute, the occupancy calls) records a launcher for it; a
+// kernel cast to void* before any of these is refused with a message.
+using ArgsLauncher = cudaError_t (*)(const void* func, const LaunchConfig& cfg, void** args, bool cooperative);
+void register_kernel(const void* func, ArgsLauncher launcher);
+template <class... P, std::size_t... I>
+inline cudaError_t launch_from_args(const void* func, const LaunchConfig& cfg, void** args, bool cooperative,
+                                    std::index_sequence<I...>) {
+    auto f = reinterpret_cast<void (*)(P...)>(const_cast<void*>(func));
+    auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(*static_cast<std::decay_t<P>*>(args[I])...);
+    return launch_checked(
+        func, cfg, [f, params] { std::apply(f, *params); }, cooperative);
+}
+template <class... P>
+inline cudaError_t launch_from_args(const void* func, const LaunchConfig& cfg, void** args, bool cooperative) {
+    return launch_from_args<P...>(func, cfg, args, cooperative, std::index_sequence_for<P...>{});
+}
+template <class... P>
+inline const void* known_kernel(void (*func)(P...)) {
+    const void* f = reinterpret_cast<const void*>(func);
+    register_kernel(f, &launch_from_args<P...>);
+    return f;
+}
 
 // ---- kernel launch as people write it ---------------------------------------------
 // emu_rewrite turns `CALLEE<<<CFG>>>(ARGS)` into
@@ -227,6 +279,7 @@ struct NullArg {
 template <class... P, class Call, class... A>
 inline void launch_named(void (*func)(P...), const LaunchConfig& cfg, const Call& call, A&&... a) {
     using Params = std::tuple<std::decay_t<P>...>;
+    known_kernel(func);  // cudaLaunchKernel((void*)func, ...) can then read its arguments
     if constexpr (sizeof...(P) == sizeof...(A) && std::is_constructible<Params, A&&...>::value) {
         // Each CUDA thread gets its own copy of the converted parameters.
         auto params = std::make_shared<Params>(std::forward<A>(a)...);
@@ -274,5 +327,155 @@ enum cudaMemoryAdvise {
 inline cudaError_t cudaMemAdvise(const void* ptr, std::size_t, cudaMemoryAdvise, int device) {
     return ptr && (device == cudaCpuDeviceId || device == 0) ? cudaSuccess : cudaErrorInvalidValue;
 }
+
+// ---- cooperative launches, occupancy, 2-D copies, symbols, stream-ordered memory ----
+cudaError_t cudaLaunchKernel(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem = 0,
+                             cudaStream_t stream = 0);
+cudaError_t cudaLaunchCooperativeKernel(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem = 0,
+                                        cudaStream_t stream = 0);
+template <class... P>
+inline cudaError_t cudaLaunchKernel(void (*func)(P...), dim3 grid, dim3 block, void** args, std::size_t smem = 0,
+                                    cudaStream_t stream = 0) {
+    return cudaLaunchKernel(::emu::known_kernel(func), grid, block, args, smem, stream);
+}
+template <class... P>
+inline cudaError_t cudaLaunchCooperativeKernel(void (*func)(P...), dim3 grid, dim3 block, void** args,
+                                               std::size_t smem = 0, cudaStream_t stream = 0) {
+    return cudaLaunchCooperativeKernel(::emu::known_kernel(func), grid, block, args, smem, stream);
+}
+template <class... P>
+inline cudaError_t cudaFuncSetAttribute(void (*func)(P...), cudaFuncAttribute attr, int value) {
+    return cudaFuncSetAttribute(::emu::known_kernel(func), attr, value);
+}
+
+// What the runtime reports of a kernel. The emulator does not compile for a
+// GPU: registers, local and static shared memory are unknown and read 0 (and
+// the occupancy calls assume the registers fit).
+struct cudaFuncAttributes {
+    std::size_t sharedSizeBytes;
+    std::size_t constSizeBytes;
+    std::size_t localSizeBytes;
+    int maxThreadsPerBlock;
+    int numRegs;
+    int ptxVersion;
+    int binaryVersion;
+    int cacheModeCA;
+    int maxDynamicSharedSizeBytes;
+    int preferredShmemCarveout;
+};
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* func);
+template <class... P>
+inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, void (*func)(P...)) {
+    return cudaFuncGetAttributes(attr, ::emu::known_kernel(func));
+}
+// Blocks of `blockSize` threads that fit on one SM: the SM's 2048 threads, its
+// 32 blocks and its shared memory (the dynamic bytes plus the 1 KiB the runtime
+// reserves per block) limit them.
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, const void* func, int blockSize,
+                                                          std::size_t dynamicSMemSize);
+template <class... P>
+inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, void (*func)(P...), int blockSize,
+                                                                 std::size_t dynamicSMemSize) {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, ::emu::known_kernel(func), blockSize,
+                                                         dynamicSMemSize);
+}
+namespace emu {
+cudaError_t max_potential_block_size(int* minGridSize, int* blockSize, const void* func, std::size_t smem, int limit);
+}
+// The block size (a multiple of 32) with the most resident threads per SM, the
+// largest such; minGridSize is the grid that fills every SM with it.
+template <class... P>
+inline cudaError_t cudaOccupancyMaxPotentialBlockSize(int* minGridSize, int* blockSize, void (*func)(P...),
+                                                      std::size_t dynamicSMemSize = 0, int blockSizeLimit = 0) {
+    return ::emu::max_potential_block_size(minGridSize, blockSize, ::emu::known_kernel(func), dynamicSMemSize,
+                                           blockSizeLimit);
+}
+
+cudaError_t cudaMemcpy2D(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                         std::size_t height, cudaMemcpyKind kind);
+cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                              std::size_t height, cudaMemcpyKind kind, cudaStream_t stream = 0);
+// Rows padded to a multiple of 512 bytes.
+cudaError_t cudaMallocPitch(void** ptr, std::size_t* pitch, std::size_t width, std::size_t height);
+template <class T>
+inline cudaError_t cudaMallocPitch(T** ptr, std::size_t* pitch, std::size_t width, std::size_t height) {
+    return cudaMallocPitch(reinterpret_cast<void**>(ptr), pitch, width, height);
+}
+// Stream-ordered allocation: the memory is allocated at the call (so usable by
+// the stream's later work) and freed when the stream reaches cudaFreeAsync.
+cudaError_t cudaMallocAsync(void** ptr, std::size_t size, cudaStream_t stream);
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream);
+template <class T>
+inline cudaError_t cudaMallocAsync(T** ptr, std::size_t size, cudaStream_t stream) {
+    return cudaMallocAsync(reinterpret_cast<void**>(ptr), size, stream);
+}
+
+// __device__ and __constant__ variables are ordinary globals here; the symbol
+// calls treat them as device memory of their size (copies past the end are
+// cudaErrorInvalidValue).
+namespace emu {
+void register_symbol(const void* addr, std::size_t bytes);
+}
+template <class T>
+inline cudaError_t cudaGetSymbolAddress(void** devPtr, const T& symbol) {
+    if (!devPtr) return cudaErrorInvalidValue;
+    ::emu::register_symbol(&symbol, sizeof(T));
+    *devPtr = const_cast<void*>(static_cast<const void*>(&symbol));
+    return cudaSuccess;
+}
+template <class T>
+inline cudaError_t cudaGetSymbolSize(std::size_t* size, const T&) {
+    if (!size) return cudaErrorInvalidValue;
+    *size = sizeof(T);
+    return cudaSuccess;
+}
+namespace emu {
+cudaError_t memcpy_symbol(bool to_symbol, const void* symbol, std::size_t symbol_bytes, void* other, std::size_t count,
+                          std::size_t offset, cudaMemcpyKind kind, bool async, cudaStream_t stream);
+}
+template <class T>
+inline cudaError_t cudaMemcpyToSymbol(const T& symbol, const void* src, std::size_t count, std::size_t offset = 0,
+                                      cudaMemcpyKind kind = cudaMemcpyHostToDevice) {
+    return ::emu::memcpy_symbol(true, &symbol, sizeof(T), const_cast<void*>(src), count, offset, kind, false, 0);
+}
+template <class T>
+inline cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, std::size_t count, std::size_t offset = 0,
+                                        cudaMemcpyKind kind = cudaMemcpyDeviceToHost) {
+    return ::emu::memcpy_symbol(false, &symbol, sizeof(T), dst, count, offset, kind, false, 0);
+}
+template <class T>
+inline cudaError_t cudaMemcpyToSymbolAsync(const T& symbol, const void* src, std::size_t count, std::size_t offset = 0,
+                                           cudaMemcpyKind kind = cudaMemcpyHostToDevice, cudaStream_t stream = 0) {
+    return ::emu::memcpy_symbol(true, &symbol, sizeof(T), const_cast<void*>(src), count, offset, kind, true, stream);
+}
+template <class T>
+inline cudaError_t cudaMemcpyFromSymbolAsync(void* dst, const T& symbol, std::size_t count, std::size_t offset = 0,
+                                             cudaMemcpyKind kind = cudaMemcpyDeviceToHost, cudaStream_t stream = 0) {
+    return ::emu::memcpy_symbol(false, &symbol, sizeof(T), dst, count, offset, kind, true, stream);
+}
+
+// atomicAdd_block, atomicAdd_system and the like: every atomic is exact across
+// the whole emulated device, so the scoped forms are the plain ones.
+#define EMU_SCOPED_ATOMIC(NAME)                                        \
+    template <class T, class... A>                                     \
+    inline auto NAME##_block(T* p, A... a)->decltype(NAME(p, a...)) {  \
+        return NAME(p, a...);                                          \
+    }                                                                  \
+    template <class T, class... A>                                     \
+    inline auto NAME##_system(T* p, A... a)->decltype(NAME(p, a...)) { \
+        return NAME(p, a...);                                          \
+    }
+EMU_SCOPED_ATOMIC(atomicAdd)
+EMU_SCOPED_ATOMIC(atomicSub)
+EMU_SCOPED_ATOMIC(atomicExch)
+EMU_SCOPED_ATOMIC(atomicMin)
+EMU_SCOPED_ATOMIC(atomicMax)
+EMU_SCOPED_ATOMIC(atomicInc)
+EMU_SCOPED_ATOMIC(atomicDec)
+EMU_SCOPED_ATOMIC(atomicCAS)
+EMU_SCOPED_ATOMIC(atomicAnd)
+EMU_SCOPED_ATOMIC(atomicOr)
+EMU_SCOPED_ATOMIC(atomicXor)
+#undef EMU_SCOPED_ATOMIC
 
 #endif  // EMU_CUDA_RUNTIME_H

@@ -13,6 +13,7 @@ namespace emu {
 struct GridSpec {
     dim3 grid, block;
     std::size_t smem;
+    bool cooperative = false;  // cudaLaunchCooperativeKernel: every block resident at once
 };
 // Runs every block of the grid and returns when all have finished.
 void run_grid(const GridSpec& g, const std::function<void()>& body);

@@ -67,6 +67,8 @@ std::map<uintptr_t, std::size_t> device_allocs;
 std::map<uintptr_t, std::size_t> pinned_allocs;
 std::size_t allocated_bytes = 0;
 std::map<const void*, int> max_dynamic_smem;
+std::map<uintptr_t, std::size_t> symbols;  // __device__/__constant__ variables seen by the symbol calls
+std::map<const void*, emu::ArgsLauncher> kernel_launchers;  // kernels seen with their types
 int current_device = 0;
 
 std::mt19937_64& seeded_rng() {
@@ -165,15 +167,31 @@ const Profile& profile() {
     return h100;
 }
 
+// Device memory: an allocation, or a __device__ variable the symbol calls have seen.
+bool on_device(const void* p, std::size_t n) { return inside(device_allocs, p, n) || inside(symbols, p, n); }
+
 cudaError_t copy_checked(void* dst, const void* src, std::size_t n, cudaMemcpyKind kind) {
     bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
     if (kind > cudaMemcpyDefault) return cudaErrorInvalidMemcpyDirection;
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return cudaErrorInvalidValue;
-    if (dst_dev && !inside(device_allocs, dst, n)) return cudaErrorInvalidValue;
-    if (src_dev && !inside(device_allocs, src, n)) return cudaErrorInvalidValue;
+    if (dst_dev && !on_device(dst, n)) return cudaErrorInvalidValue;
+    if (src_dev && !on_device(src, n)) return cudaErrorInvalidValue;
     return cudaSuccess;
+}
+
+// Blocks of `threads` threads with `smem` bytes of dynamic shared memory that
+// fit on one SM (registers are assumed to fit; the emulator does not know them).
+int blocks_per_sm(const void* func, int threads, std::size_t smem) {
+    if (threads <= 0 || threads > 1024) return 0;
+    auto it = max_dynamic_smem.find(func);
+    std::size_t limit = it != max_dynamic_smem.end() ? std::size_t(it->second) : 48 * 1024;
+    if (smem > limit) return 0;
+    int warps = (threads + 31) / 32;
+    int by_threads = 2048 / (warps * 32);
+    int by_smem = int(profile().smem_per_sm / (smem + 1024));
+    return std::min(std::min(by_threads, 32), by_smem);
 }
 
 }  // namespace
@@ -192,14 +210,16 @@ void set_stream_seed(uint64_t seed) {
 }
 
 void launch(const void* func, const LaunchConfig& c, std::function<void()> body) {
+    launch_checked(func, c, std::move(body), false);
+}
+
+cudaError_t launch_checked(const void* func, const LaunchConfig& c, std::function<void()> body, bool cooperative) {
     std::lock_guard<std::recursive_mutex> lock(rt_mutex);
     const dim3 b = c.block, g = c.grid;
     unsigned long long threads = 1ull * b.x * b.y * b.z;
     if (threads == 0 || threads > 1024 || b.x > 1024 || b.y > 1024 || b.z > 64 || g.x == 0 || g.y == 0 || g.z == 0 ||
-        g.x > 2147483647u || g.y > 65535 || g.z > 65535) {
-        fail(cudaErrorInvalidConfiguration);
-        return;
-    }
+        g.x > 2147483647u || g.y > 65535 || g.z > 65535)
+        return fail(cudaErrorInvalidConfiguration);
     auto it = max_dynamic_smem.find(func);
     std::size_t limit = it != max_dynamic_smem.end() ? std::size_t(it->second) : 48 * 1024;
     if (!func) {
@@ -207,16 +227,43 @@ void launch(const void* func, const LaunchConfig& c, std::function<void()> body)
         // address): the largest limit set for any kernel.
         for (const auto& kv : max_dynamic_smem) limit = std::max(limit, std::size_t(kv.second));
     }
-    if (c.smem > limit) {
-        fail(cudaErrorInvalidValue);
-        return;
-    }
-    if (!valid_stream(c.stream)) {
-        fail(cudaErrorInvalidResourceHandle);
-        return;
-    }
-    GridSpec spec{g, b, c.smem};
+    if (c.smem > limit) return fail(cudaErrorInvalidValue);
+    if (!valid_stream(c.stream)) return fail(cudaErrorInvalidResourceHandle);
+    // A cooperative grid must fit on the device at once, as grid.sync() needs.
+    if (cooperative && 1ull * g.x * g.y * g.z > 1ull * blocks_per_sm(func, int(threads), c.smem) * profile().sms)
+        return fail(cudaErrorCooperativeLaunchTooLarge);
+    GridSpec spec{g, b, c.smem, cooperative};
     enqueue(c.stream, [spec, body = std::move(body)] { run_grid(spec, body); });
+    return cudaSuccess;
+}
+
+void register_kernel(const void* func, ArgsLauncher launcher) {
+    std::lock_guard<std::recursive_mutex> lock(rt_mutex);
+    kernel_launchers.emplace(func, launcher);
+}
+
+void register_symbol(const void* addr, std::size_t bytes) {
+    std::lock_guard<std::recursive_mutex> lock(rt_mutex);
+    symbols[reinterpret_cast<uintptr_t>(addr)] = bytes;
+}
+
+cudaError_t max_potential_block_size(int* min_grid, int* block, const void* func, std::size_t smem, int limit) {
+    std::lock_guard<std::recursive_mutex> lock(rt_mutex);
+    if (!min_grid || !block) return fail(cudaErrorInvalidValue);
+    if (!func) return fail(cudaErrorInvalidDeviceFunction);
+    int top = limit > 0 && limit < 1024 ? limit : 1024;
+    int best = 0, best_threads = 0;
+    for (int t = top / 32 * 32; t >= 32; t -= 32) {
+        int resident = blocks_per_sm(func, t, smem) * t;
+        if (resident > best_threads) {
+            best_threads = resident;
+            best = t;
+        }
+    }
+    if (best == 0) return fail(cudaErrorInvalidValue);  // no block size fits the shared memory
+    *block = best;
+    *min_grid = blocks_per_sm(func, best, smem) * profile().sms;
+    return cudaSuccess;
 }
 
 }  // namespace emu
@@ -275,6 +322,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
     p->unifiedAddressing = 1;
     p->managedMemory = 1;
     p->ECCEnabled = 1;
+    p->cooperativeLaunch = 1;
     return cudaSuccess;
 }
 
@@ -307,6 +355,52 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
             break;
         case cudaDevAttrMaxSharedMemoryPerBlockOptin:
             *value = int(p.sharedMemPerBlockOptin);
+            break;
+        case cudaDevAttrMaxBlockDimX:
+        case cudaDevAttrMaxBlockDimY:
+        case cudaDevAttrMaxBlockDimZ:
+            *value = p.maxThreadsDim[attr - cudaDevAttrMaxBlockDimX];
+            break;
+        case cudaDevAttrMaxGridDimX:
+        case cudaDevAttrMaxGridDimY:
+        case cudaDevAttrMaxGridDimZ:
+            *value = p.maxGridSize[attr - cudaDevAttrMaxGridDimX];
+            break;
+        case cudaDevAttrTotalConstantMemory:
+            *value = int(p.totalConstMem);
+            break;
+        case cudaDevAttrMaxRegistersPerBlock:
+            *value = p.regsPerBlock;
+            break;
+        case cudaDevAttrClockRate:
+            *value = p.clockRate;
+            break;
+        case cudaDevAttrConcurrentKernels:
+            *value = p.concurrentKernels;
+            break;
+        case cudaDevAttrMemoryClockRate:
+            *value = p.memoryClockRate;
+            break;
+        case cudaDevAttrGlobalMemoryBusWidth:
+            *value = p.memoryBusWidth;
+            break;
+        case cudaDevAttrL2CacheSize:
+            *value = p.l2CacheSize;
+            break;
+        case cudaDevAttrMaxThreadsPerMultiProcessor:
+            *value = p.maxThreadsPerMultiProcessor;
+            break;
+        case cudaDevAttrMaxRegistersPerMultiprocessor:
+            *value = p.regsPerMultiprocessor;
+            break;
+        case cudaDevAttrCooperativeLaunch:
+            *value = p.cooperativeLaunch;
+            break;
+        case cudaDevAttrMaxBlocksPerMultiprocessor:
+            *value = p.maxBlocksPerMultiProcessor;
+            break;
+        case cudaDevAttrMemoryPoolsSupported:
+            *value = 1;
             break;
         default:
             return fail(cudaErrorInvalidValue);
@@ -400,7 +494,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t n, cudaMemcp
     if (e != cudaSuccess) return fail(e);
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
     if (n == 0) return cudaSuccess;
-    bool src_is_pageable_host = !inside(device_allocs, src, n) && !inside(pinned_allocs, src, n);
+    bool src_is_pageable_host = !on_device(src, n) && !inside(pinned_allocs, src, n);
     if (src_is_pageable_host) {
         // The runtime stages pageable host memory before the call returns.
         auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
@@ -423,7 +517,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t n, cudaMemcpyKind
 cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t n, cudaStream_t stream) {
     LOCK;
     if (n == 0) return cudaSuccess;
-    if (!inside(device_allocs, dst, n)) return fail(cudaErrorInvalidValue);
+    if (!on_device(dst, n)) return fail(cudaErrorInvalidValue);
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
     enqueue(stream, [dst, value, n] { std::memset(dst, value, n); });
     return cudaSuccess;
@@ -582,6 +676,10 @@ const char* cudaGetErrorString(cudaError_t err) {
             return "too many resources requested for launch";
         case cudaErrorAssert:
             return "device-side assert triggered";
+        case cudaErrorCooperativeLaunchTooLarge:
+            return "too many blocks in cooperative launch";
+        case cudaErrorInvalidPitchValue:
+            return "invalid pitch argument";
         default:
             return "unknown error";
     }
@@ -615,6 +713,10 @@ const char* cudaGetErrorName(cudaError_t err) {
             return "cudaErrorLaunchOutOfResources";
         case cudaErrorAssert:
             return "cudaErrorAssert";
+        case cudaErrorCooperativeLaunchTooLarge:
+            return "cudaErrorCooperativeLaunchTooLarge";
+        case cudaErrorInvalidPitchValue:
+            return "cudaErrorInvalidPitchValue";
         default:
             return "cudaErrorUnknown";
     }
@@ -634,6 +736,152 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
     }
     return fail(cudaErrorInvalidValue);
 }
+
+// ---- cooperative launches, kernel attributes, occupancy -------------------------
+namespace {
+cudaError_t launch_by_pointer(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem,
+                              cudaStream_t stream, bool cooperative, const char* api) {
+    emu::ArgsLauncher launcher = nullptr;
+    {
+        LOCK;
+        if (!func) return fail(cudaErrorInvalidDeviceFunction);
+        auto it = kernel_launchers.find(func);
+        if (it == kernel_launchers.end()) {
+            std::fprintf(stderr,
+                         "emulator: %s: this kernel was cast to void* and never used with its type, so its "
+                         "parameters cannot be read from the args array; pass the kernel itself (not (void*)kernel), "
+                         "or name it once in cudaFuncGetAttributes or an occupancy call first\n",
+                         api);
+            return fail(cudaErrorInvalidDeviceFunction);
+        }
+        launcher = it->second;
+    }
+    if (!args) {
+        std::fprintf(stderr, "emulator: %s: the args array is null\n", api);
+        return fail(cudaErrorInvalidValue);
+    }
+    return launcher(func, emu::LaunchConfig(grid, block, smem, stream), args, cooperative);
+}
+}  // namespace
+
+cudaError_t cudaLaunchKernel(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem,
+                             cudaStream_t stream) {
+    return launch_by_pointer(func, grid, block, args, smem, stream, false, "cudaLaunchKernel");
+}
+cudaError_t cudaLaunchCooperativeKernel(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem,
+                                        cudaStream_t stream) {
+    return launch_by_pointer(func, grid, block, args, smem, stream, true, "cudaLaunchCooperativeKernel");
+}
+
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* func) {
+    LOCK;
+    if (!attr) return fail(cudaErrorInvalidValue);
+    if (!func) return fail(cudaErrorInvalidDeviceFunction);
+    std::memset(attr, 0, sizeof(*attr));
+    attr->maxThreadsPerBlock = 1024;
+    attr->ptxVersion = attr->binaryVersion = profile().major * 10 + profile().minor;
+    auto it = max_dynamic_smem.find(func);
+    attr->maxDynamicSharedSizeBytes = it != max_dynamic_smem.end() ? it->second : 48 * 1024;
+    attr->preferredShmemCarveout = -1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, const void* func, int blockSize,
+                                                          std::size_t dynamicSMemSize) {
+    LOCK;
+    if (!numBlocks) return fail(cudaErrorInvalidValue);
+    if (!func) return fail(cudaErrorInvalidDeviceFunction);
+    if (blockSize <= 0 || blockSize > 1024) return fail(cudaErrorInvalidValue);
+    *numBlocks = blocks_per_sm(func, blockSize, dynamicSMemSize);
+    return cudaSuccess;
+}
+
+// ---- 2-D copies, pitched and stream-ordered memory, symbols ---------------------
+cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                              std::size_t height, cudaMemcpyKind kind, cudaStream_t stream) {
+    LOCK;
+    if (width > dpitch || width > spitch) return fail(cudaErrorInvalidPitchValue);
+    if (width == 0 || height == 0) return cudaSuccess;
+    // The rows span from the first byte of the first row to the last byte of the last one.
+    std::size_t dspan = (height - 1) * dpitch + width, sspan = (height - 1) * spitch + width;
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind > cudaMemcpyDefault) return fail(cudaErrorInvalidMemcpyDirection);
+    if (!dst || !src) return fail(cudaErrorInvalidValue);
+    if ((dst_dev && !on_device(dst, dspan)) || (src_dev && !on_device(src, sspan))) return fail(cudaErrorInvalidValue);
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    auto rows = [](unsigned char* d, std::size_t dp, const unsigned char* s, std::size_t sp, std::size_t w,
+                   std::size_t h) {
+        for (std::size_t r = 0; r < h; ++r) std::memmove(d + r * dp, s + r * sp, w);
+    };
+    unsigned char* d = static_cast<unsigned char*>(dst);
+    const unsigned char* s = static_cast<const unsigned char*>(src);
+    if (!on_device(src, sspan) && !inside(pinned_allocs, src, sspan)) {
+        // Pageable host memory is staged before the call returns.
+        auto staged = std::make_shared<std::vector<unsigned char>>(s, s + sspan);
+        enqueue(stream, [=] { rows(d, dpitch, staged->data(), spitch, width, height); });
+    } else {
+        enqueue(stream, [=] { rows(d, dpitch, s, spitch, width, height); });
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy2D(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                         std::size_t height, cudaMemcpyKind kind) {
+    LOCK;
+    cudaError_t e = cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, 0);
+    if (e != cudaSuccess) return e;
+    drain_until([] { return legacy_stream.queue.empty(); });
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocPitch(void** ptr, std::size_t* pitch, std::size_t width, std::size_t height) {
+    LOCK;
+    if (!ptr || !pitch) return fail(cudaErrorInvalidValue);
+    std::size_t p = (width + 511) / 512 * 512;
+    cudaError_t e = cudaMalloc(ptr, p * height);
+    if (e == cudaSuccess) *pitch = p;
+    return e;
+}
+
+cudaError_t cudaMallocAsync(void** ptr, std::size_t size, cudaStream_t stream) {
+    LOCK;
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    return cudaMalloc(ptr, size);
+}
+
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
+    LOCK;
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    if (!ptr) return cudaSuccess;
+    if (!device_allocs.count(reinterpret_cast<uintptr_t>(ptr))) return fail(cudaErrorInvalidValue);
+    enqueue(stream, [ptr] {
+        auto it = device_allocs.find(reinterpret_cast<uintptr_t>(ptr));
+        if (it == device_allocs.end()) return;  // freed twice: the second is refused below
+        allocated_bytes -= it->second;
+        device_allocs.erase(it);
+        std::free(ptr);
+    });
+    return cudaSuccess;
+}
+
+namespace emu {
+cudaError_t memcpy_symbol(bool to_symbol, const void* symbol, std::size_t symbol_bytes, void* other, std::size_t count,
+                          std::size_t offset, cudaMemcpyKind kind, bool async, cudaStream_t stream) {
+    LOCK;
+    register_symbol(symbol, symbol_bytes);
+    if (offset > symbol_bytes || count > symbol_bytes - offset) return fail(cudaErrorInvalidValue);
+    // The symbol side is device memory: only the other side's direction may vary.
+    if (to_symbol && kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+        return fail(cudaErrorInvalidMemcpyDirection);
+    if (!to_symbol && kind != cudaMemcpyDeviceToHost && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+        return fail(cudaErrorInvalidMemcpyDirection);
+    char* at = const_cast<char*>(static_cast<const char*>(symbol)) + offset;
+    void* dst = to_symbol ? static_cast<void*>(at) : other;
+    const void* src = to_symbol ? static_cast<const void*>(other) : static_cast<const void*>(at);
+    return async ? cudaMemcpyAsync(dst, src, count, kind, stream) : cudaMemcpy(dst, src, count, kind);
+}
+}  // namespace emu
 
 // ---- driver API: tensor maps ---------------------------------------------------
 CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tensorDataType, cuuint32_t tensorRank,

@@ -16,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <map>
 #include <string>
@@ -89,6 +90,11 @@ struct Warp {
     unsigned released = 0;  // lanes allowed to leave it
     uint64_t slot[32];
     char tsan_sync[32];
+    // coalesced_threads(): lanes parked at a call (and where), and the group
+    // each one was given when the block stalled.
+    unsigned coalescing = 0;
+    uint64_t coalesce_site[32];  // the call: its file, line and column mixed
+    unsigned coalesced[32];
 };
 
 struct SharedSlot {
@@ -105,8 +111,19 @@ struct Mbar {
     char tsan_sync;
 };
 
+// The grid-wide barrier of a cooperative launch (grid.sync()). Its blocks all
+// run on one OS thread, so plain counters do.
+struct GridBarrier {
+    long long live = 0;     // threads of the grid that have not returned
+    long long arrived = 0;  // threads parked at the current grid.sync()
+    unsigned gen = 0;
+    char tsan_sync[2];
+};
+
 struct Block {
     std::vector<Fiber> fibers;
+    GridBarrier* grid = nullptr;  // set for cooperative launches only
+    char* tsan_stacks = nullptr;
     std::map<const void*, Mbar> mbars;  // node-based: no bucket array that the checker's memset would see
     std::vector<Warp> warps;
     std::deque<SharedSlot> slots;
@@ -238,6 +255,12 @@ void complete_block_barrier(Block& b) {
     ++b.progress;
 }
 
+void complete_grid_barrier(Block& b) {
+    b.grid->arrived = 0;
+    ++b.grid->gen;
+    ++b.progress;
+}
+
 void fiber_entry(bctx::transfer_t t) {
     Fiber* f = static_cast<Fiber*>(t.data);
     f->back = t.fctx;
@@ -253,6 +276,10 @@ void fiber_entry(bctx::transfer_t t) {
     ++b.progress;
     b.warps[f->warp].exited |= 1u << f->coords.lane;
     if (b.arrived > 0 && b.arrived == b.live) complete_block_barrier(b);
+    if (b.grid) {
+        --b.grid->live;
+        if (b.grid->arrived > 0 && b.grid->arrived == b.grid->live) complete_grid_barrier(b);
+    }
     EMU_TSAN_RELEASE(&grid_done_sync);
     EMU_TSAN_RELEASE(&b.done_sync);
     switch_to_scheduler(f, true);
@@ -297,8 +324,8 @@ bool hang_on_deadlock() {
     std::fprintf(stderr,
                  "emulator: deadlock in block [%u,%u,%u]: every thread still running waits at a barrier or warp "
                  "collective that can never complete (a __syncthreads() not reached by all threads, a warp "
-                 "mask naming lanes that exited or never arrive, or an mbarrier phase whose arrivals or "
-                 "transaction bytes never come)\n",
+                 "mask naming lanes that exited or never arrive, an mbarrier phase whose arrivals or "
+                 "transaction bytes never come, or a grid.sync() that some threads of the grid never reach)\n",
                  b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z);
     int shown = 0;
     for (Fiber& f : b.fibers) {
@@ -313,8 +340,29 @@ bool hang_on_deadlock() {
     std::abort();
 }
 
-void run_block(const GridSpec& g, unsigned block_linear, const std::function<void()>& body) {
-    Block b;
+// coalesced_threads(): when no thread of the block can go on, the lanes parked
+// at a coalesced_threads() call are the lanes that reached it together; each
+// call site of each warp forms one group. Returns whether any group was formed.
+bool form_coalesced_groups(Block& b) {
+    bool formed = false;
+    for (Warp& w : b.warps) {
+        while (w.coalescing) {
+            unsigned first = unsigned(__builtin_ctz(w.coalescing));
+            unsigned group = 0;
+            for (unsigned l = 0; l < 32; ++l)
+                if ((w.coalescing >> l & 1u) && w.coalesce_site[l] == w.coalesce_site[first]) group |= 1u << l;
+            for (unsigned l = 0; l < 32; ++l)
+                if (group >> l & 1u) w.coalesced[l] = group;
+            w.coalescing &= ~group;
+            formed = true;
+        }
+    }
+    if (formed) ++b.progress;
+    return formed;
+}
+
+// Makes the block's fibers (not yet started).
+void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::function<void()>& body) {
     b.body = &body;
     unsigned n = g.block.x * g.block.y * g.block.z;
     unsigned nwarps = (n + 31) / 32;
@@ -331,7 +379,7 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
     if (g.smem) std::memset(b.dyn, 0xff, g.smem);
     b.live = int(n);
 #if defined(EMU_TSAN)
-    char* tsan_stacks = map_block_stacks(n);
+    b.tsan_stacks = map_block_stacks(n);
 #endif
     for (unsigned i = 0; i < n; ++i) {
         Fiber& f = b.fibers[i];
@@ -343,7 +391,7 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
         f.coords.gridDim = g.grid;
         f.coords.lane = i % 32;
 #if defined(EMU_TSAN)
-        f.stack = tsan_stacks + i * (stack_bytes() + page_bytes()) + page_bytes();
+        f.stack = b.tsan_stacks + i * (stack_bytes() + page_bytes()) + page_bytes();
 #else
         f.stack = acquire_stack();
 #endif
@@ -358,17 +406,23 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
         __tsan_set_fiber_name(f.tsan_fiber, name);
 #endif
     }
-    int alive = int(n);
-    while (alive > 0) {
-        uint64_t before = b.progress;
-        alive = 0;
-        for (Fiber& f : b.fibers) {
-            if (f.done) continue;
-            resume(f);
-            if (!f.done) ++alive;
-        }
-        if (alive > 0 && b.progress == before && !hang_on_deadlock()) report_deadlock(b);
+}
+
+// Resumes every unfinished fiber of the block once; returns how many are left.
+int run_round(Block& b) {
+    int alive = 0;
+    for (Fiber& f : b.fibers) {
+        if (f.done) continue;
+        resume(f);
+        if (!f.done) ++alive;
     }
+    return alive;
+}
+
+// Frees what the block's fibers used, once all have finished.
+void finish_block(Block& b) {
+    std::optional<std::deque<SharedSlot>> fresh_slots;
+    fresh_slots.emplace();
 #if defined(EMU_TSAN)
     // Free the block's memory as a throw-away race-checker identity that has seen
     // every fiber finish, so that the scheduler itself stays unordered with the
@@ -385,9 +439,13 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
 #endif
     }
 #if defined(EMU_TSAN)
-    munmap(tsan_stacks, std::size_t(n) * (stack_bytes() + page_bytes()));
+    munmap(b.tsan_stacks, b.fibers.size() * (stack_bytes() + page_bytes()));
 #endif
     for (SharedSlot& s : b.slots) std::free(s.ptr);
+    // The slot table grows from the fibers (a deque node per 32 slots): its nodes
+    // are freed here too, and the block keeps the empty table made before the switch.
+    b.slots.swap(*fresh_slots);
+    fresh_slots.reset();
     decltype(b.mbars)().swap(b.mbars);  // allocated by the fibers, freed here as the slots are
     std::free(b.dyn);
     std::vector<Fiber>().swap(b.fibers);  // the fibers read their coordinates from here
@@ -395,6 +453,49 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
     __tsan_switch_to_fiber(sched_tsan_fiber, 1 /* no sync */);
     __tsan_destroy_fiber(cleanup);
 #endif
+}
+
+void run_block(const GridSpec& g, unsigned block_linear, const std::function<void()>& body) {
+    Block b;
+    setup_block(b, g, block_linear, body);
+    for (;;) {
+        uint64_t before = b.progress;
+        if (run_round(b) == 0) break;
+        if (b.progress == before && !form_coalesced_groups(b) && !hang_on_deadlock()) report_deadlock(b);
+    }
+    finish_block(b);
+}
+
+// A cooperative launch: every block is resident at once, as grid.sync() needs.
+// The blocks run interleaved on the calling OS thread, a round of each in turn.
+void run_cooperative_grid(const GridSpec& g, const std::function<void()>& body) {
+#if defined(EMU_TSAN)
+    sched_tsan_fiber = __tsan_get_current_fiber();
+#endif
+    unsigned total = g.grid.x * g.grid.y * g.grid.z;
+    GridBarrier grid;
+    grid.live = (long long)total * g.block.x * g.block.y * g.block.z;
+    std::deque<Block> blocks(total);  // a deque: the fibers point at their block
+    for (unsigned i = 0; i < total; ++i) {
+        blocks[i].grid = &grid;
+        setup_block(blocks[i], g, i, body);
+    }
+    for (;;) {
+        uint64_t before = 0, after = 0;
+        int alive = 0;
+        for (Block& b : blocks) before += b.progress;
+        for (Block& b : blocks)
+            if (b.live > 0) alive += run_round(b);
+        if (alive == 0) break;
+        for (Block& b : blocks) after += b.progress;
+        if (after != before || hang_on_deadlock()) continue;
+        bool formed = false;
+        for (Block& b : blocks) formed = form_coalesced_groups(b) || formed;
+        if (formed) continue;
+        for (Block& b : blocks)
+            if (b.live > 0) report_deadlock(b);
+    }
+    for (Block& b : blocks) finish_block(b);
 }
 
 }  // namespace
@@ -568,6 +669,49 @@ AsyncCopyState& async_copy_state() {
     return current->async;
 }
 
+bool in_cooperative_launch() {
+    if (!current) kernel_fail("this_grid() used outside a kernel");
+    return current->block->grid != nullptr;
+}
+
+void grid_sync() {
+    Fiber* f = current;
+    if (!f) kernel_fail("grid.sync() called outside a kernel");
+    Block& b = *f->block;
+    if (!b.grid)
+        kernel_fail(
+            "grid.sync() in a kernel launched with <<<>>> or cudaLaunchKernel: only "
+            "cudaLaunchCooperativeKernel keeps every block resident, which grid.sync() needs");
+    GridBarrier& g = *b.grid;
+    unsigned gen = g.gen;
+    ++g.arrived;
+    EMU_TSAN_RELEASE(&g.tsan_sync[gen & 1]);
+    if (g.arrived == g.live) complete_grid_barrier(b);
+    else wait_until([&] { return g.gen != gen; });
+    EMU_TSAN_ACQUIRE(&g.tsan_sync[gen & 1]);
+}
+
+unsigned coalesce_lanes(const char* file, unsigned line, unsigned column) {
+    uint64_t site = reinterpret_cast<uintptr_t>(file) * 0x9E3779B97F4A7C15ull ^ (uint64_t(line) << 20) ^ column;
+    Fiber* f = current;
+    if (!f) kernel_fail("coalesced_threads() called outside a kernel");
+    Warp& w = f->block->warps[f->warp];
+    unsigned me = 1u << f->coords.lane;
+    w.coalescing |= me;
+    w.coalesce_site[f->coords.lane] = site;
+    wait_until([&] { return (w.coalescing & me) == 0; });
+    return w.coalesced[f->coords.lane];
+}
+
+unsigned mbarrier_phase(void* bar) { return find_mbar(bar, "arrive").phase; }
+
+void mbarrier_arrive_drop(void* bar) {
+    Mbar& m = find_mbar(bar, "arrive_and_drop");
+    if (m.count == 0) kernel_fail("barrier arrive_and_drop: no arrivals left to drop");
+    --m.count;
+    mbarrier_arrive(bar, 0);
+}
+
 unsigned active_lanes() {
     Fiber* f = current;
     if (!f) kernel_fail("__activemask() called outside a kernel");
@@ -599,6 +743,11 @@ int block_threads() {
 }
 
 void run_grid(const GridSpec& g, const std::function<void()>& body) {
+    if (g.cooperative) {
+        run_cooperative_grid(g, body);
+        EMU_TSAN_ACQUIRE(&grid_done_sync);
+        return;
+    }
     unsigned total = g.grid.x * g.grid.y * g.grid.z;
     unsigned nthreads = std::min<unsigned>(unsigned(block_threads()), total);
     std::atomic<unsigned> next{0};

@@ -1,8 +1,10 @@
 // The CUDA runtime stand-in: memory, launch checks, errors, events, streams and
 // the seeded interleaving of stream work.
 #include <catch2/catch.hpp>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -316,4 +318,316 @@ TEST_CASE("the rewrite step keeps lines, strings and comments and reads every la
     REQUIRE(cudaMemcpy(h.data(), d, h.size() * sizeof(unsigned), cudaMemcpyDeviceToHost) == cudaSuccess);
     for (unsigned t = 0; t < 64; ++t) REQUIRE(h[t] == ((t + 1) % 64) * 3u);
     cudaFree(d);
+}
+
+// ---------------------------------------------------------------------------
+// 2-D copies, pitched and stream-ordered memory, symbols, kernel launches by
+// pointer, occupancy, kernel attributes, scoped atomics and device attributes.
+
+TEST_CASE("cudaMemcpy2D and cudaMemcpy2DAsync copy rows between pitched buffers", "[emulator][runtime]") {
+    const std::size_t rows = 7, cols = 13, hpitch = 16;  // floats
+    std::vector<float> h(rows * hpitch);
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = float(std::rand() % 1000) / 7.0f;
+    float* d = nullptr;
+    std::size_t dpitch = 0;
+    REQUIRE(cudaMallocPitch(&d, &dpitch, cols * sizeof(float), rows) == cudaSuccess);
+    REQUIRE(dpitch % 512 == 0);
+    REQUIRE(dpitch >= cols * sizeof(float));
+    REQUIRE(cudaMemcpy2D(d, dpitch, h.data(), hpitch * sizeof(float), cols * sizeof(float), rows,
+                         cudaMemcpyHostToDevice) == cudaSuccess);
+    // Device to device into a packed buffer on a stream, then back to the host.
+    float* packed = nullptr;
+    REQUIRE(cudaMalloc(&packed, rows * cols * sizeof(float)) == cudaSuccess);
+    cudaStream_t s;
+    REQUIRE(cudaStreamCreate(&s) == cudaSuccess);
+    REQUIRE(cudaMemcpy2DAsync(packed, cols * sizeof(float), d, dpitch, cols * sizeof(float), rows,
+                              cudaMemcpyDeviceToDevice, s) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
+    std::vector<float> back(rows * cols, -1.0f);
+    REQUIRE(cudaMemcpy(back.data(), packed, back.size() * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) REQUIRE(back[r * cols + c] == h[r * hpitch + c]);
+    // A row wider than a pitch, or rows past the end of the allocation, are refused.
+    REQUIRE(cudaMemcpy2D(packed, 8, d, dpitch, 12, 2, cudaMemcpyDeviceToDevice) == cudaErrorInvalidPitchValue);
+    REQUIRE(std::string(cudaGetErrorString(cudaGetLastError())) == "invalid pitch argument");
+    REQUIRE(cudaMemcpy2D(packed, cols * sizeof(float), d, dpitch, cols * sizeof(float), rows + 1,
+                         cudaMemcpyDeviceToDevice) == cudaErrorInvalidValue);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidValue);
+    REQUIRE(cudaStreamDestroy(s) == cudaSuccess);
+    REQUIRE(cudaFree(d) == cudaSuccess);
+    REQUIRE(cudaFree(packed) == cudaSuccess);
+}
+
+__constant__ float sym_coef[8];
+__device__ int sym_total;
+
+__global__ void symbol_kernel(const float* x, float* y, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        y[i] = sym_coef[i % 8] * x[i];
+        atomicAdd(&sym_total, i);
+    }
+}
+
+TEST_CASE("cudaMemcpyToSymbol, cudaMemcpyFromSymbol and cudaGetSymbolAddress reach __constant__ and __device__",
+          "[emulator][runtime]") {
+    const int n = 100;
+    float coef[8];
+    for (float& c : coef) c = float(std::rand() % 100) / 9.0f + 0.5f;
+    std::vector<float> x(n);
+    for (float& v : x) v = float(std::rand() % 1000) / 13.0f;
+    REQUIRE(cudaMemcpyToSymbol(sym_coef, coef, sizeof(coef)) == cudaSuccess);
+    // Offset copies write part of the symbol; past its end is refused.
+    REQUIRE(cudaMemcpyToSymbol(sym_coef, &coef[5], sizeof(float), 5 * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMemcpyToSymbol(sym_coef, coef, sizeof(float), 8 * sizeof(float)) == cudaErrorInvalidValue);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidValue);
+    REQUIRE(cudaMemcpyToSymbol(sym_coef, coef, sizeof(coef), 0, cudaMemcpyDeviceToHost) ==
+            cudaErrorInvalidMemcpyDirection);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidMemcpyDirection);
+    int* total = nullptr;
+    REQUIRE(cudaGetSymbolAddress(reinterpret_cast<void**>(&total), sym_total) == cudaSuccess);
+    REQUIRE(cudaMemset(total, 0, sizeof(int)) == cudaSuccess);  // device memory to the runtime
+    float *dx = nullptr, *dy = nullptr;
+    REQUIRE(cudaMalloc(&dx, n * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dy, n * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMemcpy(dx, x.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+    cudaStream_t s;
+    REQUIRE(cudaStreamCreate(&s) == cudaSuccess);
+    REQUIRE(cudaMemcpyToSymbolAsync(sym_coef, coef, 4 * sizeof(float), 0, cudaMemcpyHostToDevice, s) == cudaSuccess);
+    symbol_kernel<<<4, 32, 0, s>>>(dx, dy, n);
+    int got_total = -1;
+    REQUIRE(cudaMemcpyFromSymbolAsync(&got_total, sym_total, sizeof(int), 0, cudaMemcpyDeviceToHost, s) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
+    REQUIRE(got_total == n * (n - 1) / 2);
+    std::vector<float> y(n);
+    REQUIRE(cudaMemcpy(y.data(), dy, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int i = 0; i < n; ++i) REQUIRE(y[i] == coef[i % 8] * x[i]);
+    float back[8];
+    REQUIRE(cudaMemcpyFromSymbol(back, sym_coef, sizeof(back)) == cudaSuccess);
+    for (int i = 0; i < 8; ++i) REQUIRE(back[i] == coef[i]);
+    REQUIRE(cudaStreamDestroy(s) == cudaSuccess);
+    REQUIRE(cudaFree(dx) == cudaSuccess);
+    REQUIRE(cudaFree(dy) == cudaSuccess);
+}
+
+__global__ void axpy_kernel(float a, const float* x, float* y, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = a * x[i] + y[i];
+}
+
+TEST_CASE("cudaMallocAsync and cudaFreeAsync order memory with the stream's work", "[emulator][runtime]") {
+    const int n = 300;
+    std::vector<float> x(n), y(n);
+    for (int i = 0; i < n; ++i) {
+        x[i] = float(std::rand() % 100) - 50.0f;
+        y[i] = float(std::rand() % 100) / 3.0f;
+    }
+    cudaStream_t s;
+    REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+    float *dx = nullptr, *dy = nullptr;
+    REQUIRE(cudaMallocAsync(&dx, n * sizeof(float), s) == cudaSuccess);
+    REQUIRE(cudaMallocAsync(&dy, n * sizeof(float), s) == cudaSuccess);
+    REQUIRE(cudaMemcpyAsync(dx, x.data(), n * sizeof(float), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    REQUIRE(cudaMemcpyAsync(dy, y.data(), n * sizeof(float), cudaMemcpyHostToDevice, s) == cudaSuccess);
+    // cudaLaunchKernel: the kernel and pointers to its arguments.
+    float a = 2.5f;
+    int nn = n;
+    void* args[] = {&a, &dx, &dy, &nn};
+    REQUIRE(cudaLaunchKernel(axpy_kernel, dim3((n + 127) / 128), dim3(128), args, 0, s) == cudaSuccess);
+    std::vector<float> out(n);
+    REQUIRE(cudaMemcpyAsync(out.data(), dy, n * sizeof(float), cudaMemcpyDeviceToHost, s) == cudaSuccess);
+    REQUIRE(cudaFreeAsync(dx, s) == cudaSuccess);
+    REQUIRE(cudaFreeAsync(dy, s) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
+    for (int i = 0; i < n; ++i) REQUIRE(out[i] == 2.5f * x[i] + y[i]);
+    // Freed when the stream reached the free: a second free is refused.
+    REQUIRE(cudaFreeAsync(dx, s) == cudaErrorInvalidValue);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidValue);
+    REQUIRE(cudaStreamDestroy(s) == cudaSuccess);
+}
+
+__global__ void untyped_kernel(int* p) { p[threadIdx.x] = int(threadIdx.x) * 3; }
+
+TEST_CASE("occupancy, kernel attributes, device attributes and launches by pointer", "[emulator][runtime]") {
+    int blocks = 0;
+    REQUIRE(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fill_kernel, 256, 0) == cudaSuccess);
+    REQUIRE(blocks == 8);  // 2048 threads per SM
+    REQUIRE(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fill_kernel, 1024, 0) == cudaSuccess);
+    REQUIRE(blocks == 2);
+    REQUIRE(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fill_kernel, 32, 0) == cudaSuccess);
+    REQUIRE(blocks == 32);  // 32 blocks per SM at most
+    REQUIRE(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fill_kernel, 100, 40 * 1024) == cudaSuccess);
+    REQUIRE(blocks == 233472 / (41 * 1024));  // shared memory bounds it
+    int min_grid = 0, block = 0;
+    REQUIRE(cudaOccupancyMaxPotentialBlockSize(&min_grid, &block, fill_kernel) == cudaSuccess);
+    REQUIRE(block == 1024);
+    REQUIRE(min_grid == 2 * 132);
+    REQUIRE(cudaOccupancyMaxPotentialBlockSize(&min_grid, &block, fill_kernel, 0, 200) == cudaSuccess);
+    REQUIRE(block == 128);  // 16 blocks of 128 fill the SM; 192 leaves 2048 - 10 * 192 threads idle
+    REQUIRE(min_grid == 16 * 132);
+    cudaFuncAttributes fa;
+    REQUIRE(cudaFuncGetAttributes(&fa, fill_kernel) == cudaSuccess);
+    REQUIRE(fa.maxThreadsPerBlock == 1024);
+    REQUIRE(fa.maxDynamicSharedSizeBytes == 48 * 1024);
+    REQUIRE(cudaFuncSetAttribute(big_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024) ==
+            cudaSuccess);
+    REQUIRE(cudaFuncGetAttributes(&fa, big_smem_kernel) == cudaSuccess);
+    REQUIRE(fa.maxDynamicSharedSizeBytes == 100 * 1024);
+
+    int v = 0;
+    struct {
+        cudaDeviceAttr attr;
+        int want;
+    } attrs[] = {{cudaDevAttrCooperativeLaunch, 1},       {cudaDevAttrMaxThreadsPerMultiProcessor, 2048},
+                 {cudaDevAttrL2CacheSize, 50 << 20},      {cudaDevAttrMaxBlocksPerMultiprocessor, 32},
+                 {cudaDevAttrMaxBlockDimZ, 64},           {cudaDevAttrMaxGridDimY, 65535},
+                 {cudaDevAttrClockRate, 1980000},         {cudaDevAttrGlobalMemoryBusWidth, 5120},
+                 {cudaDevAttrMaxRegistersPerBlock, 65536}};
+    for (const auto& a : attrs) {
+        REQUIRE(cudaDeviceGetAttribute(&v, a.attr, 0) == cudaSuccess);
+        REQUIRE(v == a.want);
+    }
+    cudaDeviceProp p;
+    REQUIRE(cudaGetDeviceProperties(&p, 0) == cudaSuccess);
+    REQUIRE(p.cooperativeLaunch == 1);
+    int dev = -1, count = 0;
+    REQUIRE(cudaGetDeviceCount(&count) == cudaSuccess);
+    REQUIRE(count == 1);
+    REQUIRE(cudaSetDevice(0) == cudaSuccess);
+    REQUIRE(cudaGetDevice(&dev) == cudaSuccess);
+    REQUIRE(dev == 0);
+
+    // A kernel first seen as void* cannot have its arguments read: refused, with a message.
+    int* d = nullptr;
+    REQUIRE(cudaMalloc(&d, 32 * sizeof(int)) == cudaSuccess);
+    void* args[] = {&d};
+    REQUIRE(cudaLaunchKernel((const void*)untyped_kernel, dim3(1), dim3(32), args) == cudaErrorInvalidDeviceFunction);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidDeviceFunction);
+    REQUIRE(cudaFuncGetAttributes(&fa, untyped_kernel) == cudaSuccess);  // now its type is known
+    REQUIRE(cudaLaunchKernel((const void*)untyped_kernel, dim3(1), dim3(32), args) == cudaSuccess);
+    std::vector<int> h(32);
+    REQUIRE(cudaMemcpy(h.data(), d, 32 * sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int i = 0; i < 32; ++i) REQUIRE(h[i] == 3 * i);
+    REQUIRE(cudaLaunchKernel(untyped_kernel, dim3(1), dim3(2000), args) == cudaErrorInvalidConfiguration);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    REQUIRE(cudaFree(d) == cudaSuccess);
+}
+
+__global__ void scoped_atomics_kernel(const int* x, int* acc, unsigned* bits, float* fsum) {
+    int v = x[blockIdx.x * blockDim.x + threadIdx.x];
+    atomicAdd_block(&acc[0], v);
+    atomicAdd_system(&acc[1], v);
+    atomicMax_block(&acc[2], v);
+    atomicMin_system(&acc[3], v);
+    atomicSub_block(&acc[4], v);
+    atomicXor_system(&bits[0], unsigned(v));
+    atomicOr_block(&bits[1], 1u << (v % 32));
+    atomicAnd_system(&bits[2], ~(1u << (v % 32)));
+    atomicAdd_block(fsum, float(v) * 0.5f);
+    atomicInc_system(&bits[3], 1000000u);
+    int old = atomicCAS_block(&acc[5], -1, int(threadIdx.x));  // only the first thread of the grid swaps
+    if (old == -1) atomicExch_system(&acc[6], v);
+}
+
+TEST_CASE("atomic _block and _system forms act as the plain atomics", "[emulator][runtime]") {
+    const int n = 256;
+    std::vector<int> x(n);
+    for (int& v : x) v = std::rand() % 10000 + 1;
+    int *dx = nullptr, *acc = nullptr;
+    unsigned* bits = nullptr;
+    float* fsum = nullptr;
+    REQUIRE(cudaMalloc(&dx, n * sizeof(int)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&acc, 7 * sizeof(int)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&bits, 4 * sizeof(unsigned)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&fsum, sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMemcpy(dx, x.data(), n * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+    int acc0[7] = {0, 0, 0, 1 << 30, 0, -1, 0};
+    unsigned bits0[4] = {0, 0, 0xffffffffu, 0};
+    float f0 = 0;
+    REQUIRE(cudaMemcpy(acc, acc0, sizeof(acc0), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(bits, bits0, sizeof(bits0), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(fsum, &f0, sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+    scoped_atomics_kernel<<<4, 64>>>(dx, acc, bits, fsum);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    int a[7];
+    unsigned b[4];
+    float f = 0;
+    REQUIRE(cudaMemcpy(a, acc, sizeof(a), cudaMemcpyDeviceToHost) == cudaSuccess);
+    REQUIRE(cudaMemcpy(b, bits, sizeof(b), cudaMemcpyDeviceToHost) == cudaSuccess);
+    REQUIRE(cudaMemcpy(&f, fsum, sizeof(f), cudaMemcpyDeviceToHost) == cudaSuccess);
+    long long sum = 0;
+    int mx = 0, mn = 1 << 30;
+    unsigned xr = 0, orr = 0, andd = 0xffffffffu;
+    for (int v : x) {
+        sum += v;
+        mx = std::max(mx, v);
+        mn = std::min(mn, v);
+        xr ^= unsigned(v);
+        orr |= 1u << (v % 32);
+        andd &= ~(1u << (v % 32));
+    }
+    REQUIRE(a[0] == sum);
+    REQUIRE(a[1] == sum);
+    REQUIRE(a[2] == mx);
+    REQUIRE(a[3] == mn);
+    REQUIRE(a[4] == -sum);
+    REQUIRE(b[0] == xr);
+    REQUIRE(b[1] == orr);
+    REQUIRE(b[2] == andd);
+    REQUIRE(b[3] == unsigned(n));
+    REQUIRE(f == Approx(0.5 * double(sum)));
+    REQUIRE(a[5] >= 0);
+    REQUIRE(a[5] < 64);
+    bool found = false;
+    for (int v : x) found = found || v == a[6];
+    REQUIRE(found);
+    REQUIRE(cudaProfilerStart() == cudaSuccess);
+    REQUIRE(cudaProfilerStop() == cudaSuccess);
+    REQUIRE(cudaFree(dx) == cudaSuccess);
+    REQUIRE(cudaFree(acc) == cudaSuccess);
+    REQUIRE(cudaFree(bits) == cudaSuccess);
+    REQUIRE(cudaFree(fsum) == cudaSuccess);
+}
+
+__global__ void nvcc_habits_kernel(const int* a, const unsigned* b, const float* optional, long long* out, int n) {
+    int i = threadIdx.x;
+    if (i >= n) return;
+    out[4 * i] = min(a[i], b[i]);  // compared as unsigned, as CUDA's overload does
+    out[4 * i + 1] = max(a[i], b[i]);
+    out[4 * i + 2] = optional == nullptr ? 1 : 0;
+    out[4 * i + 3] = isfinite(1.0f / float(a[i])) ? 1 : 0;
+}
+
+TEST_CASE("NULL kernel arguments, mixed signed/unsigned min/max and isfinite, as nvcc takes them",
+          "[emulator][runtime]") {
+    const int n = 64;
+    std::vector<int> a(n);
+    std::vector<unsigned> b(n);
+    for (int i = 0; i < n; ++i) {
+        a[i] = std::rand() % 2001 - 1000;  // some negative, some zero
+        b[i] = unsigned(std::rand() % 1000);
+    }
+    a[3] = 0;
+    int* da = nullptr;
+    unsigned* db = nullptr;
+    long long* dout = nullptr;
+    REQUIRE(cudaMalloc(&da, n * sizeof(int)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&db, n * sizeof(unsigned)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dout, 4 * n * sizeof(long long)) == cudaSuccess);
+    REQUIRE(cudaMemcpy(da, a.data(), n * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(db, b.data(), n * sizeof(unsigned), cudaMemcpyHostToDevice) == cudaSuccess);
+    nvcc_habits_kernel<<<1, n>>>(da, db, NULL, dout, n);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    std::vector<long long> h(4 * n);
+    REQUIRE(cudaMemcpy(h.data(), dout, h.size() * sizeof(long long), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int i = 0; i < n; ++i) {
+        unsigned ua = unsigned(a[i]);
+        REQUIRE(h[4 * i] == (long long)std::min(ua, b[i]));
+        REQUIRE(h[4 * i + 1] == (long long)std::max(ua, b[i]));
+        REQUIRE(h[4 * i + 2] == 1);
+        REQUIRE(h[4 * i + 3] == (a[i] != 0 ? 1 : 0));
+    }
+    REQUIRE(cudaFree(da) == cudaSuccess);
+    REQUIRE(cudaFree(db) == cudaSuccess);
+    REQUIRE(cudaFree(dout) == cudaSuccess);
 }

@@ -104,6 +104,20 @@ bool mbarrier_try_wait(void* bar, unsigned parity);
 // Blocks until the phase of parity `parity` has completed.
 void mbarrier_wait(void* bar, unsigned parity);
 
+// Cooperative groups and libcu++ (cooperative_groups.h, cuda/barrier).
+// Whether the running kernel came from cudaLaunchCooperativeKernel.
+bool in_cooperative_launch();
+// grid.sync(): returns when every thread of the grid that has not returned has arrived.
+void grid_sync();
+// coalesced_threads(): parks the lane until no thread of the block can go on;
+// then the lanes of the warp parked at the same call (file, line, column) form
+// the group (a mask).
+unsigned coalesce_lanes(const char* file, unsigned line, unsigned column);
+// The phases an mbarrier has completed (cuda::barrier's arrival tokens).
+unsigned mbarrier_phase(void* bar);
+// One arrival that also lowers the barrier's count for the phases after this one.
+void mbarrier_arrive_drop(void* bar);
+
 template <class T, class Tag>
 T& static_shared(Tag) {
     static const int slot = register_shared_slot();
