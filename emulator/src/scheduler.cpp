@@ -25,6 +25,7 @@
 
 #include "emu/control.h"
 #include "emu/device.h"
+#include "emu/ptx.h"
 #include "emulator/src/internal.h"
 
 // The emulator's own code names the coordinate fields directly.
@@ -110,7 +111,12 @@ struct Block {
     std::map<const void*, Mbar> mbars;  // node-based: no bucket array that the checker's memset would see
     std::vector<Warp> warps;
     std::deque<SharedSlot> slots;
+    // The slots this block allocated, for the shared window (a plain array: this
+    // file is not instrumented, but std::vector's code may come from a file that is).
+    int used_slots[32];
+    int n_used_slots = 0;  // more than 32: the window searches every slot
     void* dyn = nullptr;
+    std::size_t dyn_bytes = 0;
     int live = 0;
     int arrived = 0;
     unsigned gen = 0;
@@ -324,6 +330,7 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
     // Dynamic shared memory: exactly the bytes the launch asked for, filled with
     // garbage, 1024-byte aligned (TMA's and wgmma's 128-byte swizzle need it).
     if (posix_memalign(&b.dyn, 1024, g.smem) != 0) std::abort();
+    b.dyn_bytes = g.smem;
     if (g.smem) std::memset(b.dyn, 0xff, g.smem);
     b.live = int(n);
 #if defined(EMU_TSAN)
@@ -415,10 +422,58 @@ void* shared_slot(int slot, std::size_t bytes, std::size_t align) {
         if (posix_memalign(&s.ptr, align, bytes) != 0) std::abort();
         std::memset(s.ptr, 0xff, bytes);
         s.bytes = bytes;
+        if (b.n_used_slots < 32) b.used_slots[b.n_used_slots] = slot;
+        ++b.n_used_slots;
         EMU_TSAN_RELEASE(&s);
     }
     EMU_TSAN_ACQUIRE(&s);
     return s.ptr;
+}
+
+// The shared window (emu/ptx.h): dynamic shared memory from address 0, the
+// static __shared__ variable of slot k from (k + 1) * 2^18.
+uint32_t shared_window_address(const void* p) {
+    if (!current) kernel_fail("__cvta_generic_to_shared used outside a kernel");
+    const Block& b = *current->block;
+    const char* c = static_cast<const char*>(p);
+    const char* dyn = static_cast<const char*>(b.dyn);
+    if (b.dyn_bytes && c >= dyn && c < dyn + b.dyn_bytes) return uint32_t(c - dyn);
+    const int n = b.n_used_slots <= 32 ? b.n_used_slots : int(b.slots.size());
+    for (int i = 0; i < n; ++i) {
+        const int k = b.n_used_slots <= 32 ? b.used_slots[i] : i;
+        const SharedSlot& s = b.slots[std::size_t(k)];
+        const char* base = static_cast<const char*>(s.ptr);
+        if (c >= base && c < base + s.bytes) {
+            if (k + 1 >= (1 << 14)) kernel_fail("__cvta_generic_to_shared: more than 16383 __shared__ variables");
+            return (uint32_t(k + 1) << 18) + uint32_t(c - base);
+        }
+    }
+    kernel_fail("__cvta_generic_to_shared: the address is not in the block's shared memory");
+}
+
+void* shared_window_pointer(uint32_t address, std::size_t bytes) {
+    if (!current) kernel_fail("a shared-memory address used outside a kernel");
+    const Block& b = *current->block;
+    const uint32_t region = address >> 18, off = address & 0x3FFFFu;
+    char* base = nullptr;
+    std::size_t size = 0;
+    if (region == 0) {
+        base = static_cast<char*>(b.dyn), size = b.dyn_bytes;
+    } else if (region - 1 < b.slots.size()) {
+        base = static_cast<char*>(b.slots[region - 1].ptr), size = b.slots[region - 1].bytes;
+    }
+    if (!base || off + bytes > size) {
+        char msg[160];
+        std::snprintf(msg, sizeof msg, "shared-memory address 0x%x (%zu bytes) is outside the block's shared memory",
+                      address, bytes);
+        kernel_fail(msg);
+    }
+    return base + off;
+}
+
+std::size_t dynamic_shared_bytes() {
+    if (!current) kernel_fail("dynamic shared memory used outside a kernel");
+    return current->block->dyn_bytes;
 }
 
 int block_sync(int op, int pred) {
