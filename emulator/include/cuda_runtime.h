@@ -5,6 +5,7 @@
 #define EMU_CUDA_RUNTIME_H
 
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <tuple>
@@ -25,6 +26,7 @@ enum cudaError_t {
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
     cudaErrorNotReady = 600,
+    cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorAssert = 710,
     cudaErrorUnknown = 999,
@@ -220,5 +222,28 @@ inline void operator>(const PendingLaunch<P...>& p, ArgPack<A...>&& a) {
     launch(reinterpret_cast<const void*>(func), p.cfg, [func, params] { std::apply(func, *params); });
 }
 }  // namespace emu
+
+// Mapped host memory and __device__ symbols (kernels/ptx.h's bounded mbarrier
+// waits report through them): the device pointer of host memory is the host
+// pointer, and a symbol is an ordinary variable, written after the queued work.
+#define cudaHostAllocMapped 0x02
+cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned flags);
+template <class T>
+cudaError_t cudaHostAlloc(T** ptr, std::size_t size, unsigned flags) {
+    return cudaHostAlloc(reinterpret_cast<void**>(ptr), size, flags);
+}
+template <class T>
+cudaError_t cudaHostGetDevicePointer(T** device, void* host, unsigned flags) {
+    return cudaHostGetDevicePointer(reinterpret_cast<void**>(device), host, flags);
+}
+template <class T>
+cudaError_t cudaMemcpyToSymbol(T& symbol, const void* src, std::size_t count, std::size_t offset = 0,
+                               cudaMemcpyKind kind = cudaMemcpyHostToDevice) {
+    if (offset + count > sizeof(T) || kind != cudaMemcpyHostToDevice) return cudaErrorInvalidValue;
+    const cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) return e;
+    std::memcpy(reinterpret_cast<char*>(&symbol) + offset, src, count);
+    return cudaSuccess;
+}
 
 #endif  // EMU_CUDA_RUNTIME_H

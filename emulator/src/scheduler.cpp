@@ -4,6 +4,7 @@
 // turn until all have finished. This file is never compiled with ThreadSanitizer
 // instrumentation: its own bookkeeping is not kernel memory traffic. It tells the
 // race checker about fibers and about the order barriers create instead.
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -107,6 +108,7 @@ struct Mbar {
 };
 
 struct Block {
+    bool faulted = false;  // a thread faulted: the block's other threads are abandoned
     std::vector<Fiber> fibers;
     std::map<const void*, Mbar> mbars;  // node-based: no bucket array that the checker's memset would see
     std::vector<Warp> warps;
@@ -368,8 +370,10 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
         for (Fiber& f : b.fibers) {
             if (f.done) continue;
             resume(f);
+            if (b.faulted) break;
             if (!f.done) ++alive;
         }
+        if (b.faulted) break;
         if (alive > 0 && b.progress == before && !hang_on_deadlock()) report_deadlock(b);
     }
 #if defined(EMU_TSAN)
@@ -649,7 +653,64 @@ int block_threads() {
     return int(std::min(8u, std::max(1u, hw)));
 }
 
+namespace {
+
+// A kernel thread that faults (an illegal memory access, as kernels/ptx.h's
+// bounded mbarrier wait does on purpose when it gives up) fails the launch as
+// on a GPU: its block and the blocks not yet started are abandoned, and the
+// runtime's next synchronisation returns cudaErrorIllegalAddress (sticky), so
+// the program's error check runs. Only in the plain build: the checkers handle
+// faults themselves.
+std::atomic<bool> grid_faulted{false};
+std::atomic<bool> any_fault{false};
+
+#if !defined(EMU_TSAN) && !defined(EMU_ASAN)
+void fault_handler(int sig, siginfo_t* info, void*) {
+    Fiber* f = current;
+    if (!f) {  // not in a kernel: the default action
+        signal(sig, SIG_DFL);
+        return;
+    }
+    const ThreadCoords& c = f->coords;
+    char msg[256];
+    const int n = std::snprintf(msg, sizeof msg,
+                                "emulator: kernel fault (%s at address %p), in block [%u,%u,%u], thread [%u,%u,%u]: "
+                                "the launch fails with cudaErrorIllegalAddress\n",
+                                sig == SIGSEGV  ? "SIGSEGV"
+                                : sig == SIGBUS ? "SIGBUS"
+                                                : "SIGILL",
+                                info->si_addr, c.blockIdx.x, c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y,
+                                c.threadIdx.z);
+    if (n > 0) (void)!write(2, msg, std::size_t(std::min(n, int(sizeof msg) - 1)));
+    f->block->faulted = true;
+    grid_faulted = true;
+    any_fault = true;
+    f->done = true;
+    switch_to_scheduler(f, true);  // never resumed: the fiber's stack is dropped with the block
+}
+
+void install_fault_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = fault_handler;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;  // left by a jump, not a return: keep the signal unblocked
+        sigemptyset(&sa.sa_mask);
+        for (int sig : {SIGSEGV, SIGBUS, SIGILL}) sigaction(sig, &sa, nullptr);
+    });
+}
+#else
+void install_fault_handler() {}
+#endif
+
+}  // namespace
+
+bool take_kernel_fault() { return any_fault.exchange(false); }
+
 void run_grid(const GridSpec& g, const std::function<void()>& body) {
+    install_fault_handler();
+    grid_faulted = false;
     unsigned total = g.grid.x * g.grid.y * g.grid.z;
     unsigned nthreads = std::min<unsigned>(unsigned(block_threads()), total);
     std::atomic<unsigned> next{0};
@@ -659,7 +720,7 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
 #endif
         for (;;) {
             unsigned i = next++;
-            if (i >= total) break;
+            if (i >= total || grid_faulted) break;
             run_block(g, i, body);
         }
     };
