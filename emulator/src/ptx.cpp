@@ -13,6 +13,7 @@
 // kernels/ptx.h). Warp-collective instructions exchange each lane's registers
 // through emu::warp_collective, so every lane of the warp must execute them
 // together, as on the GPU.
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -563,35 +564,37 @@ struct Exec {
         }
     }
 
-    // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: rebuilds A (16x16) and
-    // B (16x8) from the fragments of all 32 lanes, then this lane's four of D.
+    // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32. Lane (g, t) computes
+    // D[g][2t, 2t+1] and D[g+8][2t, 2t+1]: rows g and g+8 of A, held by lanes
+    // 4g..4g+3, and columns 2t and 2t+1 of B, held by lanes 4(2t)..4(2t)+3 and
+    // 4(2t+1)..4(2t+1)+3 (the layouts of kernels/ptx.h).
     void mma() {
         const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
         uint64_t a01[32], a23[32], b01[32];
         gather(uint32_t(r[A.regs[0]]) | (r[A.regs[1]] << 32), a01);
         gather(uint32_t(r[A.regs[2]]) | (r[A.regs[3]] << 32), a23);
         gather(uint32_t(r[B.regs[0]]) | (r[B.regs[1]] << 32), b01);
-        float a[16][16], b[16][8];
-        for (unsigned l = 0; l < 32; ++l) {
-            const unsigned g = l / 4, t = l % 4;
-            const uint32_t q[4] = {uint32_t(a01[l]), uint32_t(a01[l] >> 32), uint32_t(a23[l]), uint32_t(a23[l] >> 32)};
+        const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
+        float a[2][16], b[2][16];  // rows g, g+8 of A; columns 2t, 2t+1 of B
+        for (unsigned u = 0; u < 4; ++u) {
+            const uint64_t x01 = a01[4 * g + u], x23 = a23[4 * g + u];
+            const uint32_t q[4] = {uint32_t(x01), uint32_t(x01 >> 32), uint32_t(x23), uint32_t(x23 >> 32)};
             for (unsigned k = 0; k < 4; ++k) {
-                const unsigned row = g + 8 * (k & 1), col = 2 * t + 8 * (k >> 1);
+                const unsigned row = k & 1, col = 2 * u + 8 * (k >> 1);
                 a[row][col] = bf16_low(q[k]);
                 a[row][col + 1] = bf16_high(q[k]);
             }
-            const uint32_t p[2] = {uint32_t(b01[l]), uint32_t(b01[l] >> 32)};
-            for (unsigned k = 0; k < 2; ++k) {
-                b[2 * t + 8 * k][g] = bf16_low(p[k]);
-                b[2 * t + 8 * k + 1][g] = bf16_high(p[k]);
+            for (unsigned c = 0; c < 2; ++c) {
+                const uint64_t y = b01[4 * (2 * t + c) + u];
+                b[c][2 * u] = bf16_low(uint32_t(y)), b[c][2 * u + 1] = bf16_high(uint32_t(y));
+                b[c][2 * u + 8] = bf16_low(uint32_t(y >> 32)), b[c][2 * u + 9] = bf16_high(uint32_t(y >> 32));
             }
         }
-        const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
         float d[4];
         for (unsigned i = 0; i < 4; ++i) {
-            const unsigned row = g + 8 * (i / 2), col = 2 * t + (i % 2);
             float acc = f32(r[C.regs[i]]);
-            for (unsigned k = 0; k < 16; ++k) acc = fmaf(a[row][k], b[k][col], acc);  // bf16 products are exact
+            // A bf16 product is exact in fp32, so this rounds once per step, as fmaf would.
+            for (unsigned k = 0; k < 16; ++k) acc += a[i / 2][k] * b[i % 2][k];
             d[i] = acc;
         }
         for (unsigned i = 0; i < 4; ++i)
@@ -788,17 +791,19 @@ void Exec::wgmma() {
     const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
     std::vector<float*> d(std::size_t(n / 2));
     for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<float*>(args[in->ops[0].regs[i]].out);
-    std::vector<float> a(16 * 16);  // this warp's 16 rows of A
+    // This lane's rows g and g+8 of the warp's 16 rows of A: from registers,
+    // held by lanes 4g..4g+3 (the mma A layout), gathered now.
+    std::array<float, 32> a{};
     if (!a_shared) {
         const Operand& A = in->ops[1];
         uint64_t a01[32], a23[32];
         gather(uint32_t(r[A.regs[0]]) | (r[A.regs[1]] << 32), a01);
         gather(uint32_t(r[A.regs[2]]) | (r[A.regs[3]] << 32), a23);
-        for (unsigned l = 0; l < 32; ++l) {
-            const unsigned lg = l / 4, lt = l % 4;
-            const uint32_t q[4] = {uint32_t(a01[l]), uint32_t(a01[l] >> 32), uint32_t(a23[l]), uint32_t(a23[l] >> 32)};
+        for (unsigned u = 0; u < 4; ++u) {
+            const uint64_t x01 = a01[4 * g + u], x23 = a23[4 * g + u];
+            const uint32_t q[4] = {uint32_t(x01), uint32_t(x01 >> 32), uint32_t(x23), uint32_t(x23 >> 32)};
             for (unsigned k = 0; k < 4; ++k) {
-                const unsigned row = lg + 8 * (k & 1), col = 2 * lt + 8 * (k >> 1);
+                const unsigned row = k & 1, col = 2 * u + 8 * (k >> 1);
                 a[row * 16 + col] = bf16_low(q[k]);
                 a[row * 16 + col + 1] = bf16_high(q[k]);
             }
@@ -807,22 +812,29 @@ void Exec::wgmma() {
     const uint64_t desc_a = a_shared ? r[in->ops[1].reg] : 0;
     if (a_shared) check_descriptor(*this, desc_a, false, "A");
     const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z), w = (linear / 32) % 4;
-    st.pending.push_back(
-        {st.committed, [=, d = std::move(d), a = std::move(a)] {
-             float arow[16][16];  // A from shared memory is read when the product runs
-             for (unsigned row = 0; row < 16; ++row)
-                 for (unsigned k = 0; k < 16; ++k)
-                     arow[row][k] =
-                         a_shared ? smem_bf16(smem + wgmma_offset(desc_a, false, k, 16 * w + row)) : a[row * 16 + k];
-             for (int j = 0; j < n / 8; ++j)
-                 for (int i = 0; i < 4; ++i) {
-                     const unsigned row = g + 8 * (i >> 1), col = 8 * j + 2 * t + (i & 1);
-                     float acc = accumulate ? *d[std::size_t(4 * j + i)] : 0.0f;
-                     for (unsigned k = 0; k < 16; ++k)
-                         acc = fmaf(arow[row][k], smem_bf16(smem + wgmma_offset(desc_b, mn_major, k, col)), acc);
-                     *d[std::size_t(4 * j + i)] = acc;
-                 }
-         }});
+    st.pending.push_back({st.committed, [=, d = std::move(d)] {
+                              float arow[2][16];  // A from shared memory is read when the product runs
+                              for (unsigned row = 0; row < 2; ++row)
+                                  for (unsigned k = 0; k < 16; ++k)
+                                      arow[row][k] =
+                                          a_shared
+                                              ? smem_bf16(smem + wgmma_offset(desc_a, false, k, 16 * w + g + 8 * row))
+                                              : a[row * 16 + k];
+                              for (int j = 0; j < n / 8; ++j)
+                                  for (int c = 0; c < 2; ++c) {
+                                      const unsigned col = 8 * j + 2 * t + c;
+                                      float b[16];
+                                      for (unsigned k = 0; k < 16; ++k)
+                                          b[k] = smem_bf16(smem + wgmma_offset(desc_b, mn_major, k, col));
+                                      for (int h = 0; h < 2; ++h) {
+                                          float* out = d[std::size_t(4 * j + 2 * h + c)];
+                                          float acc = accumulate ? *out : 0.0f;
+                                          // bf16 products are exact in fp32: one rounding per step, as fmaf.
+                                          for (unsigned k = 0; k < 16; ++k) acc += arow[h][k] * b[k];
+                                          *out = acc;
+                                      }
+                                  }
+                          }});
 }
 
 // Runs the products of every committed group but the newest `keep`, in issue order.
