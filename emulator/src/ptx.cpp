@@ -372,7 +372,18 @@ struct Parser {
             in.p[1] = type_code(opc.substr(4));
             if (in.p[1] < 0) fail("this mov form is not emulated");
             expect(in, 2);
-            expect_kind(in.ops[0], Operand::Reg, "a destination register");
+            // mov.b32 d, {lo, hi} packs two 16-bit halves (.b64: two 32-bit), mov.b32 {lo, hi}, s unpacks.
+            if (in.ops[0].kind == Operand::Vec || in.ops[1].kind == Operand::Vec) {
+                if (opc != "mov.b32" && opc != "mov.b64") fail("vector movs are .b32 or .b64");
+                const Operand& v = in.ops[0].kind == Operand::Vec ? in.ops[0] : in.ops[1];
+                expect_vec(v, 2);
+                in.p[2] = in.ops[0].kind == Operand::Vec ? 2 : 1;  // 1 pack, 2 unpack
+                if (in.p[2] == 1) expect_kind(in.ops[0], Operand::Reg, "a destination register");
+                for (int x : v.regs)
+                    if (x < 0 && in.p[2] == 1) fail("a vector to pack cannot hold _");
+            } else {
+                expect_kind(in.ops[0], Operand::Reg, "a destination register");
+            }
         } else if (starts("cp.async.bulk.tensor.")) {
             for (int r = 1; r <= 5; ++r)
                 if (opc == "cp.async.bulk.tensor." + std::to_string(r) +
@@ -732,9 +743,22 @@ struct Exec {
             case Op::Selp:
                 r[in->ops[0].reg] = mask(val(in->ops[3]) ? val(in->ops[1]) : val(in->ops[2]), in->p[1]);
                 return;
-            case Op::Mov:
-                r[in->ops[0].reg] = mask(val(in->ops[1]), in->p[1]);
+            case Op::Mov: {
+                const unsigned half = (in->p[1] & 4) ? 32 : 16;
+                const uint64_t low = (uint64_t(1) << half) - 1;
+                if (in->p[2] == 1) {
+                    const Operand& v = in->ops[1];
+                    r[in->ops[0].reg] = (r[v.regs[0]] & low) | ((r[v.regs[1]] & low) << half);
+                } else if (in->p[2] == 2) {
+                    const uint64_t x = val(in->ops[1]);
+                    const Operand& v = in->ops[0];
+                    if (v.regs[0] >= 0) r[v.regs[0]] = x & low;
+                    if (v.regs[1] >= 0) r[v.regs[1]] = (x >> half) & low;
+                } else {
+                    r[in->ops[0].reg] = mask(val(in->ops[1]), in->p[1]);
+                }
                 return;
+            }
             case Op::TmaLoad:
                 return tma_load();
         }

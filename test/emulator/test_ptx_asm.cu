@@ -37,6 +37,24 @@ __global__ void compare_select(const int* a, const int* b, const unsigned long l
     below[i] = u;
 }
 
+// mov.b32 packs two 16-bit halves and unpacks them; mov.b64 the same with 32-bit halves.
+__global__ void mov_packing(const unsigned short* h, const unsigned* w, unsigned* packed, unsigned short* halves,
+                            unsigned long long* packed64, unsigned* words) {
+    const unsigned i = threadIdx.x;
+    unsigned p = 0;
+    asm("mov.b32 %0, {%1, %2};" : "=r"(p) : "h"(h[2 * i]), "h"(h[2 * i + 1]));
+    packed[i] = p;
+    unsigned short lo = 0, hi = 0;
+    asm("mov.b32 {%0, %1}, %2;" : "=h"(lo), "=h"(hi) : "r"(w[i]));
+    halves[2 * i] = lo, halves[2 * i + 1] = hi;
+    unsigned long long q = 0;
+    asm("mov.b64 %0, {%1, %2};" : "=l"(q) : "r"(w[i]), "r"(p));
+    packed64[i] = q;
+    unsigned a = 0, b = 0;
+    asm("mov.b64 {%0, %1}, %2;" : "=r"(a), "=r"(b) : "l"(q));
+    words[2 * i] = b, words[2 * i + 1] = a;
+}
+
 template <class T>
 T* to_device(const std::vector<T>& h) {
     T* d = nullptr;
@@ -94,4 +112,36 @@ TEST_CASE("inline PTX: setp, selp and guarded mov against the CPU", "[emulator][
     }
     for (void* p : {(void*)d_a, (void*)d_b, (void*)d_mx, (void*)d_x, (void*)d_y, (void*)d_lt, (void*)d_below})
         cudaFree(p);
+}
+
+TEST_CASE("inline PTX: mov.b32 and mov.b64 pack and unpack {lo, hi} halves", "[emulator][ptx]") {
+    const int n = 32;
+    std::mt19937 rng(5);
+    std::vector<unsigned short> h(2 * n);
+    std::vector<unsigned> w(n);
+    for (auto& x : h) x = static_cast<unsigned short>(rng() | 1u);
+    for (auto& x : w) x = unsigned(rng()) | 1u;
+    unsigned short *d_h = to_device(h), *d_halves = nullptr;
+    unsigned *d_w = to_device(w), *d_packed = nullptr, *d_words = nullptr;
+    unsigned long long* d_packed64 = nullptr;
+    REQUIRE(cudaMalloc(&d_packed, n * sizeof(unsigned)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&d_halves, 2 * n * sizeof(unsigned short)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&d_packed64, n * sizeof(unsigned long long)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&d_words, 2 * n * sizeof(unsigned)) == cudaSuccess);
+    mov_packing<<<1, n>>>(d_h, d_w, d_packed, d_halves, d_packed64, d_words);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<unsigned> packed = to_host(d_packed, n), words = to_host(d_words, 2 * n);
+    const std::vector<unsigned short> halves = to_host(d_halves, 2 * n);
+    const std::vector<unsigned long long> packed64 = to_host(d_packed64, n);
+    for (int i = 0; i < n; ++i) {
+        const unsigned p = unsigned(h[2 * i]) | (unsigned(h[2 * i + 1]) << 16);
+        CHECK(packed[i] == p);
+        CHECK(halves[2 * i] == (w[i] & 0xffffu));
+        CHECK(halves[2 * i + 1] == (w[i] >> 16));
+        CHECK(packed64[i] == (uint64_t(w[i]) | (uint64_t(p) << 32)));
+        CHECK(words[2 * i] == p);
+        CHECK(words[2 * i + 1] == w[i]);
+    }
+    for (void* q : {(void*)d_h, (void*)d_halves, (void*)d_w, (void*)d_packed, (void*)d_words, (void*)d_packed64})
+        cudaFree(q);
 }
