@@ -21,6 +21,7 @@ EMU_INC       := -I$(BUILD)/emu/gen -I. -Iemulator/include
 export EMU_TEST_BUILD := $(BUILD)
 EMU_LIB_SRCS  := emulator/src/scheduler.cpp emulator/src/runtime.cpp emulator/src/cublaslt.cpp
 EMU_LIB_SRCS  += emulator/src/cublas.cpp
+EMU_LIB_SRCS  += emulator/src/ptx.cpp
 EMU_REWRITE   := $(BUILD)/emu/emu_rewrite
 EMU_LIBS      := -lboost_context -lpthread
 

@@ -5,6 +5,7 @@
 #define EMU_CUDA_RUNTIME_H
 
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <tuple>
@@ -26,6 +27,7 @@ enum cudaError_t {
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
     cudaErrorNotReady = 600,
+    cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorAssert = 710,
     cudaErrorCooperativeLaunchTooLarge = 720,
@@ -477,5 +479,16 @@ EMU_SCOPED_ATOMIC(atomicAnd)
 EMU_SCOPED_ATOMIC(atomicOr)
 EMU_SCOPED_ATOMIC(atomicXor)
 #undef EMU_SCOPED_ATOMIC
+// Mapped host memory (kernels/ptx.h's bounded mbarrier waits report through
+// it): the device pointer of host memory is the host pointer.
+cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned flags);
+template <class T>
+cudaError_t cudaHostAlloc(T** ptr, std::size_t size, unsigned flags) {
+    return cudaHostAlloc(reinterpret_cast<void**>(ptr), size, flags);
+}
+template <class T>
+cudaError_t cudaHostGetDevicePointer(T** device, void* host, unsigned flags) {
+    return cudaHostGetDevicePointer(reinterpret_cast<void**>(device), host, flags);
+}
 
 #endif  // EMU_CUDA_RUNTIME_H

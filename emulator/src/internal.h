@@ -17,6 +17,8 @@ struct GridSpec {
 };
 // Runs every block of the grid and returns when all have finished.
 void run_grid(const GridSpec& g, const std::function<void()>& body);
+// Whether a kernel thread faulted (an illegal memory access) since the last call.
+bool take_kernel_fault();
 // Queues host-side work (a library call's computation) on a stream.
 void enqueue_host_work(cudaStream_t stream, std::function<void()> work);
 }  // namespace emu

@@ -8,6 +8,7 @@
 // stream's ordering are respected, nothing else. A missing cudaStreamWaitEvent or
 // synchronisation therefore shows as a wrong result under some seed.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +64,8 @@ uint64_t next_seq = 1;
 std::mt19937_64 rng(0);
 bool rng_seeded = false;
 thread_local cudaError_t last_error = cudaSuccess;
+// A kernel that faulted makes every later synchronisation fail, as on a GPU (sticky).
+std::atomic<int> sticky_error{cudaSuccess};
 std::map<uintptr_t, std::size_t> device_allocs;
 std::map<uintptr_t, std::size_t> pinned_allocs;
 std::size_t allocated_bytes = 0;
@@ -233,7 +236,10 @@ cudaError_t launch_checked(const void* func, const LaunchConfig& c, std::functio
     if (cooperative && 1ull * g.x * g.y * g.z > 1ull * blocks_per_sm(func, int(threads), c.smem) * profile().sms)
         return fail(cudaErrorCooperativeLaunchTooLarge);
     GridSpec spec{g, b, c.smem, cooperative};
-    enqueue(c.stream, [spec, body = std::move(body)] { run_grid(spec, body); });
+    enqueue(c.stream, [spec, body = std::move(body)] {
+        run_grid(spec, body);
+        if (take_kernel_fault()) sticky_error = cudaErrorIllegalAddress;
+    });
     return cudaSuccess;
 }
 
@@ -411,6 +417,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 cudaError_t cudaDeviceSynchronize() {
     LOCK;
     drain_all();
+    if (sticky_error) return fail(cudaError_t(sticky_error.load()));
     return cudaSuccess;
 }
 cudaError_t cudaDeviceReset() {
@@ -469,6 +476,12 @@ cudaError_t cudaMallocHost(void** ptr, std::size_t size) {
     return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void** ptr, std::size_t size, unsigned) { return cudaMallocHost(ptr, size); }
+cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned) {
+    LOCK;
+    if (!device || !pinned_allocs.count(reinterpret_cast<uintptr_t>(host))) return fail(cudaErrorInvalidValue);
+    *device = host;
+    return cudaSuccess;
+}
 cudaError_t cudaFreeHost(void* ptr) {
     LOCK;
     if (!ptr) return cudaSuccess;
@@ -556,6 +569,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
     CUstream_st* s = resolve(stream);
     drain_until([s] { return s->queue.empty(); });
+    if (sticky_error) return fail(cudaError_t(sticky_error.load()));
     return cudaSuccess;
 }
 
@@ -642,6 +656,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
 }
 
 cudaError_t cudaGetLastError() {
+    if (sticky_error) return cudaError_t(sticky_error.load());
     cudaError_t e = last_error;
     last_error = cudaSuccess;
     return e;
@@ -652,6 +667,8 @@ const char* cudaGetErrorString(cudaError_t err) {
     switch (err) {
         case cudaSuccess:
             return "no error";
+        case cudaErrorIllegalAddress:
+            return "an illegal memory access was encountered";
         case cudaErrorInvalidValue:
             return "invalid argument";
         case cudaErrorMemoryAllocation:
@@ -689,6 +706,8 @@ const char* cudaGetErrorName(cudaError_t err) {
     switch (err) {
         case cudaSuccess:
             return "cudaSuccess";
+        case cudaErrorIllegalAddress:
+            return "cudaErrorIllegalAddress";
         case cudaErrorInvalidValue:
             return "cudaErrorInvalidValue";
         case cudaErrorMemoryAllocation:

@@ -4,6 +4,7 @@
 // turn until all have finished. This file is never compiled with ThreadSanitizer
 // instrumentation: its own bookkeeping is not kernel memory traffic. It tells the
 // race checker about fibers and about the order barriers create instead.
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 
 #include "emu/control.h"
 #include "emu/device.h"
+#include "emu/ptx.h"
 #include "emulator/src/internal.h"
 
 #if defined(EMU_TSAN)
@@ -121,13 +123,19 @@ struct GridBarrier {
 };
 
 struct Block {
+    bool faulted = false;  // a thread faulted: the block's other threads are abandoned
     std::vector<Fiber> fibers;
     GridBarrier* grid = nullptr;  // set for cooperative launches only
     char* tsan_stacks = nullptr;
     std::map<const void*, Mbar> mbars;  // node-based: no bucket array that the checker's memset would see
     std::vector<Warp> warps;
     std::deque<SharedSlot> slots;
+    // The slots this block allocated, for the shared window (a plain array: this
+    // file is not instrumented, but std::vector's code may come from a file that is).
+    int used_slots[32];
+    int n_used_slots = 0;  // more than 32: the window searches every slot
     void* dyn = nullptr;
+    std::size_t dyn_bytes = 0;
     int live = 0;
     int arrived = 0;
     unsigned gen = 0;
@@ -376,6 +384,7 @@ void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::
     // Dynamic shared memory: exactly the bytes the launch asked for, filled with
     // garbage, 1024-byte aligned (TMA's and wgmma's 128-byte swizzle need it).
     if (posix_memalign(&b.dyn, 1024, g.smem) != 0) std::abort();
+    b.dyn_bytes = g.smem;
     if (g.smem) std::memset(b.dyn, 0xff, g.smem);
     b.live = int(n);
 #if defined(EMU_TSAN)
@@ -408,12 +417,18 @@ void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::
     }
 }
 
+// Set by a kernel thread that faults (see fault_handler below).
+std::atomic<bool> grid_faulted{false};
+std::atomic<bool> any_fault{false};
+
 // Resumes every unfinished fiber of the block once; returns how many are left.
+// A thread that faulted abandons the block (the launch fails, as on a GPU).
 int run_round(Block& b) {
     int alive = 0;
     for (Fiber& f : b.fibers) {
         if (f.done) continue;
         resume(f);
+        if (b.faulted) return 0;
         if (!f.done) ++alive;
     }
     return alive;
@@ -486,7 +501,7 @@ void run_cooperative_grid(const GridSpec& g, const std::function<void()>& body) 
         for (Block& b : blocks) before += b.progress;
         for (Block& b : blocks)
             if (b.live > 0) alive += run_round(b);
-        if (alive == 0) break;
+        if (alive == 0 || grid_faulted) break;
         for (Block& b : blocks) after += b.progress;
         if (after != before || hang_on_deadlock()) continue;
         bool formed = false;
@@ -520,10 +535,58 @@ void* shared_slot(int slot, std::size_t bytes, std::size_t align) {
         if (posix_memalign(&s.ptr, align, bytes) != 0) std::abort();
         std::memset(s.ptr, 0xff, bytes);
         s.bytes = bytes;
+        if (b.n_used_slots < 32) b.used_slots[b.n_used_slots] = slot;
+        ++b.n_used_slots;
         EMU_TSAN_RELEASE(&s);
     }
     EMU_TSAN_ACQUIRE(&s);
     return s.ptr;
+}
+
+// The shared window (emu/ptx.h): dynamic shared memory from address 0, the
+// static __shared__ variable of slot k from (k + 1) * 2^18.
+uint32_t shared_window_address(const void* p) {
+    if (!current) kernel_fail("__cvta_generic_to_shared used outside a kernel");
+    const Block& b = *current->block;
+    const char* c = static_cast<const char*>(p);
+    const char* dyn = static_cast<const char*>(b.dyn);
+    if (b.dyn_bytes && c >= dyn && c < dyn + b.dyn_bytes) return uint32_t(c - dyn);
+    const int n = b.n_used_slots <= 32 ? b.n_used_slots : int(b.slots.size());
+    for (int i = 0; i < n; ++i) {
+        const int k = b.n_used_slots <= 32 ? b.used_slots[i] : i;
+        const SharedSlot& s = b.slots[std::size_t(k)];
+        const char* base = static_cast<const char*>(s.ptr);
+        if (c >= base && c < base + s.bytes) {
+            if (k + 1 >= (1 << 14)) kernel_fail("__cvta_generic_to_shared: more than 16383 __shared__ variables");
+            return (uint32_t(k + 1) << 18) + uint32_t(c - base);
+        }
+    }
+    kernel_fail("__cvta_generic_to_shared: the address is not in the block's shared memory");
+}
+
+void* shared_window_pointer(uint32_t address, std::size_t bytes) {
+    if (!current) kernel_fail("a shared-memory address used outside a kernel");
+    const Block& b = *current->block;
+    const uint32_t region = address >> 18, off = address & 0x3FFFFu;
+    char* base = nullptr;
+    std::size_t size = 0;
+    if (region == 0) {
+        base = static_cast<char*>(b.dyn), size = b.dyn_bytes;
+    } else if (region - 1 < b.slots.size()) {
+        base = static_cast<char*>(b.slots[region - 1].ptr), size = b.slots[region - 1].bytes;
+    }
+    if (!base || off + bytes > size) {
+        char msg[160];
+        std::snprintf(msg, sizeof msg, "shared-memory address 0x%x (%zu bytes) is outside the block's shared memory",
+                      address, bytes);
+        kernel_fail(msg);
+    }
+    return base + off;
+}
+
+std::size_t dynamic_shared_bytes() {
+    if (!current) kernel_fail("dynamic shared memory used outside a kernel");
+    return current->block->dyn_bytes;
 }
 
 int block_sync(int op, int pred) {
@@ -742,7 +805,62 @@ int block_threads() {
     return int(std::min(8u, std::max(1u, hw)));
 }
 
+namespace {
+
+// A kernel thread that faults (an illegal memory access, as kernels/ptx.h's
+// bounded mbarrier wait does on purpose when it gives up) fails the launch as
+// on a GPU: its block and the blocks not yet started are abandoned, and the
+// runtime's next synchronisation returns cudaErrorIllegalAddress (sticky), so
+// the program's error check runs. Only in the plain build: the checkers handle
+// faults themselves.
+
+#if !defined(EMU_TSAN) && !defined(EMU_ASAN)
+void fault_handler(int sig, siginfo_t* info, void*) {
+    Fiber* f = current;
+    if (!f) {  // not in a kernel: the default action
+        signal(sig, SIG_DFL);
+        return;
+    }
+    const ThreadCoords& c = f->coords;
+    char msg[256];
+    const int n = std::snprintf(msg, sizeof msg,
+                                "emulator: kernel fault (%s at address %p), in block [%u,%u,%u], thread [%u,%u,%u]: "
+                                "the launch fails with cudaErrorIllegalAddress\n",
+                                sig == SIGSEGV  ? "SIGSEGV"
+                                : sig == SIGBUS ? "SIGBUS"
+                                                : "SIGILL",
+                                info->si_addr, c.blockIdx.x, c.blockIdx.y, c.blockIdx.z, c.threadIdx.x, c.threadIdx.y,
+                                c.threadIdx.z);
+    if (n > 0) (void)!write(2, msg, std::size_t(std::min(n, int(sizeof msg) - 1)));
+    f->block->faulted = true;
+    grid_faulted = true;
+    any_fault = true;
+    f->done = true;
+    switch_to_scheduler(f, true);  // never resumed: the fiber's stack is dropped with the block
+}
+
+void install_fault_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = fault_handler;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;  // left by a jump, not a return: keep the signal unblocked
+        sigemptyset(&sa.sa_mask);
+        for (int sig : {SIGSEGV, SIGBUS, SIGILL}) sigaction(sig, &sa, nullptr);
+    });
+}
+#else
+void install_fault_handler() {}
+#endif
+
+}  // namespace
+
+bool take_kernel_fault() { return any_fault.exchange(false); }
+
 void run_grid(const GridSpec& g, const std::function<void()>& body) {
+    install_fault_handler();
+    grid_faulted = false;
     if (g.cooperative) {
         run_cooperative_grid(g, body);
         EMU_TSAN_ACQUIRE(&grid_done_sync);
@@ -757,7 +875,7 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
 #endif
         for (;;) {
             unsigned i = next++;
-            if (i >= total) break;
+            if (i >= total || grid_faulted) break;
             run_block(g, i, body);
         }
     };

@@ -7,6 +7,7 @@
 //   extern __shared__ T name[];             ->  T* name = reinterpret_cast<T*>(::emu::dynamic_shared());
 //   [static] __shared__ T name[N][M];       ->  auto& name = ::emu::static_shared<T[N][M]>([] {});
 //   #include "header"                       ->  #include "<its rewritten copy>"   (with --gen; see follow_includes)
+//   asm volatile("ptx" : "=r"(x) : "l"(p));  ->  a call into the PTX interpreter (rewrite_asm, emu/ptx.h)
 //
 // Comments, string and character literals pass through untouched.
 // Usage: emu_rewrite [--gen DIR --root DIR [-I DIR]...] INPUT.cu OUTPUT.cpp
@@ -427,6 +428,173 @@ bool write_file(const std::string& path, const std::string& text) {
     return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// ---- inline PTX ----------------------------------------------------------------
+// asm [volatile] ("template" "more" : outputs : inputs : clobbers) becomes a
+// block with a function-local static site (the template, parsed once, at its
+// first execution) and a call that executes it with the operands: outputs by address
+// (::emu::ptx_out<'f'>(x)), inputs and immediates by value (::emu::ptx_in<'r'>(e)).
+// The replacement is on the asm's first line; the newlines it spanned follow it.
+
+// (String and character literals are skipped with skip_literal above.)
+
+struct AsmOperand {
+    std::string constraint, expr;
+};
+
+// The asm statement's text between its parentheses, split at the top-level
+// colons, with comments replaced by spaces.
+std::vector<std::string> asm_sections(const std::string& body) {
+    std::vector<std::string> sections(1);
+    int depth = 0;
+    for (std::size_t i = 0; i < body.size();) {
+        const char c = body[i];
+        if (c == '"' || c == '\'') {
+            const std::size_t e = skip_literal(body, i);
+            sections.back().append(body, i, e - i);
+            i = e;
+            continue;
+        }
+        if (body.compare(i, 2, "//") == 0) {
+            while (i < body.size() && body[i] != '\n') ++i;
+            sections.back() += ' ';
+            continue;
+        }
+        if (body.compare(i, 2, "/*") == 0) {
+            const std::size_t e = body.find("*/", i + 2);
+            i = e == std::string::npos ? body.size() : e + 2;
+            sections.back() += ' ';
+            continue;
+        }
+        if (c == '(' || c == '[' || c == '{') ++depth;
+        if (c == ')' || c == ']' || c == '}') --depth;
+        if (c == ':' && depth == 0) sections.emplace_back();
+        else sections.back() += (c == '\n' || c == '\r') ? ' ' : c;
+        ++i;
+    }
+    return sections;
+}
+
+// "=r"(x), "l"(p) -> the operands.
+std::vector<AsmOperand> asm_operands(const std::string& sec, std::size_t line) {
+    std::vector<AsmOperand> ops;
+    std::size_t i = 0;
+    const std::size_t n = sec.size();
+    auto skip_space = [&] {
+        while (i < n && std::isspace(static_cast<unsigned char>(sec[i]))) ++i;
+    };
+    skip_space();
+    while (i < n) {
+        if (sec[i] == '[') die(line, "asm operands with symbolic names ([name]) are not supported by the emulator");
+        if (sec[i] != '"') die(line, "cannot read this asm operand list: " + trim(sec));
+        const std::size_t e = skip_literal(sec, i);
+        AsmOperand op;
+        op.constraint = sec.substr(i + 1, e - i - 2);
+        i = e;
+        skip_space();
+        if (i >= n || sec[i] != '(') die(line, "asm operand \"" + op.constraint + "\" without (expression)");
+        int depth = 0;
+        const std::size_t start = i;
+        for (; i < n; ++i) {
+            if (sec[i] == '"' || sec[i] == '\'') {
+                i = skip_literal(sec, i) - 1;
+                continue;
+            }
+            if (sec[i] == '(') ++depth;
+            if (sec[i] == ')' && --depth == 0) break;
+        }
+        if (i >= n) die(line, "unbalanced parentheses in an asm operand");
+        op.expr = sec.substr(start + 1, i - start - 1);
+        ++i;
+        ops.push_back(op);
+        skip_space();
+        if (i < n) {
+            if (sec[i] != ',') die(line, "cannot read this asm operand list: " + trim(sec));
+            ++i;
+            skip_space();
+        }
+    }
+    return ops;
+}
+
+// Rewrites the asm statement whose keyword starts at `at`; returns the index
+// after its closing parenthesis (the `;` stays in the source).
+std::size_t rewrite_asm(const std::string& src, std::size_t at, std::size_t line, std::string& out) {
+    std::size_t i = at;
+    while (i < src.size() && ident_char(src[i])) ++i;  // asm, __asm__, __asm
+    auto skip_space = [&] {
+        while (i < src.size() && std::isspace(static_cast<unsigned char>(src[i]))) ++i;
+    };
+    skip_space();
+    for (const char* q : {"volatile", "__volatile__", "__volatile", "inline"}) {
+        const std::size_t len = std::char_traits<char>::length(q);
+        if (src.compare(i, len, q) == 0 && !ident_char(src[i + len])) {
+            i += len;
+            skip_space();
+        }
+    }
+    if (src.compare(i, 4, "goto") == 0) die(line, "asm goto is not supported by the emulator");
+    if (i >= src.size() || src[i] != '(') die(line, "cannot read this asm statement");
+    const std::size_t open = i;
+    int depth = 0;
+    for (; i < src.size(); ++i) {
+        if (src[i] == '"' || src[i] == '\'') {
+            i = skip_literal(src, i) - 1;
+            continue;
+        }
+        if (src.compare(i, 2, "//") == 0) {
+            while (i < src.size() && src[i] != '\n') ++i;
+            continue;
+        }
+        if (src[i] == '(') ++depth;
+        if (src[i] == ')' && --depth == 0) break;
+    }
+    if (i >= src.size()) die(line, "asm statement without its closing parenthesis");
+    const std::size_t close = i;
+    const std::vector<std::string> sec = asm_sections(src.substr(open + 1, close - open - 1));
+    if (sec.size() > 4) die(line, "asm statement with more than three colons");
+    // The template: string literals only (adjacent ones are joined by the compiler).
+    const std::string tmpl = trim(sec[0]);
+    for (std::size_t j = 0; j < tmpl.size();) {
+        if (tmpl[j] == '"') j = skip_literal(tmpl, j);
+        else if (std::isspace(static_cast<unsigned char>(tmpl[j]))) ++j;
+        else die(line, "the emulator needs an asm template made of string literals only");
+    }
+    if (tmpl.empty()) die(line, "asm statement without a template");
+    std::vector<AsmOperand> ops;
+    for (std::size_t s = 1; s < sec.size() && s < 3; ++s)
+        for (AsmOperand& op : asm_operands(sec[s], line)) {
+            const bool output = s == 1;
+            std::string c;
+            for (char ch : op.constraint)
+                if (ch != '&') c += ch;  // early clobber: no meaning here
+            const bool modified = !c.empty() && (c[0] == '=' || c[0] == '+');
+            if (output != modified)
+                die(line, "asm operand \"" + op.constraint + "\": outputs need = or +, inputs neither");
+            if (c.size() != std::size_t(1 + modified) || std::string("rlfdhcn").find(c.back()) == std::string::npos)
+                die(line,
+                    "asm constraint \"" + op.constraint + "\" is not supported by the emulator (r, l, f, d, h, c, n)");
+            op.constraint = c;
+            ops.push_back(op);
+        }
+    std::string cons, list;
+    for (std::size_t k = 0; k < ops.size(); ++k) {
+        const AsmOperand& op = ops[k];
+        cons += (k ? "," : "") + op.constraint;
+        const bool output = op.constraint[0] == '=' || op.constraint[0] == '+';
+        list += std::string(k ? ", " : "") + (output ? "::emu::ptx_out<'" : "::emu::ptx_in<'") + op.constraint.back() +
+                "'>(" + trim(op.expr) + ")";
+    }
+    out += "do { static const ::emu::PtxSite emu_ptx_site_(" + tmpl + ", \"" + cons + "\", __FILE__, __LINE__); ";
+    if (ops.empty()) {
+        out += "emu_ptx_site_.run(nullptr, 0); } while (0)";
+    } else {
+        out += "::emu::PtxArg emu_ptx_args_[] = {" + list + "}; emu_ptx_site_.run(emu_ptx_args_, " +
+               std::to_string(ops.size()) + "); } while (0)";
+    }
+    out += std::string(count_newlines(src.substr(at, close + 1 - at)), '\n');
+    return close + 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -494,6 +662,12 @@ int main(int argc, char** argv) {
             continue;
         }
         if (c == '\n') ++line;
+        if (word_at(i, "asm") || word_at(i, "__asm__") || word_at(i, "__asm")) {
+            const std::size_t end = rewrite_asm(src, i, line, out);
+            line += count_newlines(src.substr(i, end - i));
+            i = end;
+            continue;
+        }
         if (starts(i, "<<<")) {
             std::size_t end = rewrite_launch(src, i, out, line);
             line += count_newlines(src.substr(i, end - i));

@@ -1,0 +1,1006 @@
+// The PTX interpreter behind the rewritten asm statements (emu/ptx.h).
+//
+// A site's template is parsed once into instructions whose operands are
+// register numbers, immediates and vectors of registers; run() copies the
+// asm operands into a small register file on the stack (outputs too, so an
+// output no instruction writes keeps its value), executes the instructions and
+// copies the outputs back. Registers are 64-bit slots: %0..%N-1 are the asm
+// operands, then the `.reg` locals of the template. Nothing is parsed or
+// allocated per instruction at execution time, except for wgmma's queued
+// products.
+//
+// The semantics follow the PTX ISA (fragment layouts: the comments of
+// kernels/ptx.h). Warp-collective instructions exchange each lane's registers
+// through emu::warp_collective, so every lane of the warp must execute them
+// together, as on the GPU.
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+#include "cuda.h"
+#include "cuda_runtime.h"
+#include "emu/ptx.h"
+
+#if defined(EMU_TSAN)
+// ThreadSanitizer's dynamic annotations (its runtime defines them).
+extern "C" {
+void AnnotateIgnoreReadsBegin(const char* file, int line);
+void AnnotateIgnoreReadsEnd(const char* file, int line);
+void AnnotateIgnoreWritesBegin(const char* file, int line);
+void AnnotateIgnoreWritesEnd(const char* file, int line);
+void AnnotateIgnoreSyncBegin(const char* file, int line);
+void AnnotateIgnoreSyncEnd(const char* file, int line);
+}
+#endif
+
+namespace emu {
+namespace {
+
+enum class Op : uint8_t {
+    Nop,
+    Mma,
+    Ldmatrix,
+    CpAsync,
+    CpAsyncCommit,
+    CpAsyncWaitGroup,
+    CpAsyncWaitAll,
+    WgmmaFence,
+    WgmmaCommit,
+    WgmmaWait,
+    Wgmma,
+    Setmaxnreg,
+    MbarInit,
+    MbarArrive,
+    MbarTryWait,
+    Setp,
+    Selp,
+    Mov,
+    TmaLoad,
+};
+
+// Special registers (%globaltimer, ...).
+enum Special : int { SpGlobaltimer, SpLaneid, SpWarpid, SpSmid, SpClock, SpClock64, SpTidX, SpTidY, SpTidZ };
+
+struct Operand {
+    enum Kind : uint8_t { Reg, Imm, Vec, Mem, Sink, Spec, Tensor } kind = Imm;
+    int reg = -1;           // Reg; Mem and Tensor: the base register (-1: none)
+    int64_t imm = 0;        // Imm; Mem: the offset; Spec: which
+    std::vector<int> regs;  // Vec and Tensor's coordinates (-1: the sink `_`)
+};
+
+struct Insn {
+    Op op = Op::Nop;
+    int guard = -1;  // predicate register, or -1
+    bool guard_neg = false;
+    int p[4] = {0, 0, 0, 0};  // the form's parameters (shape, count, comparison, ...)
+    std::vector<Operand> ops;
+    std::string text;
+};
+
+constexpr int kMaxRegs = 320;
+
+}  // namespace
+
+struct PtxSite::Program {
+    std::string file;
+    int line = 0;
+    int nargs = 0, nregs = 0;
+    std::vector<char> cons;         // the constraint letter of each operand
+    std::vector<uint8_t> out;       // 0 input, 1 output ("=" or "+")
+    std::vector<uint8_t> deferred;  // outputs written later (wgmma's accumulators): not copied back
+    std::vector<int64_t> imm;       // the operands' values at the first call (used for "n" only)
+    std::vector<Insn> insns;
+
+    [[noreturn]] void fail(const Insn* in, const std::string& what) const {
+        std::string msg = file + ":" + std::to_string(line) + ": PTX";
+        if (in) msg += " `" + in->text + "`";
+        msg += ": " + what;
+        kernel_fail(msg.c_str());
+    }
+};
+
+namespace {
+
+using Program = PtxSite::Program;
+
+// ---- parsing ------------------------------------------------------------------
+
+std::string trim(const std::string& s) {
+    const std::size_t a = s.find_first_not_of(" \t\r\n");
+    if (a == std::string::npos) return "";
+    return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
+}
+
+// Splits at the commas outside {} and [].
+std::vector<std::string> split_operands(const std::string& s) {
+    std::vector<std::string> out;
+    int depth = 0;
+    std::string cur;
+    for (char c : s) {
+        if (c == '{' || c == '[') ++depth;
+        if (c == '}' || c == ']') --depth;
+        if (c == ',' && depth == 0) {
+            out.push_back(trim(cur));
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    if (!trim(cur).empty() || !out.empty()) out.push_back(trim(cur));
+    return out;
+}
+
+bool parse_int(const std::string& s, int64_t& v) {
+    if (s.empty()) return false;
+    const char* b = s.c_str();
+    char* e = nullptr;
+    if (s.size() > 2 && (s[0] == '0') && (s[1] == 'f' || s[1] == 'F')) {  // 0fXXXXXXXX: a float's bits
+        v = int64_t(std::strtoull(b + 2, &e, 16));
+        return *e == 0 && s.size() == 10;
+    }
+    v = std::strtoll(b, &e, 0);
+    if (*e == 'U' || *e == 'u') ++e;
+    return *e == 0;
+}
+
+struct Parser {
+    Program& prog;
+    std::vector<std::pair<std::string, int>> locals;
+    const Insn* cur = nullptr;
+
+    [[noreturn]] void fail(const std::string& what) { prog.fail(cur, what); }
+
+    int local(const std::string& name) {
+        for (auto& l : locals)
+            if (l.first == name) return l.second;
+        return -1;
+    }
+    void declare(const std::string& name) {
+        if (prog.nregs >= kMaxRegs) fail("too many registers");
+        locals.emplace_back(name, prog.nregs++);
+    }
+
+    int reg(const std::string& s) {
+        if (s.size() > 1 && s[0] == '%' && std::isdigit(static_cast<unsigned char>(s[1]))) {
+            int64_t n;
+            if (!parse_int(s.substr(1), n) || n >= prog.nargs) fail("no operand " + s);
+            return int(n);
+        }
+        const int r = local(s);
+        if (r < 0) fail("unknown register " + s);
+        return r;
+    }
+
+    Operand operand(const std::string& s) {
+        Operand o;
+        if (s == "_") {
+            o.kind = Operand::Sink;
+        } else if (s.front() == '{') {
+            if (s.back() != '}') fail("cannot read the vector " + s);
+            o.kind = Operand::Vec;
+            for (const std::string& e : split_operands(s.substr(1, s.size() - 2)))
+                o.regs.push_back(e == "_" ? -1 : reg(e));
+        } else if (s.front() == '[') {
+            if (s.back() != ']') fail("cannot read the address " + s);
+            const std::string in = trim(s.substr(1, s.size() - 2));
+            const std::vector<std::string> parts = split_operands(in);
+            if (parts.size() == 2) {  // [tensor map, {coordinates}]
+                o = operand(parts[1]);
+                if (o.kind != Operand::Vec) fail("cannot read the tensor address " + s);
+                o.kind = Operand::Tensor;
+                o.reg = reg(parts[0]);
+                return o;
+            }
+            o.kind = Operand::Mem;
+            const std::size_t plus = in.find_first_of("+-", 1);
+            std::string base = trim(plus == std::string::npos ? in : in.substr(0, plus));
+            if (plus != std::string::npos) {
+                int64_t off;
+                std::string t = trim(in.substr(plus + 1));
+                if (!parse_int(t, off)) fail("cannot read the address " + s);
+                o.imm = in[plus] == '-' ? -off : off;
+            }
+            int64_t v;
+            if (parse_int(base, v)) o.imm += v;
+            else o.reg = reg(base);
+        } else if (s[0] == '%' && s.size() > 1 && !std::isdigit(static_cast<unsigned char>(s[1]))) {
+            static const std::pair<const char*, int> names[] = {{"%globaltimer", SpGlobaltimer},
+                                                                {"%laneid", SpLaneid},
+                                                                {"%warpid", SpWarpid},
+                                                                {"%smid", SpSmid},
+                                                                {"%clock", SpClock},
+                                                                {"%clock64", SpClock64},
+                                                                {"%tid.x", SpTidX},
+                                                                {"%tid.y", SpTidY},
+                                                                {"%tid.z", SpTidZ}};
+            o.kind = Operand::Spec;
+            o.imm = -1;
+            for (auto& n : names)
+                if (s == n.first) o.imm = n.second;
+            if (o.imm < 0) fail("special register " + s + " is not emulated");
+        } else {
+            int64_t v;
+            if (parse_int(s, v)) {
+                o.kind = Operand::Imm;
+                o.imm = v;
+            } else {
+                o.kind = Operand::Reg;
+                o.reg = reg(s);
+                if (o.reg < prog.nargs && prog.cons[std::size_t(o.reg)] == 'n') {
+                    o.kind = Operand::Imm;  // an immediate operand: its value is part of the program
+                    o.imm = prog.imm[std::size_t(o.reg)];
+                    o.reg = -1;
+                }
+            }
+        }
+        return o;
+    }
+
+    // `.reg .b32 a, b<2>;`
+    void declaration(const std::string& st) {
+        std::string rest = trim(st.substr(4));
+        while (!rest.empty() && rest[0] == '.') {  // the type (and a vector width)
+            const std::size_t sp = rest.find_first_of(" \t");
+            if (sp == std::string::npos) fail("cannot read the declaration " + st);
+            rest = trim(rest.substr(sp));
+        }
+        for (const std::string& d : split_operands(rest)) {
+            const std::size_t lt = d.find('<');
+            if (lt == std::string::npos) {
+                declare(d);
+                continue;
+            }
+            int64_t n;
+            if (!parse_int(d.substr(lt + 1, d.size() - lt - 2), n) || d.back() != '>') fail("cannot read " + d);
+            for (int64_t i = 0; i < n; ++i) declare(d.substr(0, lt) + std::to_string(i));
+        }
+    }
+
+    void expect(const Insn& in, std::size_t n) {
+        if (in.ops.size() != n) fail("expected " + std::to_string(n) + " operands");
+    }
+    void expect_vec(const Operand& o, std::size_t n) {
+        if (o.kind != Operand::Vec || o.regs.size() != n)
+            fail("expected a vector of " + std::to_string(n) + " registers");
+    }
+    void expect_kind(const Operand& o, Operand::Kind k, const char* what) {
+        if (o.kind != k) fail(std::string("expected ") + what);
+    }
+
+    // Decodes the opcode and checks the operands of one instruction.
+    void decode(Insn& in, const std::string& opc) {
+        auto is = [&](const char* s) { return opc == s; };
+        auto starts = [&](const char* s) { return opc.compare(0, std::strlen(s), s) == 0; };
+        if (is("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")) {
+            in.op = Op::Mma;
+            expect(in, 4);
+            expect_vec(in.ops[0], 4), expect_vec(in.ops[1], 4), expect_vec(in.ops[2], 2), expect_vec(in.ops[3], 4);
+        } else if (starts("ldmatrix.")) {
+            in.op = Op::Ldmatrix;
+            for (int x : {1, 2, 4})
+                for (int t : {0, 1}) {
+                    std::string form = "ldmatrix.sync.aligned.m8n8.x" + std::to_string(x) + (t ? ".trans" : "");
+                    if (opc == form + ".shared.b16" || opc == form + ".shared::cta.b16") in.p[0] = x, in.p[1] = t;
+                }
+            if (!in.p[0]) fail("this ldmatrix form is not emulated");
+            expect(in, 2);
+            expect_vec(in.ops[0], std::size_t(in.p[0]));
+            expect_kind(in.ops[1], Operand::Mem, "an address");
+        } else if (is("cp.async.ca.shared.global") || is("cp.async.cg.shared.global") ||
+                   is("cp.async.ca.shared::cta.global") || is("cp.async.cg.shared::cta.global")) {
+            in.op = Op::CpAsync;
+            in.p[1] = opc[9] == 'g';  // .cg: 16 bytes only
+            expect(in, 3);
+            expect_kind(in.ops[0], Operand::Mem, "a shared address");
+            expect_kind(in.ops[1], Operand::Mem, "a global address");
+            expect_kind(in.ops[2], Operand::Imm, "the copy size");
+            in.p[0] = int(in.ops[2].imm);
+            if (in.p[0] != 4 && in.p[0] != 8 && in.p[0] != 16) fail("cp.async copies 4, 8 or 16 bytes");
+            if (in.p[1] && in.p[0] != 16) fail("cp.async.cg copies 16 bytes");
+        } else if (is("cp.async.commit_group")) {
+            in.op = Op::CpAsyncCommit;
+            expect(in, 0);
+        } else if (is("cp.async.wait_group")) {
+            in.op = Op::CpAsyncWaitGroup;
+            expect(in, 1);
+            expect_kind(in.ops[0], Operand::Imm, "an immediate group count");
+        } else if (is("cp.async.wait_all")) {
+            in.op = Op::CpAsyncWaitAll;
+            expect(in, 0);
+        } else if (is("fence.proxy.async.shared::cta") || is("fence.proxy.async") ||
+                   is("fence.mbarrier_init.release.cluster")) {
+            in.op = Op::Nop;  // one memory proxy, one block: nothing to order
+            expect(in, 0);
+        } else if (is("wgmma.fence.sync.aligned")) {
+            in.op = Op::WgmmaFence;
+            expect(in, 0);
+        } else if (is("wgmma.commit_group.sync.aligned")) {
+            in.op = Op::WgmmaCommit;
+            expect(in, 0);
+        } else if (is("wgmma.wait_group.sync.aligned")) {
+            in.op = Op::WgmmaWait;
+            expect(in, 1);
+            expect_kind(in.ops[0], Operand::Imm, "an immediate group count");
+        } else if (starts("wgmma.mma_async.sync.aligned.m64n")) {
+            decode_wgmma(in, opc);
+        } else if (is("setmaxnreg.inc.sync.aligned.u32") || is("setmaxnreg.dec.sync.aligned.u32")) {
+            in.op = Op::Setmaxnreg;
+            expect(in, 1);
+            expect_kind(in.ops[0], Operand::Imm, "an immediate register count");
+            const int64_t n = in.ops[0].imm;
+            if (n < 24 || n > 256 || n % 8) fail("setmaxnreg takes 24..256 in steps of 8");
+        } else if (is("mbarrier.init.shared::cta.b64") || is("mbarrier.init.shared.b64")) {
+            in.op = Op::MbarInit;
+            expect(in, 2);
+            expect_kind(in.ops[0], Operand::Mem, "the barrier's address");
+        } else if (is("mbarrier.arrive.shared::cta.b64") || is("mbarrier.arrive.shared.b64") ||
+                   is("mbarrier.arrive.expect_tx.shared::cta.b64") || is("mbarrier.arrive.expect_tx.shared.b64")) {
+            in.op = Op::MbarArrive;
+            in.p[0] = opc.find("expect_tx") != std::string::npos;
+            expect(in, in.p[0] ? 3 : 2);
+            expect_kind(in.ops[1], Operand::Mem, "the barrier's address");
+        } else if (is("mbarrier.try_wait.parity.shared::cta.b64") || is("mbarrier.try_wait.parity.shared.b64")) {
+            in.op = Op::MbarTryWait;
+            expect(in, 3);
+            expect_kind(in.ops[0], Operand::Reg, "a predicate");
+            expect_kind(in.ops[1], Operand::Mem, "the barrier's address");
+        } else if (starts("setp.")) {
+            in.op = Op::Setp;
+            static const char* cmps[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+            const std::size_t dot = opc.find('.', 5);
+            const std::string cmp = opc.substr(5, dot - 5), type = dot == std::string::npos ? "" : opc.substr(dot + 1);
+            in.p[0] = -1;
+            for (int i = 0; i < 6; ++i)
+                if (cmp == cmps[i]) in.p[0] = i;
+            in.p[1] = type_code(type);
+            if (in.p[0] < 0 || in.p[1] < 0) fail("this setp form is not emulated");
+            expect(in, 3);
+            expect_kind(in.ops[0], Operand::Reg, "a predicate");
+        } else if (starts("selp.")) {
+            in.op = Op::Selp;
+            in.p[1] = type_code(opc.substr(5));
+            if (in.p[1] < 0) fail("this selp form is not emulated");
+            expect(in, 4);
+            expect_kind(in.ops[0], Operand::Reg, "a destination register");
+        } else if (starts("mov.")) {
+            in.op = Op::Mov;
+            in.p[1] = type_code(opc.substr(4));
+            if (in.p[1] < 0) fail("this mov form is not emulated");
+            expect(in, 2);
+            // mov.b32 d, {lo, hi} packs two 16-bit halves (.b64: two 32-bit), mov.b32 {lo, hi}, s unpacks.
+            if (in.ops[0].kind == Operand::Vec || in.ops[1].kind == Operand::Vec) {
+                if (opc != "mov.b32" && opc != "mov.b64") fail("vector movs are .b32 or .b64");
+                const Operand& v = in.ops[0].kind == Operand::Vec ? in.ops[0] : in.ops[1];
+                expect_vec(v, 2);
+                in.p[2] = in.ops[0].kind == Operand::Vec ? 2 : 1;  // 1 pack, 2 unpack
+                if (in.p[2] == 1) expect_kind(in.ops[0], Operand::Reg, "a destination register");
+                for (int x : v.regs)
+                    if (x < 0 && in.p[2] == 1) fail("a vector to pack cannot hold _");
+            } else {
+                expect_kind(in.ops[0], Operand::Reg, "a destination register");
+            }
+        } else if (starts("cp.async.bulk.tensor.")) {
+            for (int r = 1; r <= 5; ++r)
+                if (opc == "cp.async.bulk.tensor." + std::to_string(r) +
+                               "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes")
+                    in.p[0] = r;
+            if (!in.p[0]) fail("this cp.async.bulk.tensor form is not emulated");
+            in.op = Op::TmaLoad;
+            expect(in, 3);
+            expect_kind(in.ops[0], Operand::Mem, "a shared address");
+            expect_kind(in.ops[1], Operand::Tensor, "[tensor map, {coordinates}]");
+            expect_kind(in.ops[2], Operand::Mem, "the barrier's address");
+            if (in.ops[1].regs.size() != std::size_t(in.p[0])) fail("the coordinates are not the rank's");
+        } else {
+            fail("instruction not emulated");
+        }
+    }
+
+    // Types of the scalar instructions: 32-bit (0 unsigned, 1 signed, 2 float) or 64-bit (+4).
+    static int type_code(const std::string& t) {
+        if (t == "b32" || t == "u32" || t == "pred") return 0;
+        if (t == "s32") return 1;
+        if (t == "f32") return 2;
+        if (t == "b64" || t == "u64") return 4;
+        if (t == "s64") return 5;
+        return -1;
+    }
+
+    // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, a, b-desc, scale-d, imm-scale-a, imm-scale-b[,
+    // imm-trans-a], imm-trans-b (imm-trans-a only with A from shared memory).
+    void decode_wgmma(Insn& in, const std::string& opc) {
+        int n = 0;
+        for (int c = 8; c <= 256; c += 8)
+            if (opc == "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c) + "k16.f32.bf16.bf16") n = c;
+        if (n != 64 && n != 128) fail("this wgmma shape or type is not emulated");
+        in.op = Op::Wgmma;
+        in.p[0] = n;
+        if (in.ops.size() < 2) fail("expected wgmma's operands");
+        const bool a_shared = in.ops[1].kind != Operand::Vec;
+        in.p[1] = a_shared;
+        expect(in, a_shared ? 8 : 7);
+        expect_vec(in.ops[0], std::size_t(n / 2));
+        if (!a_shared) expect_vec(in.ops[1], 4);
+        else expect_kind(in.ops[1], Operand::Reg, "A's descriptor");
+        expect_kind(in.ops[2], Operand::Reg, "B's descriptor");
+        for (std::size_t i = 4; i < in.ops.size(); ++i) expect_kind(in.ops[i], Operand::Imm, "an immediate");
+        if (in.ops[4].imm != 1 || in.ops[5].imm != 1) fail("imm-scale-a and imm-scale-b other than 1 are not emulated");
+        if (a_shared && in.ops[6].imm != 0) fail("an MN-major A (imm-trans-a) is not emulated");
+        for (int r : in.ops[0].regs)
+            if (r < 0 || r >= prog.nargs || !prog.out[std::size_t(r)] || prog.cons[std::size_t(r)] != 'f')
+                fail("the accumulators must be \"+f\" operands");
+        if (!a_shared && in.ops[1].kind != Operand::Vec) fail("expected A's registers");
+        for (int r : in.ops[0].regs) prog.deferred[std::size_t(r)] = 1;
+    }
+
+    void statement(const std::string& raw) {
+        const std::string st = trim(raw);
+        if (st.empty()) return;
+        if (st.compare(0, 4, ".reg") == 0) return declaration(st);
+        Insn in;
+        in.text = st;
+        prog.insns.push_back(in);
+        Insn& ins = prog.insns.back();
+        cur = &ins;
+        std::string rest = st;
+        if (rest[0] == '@') {
+            const std::size_t sp = rest.find_first_of(" \t");
+            if (sp == std::string::npos) fail("a guard without an instruction");
+            std::string g = rest.substr(1, sp - 1);
+            if (!g.empty() && g[0] == '!') ins.guard_neg = true, g = g.substr(1);
+            ins.guard = reg(g);
+            rest = trim(rest.substr(sp));
+        }
+        if (rest[0] == '.') fail("directive not emulated");
+        const std::size_t sp = rest.find_first_of(" \t");
+        const std::string opc = rest.substr(0, sp);
+        if (opc.back() == ':') fail("labels are not emulated");
+        if (sp != std::string::npos)
+            for (const std::string& o : split_operands(rest.substr(sp))) {
+                if (o.empty()) fail("an empty operand");
+                ins.ops.push_back(operand(o));
+            }
+        decode(ins, opc);
+        cur = nullptr;
+    }
+
+    // The template after the compiler's escapes: `%%` is a literal %, `%N` an operand.
+    void parse(const char* text) {
+        std::string t;
+        for (const char* c = text; *c; ++c) {
+            if (c[0] == '%' && c[1] == '%') ++c;
+            t += *c;
+        }
+        std::string st;
+        int depth = 0;  // of {} inside an instruction (vectors)
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            const char c = t[i];
+            if (c == '/' && i + 1 < t.size() && t[i + 1] == '/') {
+                while (i < t.size() && t[i] != '\n') ++i;
+                continue;
+            }
+            if (c == '/' && i + 1 < t.size() && t[i + 1] == '*') {
+                const std::size_t e = t.find("*/", i + 2);
+                i = e == std::string::npos ? t.size() : e + 1;
+                continue;
+            }
+            if ((c == '{' || c == '}') && depth == 0 && trim(st).empty()) {
+                st.clear();  // a scope: its .reg names stay declared (the emulator does not shadow)
+                continue;
+            }
+            if (c == '{') ++depth;
+            if (c == '}') --depth;
+            if (c == ';' && depth == 0) {
+                statement(st);
+                st.clear();
+                continue;
+            }
+            st += c;
+        }
+        if (!trim(st).empty()) statement(st);
+    }
+};
+
+// ---- helpers of the semantics --------------------------------------------------
+
+inline float f32(uint64_t r) {
+    float f;
+    const uint32_t b = uint32_t(r);
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+inline uint64_t bits(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+}
+inline float bf16(uint32_t h) { return f32(uint64_t(h & 0xffffu) << 16); }
+inline float bf16_low(uint32_t r) { return bf16(r); }
+inline float bf16_high(uint32_t r) { return bf16(r >> 16); }
+
+// Gathers one 64-bit value from every lane of the (full) warp.
+inline void gather(uint64_t mine, uint64_t all[32]) { warp_collective(0xffffffffu, mine, all); }
+
+struct Exec {
+    const Program& prog;
+    uint64_t* r;
+    const PtxArg* args;
+    const Insn* in = nullptr;
+
+    [[noreturn]] void fail(const std::string& what) const { prog.fail(in, what); }
+
+    uint64_t val(const Operand& o) const {
+        switch (o.kind) {
+            case Operand::Reg:
+                return r[o.reg];
+            case Operand::Imm:
+                return uint64_t(o.imm);
+            case Operand::Spec:
+                return special(int(o.imm));
+            default:
+                fail("expected a register or an immediate");
+        }
+    }
+    uint64_t address(const Operand& o) const { return (o.reg >= 0 ? r[o.reg] : 0) + uint64_t(o.imm); }
+    void* shared(const Operand& o, std::size_t bytes) const {
+        return shared_window_pointer(uint32_t(address(o)), bytes);
+    }
+
+    static uint64_t special(int which) {
+        const ThreadCoords& c = *tls_coords;  // lane
+        switch (which) {
+            case SpGlobaltimer:
+            case SpClock64:
+            case SpClock:
+                return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count());
+            case SpLaneid:
+                return c.lane;
+            case SpWarpid:
+                return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) / 32;
+            case SpSmid:
+                return 0;
+            case SpTidX:
+                return threadIdx.x;
+            case SpTidY:
+                return threadIdx.y;
+            default:
+                return threadIdx.z;
+        }
+    }
+
+    // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32. Lane (g, t) computes
+    // D[g][2t, 2t+1] and D[g+8][2t, 2t+1]: rows g and g+8 of A, held by lanes
+    // 4g..4g+3, and columns 2t and 2t+1 of B, held by lanes 4(2t)..4(2t)+3 and
+    // 4(2t+1)..4(2t+1)+3 (the layouts of kernels/ptx.h).
+    void mma() {
+        const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
+        uint64_t a01[32], a23[32], b01[32];
+        gather(uint32_t(r[A.regs[0]]) | (r[A.regs[1]] << 32), a01);
+        gather(uint32_t(r[A.regs[2]]) | (r[A.regs[3]] << 32), a23);
+        gather(uint32_t(r[B.regs[0]]) | (r[B.regs[1]] << 32), b01);
+        const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
+        float a[2][16], b[2][16];  // rows g, g+8 of A; columns 2t, 2t+1 of B
+        for (unsigned u = 0; u < 4; ++u) {
+            const uint64_t x01 = a01[4 * g + u], x23 = a23[4 * g + u];
+            const uint32_t q[4] = {uint32_t(x01), uint32_t(x01 >> 32), uint32_t(x23), uint32_t(x23 >> 32)};
+            for (unsigned k = 0; k < 4; ++k) {
+                const unsigned row = k & 1, col = 2 * u + 8 * (k >> 1);
+                a[row][col] = bf16_low(q[k]);
+                a[row][col + 1] = bf16_high(q[k]);
+            }
+            for (unsigned c = 0; c < 2; ++c) {
+                const uint64_t y = b01[4 * (2 * t + c) + u];
+                b[c][2 * u] = bf16_low(uint32_t(y)), b[c][2 * u + 1] = bf16_high(uint32_t(y));
+                b[c][2 * u + 8] = bf16_low(uint32_t(y >> 32)), b[c][2 * u + 9] = bf16_high(uint32_t(y >> 32));
+            }
+        }
+        float d[4];
+        for (unsigned i = 0; i < 4; ++i) {
+            float acc = f32(r[C.regs[i]]);
+            // A bf16 product is exact in fp32, so this rounds once per step, as fmaf would.
+            for (unsigned k = 0; k < 16; ++k) acc += a[i / 2][k] * b[i % 2][k];
+            d[i] = acc;
+        }
+        for (unsigned i = 0; i < 4; ++i)
+            if (D.regs[i] >= 0) r[D.regs[i]] = bits(d[i]);
+    }
+
+    // ldmatrix: lanes 8j..8j+7 give the row addresses of matrix j.
+    void ldmatrix() {
+        const int n = in->p[0];
+        const bool trans = in->p[1];
+        const uint32_t mine = uint32_t(address(in->ops[1]));
+        uint64_t rows[32];
+        gather(reinterpret_cast<uintptr_t>(shared_window_pointer(mine, 16)), rows);
+        if (mine % 16) fail("ldmatrix: a row address is not 16-byte aligned");
+        const unsigned lane = lane_id();
+        for (int j = 0; j < n; ++j) {
+            unsigned short lo, hi;
+            if (!trans) {
+                const unsigned short* p = reinterpret_cast<const unsigned short*>(rows[8 * j + lane / 4]);
+                lo = p[2 * (lane % 4)];
+                hi = p[2 * (lane % 4) + 1];
+            } else {
+                const unsigned short* p0 = reinterpret_cast<const unsigned short*>(rows[8 * j + 2 * (lane % 4)]);
+                const unsigned short* p1 = reinterpret_cast<const unsigned short*>(rows[8 * j + 2 * (lane % 4) + 1]);
+                lo = p0[lane / 4];
+                hi = p1[lane / 4];
+            }
+            const int d = in->ops[0].regs[std::size_t(j)];
+            if (d >= 0) r[d] = uint32_t(lo) | (uint32_t(hi) << 16);
+        }
+    }
+
+    void cp_async() {
+        const unsigned bytes = unsigned(in->p[0]);
+        void* dst = shared(in->ops[0], bytes);
+        const void* src = reinterpret_cast<const void*>(address(in->ops[1]));
+        if (reinterpret_cast<uintptr_t>(dst) % bytes || reinterpret_cast<uintptr_t>(src) % bytes)
+            fail("cp.async address not aligned to the copy size");
+        AsyncCopyState& st = async_copy_state();
+        st.pending.push_back(AsyncCopy{dst, src, bytes, st.committed});
+    }
+
+    // Completes the copies of every committed group but the newest `keep`.
+    static void cp_async_wait(unsigned keep, bool all) {
+        AsyncCopyState& st = async_copy_state();
+        std::size_t out = 0;
+        for (std::size_t i = 0; i < st.pending.size(); ++i) {
+            const AsyncCopy& c = st.pending[i];
+            if (all || (c.group < st.committed && st.committed - c.group > keep)) {
+                // Byte by byte through this thread's loads and stores, so the checkers see them.
+                const unsigned char* s = static_cast<const unsigned char*>(c.src);
+                unsigned char* d = static_cast<unsigned char*>(c.dst);
+                for (unsigned b = 0; b < c.bytes; ++b) d[b] = s[b];
+            } else {
+                st.pending[out++] = c;
+            }
+        }
+        st.pending.resize(out);
+    }
+
+    void wgmma();
+
+    // The barrier word itself is written at init and read by every use, so that
+    // the race checker sees a use not ordered after the init (a missing __syncthreads).
+    static void touch(const void* bar) { (void)*static_cast<const volatile uint64_t*>(bar); }
+
+    void tma_load();
+
+    void step() {
+        switch (in->op) {
+            case Op::Nop:
+            case Op::Setmaxnreg:  // register counts are the compiler's business
+                return;
+            case Op::Mma:
+                return mma();
+            case Op::Ldmatrix:
+                return ldmatrix();
+            case Op::CpAsync:
+                return cp_async();
+            case Op::CpAsyncCommit:
+                ++async_copy_state().committed;
+                return;
+            case Op::CpAsyncWaitGroup:
+                return cp_async_wait(unsigned(in->ops[0].imm), false);
+            case Op::CpAsyncWaitAll:
+                return cp_async_wait(0, true);
+            case Op::WgmmaFence:
+                wgmma_state().fenced = true;
+                return;
+            case Op::WgmmaCommit:
+                ++wgmma_state().committed;
+                return;
+            case Op::WgmmaWait:
+                return wgmma_retire(unsigned(in->ops[0].imm));
+            case Op::Wgmma:
+                return wgmma();
+            case Op::MbarInit: {
+                uint64_t* bar = static_cast<uint64_t*>(shared(in->ops[0], 8));
+                const unsigned count = unsigned(val(in->ops[1]));
+                *bar = count;
+                mbarrier_init(bar, count);
+                return;
+            }
+            case Op::MbarArrive: {
+                void* bar = shared(in->ops[1], 8);
+                touch(bar);
+                mbarrier_arrive(bar, in->p[0] ? unsigned(val(in->ops[2])) : 0u);
+                if (in->ops[0].kind == Operand::Reg) r[in->ops[0].reg] = 0;  // the state token: opaque
+                return;
+            }
+            case Op::MbarTryWait: {
+                void* bar = shared(in->ops[1], 8);
+                touch(bar);
+                r[in->ops[0].reg] = mbarrier_try_wait(bar, unsigned(val(in->ops[2])) & 1u);
+                return;
+            }
+            case Op::Setp: {
+                const int t = in->p[1];
+                const uint64_t a = val(in->ops[1]), b = val(in->ops[2]);
+                bool lt, eq;
+                if (t == 2) {
+                    lt = f32(a) < f32(b), eq = f32(a) == f32(b);
+                } else if (t & 4) {
+                    lt = (t & 1) ? int64_t(a) < int64_t(b) : a < b, eq = a == b;
+                } else {
+                    lt = (t & 1) ? int32_t(a) < int32_t(b) : uint32_t(a) < uint32_t(b), eq = uint32_t(a) == uint32_t(b);
+                }
+                static const bool table[6][3] = {{false, true, false}, {true, false, true},
+                                                 {true, false, false}, {true, true, false},
+                                                 {false, false, true}, {false, true, true}};  // [cmp][lt, eq, gt]
+                const int k = lt ? 0 : eq ? 1 : 2;
+                r[in->ops[0].reg] = table[in->p[0]][k];
+                return;
+            }
+            case Op::Selp:
+                r[in->ops[0].reg] = mask(val(in->ops[3]) ? val(in->ops[1]) : val(in->ops[2]), in->p[1]);
+                return;
+            case Op::Mov: {
+                const unsigned half = (in->p[1] & 4) ? 32 : 16;
+                const uint64_t low = (uint64_t(1) << half) - 1;
+                if (in->p[2] == 1) {
+                    const Operand& v = in->ops[1];
+                    r[in->ops[0].reg] = (r[v.regs[0]] & low) | ((r[v.regs[1]] & low) << half);
+                } else if (in->p[2] == 2) {
+                    const uint64_t x = val(in->ops[1]);
+                    const Operand& v = in->ops[0];
+                    if (v.regs[0] >= 0) r[v.regs[0]] = x & low;
+                    if (v.regs[1] >= 0) r[v.regs[1]] = (x >> half) & low;
+                } else {
+                    r[in->ops[0].reg] = mask(val(in->ops[1]), in->p[1]);
+                }
+                return;
+            }
+            case Op::TmaLoad:
+                return tma_load();
+        }
+    }
+    static uint64_t mask(uint64_t v, int type) { return (type & 4) ? v : uint64_t(uint32_t(v)); }
+
+    static void wgmma_retire(unsigned keep);
+};
+
+// ---- wgmma -----------------------------------------------------------------------
+// Warp w of the warpgroup owns rows 16w..16w+15 of D and gives those rows of A
+// in the mma.m16n8k16 A layout, so each warp's part of the product needs only
+// its own lanes. The product is queued when issued and done when
+// wgmma.wait_group retires its group, reading the shared operands then.
+
+// Byte offset, from the start of dynamic shared memory, of element (k, n) of
+// the K16 x N operand described by `desc` (the layouts of kernels/ptx.h).
+inline std::size_t wgmma_offset(uint64_t desc, bool mn_major, unsigned k, unsigned n) {
+    const std::size_t start = (desc & 0x3FFFu) << 4, lbo = ((desc >> 16) & 0x3FFFu) << 4,
+                      sbo = ((desc >> 32) & 0x3FFFu) << 4;
+    if ((desc >> 62) == 0) return start + (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
+    const std::size_t off = mn_major ? start + (k / 8) * sbo + (k % 8) * 128 + (n / 64) * lbo + (n % 64) * 2
+                                     : start + (n / 8) * sbo + (n % 8) * 128 + k * 2;
+    return off ^ (((off >> 7) & 7u) << 4);
+}
+
+inline float smem_bf16(const unsigned char* e) { return bf16(uint32_t(e[0] | (e[1] << 8))); }
+
+void check_descriptor(const Exec& x, uint64_t desc, bool mn_major, const char* which) {
+    const unsigned layout = unsigned(desc >> 62);
+    const std::size_t start = (desc & 0x3FFFu) << 4;
+    std::string w = std::string("wgmma descriptor of ") + which + ": ";
+    if (layout > 1) x.fail(w + "only no swizzle and the 128-byte swizzle are emulated");
+    if ((desc >> 49) & 7u) x.fail(w + "a base offset (bits 49-51) is not emulated");
+    if (start >= dynamic_shared_bytes())
+        x.fail(w + "the operand must lie in dynamic shared memory (the start address is past its end)");
+    if (layout == 0 && mn_major) x.fail(w + "an MN-major operand without swizzle is not emulated");
+    if (layout == 1 && start % 1024 >= 128)
+        x.fail(w +
+               "a 128-byte swizzled operand must start in the first 128 bytes of a 1024-byte aligned block (the "
+               "emulator does not model the base offset field)");
+}
+
+void Exec::wgmma() {
+    WgmmaState& st = wgmma_state();
+    if (!st.fenced) fail("wgmma.mma_async without a wgmma.fence since the last wgmma.wait_group");
+    const int n = in->p[0];
+    const bool a_shared = in->p[1];
+    const uint64_t desc_b = r[in->ops[2].reg];
+    const bool mn_major = in->ops.back().imm != 0;
+    check_descriptor(*this, desc_b, mn_major, "B");
+    const bool accumulate = val(in->ops[3]) != 0;
+    const unsigned char* smem = static_cast<const unsigned char*>(dynamic_shared());
+    const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
+    std::vector<float*> d(std::size_t(n / 2));
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<float*>(args[in->ops[0].regs[i]].out);
+    // This lane's rows g and g+8 of the warp's 16 rows of A: from registers,
+    // held by lanes 4g..4g+3 (the mma A layout), gathered now.
+    std::array<float, 32> a{};
+    if (!a_shared) {
+        const Operand& A = in->ops[1];
+        uint64_t a01[32], a23[32];
+        gather(uint32_t(r[A.regs[0]]) | (r[A.regs[1]] << 32), a01);
+        gather(uint32_t(r[A.regs[2]]) | (r[A.regs[3]] << 32), a23);
+        for (unsigned u = 0; u < 4; ++u) {
+            const uint64_t x01 = a01[4 * g + u], x23 = a23[4 * g + u];
+            const uint32_t q[4] = {uint32_t(x01), uint32_t(x01 >> 32), uint32_t(x23), uint32_t(x23 >> 32)};
+            for (unsigned k = 0; k < 4; ++k) {
+                const unsigned row = k & 1, col = 2 * u + 8 * (k >> 1);
+                a[row * 16 + col] = bf16_low(q[k]);
+                a[row * 16 + col + 1] = bf16_high(q[k]);
+            }
+        }
+    }
+    const uint64_t desc_a = a_shared ? r[in->ops[1].reg] : 0;
+    if (a_shared) check_descriptor(*this, desc_a, false, "A");
+    const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z), w = (linear / 32) % 4;
+    st.pending.push_back({st.committed, [=, d = std::move(d)] {
+                              float arow[2][16];  // A from shared memory is read when the product runs
+                              for (unsigned row = 0; row < 2; ++row)
+                                  for (unsigned k = 0; k < 16; ++k)
+                                      arow[row][k] =
+                                          a_shared
+                                              ? smem_bf16(smem + wgmma_offset(desc_a, false, k, 16 * w + g + 8 * row))
+                                              : a[row * 16 + k];
+                              for (int j = 0; j < n / 8; ++j)
+                                  for (int c = 0; c < 2; ++c) {
+                                      const unsigned col = 8 * j + 2 * t + c;
+                                      float b[16];
+                                      for (unsigned k = 0; k < 16; ++k)
+                                          b[k] = smem_bf16(smem + wgmma_offset(desc_b, mn_major, k, col));
+                                      for (int h = 0; h < 2; ++h) {
+                                          float* out = d[std::size_t(4 * j + 2 * h + c)];
+                                          float acc = accumulate ? *out : 0.0f;
+                                          // bf16 products are exact in fp32: one rounding per step, as fmaf.
+                                          for (unsigned k = 0; k < 16; ++k) acc += arow[h][k] * b[k];
+                                          *out = acc;
+                                      }
+                                  }
+                          }});
+}
+
+// Runs the products of every committed group but the newest `keep`, in issue order.
+void Exec::wgmma_retire(unsigned keep) {
+    WgmmaState& st = wgmma_state();
+    std::vector<WgmmaOp> left;
+    for (WgmmaOp& op : st.pending) {
+        if (op.group < st.committed && st.committed - op.group > keep) op.run();
+        else left.push_back(std::move(op));
+    }
+    st.pending = std::move(left);
+    st.fenced = false;
+}
+
+// ---- TMA -------------------------------------------------------------------------
+// The issuing thread copies the box at once, through its own loads and stores
+// (so the checkers see them: a reader that did not wait on the barrier races
+// with these stores), then counts the bytes against the barrier.
+void Exec::tma_load() {
+    const int rank = in->p[0];
+    TensorMapFields m;
+    const void* map = reinterpret_cast<const void*>(address(Operand{Operand::Mem, in->ops[1].reg, 0, {}}));
+    std::memcpy(&m, map, sizeof(m));
+    if (m.magic != kTensorMapMagic) fail("cp.async.bulk.tensor: not a tensor map from cuTensorMapEncodeTiled");
+    if (int(m.rank) != rank) fail("cp.async.bulk.tensor: the instruction's rank is not the tensor map's");
+    uint32_t box[5] = {1, 1, 1, 1, 1};
+    std::size_t total = m.elem_bytes;
+    for (int i = 0; i < rank; ++i) box[i] = m.box[i], total *= m.box[i];
+    unsigned char* dst = static_cast<unsigned char*>(shared(in->ops[0], total));
+    void* bar = shared(in->ops[2], 8);
+    touch(bar);
+    // The emulator's shared memory (dynamic, and static arrays with their
+    // __align__) is as aligned in the host address space as on the GPU.
+    if (reinterpret_cast<uintptr_t>(dst) % (m.swizzle128 ? 1024 : 128))
+        fail(m.swizzle128 ? "cp.async.bulk.tensor: a 128-byte swizzled box needs 1024-byte aligned shared memory"
+                          : "cp.async.bulk.tensor: the shared-memory destination must be 128-byte aligned");
+    int c[5] = {0, 0, 0, 0, 0};
+    for (int i = 0; i < rank; ++i) c[i] = int32_t(r[in->ops[1].regs[std::size_t(i)]]);
+    const std::size_t e = m.elem_bytes;
+    std::size_t lin = 0;
+    for (uint32_t i4 = 0; i4 < box[4]; ++i4)
+        for (uint32_t i3 = 0; i3 < box[3]; ++i3)
+            for (uint32_t i2 = 0; i2 < box[2]; ++i2)
+                for (uint32_t i1 = 0; i1 < box[1]; ++i1)
+                    for (uint32_t i0 = 0; i0 < box[0]; ++i0, lin += e) {
+                        const uint32_t idx[5] = {i0, i1, i2, i3, i4};
+                        const unsigned char* src = m.base;
+                        for (int d = 0; d < rank && src; ++d) {
+                            const long long x = (long long)c[d] + idx[d];
+                            if (x < 0 || x >= (long long)m.dim[d]) src = nullptr;  // outside: zeros
+                            else src += std::size_t(x) * (d == 0 ? e : m.stride[d - 1]);
+                        }
+                        const std::size_t o = m.swizzle128 ? lin ^ (((lin >> 7) & 7u) << 4) : lin;
+                        for (std::size_t b = 0; b < e; ++b) dst[o + b] = src ? src[b] : 0;
+                    }
+    mbarrier_complete_tx(bar, unsigned(lin));
+}
+
+}  // namespace
+
+// ---- the site ----------------------------------------------------------------------
+
+namespace {
+PtxSite::Program* parse(const char* text, const char* constraints, const char* file, int line, const PtxArg* args,
+                        int n) {
+    PtxSite::Program* prog = new PtxSite::Program;
+    PtxSite::Program& p = *prog;
+    p.file = file;
+    p.line = line;
+    // "=f,+r,l,n": one entry per operand, outputs first.
+    std::string c = constraints;
+    std::size_t at = 0;
+    while (!c.empty() && at <= c.size()) {
+        const std::size_t comma = c.find(',', at);
+        const std::string one = c.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        const bool out = !one.empty() && (one[0] == '=' || one[0] == '+');
+        const char letter = one.empty() ? '?' : one.back();
+        if (std::string("rlfdhcn").find(letter) == std::string::npos || one.size() != std::size_t(1 + out))
+            p.fail(nullptr, "asm constraint \"" + one + "\" is not emulated (r, l, f, d, h, c, n with = or +)");
+        p.cons.push_back(letter);
+        p.out.push_back(out);
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    p.nargs = p.nregs = int(p.cons.size());
+    p.deferred.assign(p.cons.size(), 0);
+    if (p.nargs > kMaxRegs) p.fail(nullptr, "too many asm operands");
+    if (n != p.nargs) p.fail(nullptr, "the number of operands is not the constraints'");
+    p.imm.resize(std::size_t(n));
+    for (int i = 0; i < n; ++i) p.imm[std::size_t(i)] = int64_t(args[i].in);
+    Parser{p, {}, nullptr}.parse(text);
+    return prog;
+}
+
+}  // namespace
+
+// The first run parses. For the race checker the parse, its lock and its
+// publication are invisible (no accesses, no synchronisation recorded): the
+// program is constant once published, and the CUDA threads that run the site
+// later must not be ordered after the first one by it.
+const PtxSite::Program& PtxSite::program(const PtxArg* args, int n) const {
+    if (Program* p = __atomic_load_n(&prog_, __ATOMIC_ACQUIRE)) return *p;
+#if defined(EMU_TSAN)
+    AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+#endif
+    {
+        static std::mutex lock;
+        std::lock_guard<std::mutex> hold(lock);
+        if (!prog_) __atomic_store_n(&prog_, parse(text_, constraints_, file_, line_, args, n), __ATOMIC_RELEASE);
+    }
+#if defined(EMU_TSAN)
+    AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+    AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+#endif
+    return *__atomic_load_n(&prog_, __ATOMIC_ACQUIRE);
+}
+
+void PtxSite::run(PtxArg* args, int n) const {
+    const Program& p = program(args, n);
+    if (n != p.nargs) p.fail(nullptr, "the number of operands is not the constraints'");
+    uint64_t regs[kMaxRegs];
+    for (int i = 0; i < n; ++i) {
+        if (p.out[std::size_t(i)]) {
+            regs[i] = 0;
+            std::memcpy(&regs[i], args[i].out, ptx_width(p.cons[std::size_t(i)]));
+        } else {
+            regs[i] = args[i].in;
+        }
+    }
+    for (int i = n; i < p.nregs; ++i) regs[i] = 0;
+    Exec x{p, regs, args};
+    for (const Insn& in : p.insns) {
+        if (in.guard >= 0 && (regs[in.guard] != 0) == in.guard_neg) continue;
+        x.in = &in;
+        x.step();
+    }
+    for (int i = 0; i < n; ++i)
+        if (p.out[std::size_t(i)] && !p.deferred[std::size_t(i)])
+            std::memcpy(args[i].out, &regs[i], ptx_width(p.cons[std::size_t(i)]));
+}
+
+}  // namespace emu
