@@ -14,7 +14,9 @@
 // through emu::warp_collective, so every lane of the warp must execute them
 // together, as on the GPU.
 #include <array>
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +26,8 @@
 #include <vector>
 #include "cuda.h"
 #include "cuda_runtime.h"
+#include "emu/async_copies.h"
+#include "emu/lowp.h"
 #include "emu/ptx.h"
 
 #if defined(EMU_TSAN)
@@ -61,7 +65,52 @@ enum class Op : uint8_t {
     Selp,
     Mov,
     TmaLoad,
+    Ld,          // ld: p[0] element bytes, p[1] vector length, p[2] state space, p[3] sign-extends
+    St,          // st: the same
+    Alu,         // per-thread arithmetic and logic: p[0] an AluOp, p[1] a type_code, p[2] flush subnormals
+    Cvt,         // cvt: p[0] a CvtKind, p[1] and p[2] the destination's and source's type, p[3] the rounding
+    Shfl,        // shfl.sync: p[0] the mode
+    BarSync,     // bar.sync 0 / barrier.sync 0
+    Elect,       // elect.sync
+    Activemask,  // activemask.b32
+    MbarExpectTx,
+    BulkCopy,  // cp.async.bulk (not tensor), completing on an mbarrier
 };
+
+// The operations of Op::Alu.
+enum AluOp : int {
+    AAdd,
+    ASub,
+    AMulLo,
+    AMulHi,
+    AMulWide,
+    AMadLo,
+    AFma,
+    AAnd,
+    AOr,
+    AXor,
+    ANot,
+    AShl,
+    AShr,
+    AMin,
+    AMax,
+    ANeg,
+    AAbs,
+    AEx2,
+    ARcp,
+    ASqrt,
+    ARsqrt,
+    ALg2,
+    ATanh,
+    ALop3,
+    APrmt,
+};
+
+// The conversions of Op::Cvt.
+enum CvtKind : int { CvtInt, CvtPack16, CvtFrom16, CvtTo16, CvtIntToF32, CvtF32ToInt };
+
+// Address spaces of ld and st.
+enum Space : int { SpaceGeneric, SpaceShared, SpaceGlobal };
 
 // Special registers (%globaltimer, ...).
 enum Special : int { SpGlobaltimer, SpLaneid, SpWarpid, SpSmid, SpClock, SpClock64, SpTidX, SpTidY, SpTidZ };
@@ -151,6 +200,7 @@ bool parse_int(const std::string& s, int64_t& v) {
 struct Parser {
     Program& prog;
     std::vector<std::pair<std::string, int>> locals;
+    std::vector<int> predicates;  // the locals declared .pred
     const Insn* cur = nullptr;
 
     [[noreturn]] void fail(const std::string& what) { prog.fail(cur, what); }
@@ -244,11 +294,14 @@ struct Parser {
     // `.reg .b32 a, b<2>;`
     void declaration(const std::string& st) {
         std::string rest = trim(st.substr(4));
+        bool pred = false;
         while (!rest.empty() && rest[0] == '.') {  // the type (and a vector width)
             const std::size_t sp = rest.find_first_of(" \t");
             if (sp == std::string::npos) fail("cannot read the declaration " + st);
+            pred |= rest.compare(0, sp, ".pred") == 0;
             rest = trim(rest.substr(sp));
         }
+        const int first = prog.nregs;
         for (const std::string& d : split_operands(rest)) {
             const std::size_t lt = d.find('<');
             if (lt == std::string::npos) {
@@ -259,6 +312,25 @@ struct Parser {
             if (!parse_int(d.substr(lt + 1, d.size() - lt - 2), n) || d.back() != '>') fail("cannot read " + d);
             for (int64_t i = 0; i < n; ++i) declare(d.substr(0, lt) + std::to_string(i));
         }
+        if (pred)
+            for (int r = first; r < prog.nregs; ++r) predicates.push_back(r);
+    }
+    bool is_predicate(const Operand& o) const {
+        return o.kind == Operand::Reg && std::find(predicates.begin(), predicates.end(), o.reg) != predicates.end();
+    }
+
+    // The opcode without the tokens that change nothing here: memory-order
+    // semantics and the CTA scope (one block, sequentially consistent memory)
+    // and L2 prefetch sizes.
+    static std::string plain(const std::string& opc) {
+        std::string out;
+        for (const std::string& t : tokens(opc)) {
+            if (t == "relaxed" || t == "acquire" || t == "release" || t == "cta" || t == "L2::64B" || t == "L2::128B" ||
+                t == "L2::256B")
+                continue;
+            out += (out.empty() ? "" : ".") + t;
+        }
+        return out;
     }
 
     void expect(const Insn& in, std::size_t n) {
@@ -273,7 +345,9 @@ struct Parser {
     }
 
     // Decodes the opcode and checks the operands of one instruction.
-    void decode(Insn& in, const std::string& opc) {
+    void decode(Insn& in, const std::string& full) {
+        const std::string opc =
+            full.compare(0, 8, "mbarrier") == 0 || full.compare(0, 9, "cp.async.") == 0 ? plain(full) : full;
         auto is = [&](const char* s) { return opc == s; };
         auto starts = [&](const char* s) { return opc.compare(0, std::strlen(s), s) == 0; };
         if (is("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")) {
@@ -295,7 +369,14 @@ struct Parser {
                    is("cp.async.ca.shared::cta.global") || is("cp.async.cg.shared::cta.global")) {
             in.op = Op::CpAsync;
             in.p[1] = opc[9] == 'g';  // .cg: 16 bytes only
-            expect(in, 3);
+            // A fourth operand: src-size (bytes read, the rest zero-filled) or
+            // the ignore-src predicate (true: all zeros).
+            if (in.ops.size() == 4) {
+                expect_value(in.ops[3]);
+                in.p[2] = is_predicate(in.ops[3]) ? 2 : 1;
+            } else {
+                expect(in, 3);
+            }
             expect_kind(in.ops[0], Operand::Mem, "a shared address");
             expect_kind(in.ops[1], Operand::Mem, "a global address");
             expect_kind(in.ops[2], Operand::Imm, "the copy size");
@@ -342,9 +423,27 @@ struct Parser {
                    is("mbarrier.arrive.expect_tx.shared::cta.b64") || is("mbarrier.arrive.expect_tx.shared.b64")) {
             in.op = Op::MbarArrive;
             in.p[0] = opc.find("expect_tx") != std::string::npos;
-            expect(in, in.p[0] ? 3 : 2);
+            // arrive: state, [bar]{, count}; arrive.expect_tx: state, [bar], tx{, count}.
+            in.p[1] = in.ops.size() == std::size_t(in.p[0] ? 4 : 3);
+            expect(in, std::size_t((in.p[0] ? 3 : 2) + in.p[1]));
             expect_kind(in.ops[1], Operand::Mem, "the barrier's address");
-        } else if (is("mbarrier.try_wait.parity.shared::cta.b64") || is("mbarrier.try_wait.parity.shared.b64")) {
+            for (std::size_t i = 2; i < in.ops.size(); ++i) expect_value(in.ops[i]);
+        } else if (is("mbarrier.expect_tx.shared::cta.b64") || is("mbarrier.expect_tx.shared.b64")) {
+            in.op = Op::MbarExpectTx;
+            expect(in, 2);
+            expect_kind(in.ops[0], Operand::Mem, "the barrier's address");
+            expect_value(in.ops[1]);
+        } else if (is("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes")) {
+            in.op = Op::BulkCopy;
+            expect(in, 4);
+            expect_kind(in.ops[0], Operand::Mem, "a shared address");
+            expect_kind(in.ops[1], Operand::Mem, "a global address");
+            expect_value(in.ops[2]);
+            expect_kind(in.ops[3], Operand::Mem, "the barrier's address");
+        } else if (is("mbarrier.try_wait.parity.shared::cta.b64") || is("mbarrier.try_wait.parity.shared.b64") ||
+                   is("mbarrier.test_wait.parity.shared::cta.b64") || is("mbarrier.test_wait.parity.shared.b64")) {
+            // test_wait does not block on a GPU; here both let the other threads run once when the phase is
+            // not complete, so a loop on either makes progress.
             in.op = Op::MbarTryWait;
             expect(in, 3);
             expect_kind(in.ops[0], Operand::Reg, "a predicate");
@@ -396,9 +495,228 @@ struct Parser {
             expect_kind(in.ops[1], Operand::Tensor, "[tensor map, {coordinates}]");
             expect_kind(in.ops[2], Operand::Mem, "the barrier's address");
             if (in.ops[1].regs.size() != std::size_t(in.p[0])) fail("the coordinates are not the rank's");
-        } else {
+        } else if (!decode_scalar(in, opc)) {
             fail("instruction not emulated");
         }
+    }
+
+    static std::vector<std::string> tokens(const std::string& opc) {
+        std::vector<std::string> t;
+        std::size_t at = 0;
+        for (;;) {
+            const std::size_t dot = opc.find('.', at);
+            t.push_back(opc.substr(at, dot == std::string::npos ? std::string::npos : dot - at));
+            if (dot == std::string::npos) return t;
+            at = dot + 1;
+        }
+    }
+
+    // Integer type: bytes * 2 + signed (b and u are unsigned), or -1.
+    static int int_type(const std::string& t) {
+        if (t.size() < 2 || (t[0] != 'b' && t[0] != 'u' && t[0] != 's')) return -1;
+        const std::string w = t.substr(1);
+        const int bytes = w == "8" ? 1 : w == "16" ? 2 : w == "32" ? 4 : w == "64" ? 8 : 0;
+        return bytes ? bytes * 2 + (t[0] == 's') : -1;
+    }
+
+    void expect_value(const Operand& o) {
+        if (o.kind != Operand::Reg && o.kind != Operand::Imm && o.kind != Operand::Spec)
+            fail("expected a register or an immediate");
+    }
+
+    // The plain per-thread instructions (and shfl, bar, elect, activemask).
+    // Returns false for an opcode it does not know.
+    bool decode_scalar(Insn& in, const std::string& opc) {
+        const std::vector<std::string> t = tokens(opc);
+        const std::string& name = t[0];
+        if (name == "ld" || name == "st") return decode_ld_st(in, t), true;
+        if (name == "cvt") return decode_cvt(in, t), true;
+        if (opc == "shfl.sync.up.b32" || opc == "shfl.sync.down.b32" || opc == "shfl.sync.bfly.b32" ||
+            opc == "shfl.sync.idx.b32") {
+            in.op = Op::Shfl;
+            in.p[0] = t[2] == "up" ? 0 : t[2] == "down" ? 1 : t[2] == "bfly" ? 2 : 3;
+            expect(in, 5);
+            if (in.ops[0].kind == Operand::Vec) expect_vec(in.ops[0], 2);
+            else expect_kind(in.ops[0], Operand::Reg, "a destination register");
+            for (int i = 1; i < 5; ++i) expect_value(in.ops[std::size_t(i)]);
+            return true;
+        }
+        if (opc == "bar.sync" || opc == "barrier.sync" || opc == "bar.sync.aligned" || opc == "barrier.sync.aligned" ||
+            opc == "barrier.cta.sync" || opc == "barrier.cta.sync.aligned") {
+            in.op = Op::BarSync;
+            if (in.ops.size() != 1 && in.ops.size() != 2) fail("expected a barrier and a thread count");
+            if (in.ops[0].kind != Operand::Imm || in.ops[0].imm != 0) fail("only barrier 0 is emulated");
+            if (in.ops.size() == 2) expect_value(in.ops[1]);  // must be the block's size: checked when run
+            return true;
+        }
+        if (opc == "elect.sync") {
+            in.op = Op::Elect;
+            expect(in, 2);
+            expect_vec(in.ops[0], 2);
+            expect_value(in.ops[1]);
+            return true;
+        }
+        if (opc == "activemask.b32") {
+            in.op = Op::Activemask;
+            expect(in, 1);
+            expect_kind(in.ops[0], Operand::Reg, "a destination register");
+            return true;
+        }
+        return decode_alu(in, t);
+    }
+
+    // ld/st[.weak|.volatile|.relaxed.scope][.shared|.shared::cta|.global][.nc][cache hints][.v2|.v4].type
+    void decode_ld_st(Insn& in, const std::vector<std::string>& t) {
+        const bool load = t[0] == "ld";
+        in.op = load ? Op::Ld : Op::St;
+        in.p[1] = 1;
+        int type = -1;
+        for (std::size_t i = 1; i < t.size(); ++i) {
+            const std::string& x = t[i];
+            if (x == "shared" || x == "shared::cta") in.p[2] = SpaceShared;
+            else if (x == "global") in.p[2] = SpaceGlobal;
+            else if (x == "v2" || x == "v4") in.p[1] = x[1] - '0';
+            else if (x == "f32") type = 4 * 2;
+            else if (x == "f64") type = 8 * 2;
+            else if (int_type(x) >= 0) type = int_type(x);
+            else if (x == "weak" || x == "volatile" || x == "relaxed" || x == "cta" || x == "gpu" || x == "sys" ||
+                     x == "ca" || x == "cg" || x == "cs" || x == "lu" || x == "cv" || x == "wb" || x == "wt" ||
+                     (load && x == "nc") || x == "L1::no_allocate" || x == "L1::evict_last" || x == "L1::evict_first" ||
+                     x == "L1::evict_normal" || x == "L1::evict_unchanged" || x == "L2::64B" || x == "L2::128B" ||
+                     x == "L2::256B")
+                continue;  // ordering and cache hints: one memory, no caches
+            else fail("this " + t[0] + " form is not emulated (." + x + ")");
+            if (i + 1 != t.size() && type >= 0) fail("the type must come last");
+        }
+        if (type < 0) fail("a type is needed");
+        in.p[0] = type / 2;
+        in.p[3] = type & 1;
+        expect(in, 2);
+        const Operand& v = in.ops[load ? 0 : 1];
+        expect_kind(in.ops[load ? 1 : 0], Operand::Mem, "an address");
+        if (in.p[1] > 1) expect_vec(v, std::size_t(in.p[1]));
+        else if (load) expect_kind(v, Operand::Reg, "a destination register");
+        else expect_value(v);
+        if (!load && v.kind == Operand::Vec)
+            for (int x : v.regs)
+                if (x < 0) fail("a vector to store cannot hold _");
+    }
+
+    // cvt[.rounding][.ftz][.satfinite] dtype atype: between integers, f32 and
+    // the 16-bit floats (and f32 pairs to bf16x2/f16x2).
+    void decode_cvt(Insn& in, const std::vector<std::string>& t) {
+        in.op = Op::Cvt;
+        if (t.size() < 3) fail("cvt needs two types");
+        const std::string &dt = t[t.size() - 2], &st = t.back();
+        std::string round;
+        for (std::size_t i = 1; i + 2 < t.size(); ++i) {
+            if (t[i] == "ftz") continue;  // only f32 results flush, and none here is subnormal-sensitive
+            if (!round.empty()) fail("this cvt form is not emulated (." + t[i] + ")");
+            round = t[i];
+        }
+        const int di = int_type(dt), si = int_type(st);
+        auto is16 = [](const std::string& x) { return x == "bf16" || x == "f16"; };
+        if (di >= 0 && si >= 0) {
+            if (!round.empty()) fail("an integer cvt takes no rounding");
+            in.p[0] = CvtInt;
+        } else if ((dt == "bf16x2" || dt == "f16x2") && st == "f32") {
+            if (round != "rn") fail("only .rn is emulated for cvt to " + dt);
+            in.p[0] = CvtPack16;
+        } else if (dt == "f32" && is16(st)) {
+            if (!round.empty() && round != "rn") fail("a widening cvt rounds nothing");
+            in.p[0] = CvtFrom16;
+        } else if (is16(dt) && st == "f32") {
+            if (round != "rn") fail("only .rn is emulated for cvt to " + dt);
+            in.p[0] = CvtTo16;
+        } else if (dt == "f32" && si >= 0) {
+            if (round != "rn") fail("only .rn is emulated for cvt from an integer to f32");
+            in.p[0] = CvtIntToF32;
+        } else if (di >= 0 && st == "f32") {
+            static const char* modes[] = {"rni", "rzi", "rmi", "rpi"};
+            in.p[3] = -1;
+            for (int i = 0; i < 4; ++i)
+                if (round == modes[i]) in.p[3] = i;
+            if (in.p[3] < 0) fail("cvt from f32 to an integer needs .rni, .rzi, .rmi or .rpi");
+            in.p[0] = CvtF32ToInt;
+        } else {
+            fail("this cvt form is not emulated");
+        }
+        in.p[1] = di >= 0 ? di : (dt[0] == 'b');  // 16-bit floats: 1 bf16, 0 f16
+        in.p[2] = si >= 0 ? si : (st[0] == 'b');
+        expect(in, in.p[0] == CvtPack16 ? 3 : 2);
+        expect_kind(in.ops[0], Operand::Reg, "a destination register");
+        for (std::size_t i = 1; i < in.ops.size(); ++i) expect_value(in.ops[i]);
+    }
+
+    bool decode_alu(Insn& in, const std::vector<std::string>& t) {
+        static const std::pair<const char*, int> names[] = {
+            {"add", AAdd},     {"sub", ASub}, {"mul", AMulLo}, {"mad", AMadLo}, {"fma", AFma},  {"and", AAnd},
+            {"or", AOr},       {"xor", AXor}, {"not", ANot},   {"shl", AShl},   {"shr", AShr},  {"min", AMin},
+            {"max", AMax},     {"neg", ANeg}, {"abs", AAbs},   {"ex2", AEx2},   {"rcp", ARcp},  {"sqrt", ASqrt},
+            {"rsqrt", ARsqrt}, {"lg2", ALg2}, {"tanh", ATanh}, {"lop3", ALop3}, {"prmt", APrmt}};
+        int op = -1;
+        for (auto& n : names)
+            if (t[0] == n.first) op = n.second;
+        if (op < 0 || t.size() < 2) return false;
+        const std::string& type = t.back();
+        const int code = type_code(type);
+        const bool flt = code == 2;
+        if (code < 0 || (type == "pred" && op != AAnd && op != AOr && op != AXor && op != ANot))
+            fail("this type is not emulated here");
+        bool lo = false, hi = false, wide = false, rn = false, approx = false;
+        for (std::size_t i = 1; i + 1 < t.size(); ++i) {
+            const std::string& m = t[i];
+            if (m == "lo") lo = true;
+            else if (m == "hi") hi = true;
+            else if (m == "wide") wide = true;
+            else if (m == "rn") rn = true;
+            else if (m == "approx") approx = true;
+            else if (m == "ftz" && flt) in.p[2] = 1;
+            else fail("the modifier ." + m + " is not emulated");
+        }
+        const bool logic = op == AAnd || op == AOr || op == AXor || op == ANot || op == ALop3 || op == APrmt;
+        const bool transcendental =
+            op == AEx2 || op == ARcp || op == ASqrt || op == ARsqrt || op == ALg2 || op == ATanh;
+        if (logic && (type[0] != 'b' && type != "pred")) fail("bit operations take .b32, .b64 or .pred");
+        if ((op == ALop3 || op == APrmt) && type != "b32") fail("lop3 and prmt take .b32");
+        if ((op == AShl) && type[0] != 'b') fail("shl takes .b32 or .b64");
+        if (transcendental) {
+            if (!flt) fail("only .f32 is emulated");
+            const bool exact_ok = op == ARcp || op == ASqrt;
+            if (!(approx && !rn) && !(exact_ok && rn && !approx)) fail("expected .approx (or .rn for rcp and sqrt)");
+        } else if (approx) {
+            fail(".approx is not emulated here");
+        }
+        if (flt && (lo || hi || wide)) fail(".lo, .hi and .wide are integer modifiers");
+        if (op == AMulLo || op == AMadLo) {
+            if (!flt && lo + hi + wide != 1) fail("integer mul and mad need .lo, .hi or .wide");
+            if (!flt && (op == AMadLo) && !lo) fail("only mad.lo is emulated");
+            if (hi) op = AMulHi;
+            if (wide) {
+                if (code & 4) fail(".wide takes 32-bit types");
+                op = AMulWide;
+            }
+            if (flt && op == AMadLo) {
+                if (!rn) fail("mad.f32 needs .rn");
+                op = AFma;
+            }
+        } else if (lo || hi || wide) {
+            fail(".lo, .hi and .wide belong to mul and mad");
+        }
+        if (op == AFma && (!flt || !rn)) fail("only fma.rn.f32 is emulated");
+        if (rn && flt && !(op == AAdd || op == ASub || op == AMulLo || op == AFma || op == ARcp || op == ASqrt))
+            fail(".rn is not emulated here");
+        if ((op == ANeg || op == AAbs) && !(code & 1) && !flt) fail("neg and abs take signed or float types");
+        in.op = Op::Alu;
+        in.p[0] = op;
+        in.p[1] = code;
+        const bool unary = op == ANot || op == ANeg || op == AAbs || transcendental;
+        const bool ternary = op == AMadLo || op == AFma || op == APrmt;
+        expect(in, op == ALop3 ? 5 : unary ? 2 : ternary ? 4 : 3);
+        expect_kind(in.ops[0], Operand::Reg, "a destination register");
+        for (std::size_t i = 1; i < in.ops.size(); ++i) expect_value(in.ops[i]);
+        if (op == ALop3) expect_kind(in.ops[4], Operand::Imm, "an immediate lookup table");
+        return true;
     }
 
     // Types of the scalar instructions: 32-bit (0 unsigned, 1 signed, 2 float) or 64-bit (+4).
@@ -463,6 +781,15 @@ struct Parser {
         if (sp != std::string::npos)
             for (const std::string& o : split_operands(rest.substr(sp))) {
                 if (o.empty()) fail("an empty operand");
+                const std::size_t bar = o.find('|');
+                if (bar != std::string::npos && o[0] != '[' && o[0] != '{') {  // d|p: a value and a predicate
+                    Operand v;
+                    v.kind = Operand::Vec;
+                    for (const std::string& e : {trim(o.substr(0, bar)), trim(o.substr(bar + 1))})
+                        v.regs.push_back(e == "_" ? -1 : reg(e));
+                    ins.ops.push_back(v);
+                    continue;
+                }
                 ins.ops.push_back(operand(o));
             }
         decode(ins, opc);
@@ -645,7 +972,29 @@ struct Exec {
         if (reinterpret_cast<uintptr_t>(dst) % bytes || reinterpret_cast<uintptr_t>(src) % bytes)
             fail("cp.async address not aligned to the copy size");
         AsyncCopyState& st = async_copy_state();
-        st.pending.push_back(AsyncCopy{dst, src, bytes, st.committed});
+        if (!in->p[2]) return st.pending.push_back(AsyncCopy{dst, src, bytes, st.committed});
+        // src-size bytes from the source (none when ignore-src is true), zeros after them.
+        const uint64_t v = val(in->ops[3]);
+        const unsigned from_src = in->p[2] == 2 ? (v ? 0u : bytes) : unsigned(v);
+        if (from_src > bytes) fail("cp.async: src-size larger than the copy size");
+        if (from_src) st.pending.push_back(AsyncCopy{dst, src, from_src, st.committed});
+        if (from_src < bytes)
+            st.pending.push_back(
+                AsyncCopy{static_cast<char*>(dst) + from_src, async_zeros, bytes - from_src, st.committed});
+    }
+
+    // cp.async.bulk: the issuing thread copies at once with its own loads and
+    // stores (as the tensor form), then counts the bytes on the barrier.
+    void bulk_copy() {
+        const unsigned bytes = unsigned(val(in->ops[2]));
+        unsigned char* dst = static_cast<unsigned char*>(shared(in->ops[0], bytes));
+        const unsigned char* src = reinterpret_cast<const unsigned char*>(address(in->ops[1]));
+        void* bar = shared(in->ops[3], 8);
+        touch(bar);
+        if (bytes % 16 || reinterpret_cast<uintptr_t>(dst) % 16 || reinterpret_cast<uintptr_t>(src) % 16)
+            fail("cp.async.bulk: the size and both addresses must be multiples of 16");
+        for (unsigned b = 0; b < bytes; ++b) dst[b] = src[b];
+        mbarrier_complete_tx(bar, bytes);
     }
 
     // Completes the copies of every committed group but the newest `keep`.
@@ -712,7 +1061,8 @@ struct Exec {
             case Op::MbarArrive: {
                 void* bar = shared(in->ops[1], 8);
                 touch(bar);
-                mbarrier_arrive(bar, in->p[0] ? unsigned(val(in->ops[2])) : 0u);
+                mbarrier_arrive(bar, in->p[0] ? unsigned(val(in->ops[2])) : 0u,
+                                in->p[1] ? unsigned(val(in->ops.back())) : 1u);
                 if (in->ops[0].kind == Operand::Reg) r[in->ops[0].reg] = 0;  // the state token: opaque
                 return;
             }
@@ -761,7 +1111,301 @@ struct Exec {
             }
             case Op::TmaLoad:
                 return tma_load();
+            case Op::Ld:
+            case Op::St:
+                return ld_st();
+            case Op::Alu:
+                return alu();
+            case Op::Cvt:
+                return cvt();
+            case Op::Shfl:
+                return shfl();
+            case Op::BarSync:
+                if (in->ops.size() == 2 && val(in->ops[1]) != uint64_t(blockDim.x) * blockDim.y * blockDim.z)
+                    fail("a thread count other than the block's is not emulated");
+                block_sync(0, 0);
+                return;
+            case Op::Elect: {
+                uint64_t all[32];
+                const unsigned eff = warp_collective(uint32_t(val(in->ops[1])), 0, all);
+                const unsigned leader = unsigned(__builtin_ctz(eff));  // the lowest lane of the mask
+                const Operand& v = in->ops[0];
+                if (v.regs[0] >= 0) r[v.regs[0]] = leader;
+                if (v.regs[1] >= 0) r[v.regs[1]] = lane_id() == leader;
+                return;
+            }
+            case Op::Activemask:
+                r[in->ops[0].reg] = active_lanes();
+                return;
+            case Op::MbarExpectTx: {
+                void* bar = shared(in->ops[0], 8);
+                touch(bar);
+                mbarrier_expect_tx(bar, unsigned(val(in->ops[1])));
+                return;
+            }
+            case Op::BulkCopy:
+                return bulk_copy();
         }
+    }
+
+    // ld and st: the address's space decides how it maps to memory; a
+    // misaligned access stops the kernel, as it faults on the GPU.
+    void ld_st() {
+        const unsigned bytes = unsigned(in->p[0]), n = unsigned(in->p[1]);
+        const bool load = in->op == Op::Ld;
+        const Operand& a = in->ops[load ? 1 : 0];
+        const Operand& v = in->ops[load ? 0 : 1];
+        unsigned char* p = in->p[2] == SpaceShared ? static_cast<unsigned char*>(shared(a, bytes * n))
+                                                   : reinterpret_cast<unsigned char*>(address(a));
+        if (reinterpret_cast<uintptr_t>(p) % (bytes * n)) fail("misaligned address");
+        for (unsigned i = 0; i < n; ++i) {
+            const int reg = n > 1 ? v.regs[i] : v.reg;
+            if (load) {
+                uint64_t x = 0;
+                std::memcpy(&x, p + i * bytes, bytes);
+                if (in->p[3] && bytes < 8) x = uint64_t(int64_t(x << (64 - 8 * bytes)) >> (64 - 8 * bytes));
+                if (reg >= 0) r[reg] = x;
+            } else {
+                const uint64_t x = n > 1 ? r[reg] : val(v);
+                std::memcpy(p + i * bytes, &x, bytes);
+            }
+        }
+    }
+
+    static float ftz(float x, bool on) { return on && std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x; }
+
+    void alu() {
+        const int type = in->p[1];
+        const bool flush = in->p[2];
+        const uint64_t a = val(in->ops[1]);
+        const uint64_t b = in->ops.size() > 2 ? val(in->ops[2]) : 0, c = in->ops.size() > 3 ? val(in->ops[3]) : 0;
+        uint64_t d = 0;
+        if (type == 2) {
+            const float x = ftz(f32(a), flush), y = ftz(f32(b), flush), z = ftz(f32(c), flush);
+            float f = 0;
+            switch (in->p[0]) {
+                case AAdd:
+                    f = x + y;
+                    break;
+                case ASub:
+                    f = x - y;
+                    break;
+                case AMulLo:
+                    f = x * y;
+                    break;
+                case AFma:
+                    f = std::fma(x, y, z);
+                    break;
+                case AMin:
+                    f = std::fmin(x, y);
+                    break;  // a NaN loses to a number, as in PTX
+                case AMax:
+                    f = std::fmax(x, y);
+                    break;
+                case ANeg:
+                    f = -x;
+                    break;
+                case AAbs:
+                    f = std::fabs(x);
+                    break;
+                case AEx2:
+                    f = std::exp2(x);
+                    break;
+                case ARcp:
+                    f = 1.0f / x;
+                    break;
+                case ASqrt:
+                    f = std::sqrt(x);
+                    break;
+                case ARsqrt:
+                    f = 1.0f / std::sqrt(x);
+                    break;
+                case ALg2:
+                    f = std::log2(x);
+                    break;
+                case ATanh:
+                    f = std::tanh(x);
+                    break;
+                default:
+                    fail("not a float operation");
+            }
+            d = bits(ftz(f, flush));
+        } else {
+            const bool wide64 = type & 4, sgn = type & 1;
+            const unsigned w = wide64 ? 64 : 32;
+            // Signed values sign-extended to 64 bits, unsigned ones zero-extended.
+            auto ext = [&](uint64_t x) {
+                return wide64 ? x : sgn ? uint64_t(int64_t(int32_t(x))) : uint64_t(uint32_t(x));
+            };
+            const uint64_t x = ext(a), y = ext(b), z = ext(c);
+            switch (in->p[0]) {
+                case AAdd:
+                    d = x + y;
+                    break;
+                case ASub:
+                    d = x - y;
+                    break;
+                case AMulLo:
+                    d = x * y;
+                    break;
+                case AMadLo:
+                    d = x * y + z;
+                    break;
+                case AMulHi:
+                    if (wide64) {
+                        d = sgn ? uint64_t((__int128(int64_t(x)) * int64_t(y)) >> 64)
+                                : uint64_t((unsigned __int128)x * y >> 64);
+                    } else {
+                        d = uint64_t(int64_t(x) * int64_t(y)) >> 32;  // exact in 64 bits, either sign
+                    }
+                    break;
+                case AMulWide:
+                    r[in->ops[0].reg] = sgn ? uint64_t(int64_t(x) * int64_t(y)) : x * y;
+                    return;
+                case AAnd:
+                    d = x & y;
+                    break;
+                case AOr:
+                    d = x | y;
+                    break;
+                case AXor:
+                    d = x ^ y;
+                    break;
+                case ANot:
+                    d = ~x;
+                    break;
+                case AShl:
+                    d = uint32_t(b) >= w ? 0 : x << uint32_t(b);
+                    break;
+                case AShr: {
+                    const unsigned s = uint32_t(b) >= w ? w - 1 + !sgn : uint32_t(b);
+                    d = s >= 64 ? 0 : sgn ? uint64_t(int64_t(x) >> s) : x >> s;  // .s fills with the sign
+                    if (!sgn && uint32_t(b) >= w) d = 0;
+                    break;
+                }
+                case AMin:
+                    d = sgn ? uint64_t(std::min(int64_t(x), int64_t(y))) : std::min(x, y);
+                    break;
+                case AMax:
+                    d = sgn ? uint64_t(std::max(int64_t(x), int64_t(y))) : std::max(x, y);
+                    break;
+                case ANeg:
+                    d = uint64_t(0) - x;
+                    break;
+                case AAbs:
+                    d = int64_t(x) < 0 ? uint64_t(0) - x : x;
+                    break;
+                case ALop3: {
+                    // Bit i of the table is the result for (a, b, c) = (i & 4, i & 2, i & 1).
+                    const unsigned lut = unsigned(in->ops[4].imm);
+                    for (unsigned i = 0; i < 8; ++i)
+                        if (lut >> i & 1u) d |= ((i & 4) ? x : ~x) & ((i & 2) ? y : ~y) & ((i & 1) ? z : ~z);
+                    break;
+                }
+                case APrmt: {
+                    // Bytes 0-3 of a then 4-7 of b; selector nibble k picks byte k of d
+                    // (its bit 3: replicate the picked byte's sign bit).
+                    const uint64_t src = uint64_t(uint32_t(x)) | (uint64_t(uint32_t(y)) << 32);
+                    for (unsigned k = 0; k < 4; ++k) {
+                        const unsigned sel = unsigned(z >> (4 * k)) & 15u;
+                        uint64_t byte = (src >> (8 * (sel & 7u))) & 0xffu;
+                        if (sel & 8u) byte = (byte & 0x80u) ? 0xffu : 0;
+                        d |= byte << (8 * k);
+                    }
+                    break;
+                }
+                default:
+                    fail("not an integer operation");
+            }
+        }
+        r[in->ops[0].reg] = mask(d, type);
+    }
+
+    void cvt() {
+        const Operand& dst = in->ops[0];
+        const uint64_t a = val(in->ops[1]);
+        switch (in->p[0]) {
+            case CvtInt: {  // sign- or zero-extend the source's width, keep the destination's
+                const unsigned sb = unsigned(in->p[2] / 2) * 8, db = unsigned(in->p[1] / 2) * 8;
+                uint64_t x = sb == 64 ? a : a & ((uint64_t(1) << sb) - 1);
+                if ((in->p[2] & 1) && sb < 64) x = uint64_t(int64_t(x << (64 - sb)) >> (64 - sb));
+                if (db < 64) {
+                    x &= (uint64_t(1) << db) - 1;
+                    if ((in->p[1] & 1) && db < 32)
+                        x = uint64_t(uint32_t(int32_t(int64_t(x << (64 - db)) >> (64 - db))));
+                }
+                r[dst.reg] = x;
+                return;
+            }
+            case CvtPack16: {  // d = {hi: a, lo: b}
+                auto to16 = [&](uint64_t v) { return in->p[1] ? float_to_bf16_rn(f32(v)) : float_to_half_rn(f32(v)); };
+                r[dst.reg] = uint64_t(to16(val(in->ops[2]))) | (uint64_t(to16(a)) << 16);
+                return;
+            }
+            case CvtFrom16:
+                r[dst.reg] = bits(in->p[2] ? bf16_to_float(uint16_t(a)) : half_to_float(uint16_t(a)));
+                return;
+            case CvtTo16:
+                r[dst.reg] = in->p[1] ? float_to_bf16_rn(f32(a)) : float_to_half_rn(f32(a));
+                return;
+            case CvtIntToF32: {
+                const unsigned sb = unsigned(in->p[2] / 2) * 8;
+                uint64_t x = sb == 64 ? a : a & ((uint64_t(1) << sb) - 1);
+                const bool sgn = in->p[2] & 1;
+                if (sgn && sb < 64) x = uint64_t(int64_t(x << (64 - sb)) >> (64 - sb));
+                r[dst.reg] = bits(sgn ? float(int64_t(x)) : float(x));
+                return;
+            }
+            case CvtF32ToInt: {  // rounds as asked, saturates to the type's range; NaN gives 0
+                const float f = f32(a);
+                const double v = in->p[3] == 0   ? std::nearbyint(double(f))
+                                 : in->p[3] == 1 ? std::trunc(double(f))
+                                 : in->p[3] == 2 ? std::floor(double(f))
+                                                 : std::ceil(double(f));
+                const unsigned db = unsigned(in->p[1] / 2) * 8;
+                const bool sgn = in->p[1] & 1;
+                const double lo = sgn ? -std::ldexp(1.0, int(db) - 1) : 0.0;
+                const double hi = sgn ? std::ldexp(1.0, int(db) - 1) - 1 : std::ldexp(1.0, int(db)) - 1;
+                uint64_t x;
+                if (std::isnan(f)) x = 0;
+                else if (v <= lo) x = sgn ? uint64_t(int64_t(lo)) : 0;
+                else if (v >= hi) x = sgn ? uint64_t(int64_t(hi)) : (db == 64 ? ~uint64_t(0) : uint64_t(hi));
+                else x = sgn ? uint64_t(int64_t(v)) : uint64_t(v);
+                r[dst.reg] = db == 64 ? x : x & ((uint64_t(1) << db) - 1);
+                return;
+            }
+        }
+    }
+
+    // shfl.sync as the PTX ISA defines it: c holds the clamp (bits 0-4) and the
+    // segment mask (bits 8-12); a source lane out of range gives the lane its own a.
+    void shfl() {
+        const unsigned lane = lane_id(), b = unsigned(val(in->ops[2])) & 31u, c = unsigned(val(in->ops[3]));
+        uint64_t all[32];
+        warp_collective(uint32_t(val(in->ops[4])), uint32_t(val(in->ops[1])), all);
+        const unsigned seg = (c >> 8) & 31u, clamp = c & 31u;
+        const unsigned min_lane = lane & seg, max_lane = min_lane | (clamp & ~seg);
+        int j = 0;
+        bool ok = false;
+        switch (in->p[0]) {
+            case 0:
+                j = int(lane) - int(b), ok = j >= int(max_lane);
+                break;
+            case 1:
+                j = int(lane + b), ok = j <= int(max_lane);
+                break;
+            case 2:
+                j = int(lane ^ b), ok = j <= int(max_lane);
+                break;
+            default:
+                j = int(min_lane | (b & ~seg)), ok = j <= int(max_lane);
+                break;
+        }
+        if (!ok) j = int(lane);
+        const Operand& d = in->ops[0];
+        const int dreg = d.kind == Operand::Vec ? d.regs[0] : d.reg;
+        if (dreg >= 0) r[dreg] = uint32_t(all[j]);
+        if (d.kind == Operand::Vec && d.regs[1] >= 0) r[d.regs[1]] = ok;
     }
     static uint64_t mask(uint64_t v, int type) { return (type & 4) ? v : uint64_t(uint32_t(v)); }
 
@@ -949,7 +1593,7 @@ PtxSite::Program* parse(const char* text, const char* constraints, const char* f
     if (n != p.nargs) p.fail(nullptr, "the number of operands is not the constraints'");
     p.imm.resize(std::size_t(n));
     for (int i = 0; i < n; ++i) p.imm[std::size_t(i)] = int64_t(args[i].in);
-    Parser{p, {}, nullptr}.parse(text);
+    Parser{p, {}, {}, nullptr}.parse(text);
     return prog;
 }
 

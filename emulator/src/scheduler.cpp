@@ -684,15 +684,20 @@ void mbarrier_init(void* bar, unsigned count) {
     m.phase = 0;
 }
 
-void mbarrier_arrive(void* bar, unsigned tx_bytes) {
+void mbarrier_arrive(void* bar, unsigned tx_bytes, unsigned count) {
     Mbar& m = find_mbar(bar, "arrive");
-    if (m.pending == 0) kernel_fail("mbarrier.arrive: more arrivals than the barrier's count in one phase");
+    if (m.pending < count) kernel_fail("mbarrier.arrive: more arrivals than the barrier's count in one phase");
     EMU_TSAN_RELEASE(&m.tsan_sync);
     m.tx += tx_bytes;
-    --m.pending;
+    m.pending -= count;
     if (m.tx < 0 && m.pending == 0)
         kernel_fail("mbarrier: more transaction bytes arrived than were expected (arrive.expect_tx) in one phase");
     mbar_complete_phase_if_done(m);
+}
+
+void mbarrier_expect_tx(void* bar, unsigned tx_bytes) {
+    Mbar& m = find_mbar(bar, "expect_tx");
+    m.tx += tx_bytes;
 }
 
 void mbarrier_complete_tx(void* bar, unsigned bytes) {

@@ -94,8 +94,10 @@ WgmmaState& wgmma_state();
 // transaction bytes still expected, and the phases completed. A phase completes
 // when every arrival has come and the bytes are all in.
 void mbarrier_init(void* bar, unsigned count);
-// One arrival, after announcing `tx_bytes` more expected bytes.
-void mbarrier_arrive(void* bar, unsigned tx_bytes);
+// `count` arrivals, after announcing `tx_bytes` more expected bytes.
+void mbarrier_arrive(void* bar, unsigned tx_bytes, unsigned count = 1);
+// Announces `tx_bytes` more expected bytes (mbarrier.expect_tx), no arrival.
+void mbarrier_expect_tx(void* bar, unsigned tx_bytes);
 // Bytes of an asynchronous copy that landed (TMA's complete_tx).
 void mbarrier_complete_tx(void* bar, unsigned bytes);
 // Whether the phase of parity `parity` has completed; if not, lets the other

@@ -1,0 +1,449 @@
+// Raw inline PTX run by the emulator's interpreter, part 2: the plain
+// per-thread instructions of real kernels (ld/st, integer and float
+// arithmetic, bit operations, cvt, prmt, lop3) and the warp and block ones
+// (shfl.sync, elect.sync, activemask, bar.sync), each against a CPU
+// computation on random inputs.
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+template <class T>
+T* to_device(const std::vector<T>& h) {
+    T* d = nullptr;
+    REQUIRE(cudaMalloc(&d, h.size() * sizeof(T)) == cudaSuccess);
+    REQUIRE(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
+    return d;
+}
+template <class T>
+T* device_buffer(std::size_t n) {
+    T* d = nullptr;
+    REQUIRE(cudaMalloc(&d, n * sizeof(T)) == cudaSuccess);
+    return d;
+}
+template <class T>
+std::vector<T> to_host(const T* d, std::size_t n) {
+    std::vector<T> h(n);
+    REQUIRE(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
+    return h;
+}
+float as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+unsigned as_bits(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+
+// Each thread loads four floats with one vector load, stores them to shared
+// memory, and after the barrier reads its right neighbour's (a different
+// thread's) through shared loads of each width; 64-bit and v2 global stores
+// write the results.
+__global__ void load_store(const float* in, const unsigned long long* in64, float* out, unsigned long long* out64) {
+    __shared__ __align__(16) float s[4 * 64];
+    const unsigned i = threadIdx.x, next = (i + 1) % 64;
+    float a, b, c, d;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.f32 {%0, %1, %2, %3}, [%4];"
+                 : "=f"(a), "=f"(b), "=f"(c), "=f"(d)
+                 : "l"(in + 4 * i));
+    const unsigned mine = unsigned(__cvta_generic_to_shared(s + 4 * i));
+    const unsigned theirs = unsigned(__cvta_generic_to_shared(s + 4 * next));
+    asm volatile("st.shared.v4.f32 [%0], {%1, %2, %3, %4};" ::"r"(mine), "f"(a), "f"(b), "f"(c), "f"(d));
+    asm volatile("bar.sync 0;");
+    float x, y;
+    unsigned z, w;
+    asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];" : "=f"(x), "=f"(y) : "r"(theirs));
+    asm volatile("ld.shared.u32 %0, [%1+8];" : "=r"(z) : "r"(theirs));
+    asm volatile("ld.shared::cta.b32 %0, [%1+12];" : "=r"(w) : "r"(theirs));
+    asm volatile("st.global.v2.f32 [%0], {%1, %2};" ::"l"(out + 4 * i), "f"(x), "f"(y));
+    asm volatile("st.global.b32 [%0+8], %1;" ::"l"(out + 4 * i), "r"(z));
+    asm volatile("st.global.u32 [%0+12], %1;" ::"l"(out + 4 * i), "r"(w));
+    unsigned long long q;
+    asm volatile("ld.global.b64 %0, [%1];" : "=l"(q) : "l"(in64 + i));
+    asm volatile("barrier.sync 0;");
+    asm volatile("st.shared.b64 [%0], %1;" ::"r"(mine), "l"(q));
+    asm volatile("bar.sync 0, %0;" ::"r"(blockDim.x));
+    unsigned long long r;
+    asm volatile("ld.shared.b64 %0, [%1];" : "=l"(r) : "r"(theirs));
+    asm volatile("st.global.b64 [%0], %1;" ::"l"(out64 + i), "l"(r));
+}
+
+constexpr int kInt32Results = 22, kInt64Results = 12;
+
+// 32-bit and 64-bit integer arithmetic and bit operations on a, b, c.
+__global__ void integer_ops(const unsigned* a, const unsigned* b, const unsigned* c, const unsigned long long* x,
+                            const unsigned long long* y, const unsigned long long* z, unsigned* o32,
+                            unsigned long long* o64) {
+    const unsigned i = threadIdx.x;
+    unsigned* o = o32 + kInt32Results * i;
+    const unsigned A = a[i], B = b[i], C = c[i], sh = b[i] % 40;
+    asm("add.u32 %0, %1, %2;" : "=r"(o[0]) : "r"(A), "r"(B));
+    asm("sub.s32 %0, %1, %2;" : "=r"(o[1]) : "r"(A), "r"(B));
+    asm("mul.lo.u32 %0, %1, %2;" : "=r"(o[2]) : "r"(A), "r"(B));
+    asm("mul.hi.s32 %0, %1, %2;" : "=r"(o[3]) : "r"(A), "r"(B));
+    asm("mul.hi.u32 %0, %1, %2;" : "=r"(o[4]) : "r"(A), "r"(B));
+    asm("mad.lo.s32 %0, %1, %2, %3;" : "=r"(o[5]) : "r"(A), "r"(B), "r"(C));
+    asm("and.b32 %0, %1, %2;" : "=r"(o[6]) : "r"(A), "r"(B));
+    asm("or.b32 %0, %1, %2;" : "=r"(o[7]) : "r"(A), "r"(B));
+    asm("xor.b32 %0, %1, %2;" : "=r"(o[8]) : "r"(A), "r"(B));
+    asm("not.b32 %0, %1;" : "=r"(o[9]) : "r"(A));
+    asm("shl.b32 %0, %1, %2;" : "=r"(o[10]) : "r"(A), "r"(sh));
+    asm("shr.u32 %0, %1, %2;" : "=r"(o[11]) : "r"(A), "r"(sh));
+    asm("shr.s32 %0, %1, %2;" : "=r"(o[12]) : "r"(A), "r"(sh));
+    asm("min.s32 %0, %1, %2;" : "=r"(o[13]) : "r"(A), "r"(B));
+    asm("max.u32 %0, %1, %2;" : "=r"(o[14]) : "r"(A), "r"(B));
+    asm("lop3.b32 %0, %1, %2, %3, 0x96;" : "=r"(o[15]) : "r"(A), "r"(B), "r"(C));           // a ^ b ^ c
+    asm("lop3.b32 %0, %1, %2, %3, %4;" : "=r"(o[16]) : "r"(A), "r"(B), "r"(C), "n"(0xE8));  // majority
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(o[17]) : "r"(A), "r"(B), "r"(C));
+    asm("prmt.b32 %0, %1, %2, 0x5410;" : "=r"(o[18]) : "r"(A), "r"(B));
+    unsigned long long w = 0;
+    asm("mul.wide.s32 %0, %1, %2;" : "=l"(w) : "r"(A), "r"(B));
+    o[19] = unsigned(w), o[20] = unsigned(w >> 32);
+    asm("{ .reg .u64 t; cvt.u64.u32 t, %1; add.u64 t, t, %2; cvt.u32.u64 %0, t; }" : "=r"(o[21]) : "r"(A), "l"(x[i]));
+    unsigned long long* p = o64 + kInt64Results * i;
+    const unsigned long long X = x[i], Y = y[i], Z = z[i];
+    asm("add.s64 %0, %1, %2;" : "=l"(p[0]) : "l"(X), "l"(Y));
+    asm("sub.u64 %0, %1, %2;" : "=l"(p[1]) : "l"(X), "l"(Y));
+    asm("mul.lo.u64 %0, %1, %2;" : "=l"(p[2]) : "l"(X), "l"(Y));
+    asm("mad.lo.u64 %0, %1, %2, %3;" : "=l"(p[3]) : "l"(X), "l"(Y), "l"(Z));
+    asm("and.b64 %0, %1, %2;" : "=l"(p[4]) : "l"(X), "l"(Y));
+    asm("or.b64 %0, %1, %2;" : "=l"(p[5]) : "l"(X), "l"(Y));
+    asm("xor.b64 %0, %1, %2;" : "=l"(p[6]) : "l"(X), "l"(Y));
+    asm("shl.b64 %0, %1, %2;" : "=l"(p[7]) : "l"(X), "r"(sh));
+    asm("shr.s64 %0, %1, %2;" : "=l"(p[8]) : "l"(X), "r"(sh));
+    asm("min.s64 %0, %1, %2;" : "=l"(p[9]) : "l"(X), "l"(Y));
+    asm("max.u64 %0, %1, %2;" : "=l"(p[10]) : "l"(X), "l"(Y));
+    asm("cvt.s64.s32 %0, %1;" : "=l"(p[11]) : "r"(A));
+}
+
+constexpr int kFloatResults = 16;
+
+// f32 arithmetic, approximations and the conversions to and from bf16 and f16.
+__global__ void float_ops(const float* a, const float* b, const float* c, unsigned* out) {
+    const unsigned i = threadIdx.x;
+    unsigned* o = out + kFloatResults * i;
+    const float A = a[i], B = b[i], C = c[i];
+    float f;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(f) : "f"(A), "f"(B));
+    o[0] = __float_as_uint(f);
+    asm("sub.f32 %0, %1, %2;" : "=f"(f) : "f"(A), "f"(B));
+    o[1] = __float_as_uint(f);
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(f) : "f"(A), "f"(B));
+    o[2] = __float_as_uint(f);
+    asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(f) : "f"(A), "f"(B), "f"(C));
+    o[3] = __float_as_uint(f);
+    asm("min.f32 %0, %1, %2;" : "=f"(f) : "f"(A), "f"(B));
+    o[4] = __float_as_uint(f);
+    asm("max.f32 %0, %1, %2;" : "=f"(f) : "f"(A), "f"(B));
+    o[5] = __float_as_uint(f);
+    asm("ex2.approx.f32 %0, %1;" : "=f"(f) : "f"(A));
+    o[6] = __float_as_uint(f);
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(f) : "f"(A));
+    o[7] = __float_as_uint(f);
+    unsigned u;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u) : "f"(A), "f"(B));
+    o[8] = u;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(u) : "f"(A), "f"(B));
+    o[9] = u;
+    unsigned short h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(C));
+    o[10] = h;
+    asm("cvt.f32.bf16 %0, %1;" : "=f"(f) : "h"(h));
+    o[11] = __float_as_uint(f);
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(C));
+    asm("cvt.rn.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    o[12] = __float_as_uint(f);
+    int k;
+    asm("cvt.rzi.s32.f32 %0, %1;" : "=r"(k) : "f"(A * 100.0f));
+    o[13] = unsigned(k);
+    asm("cvt.rni.u32.f32 %0, %1;" : "=r"(k) : "f"(C * 1000.0f));
+    o[14] = unsigned(k);
+    asm("cvt.rn.f32.s32 %0, %1;" : "=f"(f) : "r"(int(i) * 77777 - 1234567));
+    o[15] = __float_as_uint(f);
+}
+
+constexpr int kWarpResults = 9;
+
+// shfl.sync in its four modes (with the valid-lane predicate), elect.sync and
+// activemask; the upper half of the second warp sits out the elect.
+__global__ void warp_ops(const unsigned* v, unsigned* out) {
+    const unsigned i = threadIdx.x, x = v[i];
+    unsigned* o = out + kWarpResults * i;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 5, 0x1f, 0xffffffff;" : "=r"(o[0]) : "r"(x));
+    asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(o[1]) : "r"(x), "r"(x % 32));
+    asm volatile("{ .reg .pred p; shfl.sync.up.b32 %0|p, %2, 3, 0, 0xffffffff; selp.u32 %1, 1, 0, p; }"
+                 : "=r"(o[2]), "=r"(o[3])
+                 : "r"(x));
+    asm volatile("{ .reg .pred p; shfl.sync.down.b32 %0|p, %2, 6, 0x1f, 0xffffffff; selp.u32 %1, 1, 0, p; }"
+                 : "=r"(o[4]), "=r"(o[5])
+                 : "r"(x));
+    // Segments of 8 lanes: c = ((32 - 8) << 8) | 0x1f, as __shfl_sync(mask, x, 2, 8).
+    asm volatile("shfl.sync.idx.b32 %0, %1, 2, 0x181f, 0xffffffff;" : "=r"(o[6]) : "r"(x));
+    o[7] = o[8] = 0xdead;
+    if (i < 48) {
+        const unsigned mask = i < 32 ? 0xffffffffu : 0x0000ffffu;
+        unsigned leader = 0, am = 0, me = 0;
+        asm volatile("{ .reg .pred p; elect.sync %0|p, %2; selp.u32 %1, 1, 0, p; }"
+                     : "=r"(leader), "=r"(me)
+                     : "r"(mask));
+        asm volatile("activemask.b32 %0;" : "=r"(am));
+        __syncwarp(mask);
+        o[7] = leader | (me << 8);
+        o[8] = am;
+    }
+}
+
+// cp.async with src-size (the copy's tail zero-filled) and with the ignore-src
+// predicate, completed by cp.async.wait_all; then a non-tensor cp.async.bulk
+// on an mbarrier that thread 0 arms with mbarrier.expect_tx and thread 1
+// arrives on twice in one instruction (the barrier's count is 2), waited on
+// with test_wait.parity.
+__global__ void async_copies(const unsigned* in, const unsigned* bulk_src, unsigned* out, unsigned* bulk_out) {
+    __shared__ __align__(16) unsigned s[4 * 64 + 2 * 64];
+    __shared__ __align__(16) unsigned b[256];
+    __shared__ __align__(8) unsigned long long bar;
+    const unsigned i = threadIdx.x;
+    const unsigned dst16 = unsigned(__cvta_generic_to_shared(s + 4 * i));
+    const unsigned dst8 = unsigned(__cvta_generic_to_shared(s + 4 * 64 + 2 * i));
+    const unsigned bar_addr = unsigned(__cvta_generic_to_shared(&bar));
+    const unsigned src_size = i % 17;
+    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;" ::"r"(dst16), "l"(in + 4 * i), "r"(src_size));
+    asm volatile("{ .reg .pred p; setp.eq.u32 p, %2, 0; cp.async.ca.shared.global [%0], [%1], 8, p; }" ::"r"(dst8),
+                 "l"(in + 4 * 64 + 2 * i), "r"(i % 3));
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    if (i == 0) asm volatile("mbarrier.init.shared::cta.b64 [%0], 2;" ::"r"(bar_addr));
+    __syncthreads();
+    if (i == 0) {
+        asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], 1024;" ::"r"(bar_addr));
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], 1024, [%2];" ::"r"(
+                         unsigned(__cvta_generic_to_shared(b))),
+                     "l"(bulk_src), "r"(bar_addr));
+    }
+    if (i == 1) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], 2;" ::"r"(bar_addr));
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{ .reg .pred p; mbarrier.test_wait.parity.shared::cta.b64 p, [%1], 0; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(done)
+                     : "r"(bar_addr));
+    for (int k = 0; k < 6; ++k) out[6 * i + k] = k < 4 ? s[4 * i + k] : s[4 * 64 + 2 * i + k - 4];
+    for (int k = 0; k < 4; ++k) bulk_out[4 * i + k] = b[4 * i + k];
+}
+
+}  // namespace
+
+TEST_CASE("inline PTX: ld/st on shared and global memory, vectors and bar.sync", "[emulator][ptx]") {
+    const int n = 64;
+    std::mt19937 rng(21);
+    std::uniform_real_distribution<float> u(-10.0f, 10.0f);
+    std::vector<float> in(4 * n);
+    std::vector<unsigned long long> in64(n);
+    for (auto& x : in) x = u(rng);
+    for (auto& x : in64) x = (uint64_t(rng()) << 32) | rng();
+    float *d_in = to_device(in), *d_out = device_buffer<float>(4 * n);
+    unsigned long long *d_in64 = to_device(in64), *d_out64 = device_buffer<unsigned long long>(n);
+    load_store<<<1, n>>>(d_in, d_in64, d_out, d_out64);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<float> out = to_host(d_out, 4 * n);
+    const std::vector<unsigned long long> out64 = to_host(d_out64, n);
+    for (int i = 0; i < n; ++i) {
+        const int next = (i + 1) % n;
+        for (int k = 0; k < 4; ++k) CHECK(out[4 * i + k] == in[4 * next + k]);
+        CHECK(out64[i] == in64[next]);
+    }
+    for (void* p : {(void*)d_in, (void*)d_out, (void*)d_in64, (void*)d_out64}) cudaFree(p);
+}
+
+TEST_CASE("inline PTX: integer arithmetic, shifts, lop3 and prmt against the CPU", "[emulator][ptx]") {
+    const int n = 64;
+    std::mt19937_64 rng(33);
+    std::vector<unsigned> a(n), b(n), c(n);
+    std::vector<unsigned long long> x(n), y(n), z(n);
+    for (int i = 0; i < n; ++i) {
+        a[i] = unsigned(rng()), b[i] = unsigned(rng()), c[i] = unsigned(rng());
+        x[i] = rng(), y[i] = rng(), z[i] = rng();
+    }
+    a[0] = 0x80000000u, b[0] = 0x7fffffffu;  // the extremes of min, max and mul.hi
+    unsigned *d_a = to_device(a), *d_b = to_device(b), *d_c = to_device(c),
+             *d_o32 = device_buffer<unsigned>(n * kInt32Results);
+    unsigned long long *d_x = to_device(x), *d_y = to_device(y), *d_z = to_device(z),
+                       *d_o64 = device_buffer<unsigned long long>(n * kInt64Results);
+    integer_ops<<<1, n>>>(d_a, d_b, d_c, d_x, d_y, d_z, d_o32, d_o64);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<unsigned> o32 = to_host(d_o32, n * kInt32Results);
+    const std::vector<unsigned long long> o64 = to_host(d_o64, n * kInt64Results);
+    for (int i = 0; i < n; ++i) {
+        const unsigned A = a[i], B = b[i], C = c[i], sh = b[i] % 40;
+        const int sA = int(A), sB = int(B);
+        const unsigned* o = &o32[std::size_t(i) * kInt32Results];
+        CHECK(o[0] == A + B);
+        CHECK(o[1] == A - B);
+        CHECK(o[2] == A * B);
+        CHECK(o[3] == unsigned((int64_t(sA) * sB) >> 32));
+        CHECK(o[4] == unsigned((uint64_t(A) * B) >> 32));
+        CHECK(o[5] == A * B + C);
+        CHECK(o[6] == (A & B));
+        CHECK(o[7] == (A | B));
+        CHECK(o[8] == (A ^ B));
+        CHECK(o[9] == ~A);
+        CHECK(o[10] == (sh >= 32 ? 0u : A << sh));  // PTX clamps the shift at the width
+        CHECK(o[11] == (sh >= 32 ? 0u : A >> sh));
+        CHECK(o[12] == unsigned(sA >> (sh >= 32 ? 31 : sh)));
+        CHECK(o[13] == unsigned(sA < sB ? sA : sB));
+        CHECK(o[14] == (A > B ? A : B));
+        CHECK(o[15] == (A ^ B ^ C));
+        CHECK(o[16] == ((A & B) | (A & C) | (B & C)));
+        unsigned prmt = 0, fixed = 0;
+        const uint64_t bytes = uint64_t(A) | (uint64_t(B) << 32);
+        for (int k = 0; k < 4; ++k) {
+            const unsigned sel = (C >> (4 * k)) & 15u;
+            unsigned byte = unsigned(bytes >> (8 * (sel & 7u))) & 0xffu;
+            if (sel & 8u) byte = (byte & 0x80u) ? 0xffu : 0u;
+            prmt |= byte << (8 * k);
+        }
+        fixed = (A & 0xffffu) | (B << 16);  // 0x5410: the low halves of a and b
+        CHECK(o[17] == prmt);
+        CHECK(o[18] == fixed);
+        const int64_t wide = int64_t(sA) * sB;
+        CHECK(o[19] == unsigned(uint64_t(wide)));
+        CHECK(o[20] == unsigned(uint64_t(wide) >> 32));
+        CHECK(o[21] == unsigned(A + x[i]));
+        const unsigned long long X = x[i], Y = y[i], Z = z[i];
+        const unsigned long long* p = &o64[std::size_t(i) * kInt64Results];
+        CHECK(p[0] == X + Y);
+        CHECK(p[1] == X - Y);
+        CHECK(p[2] == X * Y);
+        CHECK(p[3] == X * Y + Z);
+        CHECK(p[4] == (X & Y));
+        CHECK(p[5] == (X | Y));
+        CHECK(p[6] == (X ^ Y));
+        CHECK(p[7] == X << sh);
+        CHECK(p[8] == (unsigned long long)((long long)X >> sh));
+        CHECK(p[9] == (unsigned long long)((long long)X < (long long)Y ? X : Y));
+        CHECK(p[10] == (X > Y ? X : Y));
+        CHECK(p[11] == (unsigned long long)(long long)sA);
+    }
+    for (void* q : {(void*)d_a, (void*)d_b, (void*)d_c, (void*)d_o32, (void*)d_x, (void*)d_y, (void*)d_z, (void*)d_o64})
+        cudaFree(q);
+}
+
+namespace {
+// Round to nearest even, NaN aside (the inputs hold none).
+unsigned short bf16_rn(float f) {
+    const unsigned u = as_bits(f);
+    return static_cast<unsigned short>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+// f32 -> f16 for normal halves (the inputs are in [-10, 10] and away from 0), round to nearest even.
+unsigned short f16_rn(float f) {
+    const unsigned u = as_bits(f), sign = (u >> 16) & 0x8000u, e = ((u >> 23) & 0xffu) - 112u, m = u & 0x7fffffu;
+    unsigned h = (e << 10) | (m >> 13);
+    const unsigned rest = m & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+    return static_cast<unsigned short>(sign | h);
+}
+float f16_to_float(unsigned short h) {
+    const unsigned e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    const float v = std::ldexp(float(1024 + m), int(e) - 25);
+    return (h & 0x8000u) ? -v : v;
+}
+}  // namespace
+
+TEST_CASE("inline PTX: f32 arithmetic and cvt to and from bf16 and f16 against the CPU", "[emulator][ptx]") {
+    const int n = 64;
+    std::mt19937 rng(44);
+    std::uniform_real_distribution<float> u(-10.0f, 10.0f), pos(0.01f, 1.0f);
+    std::vector<float> a(n), b(n), c(n);
+    for (int i = 0; i < n; ++i) a[i] = u(rng), b[i] = u(rng), c[i] = pos(rng) * (i % 2 ? 1.0f : -1.0f);
+    float *d_a = to_device(a), *d_b = to_device(b), *d_c = to_device(c);
+    unsigned* d_out = device_buffer<unsigned>(n * kFloatResults);
+    float_ops<<<1, n>>>(d_a, d_b, d_c, d_out);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<unsigned> out = to_host(d_out, n * kFloatResults);
+    for (int i = 0; i < n; ++i) {
+        const float A = a[i], B = b[i], C = c[i];
+        const unsigned* o = &out[std::size_t(i) * kFloatResults];
+        CHECK(as_float(o[0]) == A + B);
+        CHECK(as_float(o[1]) == A - B);
+        CHECK(as_float(o[2]) == A * B);
+        CHECK(as_float(o[3]) == std::fma(A, B, C));
+        CHECK(as_float(o[4]) == std::fmin(A, B));
+        CHECK(as_float(o[5]) == std::fmax(A, B));
+        CHECK(as_float(o[6]) == Approx(std::exp2(A)).epsilon(1e-6));  // ex2.approx: 2 ulp on the GPU
+        CHECK(as_float(o[7]) == Approx(1.0f / A).epsilon(1e-6));
+        CHECK(o[8] == (unsigned(bf16_rn(A)) << 16 | bf16_rn(B)));  // a in the upper half
+        CHECK(o[9] == (unsigned(f16_rn(A)) << 16 | f16_rn(B)));
+        CHECK(o[10] == bf16_rn(C));
+        CHECK(as_float(o[11]) == as_float(unsigned(bf16_rn(C)) << 16));
+        CHECK(as_float(o[12]) == f16_to_float(f16_rn(C)));
+        CHECK(int(o[13]) == int(std::trunc(A * 100.0f)));
+        CHECK(o[14] == (C < 0 ? 0u : unsigned(std::nearbyint(C * 1000.0f))));  // u32 saturates at 0
+        CHECK(as_float(o[15]) == float(i * 77777 - 1234567));
+    }
+    for (void* p : {(void*)d_a, (void*)d_b, (void*)d_c, (void*)d_out}) cudaFree(p);
+}
+
+TEST_CASE("inline PTX: shfl.sync, elect.sync and activemask against the CPU", "[emulator][ptx]") {
+    const int n = 64;
+    std::mt19937 rng(55);
+    std::vector<unsigned> v(n);
+    for (auto& x : v) x = unsigned(rng());
+    unsigned *d_v = to_device(v), *d_out = device_buffer<unsigned>(n * kWarpResults);
+    warp_ops<<<1, n>>>(d_v, d_out);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<unsigned> out = to_host(d_out, n * kWarpResults);
+    for (int i = 0; i < n; ++i) {
+        const int w = i / 32 * 32, lane = i % 32;
+        const unsigned* o = &out[std::size_t(i) * kWarpResults];
+        CHECK(o[0] == v[w + (lane ^ 5)]);
+        CHECK(o[1] == v[w + v[i] % 32]);
+        CHECK(o[2] == (lane >= 3 ? v[i - 3] : v[i]));
+        CHECK(o[3] == unsigned(lane >= 3));
+        CHECK(o[4] == (lane + 6 < 32 ? v[i + 6] : v[i]));
+        CHECK(o[5] == unsigned(lane + 6 < 32));
+        CHECK(o[6] == v[w + lane / 8 * 8 + 2]);
+        if (i < 32) {
+            CHECK(o[7] == (0u | (unsigned(lane == 0) << 8)));
+            CHECK(o[8] == 0xffffffffu);
+        } else if (i < 48) {
+            CHECK(o[7] == (0u | (unsigned(lane == 0) << 8)));
+            CHECK(o[8] == 0x0000ffffu);
+        } else {
+            CHECK(o[7] == 0xdeadu);
+        }
+    }
+    cudaFree(d_v);
+    cudaFree(d_out);
+}
+
+TEST_CASE("inline PTX: cp.async zero-fill forms, cp.async.bulk and mbarrier expect_tx, counted arrive, test_wait",
+          "[emulator][ptx]") {
+    const int n = 64;
+    std::mt19937 rng(66);
+    std::vector<unsigned> in(6 * n), bulk(4 * n);
+    for (auto& x : in) x = unsigned(rng()) | 1u;
+    for (auto& x : bulk) x = unsigned(rng());
+    unsigned *d_in = to_device(in), *d_bulk = to_device(bulk), *d_out = device_buffer<unsigned>(6 * n),
+             *d_bulk_out = device_buffer<unsigned>(4 * n);
+    async_copies<<<1, n>>>(d_in, d_bulk, d_out, d_bulk_out);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<unsigned> out = to_host(d_out, 6 * n), bulk_out = to_host(d_bulk_out, 4 * n);
+    for (int i = 0; i < n; ++i) {
+        // 16 bytes of which the first i % 17 come from the source.
+        unsigned char want[16] = {};
+        std::memcpy(want, &in[4 * i], unsigned(i % 17));
+        unsigned w[4];
+        std::memcpy(w, want, 16);
+        for (int k = 0; k < 4; ++k) CHECK(out[6 * i + k] == w[k]);
+        for (int k = 0; k < 2; ++k) CHECK(out[6 * i + 4 + k] == (i % 3 == 0 ? 0u : in[4 * n + 2 * i + k]));
+        for (int k = 0; k < 4; ++k) CHECK(bulk_out[4 * i + k] == bulk[4 * i + k]);
+    }
+    for (void* p : {(void*)d_in, (void*)d_bulk, (void*)d_out, (void*)d_bulk_out}) cudaFree(p);
+}
