@@ -75,6 +75,7 @@ enum class Op : uint8_t {
     Activemask,  // activemask.b32
     MbarExpectTx,
     BulkCopy,  // cp.async.bulk (not tensor), completing on an mbarrier
+    Stmatrix,
 };
 
 // The operations of Op::Alu.
@@ -365,6 +366,19 @@ struct Parser {
             expect(in, 2);
             expect_vec(in.ops[0], std::size_t(in.p[0]));
             expect_kind(in.ops[1], Operand::Mem, "an address");
+        } else if (starts("stmatrix.")) {
+            in.op = Op::Stmatrix;
+            for (int x : {1, 2, 4})
+                for (int t : {0, 1}) {
+                    std::string form = "stmatrix.sync.aligned.m8n8.x" + std::to_string(x) + (t ? ".trans" : "");
+                    if (opc == form + ".shared.b16" || opc == form + ".shared::cta.b16") in.p[0] = x, in.p[1] = t;
+                }
+            if (!in.p[0]) fail("this stmatrix form is not emulated");
+            expect(in, 2);
+            expect_kind(in.ops[0], Operand::Mem, "an address");
+            expect_vec(in.ops[1], std::size_t(in.p[0]));
+            for (int x : in.ops[1].regs)
+                if (x < 0) fail("a vector to store cannot hold _");
         } else if (is("cp.async.ca.shared.global") || is("cp.async.cg.shared.global") ||
                    is("cp.async.ca.shared::cta.global") || is("cp.async.cg.shared::cta.global")) {
             in.op = Op::CpAsync;
@@ -965,6 +979,31 @@ struct Exec {
         }
     }
 
+    // stmatrix, ldmatrix's mirror: lanes 8j..8j+7 give the row addresses of
+    // matrix j, and each lane stores its own register j where ldmatrix would
+    // have read it from.
+    void stmatrix() {
+        const int n = in->p[0];
+        const bool trans = in->p[1];
+        const uint32_t mine = uint32_t(address(in->ops[0]));
+        uint64_t rows[32];
+        gather(reinterpret_cast<uintptr_t>(shared_window_pointer(mine, 16)), rows);
+        if (mine % 16) fail("stmatrix: a row address is not 16-byte aligned");
+        const unsigned lane = lane_id();
+        for (int j = 0; j < n; ++j) {
+            const uint32_t v = uint32_t(r[in->ops[1].regs[std::size_t(j)]]);
+            const unsigned short lo = uint16_t(v), hi = uint16_t(v >> 16);
+            if (!trans) {
+                unsigned short* p = reinterpret_cast<unsigned short*>(rows[8 * j + lane / 4]);
+                p[2 * (lane % 4)] = lo;
+                p[2 * (lane % 4) + 1] = hi;
+            } else {
+                reinterpret_cast<unsigned short*>(rows[8 * j + 2 * (lane % 4)])[lane / 4] = lo;
+                reinterpret_cast<unsigned short*>(rows[8 * j + 2 * (lane % 4) + 1])[lane / 4] = hi;
+            }
+        }
+    }
+
     void cp_async() {
         const unsigned bytes = unsigned(in->p[0]);
         void* dst = shared(in->ops[0], bytes);
@@ -1145,6 +1184,8 @@ struct Exec {
             }
             case Op::BulkCopy:
                 return bulk_copy();
+            case Op::Stmatrix:
+                return stmatrix();
         }
     }
 

@@ -238,6 +238,30 @@ __global__ void async_copies(const unsigned* in, const unsigned* bulk_src, unsig
     for (int k = 0; k < 4; ++k) bulk_out[4 * i + k] = b[4 * i + k];
 }
 
+// stmatrix in four forms, each into its own region of shared memory: rows of
+// 8 b16 values (16 bytes), matrix j's rows given by lanes 8j..8j+7.
+constexpr int kStmatrixHalves = (4 + 2 + 1 + 4) * 64;
+__global__ void store_matrices(const unsigned* in, unsigned short* out) {
+    __shared__ __align__(16) unsigned short s[kStmatrixHalves];
+    const unsigned lane = threadIdx.x;
+    const unsigned r0 = in[4 * lane], r1 = in[4 * lane + 1], r2 = in[4 * lane + 2], r3 = in[4 * lane + 3];
+    for (unsigned i = lane; i < kStmatrixHalves; i += 32) s[i] = 0xffff;
+    __syncwarp();
+    // Region base (in matrices) and the row this lane names: row lane % 8 of matrix (lane / 8) % x.
+    auto row = [&](int base, int x) {
+        return unsigned(__cvta_generic_to_shared(s + 64 * base + 64 * ((lane / 8) % x) + 8 * (lane % 8)));
+    };
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};" ::"r"(row(0, 4)), "r"(r0), "r"(r1),
+                 "r"(r2), "r"(r3));
+    asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared::cta.b16 [%0], {%1, %2};" ::"r"(row(4, 2)), "r"(r0),
+                 "r"(r1));
+    asm volatile("stmatrix.sync.aligned.m8n8.x1.shared.b16 [%0], {%1};" ::"r"(row(6, 1)), "r"(r2));
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};" ::"r"(row(7, 4)), "r"(r3),
+                 "r"(r2), "r"(r1), "r"(r0));
+    __syncwarp();
+    for (unsigned i = lane; i < kStmatrixHalves; i += 32) out[i] = s[i];
+}
+
 }  // namespace
 
 TEST_CASE("inline PTX: ld/st on shared and global memory, vectors and bar.sync", "[emulator][ptx]") {
@@ -446,4 +470,34 @@ TEST_CASE("inline PTX: cp.async zero-fill forms, cp.async.bulk and mbarrier expe
         for (int k = 0; k < 4; ++k) CHECK(bulk_out[4 * i + k] == bulk[4 * i + k]);
     }
     for (void* p : {(void*)d_in, (void*)d_bulk, (void*)d_out, (void*)d_bulk_out}) cudaFree(p);
+}
+
+TEST_CASE("inline PTX: stmatrix x1, x2, x4 and .trans against the CPU", "[emulator][ptx]") {
+    std::mt19937 rng(77);
+    std::vector<unsigned> in(4 * 32);
+    for (auto& x : in) x = unsigned(rng());
+    unsigned* d_in = to_device(in);
+    unsigned short* d_out = device_buffer<unsigned short>(kStmatrixHalves);
+    store_matrices<<<1, 32>>>(d_in, d_out);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<unsigned short> out = to_host(d_out, kStmatrixHalves);
+    // Element (r, c) of an 8x8 matrix held in register k: lane 4r + c/2, half c % 2
+    // (transposed: lane 4c + r/2, half r % 2).
+    auto held = [&](int k, int r, int c, bool trans) {
+        const int lane = trans ? 4 * c + r / 2 : 4 * r + c / 2, half = trans ? r % 2 : c % 2;
+        return static_cast<unsigned short>(in[4 * lane + k] >> (16 * half));
+    };
+    struct Form {
+        int base, x;
+        bool trans;
+        int regs[4];
+    };
+    const Form forms[] = {
+        {0, 4, false, {0, 1, 2, 3}}, {4, 2, true, {0, 1}}, {6, 1, false, {2}}, {7, 4, true, {3, 2, 1, 0}}};
+    for (const Form& f : forms)
+        for (int j = 0; j < f.x; ++j)
+            for (int r = 0; r < 8; ++r)
+                for (int c = 0; c < 8; ++c) CHECK(out[64 * (f.base + j) + 8 * r + c] == held(f.regs[j], r, c, f.trans));
+    cudaFree(d_in);
+    cudaFree(d_out);
 }
