@@ -16,6 +16,8 @@
 #include <array>
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -106,6 +108,9 @@ enum AluOp : int {
     ALop3,
     APrmt,
 };
+
+// Element types of the generic mma.
+enum MmaType : int { MtBf16, MtF16, MtS8, MtU8, MtF32, MtS32 };
 
 // The conversions of Op::Cvt.
 enum CvtKind : int { CvtInt, CvtPack16, CvtFrom16, CvtTo16, CvtIntToF32, CvtF32ToInt };
@@ -351,10 +356,12 @@ struct Parser {
             full.compare(0, 8, "mbarrier") == 0 || full.compare(0, 9, "cp.async.") == 0 ? plain(full) : full;
         auto is = [&](const char* s) { return opc == s; };
         auto starts = [&](const char* s) { return opc.compare(0, std::strlen(s), s) == 0; };
-        if (is("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")) {
+        if (is("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")) {  // kernels/ptx.h's: its own fast path
             in.op = Op::Mma;
             expect(in, 4);
             expect_vec(in.ops[0], 4), expect_vec(in.ops[1], 4), expect_vec(in.ops[2], 2), expect_vec(in.ops[3], 4);
+        } else if (starts("mma.sync.aligned.m16n8k")) {
+            decode_mma(in, opc);
         } else if (starts("ldmatrix.")) {
             in.op = Op::Ldmatrix;
             for (int x : {1, 2, 4})
@@ -733,6 +740,47 @@ struct Parser {
         return true;
     }
 
+    // mma.sync.aligned.m16n8k{8,16}.row.col.{f32,f16}.{bf16,f16}.{bf16,f16}.{f32,f16} and
+    // mma.sync.aligned.m16n8k32.row.col[.satfinite].s32.{s8,u8}.{s8,u8}.s32: p[0] 1,
+    // p[1] K, p[2] A's type | B's << 4, p[3] D's | C's << 4 | satfinite << 8 (MmaType).
+    void decode_mma(Insn& in, const std::string& opc) {
+        const std::vector<std::string> t = tokens(opc);
+        auto type = [](const std::string& x) {
+            static const char* names[] = {"bf16", "f16", "s8", "u8", "f32", "s32"};
+            for (int i = 0; i < 6; ++i)
+                if (x == names[i]) return i;
+            return -1;
+        };
+        const bool sat = t.size() == 11 && t[6] == "satfinite";
+        if (t.size() != 10u + sat || t[4] != "row" || t[5] != "col") fail("this mma form is not emulated");
+        const int k = t[3] == "m16n8k8" ? 8 : t[3] == "m16n8k16" ? 16 : t[3] == "m16n8k32" ? 32 : 0;
+        const int d = type(t[6 + sat]), a = type(t[7 + sat]), b = type(t[8 + sat]), c = type(t[9 + sat]);
+        const bool ints = a == MtS8 || a == MtU8;
+        bool ok;
+        if (ints) {
+            ok = k == 32 && (b == MtS8 || b == MtU8) && d == MtS32 && c == MtS32;
+        } else {
+            const bool f16 = a == MtF16;
+            ok = !sat && (k == 8 || k == 16) && (a == MtBf16 || a == MtF16) && b == a &&
+                 (d == MtF32 || (f16 && d == MtF16)) && (c == MtF32 || (f16 && c == MtF16));
+        }
+        if (!ok) fail("this mma shape or type is not emulated");
+        in.op = Op::Mma;
+        in.p[0] = 1;
+        in.p[1] = k;
+        in.p[2] = a | b << 4;
+        in.p[3] = d | c << 4 | sat << 8;
+        const std::size_t per = ints ? 4 : 2;  // elements in a 32-bit register
+        expect(in, 4);
+        expect_vec(in.ops[0], d == MtF16 ? 2 : 4);
+        expect_vec(in.ops[1], std::size_t(k) / (2 * per));
+        expect_vec(in.ops[2], std::size_t(k) / (4 * per));
+        expect_vec(in.ops[3], c == MtF16 ? 2 : 4);
+        for (int i = 1; i < 4; ++i)
+            for (int x : in.ops[std::size_t(i)].regs)
+                if (x < 0) fail("mma's A, B and C cannot hold _");
+    }
+
     // Types of the scalar instructions: 32-bit (0 unsigned, 1 signed, 2 float) or 64-bit (+4).
     static int type_code(const std::string& t) {
         if (t == "b32" || t == "u32" || t == "pred") return 0;
@@ -953,6 +1001,78 @@ struct Exec {
             if (D.regs[i] >= 0) r[D.regs[i]] = bits(d[i]);
     }
 
+    // The other mma.sync forms (PTX ISA, "Matrix Fragments for mma.m16n8k8",
+    // "mma.m16n8k16", "mma.m16n8k32"): with g = lane / 4, t = lane % 4 and e
+    // elements per 32-bit register (2 of 16 bits, 4 of 8), register j of A holds
+    // row g + 8 (j % 2), columns e t + K/2 (j / 2) onwards; register j of B holds
+    // column g, rows e t + K/2 j onwards; f32 and s32 C and D register i is
+    // (g + 8 (i / 2), 2t + i % 2), f16 register j the pair (g + 8 j, 2t..2t+1).
+    // The whole A and B are gathered from the warp, then each lane computes its
+    // four elements of D.
+    void mma_generic() {
+        const int K = in->p[1], at = in->p[2] & 15, bt = in->p[2] >> 4, dt = in->p[3] & 15, ct = (in->p[3] >> 4) & 15;
+        const bool sat = in->p[3] >> 8;
+        const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
+        const unsigned per = at >= MtS8 ? 4 : 2, bits_each = 32 / per;
+        uint64_t a01[32], a23[32], b01[32];
+        auto pair = [&](const Operand& o, std::size_t i) {
+            return uint32_t(r[o.regs[i]]) | (i + 1 < o.regs.size() ? r[o.regs[i + 1]] << 32 : 0);
+        };
+        gather(pair(A, 0), a01);
+        if (A.regs.size() > 2) gather(pair(A, 2), a23);
+        gather(pair(B, 0), b01);
+        auto elem = [&](uint32_t reg, unsigned e, int type) -> float {
+            const uint32_t x = (reg >> (bits_each * e)) & ((1u << bits_each) - 1);
+            switch (type) {
+                case MtBf16:
+                    return bf16(x);
+                case MtF16:
+                    return half_to_float(uint16_t(x));
+                case MtS8:
+                    return float(int8_t(uint8_t(x)));
+                default:
+                    return float(x);
+            }
+        };
+        float a[16][32], b[32][8];
+        for (unsigned l = 0; l < 32; ++l) {
+            const unsigned g = l / 4, t = l % 4;
+            for (unsigned j = 0; j < A.regs.size(); ++j) {
+                const uint32_t reg = uint32_t((j < 2 ? a01[l] : a23[l]) >> (32 * (j % 2)));
+                for (unsigned e = 0; e < per; ++e)
+                    a[g + 8 * (j % 2)][per * t + e + unsigned(K) / 2 * (j / 2)] = elem(reg, e, at);
+            }
+            for (unsigned j = 0; j < B.regs.size(); ++j) {
+                const uint32_t reg = uint32_t(b01[l] >> (32 * j));
+                for (unsigned e = 0; e < per; ++e) b[per * t + e + unsigned(K) / 2 * j][g] = elem(reg, e, bt);
+            }
+        }
+        const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
+        uint64_t out[4];
+        for (unsigned i = 0; i < 4; ++i) {
+            const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
+            if (at >= MtS8) {  // integers: exact, then wrapped or (satfinite) clamped to s32
+                int64_t acc = int32_t(r[C.regs[i]]);
+                for (int k = 0; k < K; ++k) acc += int64_t(a[row][k]) * int64_t(b[k][col]);
+                if (sat) acc = std::min<int64_t>(std::max<int64_t>(acc, INT32_MIN), INT32_MAX);
+                out[i] = uint32_t(acc);
+                continue;
+            }
+            const uint32_t creg = uint32_t(r[C.regs[ct == MtF16 ? i / 2 : i]]);
+            float acc = ct == MtF16 ? half_to_float(uint16_t(creg >> (16 * (i % 2)))) : f32(creg);
+            // 16-bit float products are exact in fp32: one rounding per step, as fmaf.
+            for (int k = 0; k < K; ++k) acc += a[row][k] * b[k][col];
+            out[i] = dt == MtF16 ? float_to_half_rn(acc) : bits(acc);
+        }
+        if (dt == MtF16) {
+            for (unsigned j = 0; j < 2; ++j)
+                if (D.regs[j] >= 0) r[D.regs[j]] = out[2 * j] | (out[2 * j + 1] << 16);
+        } else {
+            for (unsigned i = 0; i < 4; ++i)
+                if (D.regs[i] >= 0) r[D.regs[i]] = out[i];
+        }
+    }
+
     // ldmatrix: lanes 8j..8j+7 give the row addresses of matrix j.
     void ldmatrix() {
         const int n = in->p[0];
@@ -1068,7 +1188,7 @@ struct Exec {
             case Op::Setmaxnreg:  // register counts are the compiler's business
                 return;
             case Op::Mma:
-                return mma();
+                return in->p[0] ? mma_generic() : mma();
             case Op::Ldmatrix:
                 return ldmatrix();
             case Op::CpAsync:

@@ -262,6 +262,59 @@ __global__ void store_matrices(const unsigned* in, unsigned short* out) {
     for (unsigned i = lane; i < kStmatrixHalves; i += 32) out[i] = s[i];
 }
 
+// The other mma.sync shapes and types. Each lane passes its fragment
+// registers: 4 of A, 2 of B, 4 of C (as many as the form uses) and gets 4 of D.
+__global__ void mma_forms(int form, const unsigned* a, const unsigned* b, const unsigned* c, unsigned* d) {
+    const unsigned l = threadIdx.x;
+    const unsigned a0 = a[4 * l], a1 = a[4 * l + 1], a2 = a[4 * l + 2], a3 = a[4 * l + 3], b0 = b[2 * l],
+                   b1 = b[2 * l + 1], c0 = c[4 * l], c1 = c[4 * l + 1], c2 = c[4 * l + 2], c3 = c[4 * l + 3];
+    unsigned d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    switch (form) {
+        case 0:
+            asm volatile(
+                "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%10, %11, %12, %13};"
+                : "=r"(d0), "=r"(d1), "=r"(d2), "=r"(d3)
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+            break;
+        case 1:
+            asm volatile(
+                "mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%0, %1}, {%2, %3, %4, %5}, {%6, %7}, {%8, %9};"
+                : "=r"(d0), "=r"(d1)
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c0), "r"(c1));
+            break;
+        case 2:
+            asm volatile(
+                "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, "
+                "%10};"
+                : "=r"(d0), "=r"(d1), "=r"(d2), "=r"(d3)
+                : "r"(a0), "r"(a1), "r"(b0), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+            break;
+        case 3:
+            asm volatile(
+                "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, "
+                "%10};"
+                : "=r"(d0), "=r"(d1), "=r"(d2), "=r"(d3)
+                : "r"(a0), "r"(a1), "r"(b0), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+            break;
+        case 4:
+            asm volatile(
+                "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%10, %11, %12, %13};"
+                : "=r"(d0), "=r"(d1), "=r"(d2), "=r"(d3)
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+            break;
+        default:
+            asm volatile(
+                "mma.sync.aligned.m16n8k32.row.col.satfinite.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                "{%8, %9}, {%10, %11, %12, %13};"
+                : "=r"(d0), "=r"(d1), "=r"(d2), "=r"(d3)
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c0), "r"(c1), "r"(c2), "r"(c3));
+            break;
+    }
+    d[4 * l] = d0, d[4 * l + 1] = d1, d[4 * l + 2] = d2, d[4 * l + 3] = d3;
+}
+
 }  // namespace
 
 TEST_CASE("inline PTX: ld/st on shared and global memory, vectors and bar.sync", "[emulator][ptx]") {
@@ -500,4 +553,103 @@ TEST_CASE("inline PTX: stmatrix x1, x2, x4 and .trans against the CPU", "[emulat
                 for (int c = 0; c < 8; ++c) CHECK(out[64 * (f.base + j) + 8 * r + c] == held(f.regs[j], r, c, f.trans));
     cudaFree(d_in);
     cudaFree(d_out);
+}
+
+namespace {
+// f16 bits of k / 8 for an integer k in [-64, 64] (exact).
+unsigned short f16_exact(float f) { return f == 0.0f ? 0 : f16_rn(f); }
+
+struct MmaForm {
+    const char* name;
+    int k;
+    int in;   // 0 bf16, 1 f16, 2 s8 x s8, 3 u8 x s8
+    int acc;  // 0 f32, 1 f16, 2 s32, 3 s32 satfinite
+};
+
+// Per element, the PTX ISA's fragment tables ("Matrix Fragments for
+// mma.m16n8k8 / m16n8k16 / m16n8k32"): with g = lane / 4 and t = lane % 4,
+// where element i of lane's A, B and C/D fragments sits in the matrices.
+void a_pos(int k, int i, int lane, int& row, int& col) {
+    const int g = lane / 4, t = lane % 4;
+    if (k == 8) row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+    else if (k == 16) row = g + ((i & 2) ? 8 : 0), col = 2 * t + (i & 1) + (i >= 4 ? 8 : 0);
+    else row = g + ((i & 4) ? 8 : 0), col = 4 * t + (i & 3) + (i >= 8 ? 16 : 0);
+}
+void b_pos(int k, int i, int lane, int& row, int& col) {
+    const int g = lane / 4, t = lane % 4;
+    col = g;
+    if (k == 8) row = 2 * t + i;
+    else if (k == 16) row = 2 * t + (i & 1) + (i >= 2 ? 8 : 0);
+    else row = 4 * t + (i & 3) + (i >= 4 ? 16 : 0);
+}
+void c_pos(int i, int lane, int& row, int& col) { row = lane / 4 + (i >= 2 ? 8 : 0), col = 2 * (lane % 4) + (i & 1); }
+}  // namespace
+
+TEST_CASE("inline PTX: mma.sync m16n8k8, m16n8k16 f16 and m16n8k32 s8 place fragments as the ISA tables",
+          "[emulator][ptx]") {
+    const MmaForm forms[] = {{"m16n8k16 f32.f16", 16, 1, 0}, {"m16n8k16 f16.f16", 16, 1, 1},
+                             {"m16n8k8 f32.bf16", 8, 0, 0},  {"m16n8k8 f32.f16", 8, 1, 0},
+                             {"m16n8k32 s32.s8", 32, 2, 2},  {"m16n8k32 satfinite s32.u8.s8", 32, 3, 3}};
+    std::mt19937 rng(88);
+    for (int f = 0; f < 6; ++f) {
+        const MmaForm& m = forms[f];
+        INFO(m.name);
+        const int K = m.k, per = m.in >= 2 ? 4 : 2, bits = 32 / per;
+        // Values: floats k/8 (exact in bf16 and f16), or bytes.
+        std::vector<double> A(16 * K), B(K * 8), C(16 * 8);
+        for (auto& x : A)
+            x = m.in >= 2 ? double(m.in == 3 ? int(rng() % 256) : int(rng() % 256) - 128) : (int(rng() % 17) - 8) / 8.0;
+        for (auto& x : B) x = m.in >= 2 ? double(int(rng() % 256) - 128) : (int(rng() % 17) - 8) / 8.0;
+        for (int i = 0; i < 16 * 8; ++i) {
+            if (m.acc >= 2)
+                C[i] = (i % 5 == 0) ? (i % 2 ? 2147483000.0 : -2147483000.0) : double(int(rng() % 20001) - 10000);
+            else C[i] = (int(rng() % 33) - 16) / 8.0;
+        }
+        auto enc = [&](double v) -> unsigned {
+            if (m.in >= 2) return unsigned(int(v)) & 0xffu;
+            return m.in == 0 ? bf16_rn(float(v)) : f16_exact(float(v));
+        };
+        std::vector<unsigned> a(4 * 32, 0), b(2 * 32, 0), c(4 * 32, 0);
+        for (int lane = 0; lane < 32; ++lane) {
+            for (int i = 0; i < K / 2; ++i) {  // 16 * K / 32 elements of A per lane
+                int row, col;
+                a_pos(K, i, lane, row, col);
+                a[4 * lane + i / per] |= enc(A[row * K + col]) << (bits * (i % per));
+            }
+            for (int i = 0; i < K / 4; ++i) {
+                int row, col;
+                b_pos(K, i, lane, row, col);
+                b[2 * lane + i / per] |= enc(B[row * 8 + col]) << (bits * (i % per));
+            }
+            for (int i = 0; i < 4; ++i) {
+                int row, col;
+                c_pos(i, lane, row, col);
+                const double v = C[row * 8 + col];
+                if (m.acc == 1) c[4 * lane + i / 2] |= unsigned(f16_exact(float(v))) << (16 * (i % 2));
+                else if (m.acc == 0) c[4 * lane + i] = as_bits(float(v));
+                else c[4 * lane + i] = unsigned(int(v));
+            }
+        }
+        unsigned *d_a = to_device(a), *d_b = to_device(b), *d_c = to_device(c), *d_d = device_buffer<unsigned>(4 * 32);
+        mma_forms<<<1, 32>>>(f, d_a, d_b, d_c, d_d);
+        REQUIRE(cudaGetLastError() == cudaSuccess);
+        const std::vector<unsigned> d = to_host(d_d, 4 * 32);
+        for (int lane = 0; lane < 32; ++lane)
+            for (int i = 0; i < 4; ++i) {
+                int row, col;
+                c_pos(i, lane, row, col);
+                double want = C[row * 8 + col];
+                for (int k = 0; k < K; ++k) want += A[row * K + k] * B[k * 8 + col];
+                if (m.acc == 3) want = std::min(std::max(want, -2147483648.0), 2147483647.0);
+                if (m.acc >= 2) {
+                    CHECK(int(d[4 * lane + i]) == int32_t(uint32_t(int64_t(want))));
+                } else if (m.acc == 1) {
+                    CHECK(f16_to_float(static_cast<unsigned short>(d[4 * lane + i / 2] >> (16 * (i % 2)))) ==
+                          Approx(want).margin(0.02));
+                } else {
+                    CHECK(as_float(d[4 * lane + i]) == Approx(want).margin(1e-5));
+                }
+            }
+        for (void* p : {(void*)d_a, (void*)d_b, (void*)d_c, (void*)d_d}) cudaFree(p);
+    }
 }
