@@ -915,6 +915,10 @@ inline float bf16_high(uint32_t r) { return bf16(r >> 16); }
 // Gathers one 64-bit value from every lane of the (full) warp.
 inline void gather(uint64_t mine, uint64_t all[32]) { warp_collective(0xffffffffu, mine, all); }
 
+// The interpreter of one run. The instructions kernels/ptx.h uses in its
+// inner loops (mma, ldmatrix, cp.async) inline into step() and step() into
+// run(); the others stay out of line ([[gnu::noinline]]) so that adding
+// them costs those loops nothing.
 struct Exec {
     const Program& prog;
     uint64_t* r;
@@ -1009,7 +1013,7 @@ struct Exec {
     // (g + 8 (i / 2), 2t + i % 2), f16 register j the pair (g + 8 j, 2t..2t+1).
     // The whole A and B are gathered from the warp, then each lane computes its
     // four elements of D.
-    void mma_generic() {
+    [[gnu::noinline]] void mma_generic() {
         const int K = in->p[1], at = in->p[2] & 15, bt = in->p[2] >> 4, dt = in->p[3] & 15, ct = (in->p[3] >> 4) & 15;
         const bool sat = in->p[3] >> 8;
         const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
@@ -1102,7 +1106,7 @@ struct Exec {
     // stmatrix, ldmatrix's mirror: lanes 8j..8j+7 give the row addresses of
     // matrix j, and each lane stores its own register j where ldmatrix would
     // have read it from.
-    void stmatrix() {
+    [[gnu::noinline]] void stmatrix() {
         const int n = in->p[0];
         const bool trans = in->p[1];
         const uint32_t mine = uint32_t(address(in->ops[0]));
@@ -1144,7 +1148,7 @@ struct Exec {
 
     // cp.async.bulk: the issuing thread copies at once with its own loads and
     // stores (as the tensor form), then counts the bytes on the barrier.
-    void bulk_copy() {
+    [[gnu::noinline]] void bulk_copy() {
         const unsigned bytes = unsigned(val(in->ops[2]));
         unsigned char* dst = static_cast<unsigned char*>(shared(in->ops[0], bytes));
         const unsigned char* src = reinterpret_cast<const unsigned char*>(address(in->ops[1]));
@@ -1311,7 +1315,7 @@ struct Exec {
 
     // ld and st: the address's space decides how it maps to memory; a
     // misaligned access stops the kernel, as it faults on the GPU.
-    void ld_st() {
+    [[gnu::noinline]] void ld_st() {
         const unsigned bytes = unsigned(in->p[0]), n = unsigned(in->p[1]);
         const bool load = in->op == Op::Ld;
         const Operand& a = in->ops[load ? 1 : 0];
@@ -1335,7 +1339,7 @@ struct Exec {
 
     static float ftz(float x, bool on) { return on && std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x; }
 
-    void alu() {
+    [[gnu::noinline]] void alu() {
         const int type = in->p[1];
         const bool flush = in->p[2];
         const uint64_t a = val(in->ops[1]);
@@ -1482,7 +1486,7 @@ struct Exec {
         r[in->ops[0].reg] = mask(d, type);
     }
 
-    void cvt() {
+    [[gnu::noinline]] void cvt() {
         const Operand& dst = in->ops[0];
         const uint64_t a = val(in->ops[1]);
         switch (in->p[0]) {
@@ -1540,7 +1544,7 @@ struct Exec {
 
     // shfl.sync as the PTX ISA defines it: c holds the clamp (bits 0-4) and the
     // segment mask (bits 8-12); a source lane out of range gives the lane its own a.
-    void shfl() {
+    [[gnu::noinline]] void shfl() {
         const unsigned lane = lane_id(), b = unsigned(val(in->ops[2])) & 31u, c = unsigned(val(in->ops[3]));
         uint64_t all[32];
         warp_collective(uint32_t(val(in->ops[4])), uint32_t(val(in->ops[1])), all);
