@@ -1421,7 +1421,7 @@ struct Exec {
                         d = sgn ? uint64_t((__int128(int64_t(x)) * int64_t(y)) >> 64)
                                 : uint64_t((unsigned __int128)x * y >> 64);
                     } else {
-                        d = uint64_t(int64_t(x) * int64_t(y)) >> 32;  // exact in 64 bits, either sign
+                        d = (sgn ? uint64_t(int64_t(x) * int64_t(y)) : x * y) >> 32;  // exact in 64 bits
                     }
                     break;
                 case AMulWide:
