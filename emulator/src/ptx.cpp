@@ -797,7 +797,7 @@ struct Parser {
         int n = 0;
         for (int c = 8; c <= 256; c += 8)
             if (opc == "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c) + "k16.f32.bf16.bf16") n = c;
-        if (n != 64 && n != 128) fail("this wgmma shape or type is not emulated");
+        if (!n) fail("this wgmma shape or type is not emulated");
         in.op = Op::Wgmma;
         in.p[0] = n;
         if (in.ops.size() < 2) fail("expected wgmma's operands");

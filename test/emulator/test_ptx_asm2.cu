@@ -315,6 +315,39 @@ __global__ void mma_forms(int form, const unsigned* a, const unsigned* b, const 
     d[4 * l] = d0, d[4 * l + 1] = d1, d[4 * l + 2] = d2, d[4 * l + 3] = d3;
 }
 
+// wgmma with N other than kernels/ptx.h's 64 and 128: D = A B for a 64 x 16 A
+// from registers (mma.m16n8k16's A layout per warp) and a K-major B without
+// swizzle in dynamic shared memory (core matrix (k/8, n/8) at k/8 * 128 +
+// n/8 * 256 bytes).
+template <int N>
+__global__ void wgmma_n(const unsigned* a, const unsigned char* b, int b_bytes, float* out) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    for (int i = threadIdx.x; i < b_bytes; i += blockDim.x) smem[i] = b[i];
+    __syncthreads();
+    const unsigned t = threadIdx.x, a0 = a[4 * t], a1 = a[4 * t + 1], a2 = a[4 * t + 2], a3 = a[4 * t + 3];
+    const unsigned long long desc = ((unsigned long long)(__cvta_generic_to_shared(smem) & 0x3FFFF) >> 4) |
+                                    ((unsigned long long)(128 >> 4) << 16) | ((unsigned long long)(256 >> 4) << 32);
+    float d[N / 2];
+    for (int i = 0; i < N / 2; ++i) d[i] = 0.0f;
+    asm volatile("wgmma.fence.sync.aligned;");
+    if constexpr (N == 8) {
+        asm volatile(
+            "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, 0, 1, 1, 0;"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
+    } else {
+        asm volatile(
+            "wgmma.mma_async.sync.aligned.m64n24k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+            "%11}, {%12, %13, %14, %15}, %16, 0, 1, 1, 0;"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
+    }
+    asm volatile("wgmma.commit_group.sync.aligned;");
+    asm volatile("wgmma.wait_group.sync.aligned 0;");
+    for (int i = 0; i < N / 2; ++i) out[t * (N / 2) + i] = d[i];
+}
+
 }  // namespace
 
 TEST_CASE("inline PTX: ld/st on shared and global memory, vectors and bar.sync", "[emulator][ptx]") {
@@ -652,4 +685,51 @@ TEST_CASE("inline PTX: mma.sync m16n8k8, m16n8k16 f16 and m16n8k32 s8 place frag
             }
         for (void* p : {(void*)d_a, (void*)d_b, (void*)d_c, (void*)d_d}) cudaFree(p);
     }
+}
+
+namespace {
+template <int N>
+void check_wgmma_n() {
+    std::mt19937 rng(99 + N);
+    std::vector<double> A(64 * 16), B(16 * N);
+    for (auto& x : A) x = (int(rng() % 17) - 8) / 8.0;
+    for (auto& x : B) x = (int(rng() % 17) - 8) / 8.0;
+    std::vector<unsigned> a(128 * 4, 0);
+    for (int tid = 0; tid < 128; ++tid)
+        for (int i = 0; i < 8; ++i) {
+            int row, col;
+            a_pos(16, i, tid % 32, row, col);
+            a[4 * tid + i / 2] |= unsigned(bf16_rn(float(A[(16 * (tid / 32) + row) * 16 + col]))) << (16 * (i % 2));
+        }
+    const int bytes = (N / 8) * 256;
+    std::vector<unsigned char> b(bytes, 0xff);
+    for (int k = 0; k < 16; ++k)
+        for (int n = 0; n < N; ++n) {
+            const int at = (n / 8) * 256 + (k / 8) * 128 + (n % 8) * 16 + (k % 8) * 2;
+            const unsigned short v = bf16_rn(float(B[k * N + n]));
+            b[at] = v & 0xff, b[at + 1] = v >> 8;
+        }
+    unsigned* d_a = to_device(a);
+    unsigned char* d_b = to_device(b);
+    float* d_out = device_buffer<float>(128 * (N / 2));
+    wgmma_n<N><<<1, 128, bytes>>>(d_a, d_b, bytes, d_out);
+    REQUIRE(cudaGetLastError() == cudaSuccess);
+    const std::vector<float> out = to_host(d_out, 128 * (N / 2));
+    for (int tid = 0; tid < 128; ++tid) {
+        const int w = tid / 32, g = tid % 32 / 4, t = tid % 4;
+        for (int j = 0; j < N / 8; ++j)
+            for (int i = 0; i < 4; ++i) {
+                const int row = 16 * w + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
+                double want = 0;
+                for (int k = 0; k < 16; ++k) want += A[row * 16 + k] * B[k * N + col];
+                CHECK(out[tid * (N / 2) + 4 * j + i] == Approx(want).margin(1e-5));
+            }
+    }
+    for (void* p : {(void*)d_a, (void*)d_b, (void*)d_out}) cudaFree(p);
+}
+}  // namespace
+
+TEST_CASE("inline PTX: wgmma m64n8k16 and m64n24k16 bf16 give A*B", "[emulator][ptx]") {
+    check_wgmma_n<8>();
+    check_wgmma_n<24>();
 }
