@@ -539,95 +539,48 @@ cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int
 }
 
 // ---- GEMM ---------------------------------------------------------------------------
-cublasStatus_t cublasDgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                           const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
-                           double* c, int ldc) {
-    cublasStatus_t s = check_gemm("cublasDgemm", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, 1);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-    Gemm g = make_gemm(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_64F);
-    g.atype = g.btype = g.ctype = CUDA_R_64F;
-    g.rounding = InputRounding::none;
-    Batch bt;
-    bt.a = a;
-    bt.b = b;
-    bt.c = c;
-    queue_gemm(h, g, bt);
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasHgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                           const __half* alpha, const __half* a, int lda, const __half* b, int ldb, const __half* beta,
-                           __half* c, int ldc) {
-    cublasStatus_t s = check_gemm("cublasHgemm", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, 1);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-    Gemm g = make_gemm(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_16F);
-    g.atype = g.btype = g.ctype = CUDA_R_16F;
-    g.rounding = InputRounding::none;
-    Batch bt;
-    bt.a = a;
-    bt.b = b;
-    bt.c = c;
-    queue_gemm(h, g, bt);
-    return CUBLAS_STATUS_SUCCESS;
-}
 namespace {
-// cublasSgemm and cublasSgemmStridedBatched (`f` names the one called).
-cublasStatus_t sgemm_strided(const char* f, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-                             int k, const float* alpha, const float* a, int lda, long long stride_a, const float* b,
-                             int ldb, long long stride_b, const float* beta, float* c, int ldc, long long stride_c,
-                             int batch_count) {
-    cublasStatus_t s = check_gemm(f, h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, batch_count);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-    Gemm g = make_gemm(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_32F);
-    g.atype = g.btype = g.ctype = CUDA_R_32F;
-    g.rounding = tf32_math(h) ? InputRounding::tf32 : InputRounding::none;
+// `count` matrices at base pointers and strides in elements (one: count 1, strides 0).
+Batch strided_batch(const void* a, long long stride_a, const void* b, long long stride_b, void* c,
+                    long long stride_c, int count) {
     Batch bt;
-    bt.count = batch_count;
+    bt.count = count;
     bt.a = a;
     bt.b = b;
     bt.c = c;
     bt.stride_a = stride_a;
     bt.stride_b = stride_b;
     bt.stride_c = stride_c;
-    queue_gemm(h, g, bt);
-    return CUBLAS_STATUS_SUCCESS;
+    return bt;
 }
-}  // namespace
-cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                           const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
-                           float* c, int ldc) {
-    return sgemm_strided("cublasSgemm", h, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
-}
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-                                         int k, const float* alpha, const float* a, int lda, long long stride_a,
-                                         const float* b, int ldb, long long stride_b, const float* beta, float* c,
-                                         int ldc, long long stride_c, int batch_count) {
-    return sgemm_strided("cublasSgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
-                         beta, c, ldc, stride_c, batch_count);
-}
-cublasStatus_t cublasSgemmBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                  const float* alpha, const float* const a[], int lda, const float* const b[], int ldb,
-                                  const float* beta, float* const c[], int ldc, int batch_count) {
-    cublasStatus_t s = check_gemm("cublasSgemmBatched", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, batch_count);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-    Gemm g = make_gemm(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_32F);
-    g.atype = g.btype = g.ctype = CUDA_R_32F;
-    g.rounding = tf32_math(h) ? InputRounding::tf32 : InputRounding::none;
+// `count` matrices given by arrays of pointers (in device memory, read when the work runs).
+Batch array_batch(const void* const* a, const void* const* b, void* const* c, int count) {
     Batch bt;
-    bt.count = batch_count;
-    bt.a_array = reinterpret_cast<const void* const*>(a);
-    bt.b_array = reinterpret_cast<const void* const*>(b);
-    bt.c_array = reinterpret_cast<void* const*>(c);
+    bt.count = count;
+    bt.a_array = a;
+    bt.b_array = b;
+    bt.c_array = c;
+    return bt;
+}
+// The typed GEMMs (S, D, H): A, B, C and the scalars of one type.
+cublasStatus_t typed_gemm(const char* f, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                          int k, const void* alpha, int lda, int ldb, const void* beta, int ldc, cudaDataType_t type,
+                          InputRounding rounding, const Batch& bt) {
+    cublasStatus_t s = check_gemm(f, h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, bt.count);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    Gemm g = make_gemm(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, type);
+    g.atype = g.btype = g.ctype = type;
+    g.rounding = rounding;
     queue_gemm(h, g, bt);
     return CUBLAS_STATUS_SUCCESS;
 }
-namespace {
-// cublasGemmEx and cublasGemmStridedBatchedEx (`f` names the one called).
-cublasStatus_t gemm_strided_ex(const char* f, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
-                               int n, int k, const void* alpha, const void* a, cudaDataType_t atype, int lda,
-                               long long stride_a, const void* b, cudaDataType_t btype, int ldb, long long stride_b,
-                               const void* beta, void* c, cudaDataType_t ctype, int ldc, long long stride_c,
-                               int batch_count, cublasComputeType_t compute, cublasGemmAlgo_t algo) {
-    cublasStatus_t s = check_gemm(f, h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, batch_count);
+// The Ex GEMMs: each matrix's type given, the scalars' type and the inputs'
+// rounding following from the compute type (ex_types).
+cublasStatus_t ex_gemm(const char* f, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                       const void* alpha, cudaDataType_t atype, int lda, cudaDataType_t btype, int ldb,
+                       const void* beta, cudaDataType_t ctype, int ldc, cublasComputeType_t compute,
+                       cublasGemmAlgo_t algo, const Batch& bt) {
+    cublasStatus_t s = check_gemm(f, h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, bt.count);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     cudaDataType_t scale;
     InputRounding rounding;
@@ -638,56 +591,68 @@ cublasStatus_t gemm_strided_ex(const char* f, cublasHandle_t h, cublasOperation_
     g.btype = btype;
     g.ctype = ctype;
     g.rounding = rounding;
-    Batch bt;
-    bt.count = batch_count;
-    bt.a = a;
-    bt.b = b;
-    bt.c = c;
-    bt.stride_a = stride_a;
-    bt.stride_b = stride_b;
-    bt.stride_c = stride_c;
     queue_gemm(h, g, bt);
     return CUBLAS_STATUS_SUCCESS;
 }
+InputRounding sgemm_rounding(cublasHandle_t h) {
+    return h && tf32_math(h) ? InputRounding::tf32 : InputRounding::none;
+}
 }  // namespace
+
+cublasStatus_t cublasDgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
+                           double* c, int ldc) {
+    return typed_gemm("cublasDgemm", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_64F, InputRounding::none,
+                      strided_batch(a, 0, b, 0, c, 0, 1));
+}
+cublasStatus_t cublasHgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const __half* alpha, const __half* a, int lda, const __half* b, int ldb, const __half* beta,
+                           __half* c, int ldc) {
+    return typed_gemm("cublasHgemm", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_16F, InputRounding::none,
+                      strided_batch(a, 0, b, 0, c, 0, 1));
+}
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
+                           float* c, int ldc) {
+    return typed_gemm("cublasSgemm", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_32F, sgemm_rounding(h),
+                      strided_batch(a, 0, b, 0, c, 0, 1));
+}
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                         int k, const float* alpha, const float* a, int lda, long long stride_a,
+                                         const float* b, int ldb, long long stride_b, const float* beta, float* c,
+                                         int ldc, long long stride_c, int batch_count) {
+    return typed_gemm("cublasSgemmStridedBatched", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_32F,
+                      sgemm_rounding(h), strided_batch(a, stride_a, b, stride_b, c, stride_c, batch_count));
+}
+cublasStatus_t cublasSgemmBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                  const float* alpha, const float* const a[], int lda, const float* const b[], int ldb,
+                                  const float* beta, float* const c[], int ldc, int batch_count) {
+    return typed_gemm("cublasSgemmBatched", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, CUDA_R_32F,
+                      sgemm_rounding(h),
+                      array_batch(reinterpret_cast<const void* const*>(a), reinterpret_cast<const void* const*>(b),
+                                  reinterpret_cast<void* const*>(c), batch_count));
+}
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                           int k, const void* alpha, const void* a, cudaDataType_t atype, int lda,
                                           long long stride_a, const void* b, cudaDataType_t btype, int ldb,
                                           long long stride_b, const void* beta, void* c, cudaDataType_t ctype, int ldc,
                                           long long stride_c, int batch_count, cublasComputeType_t compute,
                                           cublasGemmAlgo_t algo) {
-    return gemm_strided_ex("cublasGemmStridedBatchedEx", h, ta, tb, m, n, k, alpha, a, atype, lda, stride_a, b, btype,
-                           ldb, stride_b, beta, c, ctype, ldc, stride_c, batch_count, compute, algo);
+    return ex_gemm("cublasGemmStridedBatchedEx", h, ta, tb, m, n, k, alpha, atype, lda, btype, ldb, beta, ctype, ldc,
+                   compute, algo, strided_batch(a, stride_a, b, stride_b, c, stride_c, batch_count));
 }
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void* alpha, const void* a, cudaDataType_t atype, int lda, const void* b,
                             cudaDataType_t btype, int ldb, const void* beta, void* c, cudaDataType_t ctype, int ldc,
                             cublasComputeType_t compute, cublasGemmAlgo_t algo) {
-    return gemm_strided_ex("cublasGemmEx", h, ta, tb, m, n, k, alpha, a, atype, lda, 0, b, btype, ldb, 0, beta, c,
-                           ctype, ldc, 0, 1, compute, algo);
+    return ex_gemm("cublasGemmEx", h, ta, tb, m, n, k, alpha, atype, lda, btype, ldb, beta, ctype, ldc, compute, algo,
+                   strided_batch(a, 0, b, 0, c, 0, 1));
 }
 cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                    const void* alpha, const void* const a[], cudaDataType_t atype, int lda,
                                    const void* const b[], cudaDataType_t btype, int ldb, const void* beta,
                                    void* const c[], cudaDataType_t ctype, int ldc, int batch_count,
                                    cublasComputeType_t compute, cublasGemmAlgo_t algo) {
-    const char* f = "cublasGemmBatchedEx";
-    cublasStatus_t s = check_gemm(f, h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, batch_count);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-    cudaDataType_t scale;
-    InputRounding rounding;
-    s = ex_types(f, h, atype, btype, ctype, compute, algo, &scale, &rounding);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-    Gemm g = make_gemm(h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, scale);
-    g.atype = atype;
-    g.btype = btype;
-    g.ctype = ctype;
-    g.rounding = rounding;
-    Batch bt;
-    bt.count = batch_count;
-    bt.a_array = a;
-    bt.b_array = b;
-    bt.c_array = c;
-    queue_gemm(h, g, bt);
-    return CUBLAS_STATUS_SUCCESS;
+    return ex_gemm("cublasGemmBatchedEx", h, ta, tb, m, n, k, alpha, atype, lda, btype, ldb, beta, ctype, ldc, compute,
+                   algo, array_batch(a, b, c, batch_count));
 }
