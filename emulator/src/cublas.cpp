@@ -541,8 +541,8 @@ cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int
 // ---- GEMM ---------------------------------------------------------------------------
 namespace {
 // `count` matrices at base pointers and strides in elements (one: count 1, strides 0).
-Batch strided_batch(const void* a, long long stride_a, const void* b, long long stride_b, void* c,
-                    long long stride_c, int count) {
+Batch strided_batch(const void* a, long long stride_a, const void* b, long long stride_b, void* c, long long stride_c,
+                    int count) {
     Batch bt;
     bt.count = count;
     bt.a = a;
@@ -594,9 +594,7 @@ cublasStatus_t ex_gemm(const char* f, cublasHandle_t h, cublasOperation_t ta, cu
     queue_gemm(h, g, bt);
     return CUBLAS_STATUS_SUCCESS;
 }
-InputRounding sgemm_rounding(cublasHandle_t h) {
-    return h && tf32_math(h) ? InputRounding::tf32 : InputRounding::none;
-}
+InputRounding sgemm_rounding(cublasHandle_t h) { return h && tf32_math(h) ? InputRounding::tf32 : InputRounding::none; }
 }  // namespace
 
 cublasStatus_t cublasDgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,

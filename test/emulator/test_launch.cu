@@ -10,9 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "device_buffers.h"
 #include "headers/block_sum.cuh"
 
 namespace {
+
+using emu_test::to_device;
+using emu_test::to_host;
 
 std::vector<float> random_floats(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
@@ -20,21 +24,6 @@ std::vector<float> random_floats(std::size_t n, unsigned seed) {
     std::vector<float> v(n);
     for (float& x : v) x = u(rng);
     return v;
-}
-
-template <class T>
-T* to_device(const std::vector<T>& h) {
-    T* d = nullptr;
-    REQUIRE(cudaMalloc(&d, h.size() * sizeof(T)) == cudaSuccess);
-    REQUIRE(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
-
-template <class T>
-std::vector<T> to_host(const T* d, std::size_t n) {
-    std::vector<T> h(n);
-    REQUIRE(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return h;
 }
 
 }  // namespace

@@ -10,23 +10,13 @@
 #include <random>
 #include <vector>
 
+#include "device_buffers.h"
 #include "ptx_kernels.cuh"
 
 namespace {
 
-template <class T>
-T* to_device(const std::vector<T>& h) {
-    T* d = nullptr;
-    REQUIRE(cudaMalloc(&d, h.size() * sizeof(T)) == cudaSuccess);
-    REQUIRE(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
-template <class T>
-std::vector<T> to_host(const T* d, std::size_t n) {
-    std::vector<T> h(n);
-    REQUIRE(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return h;
-}
+using emu_test::to_device;
+using emu_test::to_host;
 
 // The PTX ISA's tables for mma.m16n8k16 with .bf16 inputs, written per element
 // as the ISA lists them (a0..a7, b0..b3, c0..c3), groupID = lane >> 2 and

@@ -8,7 +8,12 @@
 #include <random>
 #include <vector>
 
+#include "device_buffers.h"
+
 namespace {
+
+using emu_test::to_device;
+using emu_test::to_host;
 
 __global__ void special_registers(unsigned* out) {
     unsigned lane = 0, tid = 0, warp = 0;
@@ -53,20 +58,6 @@ __global__ void mov_packing(const unsigned short* h, const unsigned* w, unsigned
     unsigned a = 0, b = 0;
     asm("mov.b64 {%0, %1}, %2;" : "=r"(a), "=r"(b) : "l"(q));
     words[2 * i] = b, words[2 * i + 1] = a;
-}
-
-template <class T>
-T* to_device(const std::vector<T>& h) {
-    T* d = nullptr;
-    REQUIRE(cudaMalloc(&d, h.size() * sizeof(T)) == cudaSuccess);
-    REQUIRE(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
-template <class T>
-std::vector<T> to_host(const T* d, std::size_t n) {
-    std::vector<T> h(n);
-    REQUIRE(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return h;
 }
 
 }  // namespace

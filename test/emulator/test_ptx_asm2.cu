@@ -12,26 +12,18 @@
 #include <random>
 #include <vector>
 
+#include "device_buffers.h"
+
 namespace {
 
-template <class T>
-T* to_device(const std::vector<T>& h) {
-    T* d = nullptr;
-    REQUIRE(cudaMalloc(&d, h.size() * sizeof(T)) == cudaSuccess);
-    REQUIRE(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
+using emu_test::to_device;
+using emu_test::to_host;
+
 template <class T>
 T* device_buffer(std::size_t n) {
     T* d = nullptr;
     REQUIRE(cudaMalloc(&d, n * sizeof(T)) == cudaSuccess);
     return d;
-}
-template <class T>
-std::vector<T> to_host(const T* d, std::size_t n) {
-    std::vector<T> h(n);
-    REQUIRE(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return h;
 }
 float as_float(unsigned u) {
     float f;
