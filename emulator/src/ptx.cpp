@@ -362,6 +362,8 @@ struct Parser {
             expect_vec(in.ops[0], 4), expect_vec(in.ops[1], 4), expect_vec(in.ops[2], 2), expect_vec(in.ops[3], 4);
         } else if (starts("mma.sync.aligned.m16n8k")) {
             decode_mma(in, opc);
+        } else if (starts("mma.sync.aligned.m8n8k4.")) {
+            decode_mma_m8n8k4(in, opc);
         } else if (starts("ldmatrix.")) {
             in.op = Op::Ldmatrix;
             for (int x : {1, 2, 4})
@@ -781,6 +783,30 @@ struct Parser {
                 if (x < 0) fail("mma's A, B and C cannot hold _");
     }
 
+    // mma.sync.aligned.m8n8k4.{row,col}.{row,col}.{f32,f16}.f16.f16.{f32,f16}: p[0] 2,
+    // p[1] A column-major, p[2] B row-major, p[3] D's type | C's << 4 (MmaType).
+    void decode_mma_m8n8k4(Insn& in, const std::string& opc) {
+        const std::vector<std::string> t = tokens(opc);
+        auto layout = [](const std::string& x) { return x == "row" ? 0 : x == "col" ? 1 : -1; };
+        auto acc = [](const std::string& x) { return x == "f32" ? int(MtF32) : x == "f16" ? int(MtF16) : -1; };
+        if (t.size() != 10 || layout(t[4]) < 0 || layout(t[5]) < 0 || acc(t[6]) < 0 || t[7] != "f16" ||
+            t[8] != "f16" || acc(t[9]) < 0)
+            fail("this mma shape or type is not emulated");
+        in.op = Op::Mma;
+        in.p[0] = 2;
+        in.p[1] = layout(t[4]);
+        in.p[2] = !layout(t[5]);
+        in.p[3] = acc(t[6]) | acc(t[9]) << 4;
+        expect(in, 4);
+        expect_vec(in.ops[0], (in.p[3] & 15) == MtF16 ? 4 : 8);  // four f16x2 registers, or eight f32
+        expect_vec(in.ops[1], 2);
+        expect_vec(in.ops[2], 2);
+        expect_vec(in.ops[3], (in.p[3] >> 4) == MtF16 ? 4 : 8);
+        for (int i = 1; i < 4; ++i)
+            for (int x : in.ops[std::size_t(i)].regs)
+                if (x < 0) fail("mma's A, B and C cannot hold _");
+    }
+
     // Types of the scalar instructions: 32-bit (0 unsigned, 1 signed, 2 float) or 64-bit (+4).
     static int type_code(const std::string& t) {
         if (t == "b32" || t == "u32" || t == "pred") return 0;
@@ -1013,6 +1039,62 @@ struct Exec {
     // (g + 8 (i / 2), 2t + i % 2), f16 register j the pair (g + 8 j, 2t..2t+1).
     // The whole A and B are gathered from the warp, then each lane computes its
     // four elements of D.
+    // mma.m8n8k4 (PTX ISA, "Matrix Fragments for mma.m8n8k4 with .f16 floating
+    // point type"): the warp computes four independent 8x8x4 products, one per
+    // quad-pair q, lanes 4q..4q+3 and 4q+16..4q+19. Within a quad-pair, thread
+    // u = lane % 4 + 4 (lane >= 16) holds, for its four A elements i (two f16x2
+    // registers): with .row, row u, column i; with .col, row i + 4 (u / 4),
+    // column u % 4. B's four: with .col, row i, column u; with .row, row u % 4,
+    // column i + 4 (u / 4). f16 C and D: row u, columns 2j and 2j+1 in register
+    // j. f32 C and D element i: row u % 2 + (i & 2) + 4 (u / 4), column (i & 4)
+    // + (u & 2) + (i & 1). C is gathered from the quad-pair too, because its
+    // layout is not D's when their types differ.
+    [[gnu::noinline]] void mma_m8n8k4() {
+        const bool a_col = in->p[1], b_row = in->p[2];
+        const int dt = in->p[3] & 15, ct = in->p[3] >> 4;
+        const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
+        auto pair = [&](const Operand& o, std::size_t i) { return uint32_t(r[o.regs[i]]) | (r[o.regs[i + 1]] << 32); };
+        uint64_t a[32], b[32], c[4][32];
+        gather(pair(A, 0), a);
+        gather(pair(B, 0), b);
+        for (std::size_t j = 0; 2 * j < C.regs.size(); ++j) gather(pair(C, 2 * j), c[j]);
+        auto half = [](uint64_t x, unsigned i) { return half_to_float(uint16_t(x >> (16 * i))); };
+        const unsigned lane = lane_id(), q = (lane / 4) % 4;
+        float am[8][4], bm[4][8], cm[8][8];
+        for (unsigned u = 0; u < 8; ++u) {
+            const unsigned l = 4 * q + u % 4 + 16 * (u / 4);
+            for (unsigned i = 0; i < 4; ++i) {
+                (a_col ? am[i + 4 * (u / 4)][u % 4] : am[u][i]) = half(a[l], i);
+                (b_row ? bm[u % 4][i + 4 * (u / 4)] : bm[i][u]) = half(b[l], i);
+            }
+            for (unsigned i = 0; i < C.regs.size(); ++i) {
+                const uint64_t x = c[i / 2][l] >> (32 * (i % 2));  // the 32-bit register i
+                if (ct == MtF16) {
+                    cm[u][2 * i] = half(x, 0), cm[u][2 * i + 1] = half(x, 1);
+                } else {
+                    cm[u % 2 + (i & 2) + 4 * (u / 4)][(i & 4) + (u & 2) + (i & 1)] = f32(uint32_t(x));
+                }
+            }
+        }
+        const unsigned u = lane % 4 + 4 * (lane / 16);
+        auto dot = [&](unsigned row, unsigned col) {
+            float acc = cm[row][col];
+            // f16 products are exact in fp32: one rounding per step, as fmaf.
+            for (unsigned k = 0; k < 4; ++k) acc += am[row][k] * bm[k][col];
+            return acc;
+        };
+        if (dt == MtF16) {
+            for (unsigned j = 0; j < 4; ++j)
+                if (D.regs[j] >= 0)
+                    r[D.regs[j]] = uint32_t(float_to_half_rn(dot(u, 2 * j))) |
+                                   uint32_t(float_to_half_rn(dot(u, 2 * j + 1))) << 16;
+        } else {
+            for (unsigned i = 0; i < 8; ++i)
+                if (D.regs[i] >= 0)
+                    r[D.regs[i]] = bits(dot(u % 2 + (i & 2) + 4 * (u / 4), (i & 4) + (u & 2) + (i & 1)));
+        }
+    }
+
     [[gnu::noinline]] void mma_generic() {
         const int K = in->p[1], at = in->p[2] & 15, bt = in->p[2] >> 4, dt = in->p[3] & 15, ct = (in->p[3] >> 4) & 15;
         const bool sat = in->p[3] >> 8;
@@ -1192,7 +1274,7 @@ struct Exec {
             case Op::Setmaxnreg:  // register counts are the compiler's business
                 return;
             case Op::Mma:
-                return in->p[0] ? mma_generic() : mma();
+                return in->p[0] == 2 ? mma_m8n8k4() : in->p[0] ? mma_generic() : mma();
             case Op::Ldmatrix:
                 return ldmatrix();
             case Op::CpAsync:

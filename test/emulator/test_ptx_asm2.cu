@@ -307,6 +307,48 @@ __global__ void mma_forms(int form, const unsigned* a, const unsigned* b, const 
     d[4 * l] = d0, d[4 * l + 1] = d1, d[4 * l + 2] = d2, d[4 * l + 3] = d3;
 }
 
+// mma.m8n8k4 in the four layout pairs and both accumulator types: each lane
+// passes its 2 A, 2 B and 4 or 8 C registers and gets its 4 or 8 of D.
+__global__ void mma_m8n8k4(int form, const unsigned* a, const unsigned* b, const unsigned* c, unsigned* d) {
+    const unsigned l = threadIdx.x;
+    const unsigned* cl = c + 8 * l;
+    const unsigned a0 = a[2 * l], a1 = a[2 * l + 1], b0 = b[2 * l], b1 = b[2 * l + 1];
+    unsigned o[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    switch (form) {
+        case 0:  // row.col, f32 from f32
+            asm volatile(
+                "mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9}, {%10, "
+                "%11}, {%12, %13, %14, %15, %16, %17, %18, %19};"
+                : "=r"(o[0]), "=r"(o[1]), "=r"(o[2]), "=r"(o[3]), "=r"(o[4]), "=r"(o[5]), "=r"(o[6]), "=r"(o[7])
+                : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(cl[0]), "r"(cl[1]), "r"(cl[2]), "r"(cl[3]), "r"(cl[4]),
+                  "r"(cl[5]), "r"(cl[6]), "r"(cl[7]));
+            break;
+        case 1:  // col.row, f32 from f32
+            asm volatile(
+                "mma.sync.aligned.m8n8k4.col.row.f32.f16.f16.f32 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9}, {%10, "
+                "%11}, {%12, %13, %14, %15, %16, %17, %18, %19};"
+                : "=r"(o[0]), "=r"(o[1]), "=r"(o[2]), "=r"(o[3]), "=r"(o[4]), "=r"(o[5]), "=r"(o[6]), "=r"(o[7])
+                : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(cl[0]), "r"(cl[1]), "r"(cl[2]), "r"(cl[3]), "r"(cl[4]),
+                  "r"(cl[5]), "r"(cl[6]), "r"(cl[7]));
+            break;
+        case 2:  // row.row, f16 from f16
+            asm volatile(
+                "mma.sync.aligned.m8n8k4.row.row.f16.f16.f16.f16 {%0, %1, %2, %3}, {%4, %5}, {%6, %7}, {%8, %9, %10, "
+                "%11};"
+                : "=r"(o[0]), "=r"(o[1]), "=r"(o[2]), "=r"(o[3])
+                : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(cl[0]), "r"(cl[1]), "r"(cl[2]), "r"(cl[3]));
+            break;
+        default:  // col.col, f32 from f16
+            asm volatile(
+                "mma.sync.aligned.m8n8k4.col.col.f32.f16.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9}, {%10, "
+                "%11}, {%12, %13, %14, %15};"
+                : "=r"(o[0]), "=r"(o[1]), "=r"(o[2]), "=r"(o[3]), "=r"(o[4]), "=r"(o[5]), "=r"(o[6]), "=r"(o[7])
+                : "r"(a0), "r"(a1), "r"(b0), "r"(b1), "r"(cl[0]), "r"(cl[1]), "r"(cl[2]), "r"(cl[3]));
+            break;
+    }
+    for (int i = 0; i < 8; ++i) d[8 * l + i] = o[i];
+}
+
 // wgmma with N other than kernels/ptx.h's 64 and 128: D = A B for a 64 x 16 A
 // from registers (mma.m16n8k16's A layout per warp) and a K-major B without
 // swizzle in dynamic shared memory (core matrix (k/8, n/8) at k/8 * 128 +
@@ -720,6 +762,88 @@ void check_wgmma_n() {
     for (void* p : {(void*)d_a, (void*)d_b, (void*)d_out}) cudaFree(p);
 }
 }  // namespace
+
+namespace {
+// The PTX ISA's fragments of mma.m8n8k4 ("Matrix Fragments for mma.m8n8k4
+// with .f16 floating point type"), for a lane's element i; the quad-pair of
+// the lane, (lane % 16) / 4, owns its own A, B and C.
+int m8_upper(int lane) { return lane >= 16 ? 4 : 0; }
+void m8_a_pos(bool col_major, int i, int lane, int& row, int& col) {
+    if (col_major) row = i + m8_upper(lane), col = lane % 4;
+    else row = lane % 4 + m8_upper(lane), col = i;
+}
+void m8_b_pos(bool row_major, int i, int lane, int& row, int& col) {
+    if (row_major) row = lane % 4, col = i + m8_upper(lane);
+    else row = i, col = lane % 4 + m8_upper(lane);
+}
+void m8_c_pos(bool f16, int i, int lane, int& row, int& col) {
+    if (f16) {
+        row = lane % 4 + m8_upper(lane), col = i;
+    } else {
+        row = (lane % 4) % 2 + (i & 2) + m8_upper(lane);
+        col = (i & 4) + ((lane % 4) & 2) + (i & 1);
+    }
+}
+}  // namespace
+
+TEST_CASE("inline PTX: mma.sync m8n8k4 places quad-pair fragments as the ISA tables", "[emulator][ptx]") {
+    struct Form {
+        const char* name;
+        bool a_col, b_row, d_f16, c_f16;
+    };
+    const Form forms[] = {{"row.col f32.f32", false, false, false, false},
+                          {"col.row f32.f32", true, true, false, false},
+                          {"row.row f16.f16", false, true, true, true},
+                          {"col.col f32.f16", true, false, false, true}};
+    std::mt19937 rng(84);
+    for (int f = 0; f < 4; ++f) {
+        const Form& m = forms[f];
+        INFO(m.name);
+        // Four quad-pairs, each its own 8x4 A, 4x8 B and 8x8 C; values k/8 (exact in f16).
+        std::vector<double> A(4 * 32), B(4 * 32), C(4 * 64);
+        for (auto& x : A) x = (int(rng() % 17) - 8) / 8.0;
+        for (auto& x : B) x = (int(rng() % 17) - 8) / 8.0;
+        for (auto& x : C) x = (int(rng() % 33) - 16) / 8.0;
+        std::vector<unsigned> a(2 * 32, 0), b(2 * 32, 0), c(8 * 32, 0);
+        for (int lane = 0; lane < 32; ++lane) {
+            const int q = (lane % 16) / 4;
+            for (int i = 0; i < 4; ++i) {
+                int row, col;
+                m8_a_pos(m.a_col, i, lane, row, col);
+                a[2 * lane + i / 2] |= unsigned(f16_exact(float(A[32 * q + 4 * row + col]))) << (16 * (i % 2));
+                m8_b_pos(m.b_row, i, lane, row, col);
+                b[2 * lane + i / 2] |= unsigned(f16_exact(float(B[32 * q + 8 * row + col]))) << (16 * (i % 2));
+            }
+            for (int i = 0; i < 8; ++i) {
+                int row, col;
+                m8_c_pos(m.c_f16, i, lane, row, col);
+                const float v = float(C[64 * q + 8 * row + col]);
+                if (m.c_f16) c[8 * lane + i / 2] |= unsigned(f16_exact(v)) << (16 * (i % 2));
+                else c[8 * lane + i] = as_bits(v);
+            }
+        }
+        unsigned *d_a = to_device(a), *d_b = to_device(b), *d_c = to_device(c), *d_d = device_buffer<unsigned>(8 * 32);
+        mma_m8n8k4<<<1, 32>>>(f, d_a, d_b, d_c, d_d);
+        REQUIRE(cudaGetLastError() == cudaSuccess);
+        const std::vector<unsigned> d = to_host(d_d, 8 * 32);
+        for (int lane = 0; lane < 32; ++lane)
+            for (int i = 0; i < 8; ++i) {
+                const int q = (lane % 16) / 4;
+                int row, col;
+                m8_c_pos(m.d_f16, i, lane, row, col);
+                double want = C[64 * q + 8 * row + col];
+                for (int k = 0; k < 4; ++k) want += A[32 * q + 4 * row + k] * B[32 * q + 8 * k + col];
+                INFO("lane " << lane << " element " << i);
+                if (m.d_f16) {
+                    CHECK(f16_to_float(static_cast<unsigned short>(d[8 * lane + i / 2] >> (16 * (i % 2)))) ==
+                          Approx(want).margin(0.02));
+                } else {
+                    CHECK(as_float(d[8 * lane + i]) == Approx(want).margin(1e-5));
+                }
+            }
+        for (void* p : {(void*)d_a, (void*)d_b, (void*)d_c, (void*)d_d}) cudaFree(p);
+    }
+}
 
 TEST_CASE("inline PTX: wgmma m64n8k16 and m64n24k16 bf16 give A*B", "[emulator][ptx]") {
     check_wgmma_n<8>();
