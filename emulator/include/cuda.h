@@ -60,8 +60,9 @@ typedef enum CUtensorMapFloatOOBfill_enum {
 // strides multiples of 16 below 2^40, boxes of 1..256 elements whose inner
 // dimension is a multiple of 16 bytes, at most the swizzle span when swizzled)
 // and, for the emulated TMA, the fields below. Only element strides of 1, no
-// interleave, and no swizzle or the 128-byte swizzle with an inner box of
-// exactly 128 bytes are emulated; anything else is CUDA_ERROR_NOT_SUPPORTED.
+// interleave, and no swizzle or a 32-, 64- or 128-byte swizzle with an inner
+// box of exactly the swizzle's span are emulated; anything else is
+// CUDA_ERROR_NOT_SUPPORTED.
 CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tensorDataType, cuuint32_t tensorRank,
                                 void* globalAddress, const cuuint64_t* globalDim, const cuuint64_t* globalStrides,
                                 const cuuint32_t* boxDim, const cuuint32_t* elementStrides,
@@ -73,7 +74,7 @@ namespace emu {
 struct TensorMapFields {
     uint64_t magic;
     const unsigned char* base;
-    uint32_t rank, elem_bytes, swizzle128, pad;
+    uint32_t rank, elem_bytes, swizzle, pad;  // swizzle: the span in bytes (32, 64, 128), 0 for none
     uint64_t dim[5];
     uint64_t stride[4];  // bytes from one index to the next of dimensions 1..4 (dimension 0: elem_bytes)
     uint32_t box[5];

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -817,30 +818,44 @@ struct Parser {
         return -1;
     }
 
-    // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16 d, a, b-desc, scale-d, imm-scale-a, imm-scale-b[,
-    // imm-trans-a], imm-trans-b (imm-trans-a only with A from shared memory).
+    // wgmma.mma_async.sync.aligned.m64nNk16.{f32.bf16.bf16, f32.f16.f16, f16.f16.f16} d, a, b-desc, scale-d,
+    // imm-scale-a, imm-scale-b[, imm-trans-a], imm-trans-b (imm-trans-a only with A from shared memory).
+    // p[0] N, p[1] A from shared memory, p[2] f16 inputs (else bf16), p[3] f16 accumulators (else f32).
     void decode_wgmma(Insn& in, const std::string& opc) {
+        static const std::string head = "wgmma.mma_async.sync.aligned.m64n";
+        std::size_t at = head.size(), digits = 0;
         int n = 0;
-        for (int c = 8; c <= 256; c += 8)
-            if (opc == "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c) + "k16.f32.bf16.bf16") n = c;
-        if (!n) fail("this wgmma shape or type is not emulated");
+        while (at + digits < opc.size() && std::isdigit(static_cast<unsigned char>(opc[at + digits])) && digits < 3)
+            n = 10 * n + (opc[at + digits] - '0'), ++digits;
+        const std::string types = digits ? opc.substr(at + digits) : std::string();
+        const bool f32_bf16 = types == "k16.f32.bf16.bf16", f32_f16 = types == "k16.f32.f16.f16",
+                   f16_f16 = types == "k16.f16.f16.f16";
+        if (n < 8 || n > 256 || n % 8 || !(f32_bf16 || f32_f16 || f16_f16))
+            fail(
+                "this wgmma shape or type is not emulated (m64nNk16 with N = 8..256 in steps of 8, and "
+                ".f32.bf16.bf16, .f32.f16.f16 or .f16.f16.f16)");
         in.op = Op::Wgmma;
         in.p[0] = n;
+        in.p[2] = !f32_bf16;
+        in.p[3] = f16_f16;
         if (in.ops.size() < 2) fail("expected wgmma's operands");
         const bool a_shared = in.ops[1].kind != Operand::Vec;
         in.p[1] = a_shared;
         expect(in, a_shared ? 8 : 7);
-        expect_vec(in.ops[0], std::size_t(n / 2));
+        expect_vec(in.ops[0], std::size_t(f16_f16 ? n / 4 : n / 2));
         if (!a_shared) expect_vec(in.ops[1], 4);
         else expect_kind(in.ops[1], Operand::Reg, "A's descriptor");
         expect_kind(in.ops[2], Operand::Reg, "B's descriptor");
         for (std::size_t i = 4; i < in.ops.size(); ++i) expect_kind(in.ops[i], Operand::Imm, "an immediate");
-        if (in.ops[4].imm != 1 || in.ops[5].imm != 1) fail("imm-scale-a and imm-scale-b other than 1 are not emulated");
-        if (a_shared && in.ops[6].imm != 0) fail("an MN-major A (imm-trans-a) is not emulated");
+        for (std::size_t i = 4; i < 6; ++i)
+            if (in.ops[i].imm != 1 && in.ops[i].imm != -1) fail("imm-scale-a and imm-scale-b must be 1 or -1");
+        for (std::size_t i = 6; i < in.ops.size(); ++i)
+            if (in.ops[i].imm != 0 && in.ops[i].imm != 1) fail("imm-trans-a and imm-trans-b must be 0 or 1");
+        const char want = f16_f16 ? 'r' : 'f';
         for (int r : in.ops[0].regs)
-            if (r < 0 || r >= prog.nargs || !prog.out[std::size_t(r)] || prog.cons[std::size_t(r)] != 'f')
-                fail("the accumulators must be \"+f\" operands");
-        if (!a_shared && in.ops[1].kind != Operand::Vec) fail("expected A's registers");
+            if (r < 0 || r >= prog.nargs || !prog.out[std::size_t(r)] || prog.cons[std::size_t(r)] != want)
+                fail(f16_f16 ? "the accumulators must be \"+r\" operands (two f16 each)"
+                             : "the accumulators must be \"+f\" operands");
         for (int r : in.ops[0].regs) prog.deferred[std::size_t(r)] = 1;
     }
 
@@ -1665,47 +1680,83 @@ struct Exec {
 // its own lanes. The product is queued when issued and done when
 // wgmma.wait_group retires its group, reading the shared operands then.
 
-// Byte offset, from the start of dynamic shared memory, of element (k, n) of
-// the K16 x N operand described by `desc` (the layouts of kernels/ptx.h).
-inline std::size_t wgmma_offset(uint64_t desc, bool mn_major, unsigned k, unsigned n) {
-    const std::size_t start = (desc & 0x3FFFu) << 4, lbo = ((desc >> 16) & 0x3FFFu) << 4,
-                      sbo = ((desc >> 32) & 0x3FFFu) << 4;
-    if ((desc >> 62) == 0) return start + (n / 8) * sbo + (k / 8) * lbo + (n % 8) * 16 + (k % 8) * 2;
-    const std::size_t off = mn_major ? start + (k / 8) * sbo + (k % 8) * 128 + (n / 64) * lbo + (n % 64) * 2
-                                     : start + (n / 8) * sbo + (n % 8) * 128 + k * 2;
-    return off ^ (((off >> 7) & 7u) << 4);
+// The shared-memory operands follow the PTX ISA's canonical layouts ("Shared
+// Memory Matrix Layout"; 16-bit elements, 8 to a 16-byte unit). The
+// descriptor's bits 62-63 give the swizzle: 0 none, 1 128 bytes, 2 64 bytes,
+// 3 32 bytes; a swizzled operand is made of rows of that many bytes. With
+// mn the M (A) or N (B) index:
+//   K-major, no swizzle: 8 x 16-byte core matrices; (mn % 8) 16 + (k % 8) 2,
+//     (mn / 8) SBO, (k / 8) LBO.
+//   K-major, swizzled: row mn % 8 of an 8-row atom, k contiguous in the row;
+//     (mn % 8) span + 2k, (mn / 8) SBO (LBO unused).
+//   MN-major, no swizzle: (mn % 8) 2 + (k % 8) 16, (mn / 8) SBO, (k / 8) LBO.
+//   MN-major, swizzled: row k % 8 of an atom holds span / 2 consecutive mn;
+//     (mn % (span / 2)) 2 + (k % 8) span, (mn / (span / 2)) LBO, (k / 8) SBO.
+// The swizzle then acts on the shared address itself (so a start inside a
+// row, as a k-step's +32 bytes, reads what TMA wrote at the aligned block):
+// 128 bytes: bits 4-6 ^= bits 7-9; 64: bits 4-5 ^= bits 7-8; 32: bit 4 ^= bit 7.
+struct WgmmaLayout {
+    std::size_t start, lbo, sbo, span;  // span: bytes of a swizzled row (0: no swizzle)
+    unsigned bits;                      // how many address bits the swizzle flips
+    bool mn_major;
+
+    WgmmaLayout(uint64_t desc, bool mn) : mn_major(mn) {
+        start = (desc & 0x3FFFu) << 4, lbo = ((desc >> 16) & 0x3FFFu) << 4, sbo = ((desc >> 32) & 0x3FFFu) << 4;
+        static const std::size_t spans[4] = {0, 128, 64, 32};
+        static const unsigned flips[4] = {0, 3, 2, 1};
+        span = spans[desc >> 62], bits = flips[desc >> 62];
+    }
+    // The parts of an element's unswizzled address from its mn and from its k.
+    std::size_t mn_part(unsigned mn) const {
+        if (!span) return mn_major ? (mn % 8) * 2 + (mn / 8) * sbo : (mn % 8) * 16 + (mn / 8) * sbo;
+        return mn_major ? (mn % (span / 2)) * 2 + (mn / (span / 2)) * lbo : (mn % 8) * span + (mn / 8) * sbo;
+    }
+    std::size_t k_part(unsigned k) const {
+        if (!span) return mn_major ? (k % 8) * 16 + (k / 8) * lbo : (k % 8) * 2 + (k / 8) * lbo;
+        return mn_major ? (k % 8) * span + (k / 8) * sbo : std::size_t(k) * 2;
+    }
+    std::size_t swizzle(std::size_t a) const { return a ^ (((a >> 7) & ((1u << bits) - 1)) << 4); }
+    // Shared address of element (mn, k).
+    std::size_t at(unsigned mn, unsigned k) const { return swizzle(start + mn_part(mn) + k_part(k)); }
+};
+
+inline float smem_16(const unsigned char* e, bool f16) {
+    const uint16_t h = uint16_t(e[0] | (e[1] << 8));
+    return f16 ? half_to_float(h) : bf16(h);
 }
 
-inline float smem_bf16(const unsigned char* e) { return bf16(uint32_t(e[0] | (e[1] << 8))); }
-
-void check_descriptor(const Exec& x, uint64_t desc, bool mn_major, const char* which) {
-    const unsigned layout = unsigned(desc >> 62);
-    const std::size_t start = (desc & 0x3FFFu) << 4;
-    std::string w = std::string("wgmma descriptor of ") + which + ": ";
-    if (layout > 1) x.fail(w + "only no swizzle and the 128-byte swizzle are emulated");
-    if ((desc >> 49) & 7u) x.fail(w + "a base offset (bits 49-51) is not emulated");
-    if (start >= dynamic_shared_bytes())
-        x.fail(w + "the operand must lie in dynamic shared memory (the start address is past its end)");
-    if (layout == 0 && mn_major) x.fail(w + "an MN-major operand without swizzle is not emulated");
-    if (layout == 1 && start % 1024 >= 128)
-        x.fail(w +
-               "a 128-byte swizzled operand must start in the first 128 bytes of a 1024-byte aligned block (the "
-               "emulator does not model the base offset field)");
+// The descriptor of a K16 x `mn` operand, checked at the issue: no base
+// offset, and every element inside dynamic shared memory.
+void check_descriptor(const Exec& x, uint64_t desc, bool mn_major, unsigned mn, const char* which) {
+    const WgmmaLayout l(desc, mn_major);
+    const std::string w = std::string("wgmma descriptor of ") + which + ": ";
+    if ((desc >> 49) & 7u)
+        x.fail(w + "a non-zero matrix base offset (bits 49-51) is not emulated; start the swizzle pattern at a " +
+               std::to_string(8 * l.span) + "-byte boundary");
+    std::size_t hi_mn = 0, hi_k = 0;
+    for (unsigned i = 0; i < mn; ++i) hi_mn = std::max(hi_mn, l.mn_part(i));
+    for (unsigned k = 0; k < 16; ++k) hi_k = std::max(hi_k, l.k_part(k));
+    // The swizzle only flips bits 4.. of the address, so it stays below this.
+    const std::size_t last = ((l.start + hi_mn + hi_k) | (((std::size_t(1) << l.bits) - 1) << 4)) + 2;
+    if (last > dynamic_shared_bytes())
+        x.fail(w + "the operand must lie in dynamic shared memory (it reaches byte " + std::to_string(last) +
+               ", past the " + std::to_string(dynamic_shared_bytes()) + " bytes of dynamic shared memory)");
 }
 
 void Exec::wgmma() {
     WgmmaState& st = wgmma_state();
     if (!st.fenced) fail("wgmma.mma_async without a wgmma.fence since the last wgmma.wait_group");
     const int n = in->p[0];
-    const bool a_shared = in->p[1];
+    const bool a_shared = in->p[1], f16_in = in->p[2], f16_acc = in->p[3];
     const uint64_t desc_b = r[in->ops[2].reg];
-    const bool mn_major = in->ops.back().imm != 0;
-    check_descriptor(*this, desc_b, mn_major, "B");
+    const bool b_mn_major = in->ops.back().imm != 0, a_mn_major = a_shared && in->ops[6].imm != 0;
+    const float sign = float(in->ops[4].imm * in->ops[5].imm);  // imm-scale-a, imm-scale-b: 1 or -1
+    check_descriptor(*this, desc_b, b_mn_major, unsigned(n), "B");
     const bool accumulate = val(in->ops[3]) != 0;
     const unsigned char* smem = static_cast<const unsigned char*>(dynamic_shared());
     const unsigned lane = lane_id(), g = lane / 4, t = lane % 4;
-    std::vector<float*> d(std::size_t(n / 2));
-    for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<float*>(args[in->ops[0].regs[i]].out);
+    std::vector<void*> d(in->ops[0].regs.size());
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] = args[in->ops[0].regs[i]].out;
     // This lane's rows g and g+8 of the warp's 16 rows of A: from registers,
     // held by lanes 4g..4g+3 (the mma A layout), gathered now.
     std::array<float, 32> a{};
@@ -1714,42 +1765,55 @@ void Exec::wgmma() {
         uint64_t a01[32], a23[32];
         gather(uint32_t(r[A.regs[0]]) | (r[A.regs[1]] << 32), a01);
         gather(uint32_t(r[A.regs[2]]) | (r[A.regs[3]] << 32), a23);
+        auto elem = [&](uint32_t h) { return f16_in ? half_to_float(uint16_t(h)) : bf16(h); };
         for (unsigned u = 0; u < 4; ++u) {
             const uint64_t x01 = a01[4 * g + u], x23 = a23[4 * g + u];
             const uint32_t q[4] = {uint32_t(x01), uint32_t(x01 >> 32), uint32_t(x23), uint32_t(x23 >> 32)};
             for (unsigned k = 0; k < 4; ++k) {
                 const unsigned row = k & 1, col = 2 * u + 8 * (k >> 1);
-                a[row * 16 + col] = bf16_low(q[k]);
-                a[row * 16 + col + 1] = bf16_high(q[k]);
+                a[row * 16 + col] = elem(q[k] & 0xffffu);
+                a[row * 16 + col + 1] = elem(q[k] >> 16);
             }
         }
     }
     const uint64_t desc_a = a_shared ? r[in->ops[1].reg] : 0;
-    if (a_shared) check_descriptor(*this, desc_a, false, "A");
+    if (a_shared) check_descriptor(*this, desc_a, a_mn_major, 64, "A");
     const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z), w = (linear / 32) % 4;
-    st.pending.push_back({st.committed, [=, d = std::move(d)] {
-                              float arow[2][16];  // A from shared memory is read when the product runs
-                              for (unsigned row = 0; row < 2; ++row)
-                                  for (unsigned k = 0; k < 16; ++k)
-                                      arow[row][k] =
-                                          a_shared
-                                              ? smem_bf16(smem + wgmma_offset(desc_a, false, k, 16 * w + g + 8 * row))
-                                              : a[row * 16 + k];
-                              for (int j = 0; j < n / 8; ++j)
-                                  for (int c = 0; c < 2; ++c) {
-                                      const unsigned col = 8 * j + 2 * t + c;
-                                      float b[16];
-                                      for (unsigned k = 0; k < 16; ++k)
-                                          b[k] = smem_bf16(smem + wgmma_offset(desc_b, mn_major, k, col));
-                                      for (int h = 0; h < 2; ++h) {
-                                          float* out = d[std::size_t(4 * j + 2 * h + c)];
-                                          float acc = accumulate ? *out : 0.0f;
-                                          // bf16 products are exact in fp32: one rounding per step, as fmaf.
-                                          for (unsigned k = 0; k < 16; ++k) acc += arow[h][k] * b[k];
-                                          *out = acc;
-                                      }
-                                  }
-                          }});
+    st.pending.push_back(
+        {st.committed, [=, d = std::move(d)] {
+             const WgmmaLayout la(desc_a, a_mn_major), lb(desc_b, b_mn_major);
+             float arow[2][16];  // A from shared memory is read when the product runs
+             for (unsigned row = 0; row < 2; ++row)
+                 for (unsigned k = 0; k < 16; ++k)
+                     arow[row][k] =
+                         sign * (a_shared ? smem_16(smem + la.at(16 * w + g + 8 * row, k), f16_in) : a[row * 16 + k]);
+             for (int j = 0; j < n / 8; ++j) {
+                 float out[2][2];  // [h][c]: rows g, g+8; columns 8j + 2t + c
+                 for (int c = 0; c < 2; ++c) {
+                     const unsigned col = 8 * j + 2 * t + c;
+                     float b[16];
+                     for (unsigned k = 0; k < 16; ++k) b[k] = smem_16(smem + lb.at(col, k), f16_in);
+                     for (int h = 0; h < 2; ++h) {
+                         float acc = 0.0f;
+                         if (accumulate && f16_acc)
+                             acc = half_to_float(
+                                 uint16_t(*static_cast<uint32_t*>(d[std::size_t(2 * j + h)]) >> (16 * c)));
+                         else if (accumulate) acc = *static_cast<float*>(d[std::size_t(4 * j + 2 * h + c)]);
+                         // 16-bit float products are exact in fp32: one rounding per step, as fmaf.
+                         for (unsigned k = 0; k < 16; ++k) acc += arow[h][k] * b[k];
+                         out[h][c] = acc;
+                     }
+                 }
+                 for (int h = 0; h < 2; ++h) {
+                     if (f16_acc)  // two f16 to a register, rounded once at the end
+                         *static_cast<uint32_t*>(d[std::size_t(2 * j + h)]) =
+                             uint32_t(float_to_half_rn(out[h][0])) | (uint32_t(float_to_half_rn(out[h][1])) << 16);
+                     else
+                         for (int c = 0; c < 2; ++c)
+                             *static_cast<float*>(d[std::size_t(4 * j + 2 * h + c)]) = out[h][c];
+                 }
+             }
+         }});
 }
 
 // Runs the products of every committed group but the newest `keep`, in issue order.
@@ -1783,9 +1847,15 @@ void Exec::tma_load() {
     touch(bar);
     // The emulator's shared memory (dynamic, and static arrays with their
     // __align__) is as aligned in the host address space as on the GPU.
-    if (reinterpret_cast<uintptr_t>(dst) % (m.swizzle128 ? 1024 : 128))
-        fail(m.swizzle128 ? "cp.async.bulk.tensor: a 128-byte swizzled box needs 1024-byte aligned shared memory"
-                          : "cp.async.bulk.tensor: the shared-memory destination must be 128-byte aligned");
+    // A swizzled box must start where the pattern starts (it repeats every 8 rows of the span).
+    const std::size_t align = m.swizzle ? 8 * std::size_t(m.swizzle) : 128;
+    if (reinterpret_cast<uintptr_t>(dst) % align)
+        fail(m.swizzle ? "cp.async.bulk.tensor: a " + std::to_string(m.swizzle) + "-byte swizzled box needs " +
+                             std::to_string(align) + "-byte aligned shared memory"
+                       : std::string("cp.async.bulk.tensor: the shared-memory destination must be 128-byte aligned"));
+    // Swizzles of the box's byte offset (= the address bits, the box being aligned): 128 bytes: bits 4-6 ^= bits
+    // 7-9; 64: bits 4-5 ^= bits 7-8; 32: bit 4 ^= bit 7.
+    const std::size_t flip = m.swizzle == 128 ? 7 : m.swizzle == 64 ? 3 : m.swizzle == 32 ? 1 : 0;
     int c[5] = {0, 0, 0, 0, 0};
     for (int i = 0; i < rank; ++i) c[i] = int32_t(r[in->ops[1].regs[std::size_t(i)]]);
     const std::size_t e = m.elem_bytes;
@@ -1802,7 +1872,7 @@ void Exec::tma_load() {
                             if (x < 0 || x >= (long long)m.dim[d]) src = nullptr;  // outside: zeros
                             else src += std::size_t(x) * (d == 0 ? e : m.stride[d - 1]);
                         }
-                        const std::size_t o = m.swizzle128 ? lin ^ (((lin >> 7) & 7u) << 4) : lin;
+                        const std::size_t o = lin ^ (((lin >> 7) & flip) << 4);
                         for (std::size_t b = 0; b < e; ++b) dst[o + b] = src ? src[b] : 0;
                     }
     mbarrier_complete_tx(bar, unsigned(lin));

@@ -937,12 +937,12 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tens
     if (inner % 16) return CUDA_ERROR_INVALID_VALUE;
     if (interleave != CU_TENSOR_MAP_INTERLEAVE_NONE) return CUDA_ERROR_NOT_SUPPORTED;
     if (oobFill != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) return CUDA_ERROR_NOT_SUPPORTED;
-    if (swizzle == CU_TENSOR_MAP_SWIZZLE_128B) {
-        if (inner > 128) return CUDA_ERROR_INVALID_VALUE;
-        if (inner != 128) return CUDA_ERROR_NOT_SUPPORTED;
-        f.swizzle128 = 1;
-    } else if (swizzle != CU_TENSOR_MAP_SWIZZLE_NONE) {
-        return CUDA_ERROR_NOT_SUPPORTED;
+    if (swizzle != CU_TENSOR_MAP_SWIZZLE_NONE) {
+        if (unsigned(swizzle) > 3) return CUDA_ERROR_INVALID_VALUE;
+        const uint32_t span = 16u << unsigned(swizzle);  // 32, 64, 128 bytes
+        if (inner > span) return CUDA_ERROR_INVALID_VALUE;
+        if (inner != span) return CUDA_ERROR_NOT_SUPPORTED;
+        f.swizzle = span;
     }
     std::memset(tensorMap, 0, sizeof(*tensorMap));
     std::memcpy(tensorMap, &f, sizeof(f));

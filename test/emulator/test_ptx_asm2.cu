@@ -13,9 +13,16 @@
 #include <vector>
 
 #include "device_buffers.h"
+#include "mma_helpers.h"
 
 namespace {
 
+using emu_test::a_pos;
+using emu_test::as_bits;
+using emu_test::as_float;
+using emu_test::bf16_rn;
+using emu_test::f16_rn;
+using emu_test::f16_to_float;
 using emu_test::to_device;
 using emu_test::to_host;
 
@@ -24,16 +31,6 @@ T* device_buffer(std::size_t n) {
     T* d = nullptr;
     REQUIRE(cudaMalloc(&d, n * sizeof(T)) == cudaSuccess);
     return d;
-}
-float as_float(unsigned u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-unsigned as_bits(float f) {
-    unsigned u;
-    std::memcpy(&u, &f, 4);
-    return u;
 }
 
 // Each thread loads four floats with one vector load, stores them to shared
@@ -479,27 +476,6 @@ TEST_CASE("inline PTX: integer arithmetic, shifts, lop3 and prmt against the CPU
         cudaFree(q);
 }
 
-namespace {
-// Round to nearest even, NaN aside (the inputs hold none).
-unsigned short bf16_rn(float f) {
-    const unsigned u = as_bits(f);
-    return static_cast<unsigned short>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-// f32 -> f16 for normal halves (the inputs are in [-10, 10] and away from 0), round to nearest even.
-unsigned short f16_rn(float f) {
-    const unsigned u = as_bits(f), sign = (u >> 16) & 0x8000u, e = ((u >> 23) & 0xffu) - 112u, m = u & 0x7fffffu;
-    unsigned h = (e << 10) | (m >> 13);
-    const unsigned rest = m & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
-    return static_cast<unsigned short>(sign | h);
-}
-float f16_to_float(unsigned short h) {
-    const unsigned e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-    const float v = std::ldexp(float(1024 + m), int(e) - 25);
-    return (h & 0x8000u) ? -v : v;
-}
-}  // namespace
-
 TEST_CASE("inline PTX: f32 arithmetic and cvt to and from bf16 and f16 against the CPU", "[emulator][ptx]") {
     const int n = 64;
     std::mt19937 rng(44);
@@ -633,15 +609,9 @@ struct MmaForm {
     int acc;  // 0 f32, 1 f16, 2 s32, 3 s32 satfinite
 };
 
-// Per element, the PTX ISA's fragment tables ("Matrix Fragments for
-// mma.m16n8k8 / m16n8k16 / m16n8k32"): with g = lane / 4 and t = lane % 4,
-// where element i of lane's A, B and C/D fragments sits in the matrices.
-void a_pos(int k, int i, int lane, int& row, int& col) {
-    const int g = lane / 4, t = lane % 4;
-    if (k == 8) row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
-    else if (k == 16) row = g + ((i & 2) ? 8 : 0), col = 2 * t + (i & 1) + (i >= 4 ? 8 : 0);
-    else row = g + ((i & 4) ? 8 : 0), col = 4 * t + (i & 3) + (i >= 8 ? 16 : 0);
-}
+// Per element, the PTX ISA's fragment tables (a_pos, for A, is in mma_helpers.h):
+// with g = lane / 4 and t = lane % 4, where element i of lane's B and C/D
+// fragments sits in the matrices.
 void b_pos(int k, int i, int lane, int& row, int& col) {
     const int g = lane / 4, t = lane % 4;
     col = g;
