@@ -8,6 +8,8 @@
 //   coalesced_group       the lanes of a warp that reached coalesced_threads()
 //                         together (or a labeled_partition of a warp group)
 //   grid_group            the whole grid of a cudaLaunchCooperativeKernel launch
+//   cluster_group         the blocks of a thread-block cluster (Hopper), with
+//                         their shared memory (map_shared_rank)
 // Warp-level groups are described by the mask of their lanes in the warp; a
 // thread's rank is the number of group lanes below its own.
 #ifndef EMU_COOPERATIVE_GROUPS_H
@@ -64,21 +66,25 @@ inline void gather(unsigned mask, const T& v, T* out) {
 // The type every group converts to: sync, size and rank.
 class thread_group {
 public:
-    enum class kind { block, warp, grid };
+    enum class kind { block, warp, grid, cluster };
     void sync() const {
         if (kind_ == kind::block) __syncthreads();
         else if (kind_ == kind::warp) __syncwarp(mask_);
+        else if (kind_ == kind::cluster) ::emu::cluster_arrive(true), ::emu::cluster_wait();
         else ::emu::grid_sync();
     }
     unsigned long long size() const {
         if (kind_ == kind::block) return details::block_threads();
         if (kind_ == kind::warp) return unsigned(__popc(mask_));
+        if (kind_ == kind::cluster) return 1ull * details::block_threads() * ::emu::cluster_info().nblocks;
         return 1ull * details::block_threads() * gridDim.x * gridDim.y * gridDim.z;
     }
     unsigned long long num_threads() const { return size(); }
     unsigned long long thread_rank() const {
         if (kind_ == kind::block) return details::linear_thread();
         if (kind_ == kind::warp) return details::rank_in(mask_, ::emu::lane_id());
+        if (kind_ == kind::cluster)
+            return 1ull * ::emu::cluster_info().rank * details::block_threads() + details::linear_thread();
         unsigned long long b = blockIdx.x + 1ull * gridDim.x * (blockIdx.y + 1ull * gridDim.y * blockIdx.z);
         return b * details::block_threads() + details::linear_thread();
     }
@@ -244,8 +250,8 @@ inline thread_block_tile<N, Parent> tiled_partition(const Parent&) {
 // block or a whole tile these are n consecutive lanes of a warp.
 inline thread_group tiled_partition(const thread_group& parent, unsigned n) {
     details::check_tile_size(n);
-    if (parent.emu_kind() == thread_group::kind::grid)
-        ::emu::kernel_fail("tiled_partition of a grid_group is not supported");
+    if (parent.emu_kind() == thread_group::kind::grid || parent.emu_kind() == thread_group::kind::cluster)
+        ::emu::kernel_fail("tiled_partition of a grid_group or cluster_group is not supported");
     unsigned mask = 0;
     if (parent.emu_kind() == thread_group::kind::block) {
         unsigned lanes = n == 32 ? 0xffffffffu : ((1u << n) - 1u);
@@ -319,6 +325,55 @@ public:
     dim3 block_index() const { return dim3(blockIdx.x, blockIdx.y, blockIdx.z); }
 };
 inline grid_group this_grid() { return grid_group(); }
+
+// The thread-block cluster of the running block (Hopper): a launch with
+// __cluster_dims__ or cudaLaunchAttributeClusterDimension, else a cluster of
+// the block alone. sync() is barrier.cluster.arrive + wait: it completes when
+// every thread of the cluster that has not returned has arrived, and orders
+// the shared memory accesses of all the cluster's blocks (for the race checker
+// each arrival releases, the wait acquires). map_shared_rank(p, r) is the same
+// place as p in the shared memory of block rank r; a rank outside the cluster,
+// an address outside shared memory, or a block that has exited stops the kernel.
+class cluster_group : public thread_group {
+public:
+    using arrival_token = struct {};
+    cluster_group() : thread_group(kind::cluster, 0) {}
+    static void sync() {
+        ::emu::cluster_arrive(true);
+        ::emu::cluster_wait();
+    }
+    static arrival_token barrier_arrive() {
+        ::emu::cluster_arrive(true);
+        return arrival_token();
+    }
+    static void barrier_wait() { ::emu::cluster_wait(); }
+    static void barrier_wait(arrival_token&&) { ::emu::cluster_wait(); }
+    static unsigned query_shared_rank(const void* addr) { return ::emu::cluster_query_rank(addr); }
+    template <class T>
+    static T* map_shared_rank(T* addr, int rank) {
+        return static_cast<T*>(::emu::cluster_map_shared(addr, unsigned(rank)));
+    }
+    static dim3 block_index() {
+        const dim3 d = ::emu::cluster_info().dims;
+        return dim3(blockIdx.x % d.x, blockIdx.y % d.y, blockIdx.z % d.z);
+    }
+    static unsigned block_rank() { return ::emu::cluster_info().rank; }
+    static dim3 thread_index() {
+        const dim3 b = block_index();
+        return dim3(b.x * blockDim.x + threadIdx.x, b.y * blockDim.y + threadIdx.y, b.z * blockDim.z + threadIdx.z);
+    }
+    static unsigned thread_rank() { return block_rank() * details::block_threads() + details::linear_thread(); }
+    static dim3 dim_blocks() { return ::emu::cluster_info().dims; }
+    static unsigned num_blocks() { return ::emu::cluster_info().nblocks; }
+    static dim3 dim_threads() {
+        const dim3 d = dim_blocks();
+        return dim3(d.x * blockDim.x, d.y * blockDim.y, d.z * blockDim.z);
+    }
+    static unsigned num_threads() { return num_blocks() * details::block_threads(); }
+    static unsigned size() { return num_threads(); }
+    static bool is_valid() { return true; }
+};
+inline cluster_group this_cluster() { return cluster_group(); }
 
 // Free-function forms.
 template <class G>

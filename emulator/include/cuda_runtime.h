@@ -31,6 +31,7 @@ enum cudaError_t {
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorAssert = 710,
     cudaErrorCooperativeLaunchTooLarge = 720,
+    cudaErrorInvalidClusterSize = 912,
     cudaErrorUnknown = 999,
 };
 typedef cudaError_t cudaError;
@@ -46,6 +47,7 @@ enum cudaMemcpyKind {
 enum cudaFuncAttribute {
     cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
     cudaFuncAttributePreferredSharedMemoryCarveout = 9,
+    cudaFuncAttributeNonPortableClusterSizeAllowed = 14,
 };
 
 enum cudaDeviceAttr {
@@ -210,6 +212,7 @@ struct LaunchConfig {
     dim3 grid, block;
     std::size_t smem;
     cudaStream_t stream;
+    dim3 cluster{0, 0, 0};  // blocks per cluster (cudaLaunchAttributeClusterDimension); 0: none given
     LaunchConfig(dim3 g, dim3 b, std::size_t s = 0, cudaStream_t st = 0) : grid(g), block(b), smem(s), stream(st) {}
 };
 // Checks the configuration like the runtime, then queues the grid; `body` runs
@@ -345,6 +348,73 @@ inline cudaError_t cudaLaunchCooperativeKernel(void (*func)(P...), dim3 grid, di
                                                std::size_t smem = 0, cudaStream_t stream = 0) {
     return cudaLaunchCooperativeKernel(::emu::known_kernel(func), grid, block, args, smem, stream);
 }
+
+// cudaLaunchKernelEx: a launch configuration with attributes (thread-block
+// clusters, cooperative launches), as CUDA 12 spells it.
+enum cudaLaunchAttributeID {
+    cudaLaunchAttributeIgnore = 0,
+    cudaLaunchAttributeAccessPolicyWindow = 1,
+    cudaLaunchAttributeCooperative = 2,
+    cudaLaunchAttributeSynchronizationPolicy = 3,
+    cudaLaunchAttributeClusterDimension = 4,
+    cudaLaunchAttributeClusterSchedulingPolicyPreference = 5,
+    cudaLaunchAttributeProgrammaticStreamSerialization = 6,
+    cudaLaunchAttributeProgrammaticEvent = 7,
+    cudaLaunchAttributePriority = 8,
+};
+enum cudaClusterSchedulingPolicy {
+    cudaClusterSchedulingPolicyDefault = 0,
+    cudaClusterSchedulingPolicySpread = 1,
+    cudaClusterSchedulingPolicyLoadBalancing = 2,
+};
+union cudaLaunchAttributeValue {
+    char pad[64];
+    int cooperative;
+    struct {
+        unsigned int x;
+        unsigned int y;
+        unsigned int z;
+    } clusterDim;
+    cudaClusterSchedulingPolicy clusterSchedulingPolicyPreference;
+    int programmaticStreamSerializationAllowed;
+    int priority;
+};
+typedef struct cudaLaunchAttribute_st {
+    cudaLaunchAttributeID id;
+    char pad[8 - sizeof(cudaLaunchAttributeID)];
+    cudaLaunchAttributeValue val;
+} cudaLaunchAttribute;
+typedef struct cudaLaunchConfig_st {
+    dim3 gridDim;
+    dim3 blockDim;
+    std::size_t dynamicSmemBytes;
+    cudaStream_t stream;
+    cudaLaunchAttribute* attrs;
+    unsigned int numAttrs;
+} cudaLaunchConfig_t;
+// Attributes other than the cluster dimension, cooperative, the cluster
+// scheduling policy, programmatic serialization and priority (accepted, no
+// effect) are refused with cudaErrorInvalidValue and a message.
+cudaError_t cudaLaunchKernelExC(const cudaLaunchConfig_t* config, const void* func, void** args);
+template <class... ExpTypes, class... ActTypes>
+inline cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(ExpTypes...),
+                                      ActTypes&&... args) {
+    return [&](ExpTypes... coercedArgs) {
+        void* pArgs[sizeof...(ExpTypes) + 1] = {&coercedArgs...};
+        return cudaLaunchKernelExC(config, ::emu::known_kernel(kernel), pArgs);
+    }(std::forward<ActTypes>(args)...);
+}
+namespace emu {
+// A kernel declared with __cluster_dims__ (emu_rewrite registers it after its definition).
+bool register_cluster_dims(const void* func, unsigned x, unsigned y, unsigned z);
+template <class Name>
+inline bool register_cluster_dims_of(Name name, unsigned x, unsigned y, unsigned z) {
+    if constexpr (std::is_invocable<Name, int>::value)
+        return register_cluster_dims(reinterpret_cast<const void*>(name(0)), x, y, z);
+    else return false;  // a template kernel: its launch does not know the dimensions (the body checks them)
+}
+}  // namespace emu
+
 template <class... P>
 inline cudaError_t cudaFuncSetAttribute(void (*func)(P...), cudaFuncAttribute attr, int value) {
     return cudaFuncSetAttribute(::emu::known_kernel(func), attr, value);

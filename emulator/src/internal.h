@@ -14,6 +14,8 @@ struct GridSpec {
     dim3 grid, block;
     std::size_t smem;
     bool cooperative = false;  // cudaLaunchCooperativeKernel: every block resident at once
+    bool clustered = false;    // thread-block clusters of `cluster` blocks (the grid a multiple of it)
+    dim3 cluster{1, 1, 1};
 };
 // Runs every block of the grid and returns when all have finished.
 void run_grid(const GridSpec& g, const std::function<void()>& body);

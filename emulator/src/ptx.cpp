@@ -79,6 +79,9 @@ enum class Op : uint8_t {
     MbarExpectTx,
     BulkCopy,  // cp.async.bulk (not tensor), completing on an mbarrier
     Stmatrix,
+    ClusterArrive,  // barrier.cluster.arrive: p[0] 1 for .relaxed
+    ClusterWait,    // barrier.cluster.wait
+    Mapa,           // mapa: p[0] 1 for .shared::cluster (else generic addresses)
 };
 
 // The operations of Op::Alu.
@@ -117,10 +120,44 @@ enum MmaType : int { MtBf16, MtF16, MtS8, MtU8, MtF32, MtS32 };
 enum CvtKind : int { CvtInt, CvtPack16, CvtFrom16, CvtTo16, CvtIntToF32, CvtF32ToInt };
 
 // Address spaces of ld and st.
-enum Space : int { SpaceGeneric, SpaceShared, SpaceGlobal };
+enum Space : int { SpaceGeneric, SpaceShared, SpaceGlobal, SpaceCluster };
 
 // Special registers (%globaltimer, ...).
 enum Special : int { SpGlobaltimer, SpLaneid, SpWarpid, SpSmid, SpClock, SpClock64, SpTidX, SpTidY, SpTidZ };
+
+// The cluster's special registers, numbered from kClusterSpecial: %cluster_ctarank,
+// %cluster_nctarank, %is_explicit_cluster, then x, y, z of %clusterid,
+// %nclusterid, %cluster_ctaid and %cluster_nctaid.
+constexpr int kClusterSpecial = 100;
+const char* const cluster_specials[] = {
+    "%cluster_ctarank", "%cluster_nctarank", "%is_explicit_cluster", "%clusterid.x",      "%clusterid.y",
+    "%clusterid.z",     "%nclusterid.x",     "%nclusterid.y",        "%nclusterid.z",     "%cluster_ctaid.x",
+    "%cluster_ctaid.y", "%cluster_ctaid.z",  "%cluster_nctaid.x",    "%cluster_nctaid.y", "%cluster_nctaid.z"};
+int cluster_special(const std::string& name) {
+    for (int i = 0; i < int(sizeof cluster_specials / sizeof cluster_specials[0]); ++i)
+        if (name == cluster_specials[i]) return kClusterSpecial + i;
+    return -1;
+}
+uint64_t cluster_special_value(int which) {
+    const ClusterInfo c = cluster_info();
+    const unsigned d[3] = {c.dims.x, c.dims.y, c.dims.z};
+    const unsigned b[3] = {blockIdx.x, blockIdx.y, blockIdx.z}, g[3] = {gridDim.x, gridDim.y, gridDim.z};
+    const int k = which - kClusterSpecial;
+    if (k == 0) return c.rank;
+    if (k == 1) return c.nblocks;
+    if (k == 2) return c.is_explicit;
+    const int axis = (k - 3) % 3;
+    switch ((k - 3) / 3) {
+        case 0:
+            return b[axis] / d[axis];
+        case 1:
+            return g[axis] / d[axis];
+        case 2:
+            return b[axis] % d[axis];
+        default:
+            return d[axis];
+    }
+}
 
 struct Operand {
     enum Kind : uint8_t { Reg, Imm, Vec, Mem, Sink, Spec, Tensor } kind = Imm;
@@ -279,6 +316,7 @@ struct Parser {
             o.imm = -1;
             for (auto& n : names)
                 if (s == n.first) o.imm = n.second;
+            if (o.imm < 0) o.imm = cluster_special(s);
             if (o.imm < 0) fail("special register " + s + " is not emulated");
         } else {
             int64_t v;
@@ -586,10 +624,38 @@ struct Parser {
             expect_kind(in.ops[0], Operand::Reg, "a destination register");
             return true;
         }
+        if (decode_cluster(in, t)) return true;
         return decode_alu(in, t);
     }
 
+    // barrier.cluster.arrive[.release|.relaxed][.aligned], barrier.cluster.wait[.acquire][.aligned],
+    // mapa[.shared::cluster].{u32,u64} d, a, rank. False for another opcode.
+    bool decode_cluster(Insn& in, const std::vector<std::string>& t) {
+        if (t.size() >= 3 && t[0] == "barrier" && t[1] == "cluster" && (t[2] == "arrive" || t[2] == "wait")) {
+            const bool arrive = t[2] == "arrive";
+            in.op = arrive ? Op::ClusterArrive : Op::ClusterWait;
+            for (std::size_t i = 3; i < t.size(); ++i) {
+                if (t[i] == "aligned" || (arrive && t[i] == "release") || (!arrive && t[i] == "acquire")) continue;
+                if (arrive && t[i] == "relaxed") in.p[0] = 1;
+                else fail("this barrier.cluster form is not emulated (." + t[i] + ")");
+            }
+            expect(in, 0);
+            return true;
+        }
+        if (t[0] != "mapa") return false;
+        in.op = Op::Mapa;
+        if (t.size() == 3 && t[1] == "shared::cluster" && (t[2] == "u32" || t[2] == "u64")) in.p[0] = 1;
+        else if (!(t.size() == 2 && (t[1] == "u32" || t[1] == "u64"))) fail("this mapa form is not emulated");
+        if (in.p[0] == 0 && t[1] == "u32") fail("mapa.u32 on a generic address is not emulated (64-bit pointers)");
+        expect(in, 3);
+        expect_kind(in.ops[0], Operand::Reg, "a destination register");
+        expect_value(in.ops[1]);
+        expect_value(in.ops[2]);
+        return true;
+    }
+
     // ld/st[.weak|.volatile|.relaxed.scope][.shared|.shared::cta|.global][.nc][cache hints][.v2|.v4].type
+    // (and .shared::cluster)
     void decode_ld_st(Insn& in, const std::vector<std::string>& t) {
         const bool load = t[0] == "ld";
         in.op = load ? Op::Ld : Op::St;
@@ -598,6 +664,7 @@ struct Parser {
         for (std::size_t i = 1; i < t.size(); ++i) {
             const std::string& x = t[i];
             if (x == "shared" || x == "shared::cta") in.p[2] = SpaceShared;
+            else if (x == "shared::cluster") in.p[2] = SpaceCluster;
             else if (x == "global") in.p[2] = SpaceGlobal;
             else if (x == "v2" || x == "v4") in.p[1] = x[1] - '0';
             else if (x == "f32") type = 4 * 2;
@@ -986,6 +1053,7 @@ struct Exec {
     }
 
     static uint64_t special(int which) {
+        if (which >= kClusterSpecial) return cluster_special_value(which);
         const ThreadCoords& c = *tls_coords;  // lane
         switch (which) {
             case SpGlobaltimer:
@@ -1407,7 +1475,22 @@ struct Exec {
                 return bulk_copy();
             case Op::Stmatrix:
                 return stmatrix();
+            case Op::ClusterArrive:
+            case Op::ClusterWait:
+            case Op::Mapa:
+                return cluster_op();
         }
+    }
+
+    // The cluster barrier and mapa (the address maps are the scheduler's).
+    [[gnu::noinline]] void cluster_op() {
+        if (in->op == Op::ClusterArrive) return cluster_arrive(in->p[0] == 0);
+        if (in->op == Op::ClusterWait) return cluster_wait();
+        const uint64_t a = val(in->ops[1]);
+        const unsigned rank = unsigned(val(in->ops[2]));
+        r[in->ops[0].reg] = in->p[0]
+                                ? uint64_t(cluster_window_map(uint32_t(a), rank))
+                                : reinterpret_cast<uintptr_t>(cluster_map_shared(reinterpret_cast<void*>(a), rank));
     }
 
     // ld and st: the address's space decides how it maps to memory; a
@@ -1418,7 +1501,9 @@ struct Exec {
         const Operand& a = in->ops[load ? 1 : 0];
         const Operand& v = in->ops[load ? 0 : 1];
         unsigned char* p = in->p[2] == SpaceShared ? static_cast<unsigned char*>(shared(a, bytes * n))
-                                                   : reinterpret_cast<unsigned char*>(address(a));
+                           : in->p[2] == SpaceCluster
+                               ? static_cast<unsigned char*>(cluster_window_pointer(uint32_t(address(a)), bytes * n))
+                               : reinterpret_cast<unsigned char*>(address(a));
         if (reinterpret_cast<uintptr_t>(p) % (bytes * n)) fail("misaligned address");
         for (unsigned i = 0; i < n; ++i) {
             const int reg = n > 1 ? v.regs[i] : v.reg;

@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -70,7 +71,18 @@ std::map<uintptr_t, std::size_t> device_allocs;
 std::map<uintptr_t, std::size_t> pinned_allocs;
 std::size_t allocated_bytes = 0;
 std::map<const void*, int> max_dynamic_smem;
-std::map<uintptr_t, std::size_t> symbols;  // __device__/__constant__ variables seen by the symbol calls
+// Kernels declared with __cluster_dims__: registered before main (from other
+// files' static initialisers, so a function-local map with its own lock).
+std::map<const void*, dim3>& kernel_cluster_dims() {
+    static std::map<const void*, dim3> dims;
+    return dims;
+}
+std::mutex& cluster_dims_mutex() {
+    static std::mutex m;
+    return m;
+}
+std::map<const void*, int> nonportable_cluster_size;  // cudaFuncAttributeNonPortableClusterSizeAllowed
+std::map<uintptr_t, std::size_t> symbols;             // __device__/__constant__ variables seen by the symbol calls
 std::map<const void*, emu::ArgsLauncher> kernel_launchers;  // kernels seen with their types
 int current_device = 0;
 
@@ -236,6 +248,45 @@ cudaError_t launch_checked(const void* func, const LaunchConfig& c, std::functio
     if (cooperative && 1ull * g.x * g.y * g.z > 1ull * blocks_per_sm(func, int(threads), c.smem) * profile().sms)
         return fail(cudaErrorCooperativeLaunchTooLarge);
     GridSpec spec{g, b, c.smem, cooperative};
+    // Thread-block clusters: from the launch attribute or the kernel's __cluster_dims__.
+    dim3 cl = c.cluster;
+    std::optional<dim3> declared;
+    {
+        std::lock_guard<std::mutex> dims_lock(cluster_dims_mutex());
+        auto it = kernel_cluster_dims().find(func);
+        if (it != kernel_cluster_dims().end()) declared = it->second;
+    }
+    if (declared) {
+        const dim3 d = *declared;
+        if (cl.x && (cl.x != d.x || cl.y != d.y || cl.z != d.z)) {
+            std::fprintf(stderr,
+                         "emulator: launch: the kernel is declared __cluster_dims__(%u, %u, %u), the launch asks for "
+                         "clusters of %u x %u x %u\n",
+                         d.x, d.y, d.z, cl.x, cl.y, cl.z);
+            return fail(cudaErrorInvalidClusterSize);
+        }
+        cl = d;
+    }
+    if (cl.x || cl.y || cl.z) {
+        auto np = nonportable_cluster_size.find(func);
+        const unsigned most = np != nonportable_cluster_size.end() && np->second ? 16 : 8;
+        const unsigned long long blocks = 1ull * cl.x * cl.y * cl.z;
+        if (blocks == 0 || blocks > most) {
+            std::fprintf(
+                stderr, "emulator: launch: clusters of %u x %u x %u blocks: a cluster holds 1 to %u blocks%s\n", cl.x,
+                cl.y, cl.z, most, most == 8 ? " (16 with cudaFuncAttributeNonPortableClusterSizeAllowed)" : "");
+            return fail(cudaErrorInvalidClusterSize);
+        }
+        if (g.x % cl.x || g.y % cl.y || g.z % cl.z) {
+            std::fprintf(stderr,
+                         "emulator: launch: the grid (%u, %u, %u) is not a whole number of clusters of %u x %u x %u "
+                         "blocks\n",
+                         g.x, g.y, g.z, cl.x, cl.y, cl.z);
+            return fail(cudaErrorInvalidClusterSize);
+        }
+        spec.clustered = true;
+        spec.cluster = cl;
+    }
     enqueue(c.stream, [spec, body = std::move(body)] {
         run_grid(spec, body);
         if (take_kernel_fault()) sticky_error = cudaErrorIllegalAddress;
@@ -246,6 +297,12 @@ cudaError_t launch_checked(const void* func, const LaunchConfig& c, std::functio
 void register_kernel(const void* func, ArgsLauncher launcher) {
     std::lock_guard<std::recursive_mutex> lock(rt_mutex);
     kernel_launchers.emplace(func, launcher);
+}
+
+bool register_cluster_dims(const void* func, unsigned x, unsigned y, unsigned z) {
+    std::lock_guard<std::mutex> lock(cluster_dims_mutex());
+    kernel_cluster_dims()[func] = dim3(x, y, z);
+    return true;
 }
 
 void register_symbol(const void* addr, std::size_t bytes) {
@@ -695,6 +752,8 @@ const char* cudaGetErrorString(cudaError_t err) {
             return "device-side assert triggered";
         case cudaErrorCooperativeLaunchTooLarge:
             return "too many blocks in cooperative launch";
+        case cudaErrorInvalidClusterSize:
+            return "invalid cluster size";
         case cudaErrorInvalidPitchValue:
             return "invalid pitch argument";
         default:
@@ -734,6 +793,8 @@ const char* cudaGetErrorName(cudaError_t err) {
             return "cudaErrorAssert";
         case cudaErrorCooperativeLaunchTooLarge:
             return "cudaErrorCooperativeLaunchTooLarge";
+        case cudaErrorInvalidClusterSize:
+            return "cudaErrorInvalidClusterSize";
         case cudaErrorInvalidPitchValue:
             return "cudaErrorInvalidPitchValue";
         default:
@@ -753,13 +814,18 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
         if (value < -1 || value > 100) return fail(cudaErrorInvalidValue);
         return cudaSuccess;
     }
+    if (attr == cudaFuncAttributeNonPortableClusterSizeAllowed) {
+        if (value != 0 && value != 1) return fail(cudaErrorInvalidValue);
+        nonportable_cluster_size[func] = value;
+        return cudaSuccess;
+    }
     return fail(cudaErrorInvalidValue);
 }
 
 // ---- cooperative launches, kernel attributes, occupancy -------------------------
 namespace {
 cudaError_t launch_by_pointer(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem,
-                              cudaStream_t stream, bool cooperative, const char* api) {
+                              cudaStream_t stream, bool cooperative, const char* api, dim3 cluster = dim3(0, 0, 0)) {
     emu::ArgsLauncher launcher = nullptr;
     {
         LOCK;
@@ -779,7 +845,9 @@ cudaError_t launch_by_pointer(const void* func, dim3 grid, dim3 block, void** ar
         std::fprintf(stderr, "emulator: %s: the args array is null\n", api);
         return fail(cudaErrorInvalidValue);
     }
-    return launcher(func, emu::LaunchConfig(grid, block, smem, stream), args, cooperative);
+    emu::LaunchConfig cfg(grid, block, smem, stream);
+    cfg.cluster = cluster;
+    return launcher(func, cfg, args, cooperative);
 }
 }  // namespace
 
@@ -790,6 +858,36 @@ cudaError_t cudaLaunchKernel(const void* func, dim3 grid, dim3 block, void** arg
 cudaError_t cudaLaunchCooperativeKernel(const void* func, dim3 grid, dim3 block, void** args, std::size_t smem,
                                         cudaStream_t stream) {
     return launch_by_pointer(func, grid, block, args, smem, stream, true, "cudaLaunchCooperativeKernel");
+}
+cudaError_t cudaLaunchKernelExC(const cudaLaunchConfig_t* config, const void* func, void** args) {
+    if (!config || (config->numAttrs && !config->attrs)) return fail(cudaErrorInvalidValue);
+    bool cooperative = false;
+    dim3 cluster(0, 0, 0);
+    for (unsigned i = 0; i < config->numAttrs; ++i) {
+        const cudaLaunchAttribute& a = config->attrs[i];
+        switch (a.id) {
+            case cudaLaunchAttributeIgnore:
+            case cudaLaunchAttributeClusterSchedulingPolicyPreference:
+            case cudaLaunchAttributeProgrammaticStreamSerialization:
+            case cudaLaunchAttributePriority:
+                break;  // nothing to schedule differently here
+            case cudaLaunchAttributeCooperative:
+                cooperative = a.val.cooperative != 0;
+                break;
+            case cudaLaunchAttributeClusterDimension:
+                cluster = dim3(a.val.clusterDim.x, a.val.clusterDim.y, a.val.clusterDim.z);
+                if (cluster.x == 0 || cluster.y == 0 || cluster.z == 0) {
+                    std::fprintf(stderr, "emulator: cudaLaunchKernelEx: a cluster dimension is 0\n");
+                    return fail(cudaErrorInvalidClusterSize);
+                }
+                break;
+            default:
+                std::fprintf(stderr, "emulator: cudaLaunchKernelEx: launch attribute %d is not emulated\n", int(a.id));
+                return fail(cudaErrorInvalidValue);
+        }
+    }
+    return launch_by_pointer(func, config->gridDim, config->blockDim, args, config->dynamicSmemBytes, config->stream,
+                             cooperative, "cudaLaunchKernelEx", cluster);
 }
 
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* func) {

@@ -83,6 +83,8 @@ struct Fiber {
     void* asan_fake = nullptr;
     AsyncCopyState async;
     WgmmaState wgmma;
+    bool cluster_arrived = false;  // barrier.cluster.arrive done, its wait not yet
+    unsigned cluster_gen = 0;      // the cluster barrier's phase it arrived in
 };
 
 struct Warp {
@@ -102,6 +104,7 @@ struct Warp {
 struct SharedSlot {
     void* ptr = nullptr;
     std::size_t bytes = 0;
+    std::size_t align = 16;
 };
 
 // One mbarrier's state (see emu/device.h).
@@ -122,8 +125,26 @@ struct GridBarrier {
     char tsan_sync[2];
 };
 
+// A thread-block cluster: blocks that run together (interleaved on one OS
+// thread) and share a barrier and their shared memory. A launch without
+// clusters gives every block a cluster of its own (1x1x1, not explicit), as
+// the GPU does.
+constexpr unsigned kMaxClusterBlocks = 16;
+struct Cluster {
+    dim3 dims{1, 1, 1};
+    unsigned nblocks = 1;
+    bool is_explicit = false;
+    Block* blocks[kMaxClusterBlocks] = {};  // by rank
+    long long live = 0;                     // threads of the cluster that have not returned
+    long long arrived = 0;                  // threads arrived at the current phase of the barrier
+    unsigned gen = 0;
+    char tsan_sync[2];
+};
+
 struct Block {
-    bool faulted = false;  // a thread faulted: the block's other threads are abandoned
+    bool faulted = false;
+    Cluster* cluster = nullptr;
+    unsigned cluster_rank = 0;  // a thread faulted: the block's other threads are abandoned
     std::vector<Fiber> fibers;
     GridBarrier* grid = nullptr;  // set for cooperative launches only
     char* tsan_stacks = nullptr;
@@ -263,6 +284,23 @@ void complete_block_barrier(Block& b) {
     ++b.progress;
 }
 
+void complete_cluster_barrier(Cluster& c, Block& b) {
+    c.arrived = 0;
+    ++c.gen;
+    ++b.progress;
+}
+
+#if defined(EMU_ASAN)
+// A block of a cluster whose threads have all returned has no shared memory on
+// a GPU any more: the other blocks' reads of it are reported.
+void poison_block_shared(Block& b, bool poison) {
+    auto mark = poison ? __asan_poison_memory_region : __asan_unpoison_memory_region;
+    if (b.dyn_bytes) mark(b.dyn, b.dyn_bytes);
+    for (SharedSlot& s : b.slots)
+        if (s.ptr) mark(s.ptr, s.bytes);
+}
+#endif
+
 void complete_grid_barrier(Block& b) {
     b.grid->arrived = 0;
     ++b.grid->gen;
@@ -284,6 +322,15 @@ void fiber_entry(bctx::transfer_t t) {
     ++b.progress;
     b.warps[f->warp].exited |= 1u << f->coords.lane;
     if (b.arrived > 0 && b.arrived == b.live) complete_block_barrier(b);
+    {
+        Cluster& c = *b.cluster;
+        --c.live;
+        if (f->cluster_arrived && f->cluster_gen == c.gen) --c.arrived;  // arrived, left without waiting
+        if (c.arrived > 0 && c.arrived == c.live) complete_cluster_barrier(c, b);
+#if defined(EMU_ASAN)
+        if (b.live == 0 && c.nblocks > 1) poison_block_shared(b, true);
+#endif
+    }
     if (b.grid) {
         --b.grid->live;
         if (b.grid->arrived > 0 && b.grid->arrived == b.grid->live) complete_grid_barrier(b);
@@ -333,7 +380,7 @@ bool hang_on_deadlock() {
                  "emulator: deadlock in block [%u,%u,%u]: every thread still running waits at a barrier or warp "
                  "collective that can never complete (a __syncthreads() not reached by all threads, a warp "
                  "mask naming lanes that exited or never arrive, an mbarrier phase whose arrivals or "
-                 "transaction bytes never come, or a grid.sync() that some threads of the grid never reach)\n",
+                 "transaction bytes never come, or a grid.sync() or cluster barrier that some threads never reach)\n",
                  b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z);
     int shown = 0;
     for (Fiber& f : b.fibers) {
@@ -456,6 +503,9 @@ void finish_block(Block& b) {
 #if defined(EMU_TSAN)
     munmap(b.tsan_stacks, b.fibers.size() * (stack_bytes() + page_bytes()));
 #endif
+#if defined(EMU_ASAN)
+    poison_block_shared(b, false);
+#endif
     for (SharedSlot& s : b.slots) std::free(s.ptr);
     // The slot table grows from the fibers (a deque node per 32 slots): its nodes
     // are freed here too, and the block keeps the empty table made before the switch.
@@ -473,6 +523,10 @@ void finish_block(Block& b) {
 void run_block(const GridSpec& g, unsigned block_linear, const std::function<void()>& body) {
     Block b;
     setup_block(b, g, block_linear, body);
+    Cluster c;  // the block is a cluster of its own
+    c.blocks[0] = &b;
+    c.live = b.live;
+    b.cluster = &c;
     for (;;) {
         uint64_t before = b.progress;
         if (run_round(b) == 0) break;
@@ -481,20 +535,36 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
     finish_block(b);
 }
 
-// A cooperative launch: every block is resident at once, as grid.sync() needs.
-// The blocks run interleaved on the calling OS thread, a round of each in turn.
-void run_cooperative_grid(const GridSpec& g, const std::function<void()>& body) {
-#if defined(EMU_TSAN)
-    sched_tsan_fiber = __tsan_get_current_fiber();
-#endif
-    unsigned total = g.grid.x * g.grid.y * g.grid.z;
-    GridBarrier grid;
-    grid.live = (long long)total * g.block.x * g.block.y * g.block.z;
-    std::deque<Block> blocks(total);  // a deque: the fibers point at their block
-    for (unsigned i = 0; i < total; ++i) {
-        blocks[i].grid = &grid;
-        setup_block(blocks[i], g, i, body);
+// The linear index in the grid of the block of rank `rank` in cluster `cluster`
+// (clusters and the blocks in a cluster both numbered x fastest).
+unsigned clustered_block_linear(const GridSpec& g, unsigned cluster, unsigned rank) {
+    const dim3 d = g.cluster;
+    const unsigned ncx = g.grid.x / d.x, ncy = g.grid.y / d.y;
+    const unsigned cx = cluster % ncx, cy = (cluster / ncx) % ncy, cz = cluster / (ncx * ncy);
+    const unsigned rx = rank % d.x, ry = (rank / d.x) % d.y, rz = rank / (d.x * d.y);
+    const unsigned bx = cx * d.x + rx, by = cy * d.y + ry, bz = cz * d.z + rz;
+    return bx + g.grid.x * (by + g.grid.y * bz);
+}
+
+// Makes the blocks of cluster `index` (blocks[first ...]) and ties them to `c`.
+void setup_cluster(Cluster& c, std::deque<Block>& blocks, std::size_t first, const GridSpec& g, unsigned index,
+                   const std::function<void()>& body) {
+    c.dims = g.cluster;
+    c.nblocks = g.cluster.x * g.cluster.y * g.cluster.z;
+    c.is_explicit = true;
+    for (unsigned r = 0; r < c.nblocks; ++r) {
+        Block& b = blocks[first + r];
+        setup_block(b, g, clustered_block_linear(g, index, r), body);
+        b.cluster = &c;
+        b.cluster_rank = r;
+        c.blocks[r] = &b;
+        c.live += b.live;
     }
+}
+
+// Runs blocks that must be resident together (a cooperative grid, a cluster):
+// interleaved on the calling OS thread, a round of each in turn.
+void run_together(std::deque<Block>& blocks) {
     for (;;) {
         uint64_t before = 0, after = 0;
         int alive = 0;
@@ -513,6 +583,44 @@ void run_cooperative_grid(const GridSpec& g, const std::function<void()>& body) 
     for (Block& b : blocks) finish_block(b);
 }
 
+// The blocks of one cluster of a clustered launch.
+void run_cluster(const GridSpec& g, unsigned index, const std::function<void()>& body) {
+    Cluster c;
+    std::deque<Block> blocks(g.cluster.x * g.cluster.y * g.cluster.z);  // a deque: the fibers point at their block
+    setup_cluster(c, blocks, 0, g, index, body);
+    run_together(blocks);
+}
+
+// A cooperative launch: every block is resident at once, as grid.sync() needs.
+// The blocks run interleaved on the calling OS thread, a round of each in turn.
+void run_cooperative_grid(const GridSpec& g, const std::function<void()>& body) {
+#if defined(EMU_TSAN)
+    sched_tsan_fiber = __tsan_get_current_fiber();
+#endif
+    unsigned total = g.grid.x * g.grid.y * g.grid.z;
+    GridBarrier grid;
+    grid.live = (long long)total * g.block.x * g.block.y * g.block.z;
+    std::deque<Block> blocks(total);  // a deque: the fibers point at their block
+    std::deque<Cluster> clusters;
+    if (g.clustered) {
+        const unsigned per = g.cluster.x * g.cluster.y * g.cluster.z;
+        for (unsigned i = 0; i < total / per; ++i) {
+            clusters.emplace_back();
+            setup_cluster(clusters.back(), blocks, std::size_t(i) * per, g, i, body);
+        }
+    } else {
+        for (unsigned i = 0; i < total; ++i) {
+            setup_block(blocks[i], g, i, body);
+            clusters.emplace_back();
+            clusters.back().blocks[0] = &blocks[i];
+            clusters.back().live = blocks[i].live;
+            blocks[i].cluster = &clusters.back();
+        }
+    }
+    for (Block& b : blocks) b.grid = &grid;
+    run_together(blocks);
+}
+
 }  // namespace
 
 void* dynamic_shared() {
@@ -525,9 +633,10 @@ int register_shared_slot() {
     return next++;
 }
 
-void* shared_slot(int slot, std::size_t bytes, std::size_t align) {
-    if (!current) kernel_fail("__shared__ variable used outside a kernel");
-    Block& b = *current->block;
+namespace {
+// The block's static __shared__ variable of `slot`, allocated at its first use
+// (by one of the block's threads, or by a thread of its cluster that maps it).
+SharedSlot& block_slot(Block& b, int slot, std::size_t bytes, std::size_t align) {
     if (std::size_t(slot) >= b.slots.size()) b.slots.resize(std::size_t(slot) + 1);
     SharedSlot& s = b.slots[std::size_t(slot)];
     if (!s.ptr) {
@@ -535,12 +644,19 @@ void* shared_slot(int slot, std::size_t bytes, std::size_t align) {
         if (posix_memalign(&s.ptr, align, bytes) != 0) std::abort();
         std::memset(s.ptr, 0xff, bytes);
         s.bytes = bytes;
+        s.align = align;
         if (b.n_used_slots < 32) b.used_slots[b.n_used_slots] = slot;
         ++b.n_used_slots;
         EMU_TSAN_RELEASE(&s);
     }
     EMU_TSAN_ACQUIRE(&s);
-    return s.ptr;
+    return s;
+}
+}  // namespace
+
+void* shared_slot(int slot, std::size_t bytes, std::size_t align) {
+    if (!current) kernel_fail("__shared__ variable used outside a kernel");
+    return block_slot(*current->block, slot, bytes, align).ptr;
 }
 
 // The shared window (emu/ptx.h): dynamic shared memory from address 0, the
@@ -759,6 +875,186 @@ void grid_sync() {
     EMU_TSAN_ACQUIRE(&g.tsan_sync[gen & 1]);
 }
 
+// ---- thread-block clusters ------------------------------------------------------
+namespace {
+Cluster& current_cluster(const char* what) {
+    if (!current) {
+        char msg[128];
+        std::snprintf(msg, sizeof msg, "%s used outside a kernel", what);
+        kernel_fail(msg);
+    }
+    return *current->block->cluster;
+}
+
+// Where `p` lies in block b's shared memory: region 0 the dynamic shared
+// memory, k + 1 the static __shared__ variable of slot k; false if it does not.
+bool locate_shared(const Block& b, const void* p, uint32_t& region, std::size_t& offset) {
+    const char* c = static_cast<const char*>(p);
+    const char* dyn = static_cast<const char*>(b.dyn);
+    if (b.dyn_bytes && c >= dyn && c < dyn + b.dyn_bytes) {
+        region = 0, offset = std::size_t(c - dyn);
+        return true;
+    }
+    const int n = b.n_used_slots <= 32 ? b.n_used_slots : int(b.slots.size());
+    for (int i = 0; i < n; ++i) {
+        const int k = b.n_used_slots <= 32 ? b.used_slots[i] : i;
+        const SharedSlot& s = b.slots[std::size_t(k)];
+        const char* base = static_cast<const char*>(s.ptr);
+        if (base && c >= base && c < base + s.bytes) {
+            region = uint32_t(k) + 1, offset = std::size_t(c - base);
+            return true;
+        }
+    }
+    return false;
+}
+
+// The block of rank `rank` of the running thread's cluster, checked.
+Block& cluster_block(Cluster& c, unsigned rank, const char* what) {
+    char msg[224];
+    if (rank >= c.nblocks) {
+        std::snprintf(msg, sizeof msg, "%s: block rank %u is outside the cluster of %u blocks", what, rank, c.nblocks);
+        kernel_fail(msg);
+    }
+    Block& t = *c.blocks[rank];
+    if (&t != current->block && t.live == 0) {
+        std::snprintf(msg, sizeof msg,
+                      "%s: block rank %u of the cluster has exited, so its shared memory is gone (a cluster.sync() "
+                      "before the owner exits keeps it)",
+                      what, rank);
+        kernel_fail(msg);
+    }
+    return t;
+}
+
+// The bytes at `offset` of `region` of block t's shared memory (a static
+// variable that t has not touched yet is allocated as the cluster's others have it).
+char* region_pointer(Cluster& c, Block& t, uint32_t region, std::size_t offset, std::size_t bytes, const char* what) {
+    char* base = nullptr;
+    std::size_t size = 0;
+    if (region == 0) {
+        base = static_cast<char*>(t.dyn), size = t.dyn_bytes;
+    } else {
+        const std::size_t k = region - 1;
+        if (k < t.slots.size() && t.slots[k].ptr) {
+            EMU_TSAN_ACQUIRE(&t.slots[k]);
+            base = static_cast<char*>(t.slots[k].ptr), size = t.slots[k].bytes;
+        } else {
+            for (unsigned r = 0; r < c.nblocks && !base; ++r) {
+                const Block& o = *c.blocks[r];
+                if (k < o.slots.size() && o.slots[k].ptr) {
+                    SharedSlot& s = block_slot(t, int(k), o.slots[k].bytes, o.slots[k].align);
+                    base = static_cast<char*>(s.ptr), size = s.bytes;
+                }
+            }
+        }
+    }
+    if (!base || offset + bytes > size) {
+        char msg[224];
+        std::snprintf(msg, sizeof msg,
+                      "%s: %zu bytes at offset %zu of %s are outside the shared memory of block rank %u", what, bytes,
+                      offset, region == 0 ? "dynamic shared memory" : "a __shared__ variable", t.cluster_rank);
+        kernel_fail(msg);
+    }
+    return base + offset;
+}
+}  // namespace
+
+ClusterInfo cluster_info() {
+    const Cluster& c = current_cluster("a cluster query");
+    const Block& b = *current->block;
+    ClusterInfo i;
+    i.dims = c.dims;
+    i.rank = b.cluster_rank;
+    i.nblocks = c.nblocks;
+    i.is_explicit = c.is_explicit;
+    return i;
+}
+
+void cluster_arrive(bool release) {
+    Cluster& c = current_cluster("barrier.cluster.arrive (cluster.sync())");
+    Fiber* f = current;
+    if (f->cluster_arrived)
+        kernel_fail("barrier.cluster.arrive twice with no barrier.cluster.wait between (cluster barrier_arrive/wait)");
+    f->cluster_arrived = true;
+    f->cluster_gen = c.gen;
+    if (release) EMU_TSAN_RELEASE(&c.tsan_sync[c.gen & 1]);
+    ++c.arrived;
+    if (c.arrived == c.live) complete_cluster_barrier(c, *f->block);
+}
+
+void cluster_wait() {
+    Cluster& c = current_cluster("barrier.cluster.wait (cluster.sync())");
+    Fiber* f = current;
+    if (!f->cluster_arrived)
+        kernel_fail(
+            "barrier.cluster.wait with no barrier.cluster.arrive before it (cluster barrier_wait without "
+            "barrier_arrive)");
+    const unsigned gen = f->cluster_gen;
+    wait_until([&] { return c.gen != gen; });
+    f->cluster_arrived = false;
+    EMU_TSAN_ACQUIRE(&c.tsan_sync[gen & 1]);
+}
+
+void* cluster_map_shared(const void* p, unsigned rank) {
+    const char* what = "map_shared_rank (mapa)";
+    Cluster& c = current_cluster(what);
+    uint32_t region = 0;
+    std::size_t offset = 0;
+    bool found = false;
+    for (unsigned r = 0; r < c.nblocks && !found; ++r) found = locate_shared(*c.blocks[r], p, region, offset);
+    if (!found)
+        kernel_fail("map_shared_rank (mapa): the address is not in the shared memory of a block of the cluster");
+    return region_pointer(c, cluster_block(c, rank, what), region, offset, 0, what);
+}
+
+unsigned cluster_query_rank(const void* p) {
+    Cluster& c = current_cluster("query_shared_rank");
+    uint32_t region = 0;
+    std::size_t offset = 0;
+    for (unsigned r = 0; r < c.nblocks; ++r)
+        if (locate_shared(*c.blocks[r], p, region, offset)) return r;
+    kernel_fail("query_shared_rank: the address is not in the shared memory of a block of the cluster");
+}
+
+// The shared::cluster window (emu/ptx.h): bits 27..31 hold the block's rank + 1
+// (0: the running block), bits 0..26 its shared::cta address.
+uint32_t cluster_window_map(uint32_t address, unsigned rank) {
+    const char* what = "mapa.shared::cluster";
+    Cluster& c = current_cluster(what);
+    if (address >> 27) {
+        // A shared::cta address of a __shared__ variable numbered 511 or more cannot be told from a cluster address.
+        const std::size_t k = (address >> 18) - 1;
+        const Block& b = *current->block;
+        if (k < b.slots.size() && b.slots[k].ptr)
+            kernel_fail(
+                "mapa.shared::cluster: the __shared__ variable's slot is 511 or more, beyond what the "
+                "emulator's shared::cluster window holds");
+    }
+    cluster_block(c, rank, what);
+    return ((rank + 1) << 27) | (address & 0x07FFFFFFu);
+}
+
+void* cluster_window_pointer(uint32_t address, std::size_t bytes) {
+    const char* what = "ld/st.shared::cluster";
+    Cluster& c = current_cluster(what);
+    const uint32_t tag = address >> 27, cta = address & 0x07FFFFFFu;
+    if (tag == 0) return shared_window_pointer(address, bytes);
+    Block& t = cluster_block(c, tag - 1, what);
+    return region_pointer(c, t, cta >> 18, cta & 0x3FFFFu, bytes, what);
+}
+
+void declared_cluster_dims(unsigned x, unsigned y, unsigned z) {
+    const Cluster& c = current_cluster("__cluster_dims__");
+    if (c.dims.x == x && c.dims.y == y && c.dims.z == z && c.is_explicit) return;
+    char msg[320];
+    std::snprintf(msg, sizeof msg,
+                  "the kernel is declared __cluster_dims__(%u, %u, %u) but runs in clusters of %u x %u x %u%s "
+                  "(a template kernel's __cluster_dims__ is not known to its launch in the emulator: launch it with "
+                  "cudaLaunchKernelEx and cudaLaunchAttributeClusterDimension)",
+                  x, y, z, c.dims.x, c.dims.y, c.dims.z, c.is_explicit ? "" : " (no cluster launch)");
+    kernel_fail(msg);
+}
+
 unsigned coalesce_lanes(const char* file, unsigned line, unsigned column) {
     uint64_t site = reinterpret_cast<uintptr_t>(file) * 0x9E3779B97F4A7C15ull ^ (uint64_t(line) << 20) ^ column;
     Fiber* f = current;
@@ -871,7 +1167,9 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
         EMU_TSAN_ACQUIRE(&grid_done_sync);
         return;
     }
-    unsigned total = g.grid.x * g.grid.y * g.grid.z;
+    // Blocks, or whole clusters (each on one OS thread), are taken in turn by the pool.
+    const unsigned per = g.clustered ? g.cluster.x * g.cluster.y * g.cluster.z : 1;
+    unsigned total = g.grid.x * g.grid.y * g.grid.z / per;
     unsigned nthreads = std::min<unsigned>(unsigned(block_threads()), total);
     std::atomic<unsigned> next{0};
     auto work = [&] {
@@ -881,7 +1179,8 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
         for (;;) {
             unsigned i = next++;
             if (i >= total || grid_faulted) break;
-            run_block(g, i, body);
+            if (g.clustered) run_cluster(g, i, body);
+            else run_block(g, i, body);
         }
     };
     if (nthreads <= 1) {

@@ -8,6 +8,8 @@
 //   [static] __shared__ T name[N][M];       ->  auto& name = ::emu::static_shared<T[N][M]>([] {});
 //   #include "header"                       ->  #include "<its rewritten copy>"   (with --gen; see follow_includes)
 //   asm volatile("ptx" : "=r"(x) : "l"(p));  ->  a call into the PTX interpreter (rewrite_asm, emu/ptx.h)
+//   __cluster_dims__(X, Y, Z) on a kernel    ->  a check at the top of its body and a registration after it
+//                                               (see read_cluster_dims)
 //
 // Comments, string and character literals pass through untouched.
 // Usage: emu_rewrite [--gen DIR --root DIR [-I DIR]...] INPUT.cu OUTPUT.cpp
@@ -308,6 +310,122 @@ void drop_static_before_shared(std::string& out) {
     std::size_t p = out.size();
     while (p > 0 && std::isspace(static_cast<unsigned char>(out[p - 1]))) --p;
     if (p >= 6 && out.compare(p - 6, 6, "static") == 0 && (p == 6 || !ident_char(out[p - 7]))) out.erase(p - 6, 6);
+}
+
+// ---- __cluster_dims__ ----------------------------------------------------------------
+// `__cluster_dims__(X, Y, Z)` on a kernel is dropped where it stands; the body
+// of the kernel it marks starts with `::emu::declared_cluster_dims(X, Y, Z);`
+// (each thread checks that the launch gave it those clusters), and after the
+// body (or after a declaration's `;`) comes
+//
+//   static const bool emu_cluster_dims_LINE_ = ::emu::register_cluster_dims_of(<K named>, X, Y, Z);
+//
+// which tells the runtime, before main, the clusters the kernel's launches get
+// (<K named> is the launch rewrite's first lambda: a template kernel is not
+// registered, and its <<<>>> launch fails the check with a message).
+struct ClusterDims {
+    std::string dims;    // "X, Y, Z" (missing ones are 1)
+    std::string name;    // the kernel's (qualified) name
+    std::size_t at = 0;  // the index in src of the body's `{` or the declaration's `;`
+    std::size_t line = 0;
+};
+
+// Reads `__cluster_dims__(...)` at src[at] and the declaration it belongs to;
+// `end` is set to the index after its `)`.
+ClusterDims read_cluster_dims(const std::string& src, std::size_t at, std::size_t line, std::size_t& end) {
+    ClusterDims cd;
+    cd.line = line;
+    std::size_t i = at + std::char_traits<char>::length("__cluster_dims__");
+    while (i < src.size() && std::isspace(static_cast<unsigned char>(src[i]))) ++i;
+    if (i >= src.size() || src[i] != '(') die(line, "__cluster_dims__ needs its dimensions in parentheses");
+    std::size_t close = i + 1;
+    for (int depth = 1; close < src.size(); ++close) {
+        depth += bracket(src[close]);
+        if (depth == 0) break;
+    }
+    if (close >= src.size()) die(line, "__cluster_dims__( without its ')'");
+    std::vector<std::string> dims;
+    std::string cur;
+    for (std::size_t k = i + 1, depth = 0; k < close; ++k) {
+        const char c = src[k];
+        if (bracket(c) > 0) ++depth;
+        if (bracket(c) < 0) --depth;
+        if (c == ',' && depth == 0) {
+            dims.push_back(trim(cur));
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    dims.push_back(trim(cur));
+    if (dims.empty() || dims.size() > 3 || dims[0].empty()) die(line, "__cluster_dims__ takes one to three dimensions");
+    while (dims.size() < 3) dims.push_back("1");
+    cd.dims = "(" + dims[0] + "), (" + dims[1] + "), (" + dims[2] + ")";
+    end = close + 1;
+    // The kernel's name: the (qualified) identifier before the first '(' that is
+    // not the argument list of another __attribute__-like word (__launch_bounds__(...)).
+    std::string last;
+    std::size_t k = end;
+    bool qualified = false;
+    while (k < src.size()) {
+        const std::size_t lit = skip_literal(src, k);
+        if (lit != k) {
+            k = lit;
+            continue;
+        }
+        const char c = src[k];
+        if (ident_char(c)) {
+            std::size_t e = k;
+            while (e < src.size() && ident_char(src[e])) ++e;
+            const std::string word = src.substr(k, e - k);
+            std::size_t after = e;
+            while (after < src.size() && std::isspace(static_cast<unsigned char>(src[after]))) ++after;
+            if (word.size() > 4 && word.compare(0, 2, "__") == 0 && word.compare(word.size() - 2, 2, "__") == 0 &&
+                after < src.size() && src[after] == '(') {
+                int depth = 0;  // an attribute word with arguments: skip them
+                for (k = after; k < src.size(); ++k) {
+                    depth += bracket(src[k]);
+                    if (depth == 0) break;
+                }
+                ++k;
+                continue;
+            }
+            last = qualified ? last + "::" + word : word;
+            qualified = false;
+            k = e;
+            continue;
+        }
+        if (src.compare(k, 2, "::") == 0) {
+            qualified = !last.empty();
+            k += 2;
+            continue;
+        }
+        if (c == '(') break;
+        if (c == ';' || c == '{') die(line, "__cluster_dims__ must mark a kernel's declaration");
+        if (!std::isspace(static_cast<unsigned char>(c))) last.clear(), qualified = false;
+        ++k;
+    }
+    if (k >= src.size() || last.empty()) die(line, "cannot find the kernel that __cluster_dims__ marks");
+    cd.name = last;
+    for (int depth = 0; k < src.size(); ++k) {  // the parameter list, then its body or ';'
+        const std::size_t lit = skip_literal(src, k);
+        if (lit != k) {
+            k = lit - 1;
+            continue;
+        }
+        if (depth == 0 && (src[k] == '{' || src[k] == ';')) break;
+        depth += src[k] == '(' || src[k] == '[' ? 1 : src[k] == ')' || src[k] == ']' ? -1 : 0;
+    }
+    if (k >= src.size()) die(line, "cannot find the body of the kernel that __cluster_dims__ marks");
+    cd.at = k;
+    return cd;
+}
+
+std::string cluster_registration(const ClusterDims& cd) {
+    const std::string named = "::emu::kernel_pointer<decltype(t)>(" + cd.name + ")";
+    return " static const bool emu_cluster_dims_" + std::to_string(cd.line) +
+           "_ [[maybe_unused]] = ::emu::register_cluster_dims_of([](auto t) -> decltype(" + named + ") { return " +
+           named + "; }, " + cd.dims + ");";
 }
 
 // ---- headers ----------------------------------------------------------------------
@@ -632,8 +750,41 @@ int main(int argc, char** argv) {
         std::size_t len = std::char_traits<char>::length(w);
         return starts(at, w) && (at == 0 || !ident_char(src[at - 1])) && (at + len >= n || !ident_char(src[at + len]));
     };
+    std::vector<ClusterDims> cluster_kernels;                 // __cluster_dims__ read, body or ';' not reached yet
+    std::vector<std::pair<ClusterDims, int>> cluster_bodies;  // inside such a body: its brace depth
     while (i < n) {
         char c = src[i];
+        if (!cluster_kernels.empty() && i == cluster_kernels.front().at) {
+            const ClusterDims cd = cluster_kernels.front();
+            cluster_kernels.erase(cluster_kernels.begin());
+            if (c == '{') {
+                out += "{ ::emu::declared_cluster_dims(" + cd.dims + ");";
+                cluster_bodies.emplace_back(cd, 1);
+            } else {
+                out += ";" + cluster_registration(cd);
+            }
+            ++i;
+            continue;
+        }
+        if (!cluster_bodies.empty() && (c == '{' || c == '}')) {
+            int& depth = cluster_bodies.back().second;
+            depth += c == '{' ? 1 : -1;
+            if (depth == 0) {
+                out += "}" + cluster_registration(cluster_bodies.back().first);
+                cluster_bodies.pop_back();
+                ++i;
+                continue;
+            }
+        }
+        if (word_at(i, "__cluster_dims__")) {
+            std::size_t end = i;
+            cluster_kernels.push_back(read_cluster_dims(src, i, line, end));
+            const std::size_t nl = count_newlines(src.substr(i, end - i));
+            out += std::string(nl, '\n');
+            line += nl;
+            i = end;
+            continue;
+        }
         if (starts(i, "//")) {
             std::size_t e = src.find('\n', i);
             if (e == std::string::npos) e = n;

@@ -25,6 +25,7 @@
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
+#define __cluster_dims__(...)  // emu_rewrite reads it; a header it does not rewrite drops it
 #define __grid_constant__
 #define __align__(n) alignas(n)
 #ifndef __restrict__
@@ -119,6 +120,28 @@ unsigned coalesce_lanes(const char* file, unsigned line, unsigned column);
 unsigned mbarrier_phase(void* bar);
 // One arrival that also lowers the barrier's count for the phases after this one.
 void mbarrier_arrive_drop(void* bar);
+
+// Thread-block clusters (Hopper). A launch without clusters runs every block
+// as a cluster of one (not explicit), as the GPU does.
+struct ClusterInfo {
+    dim3 dims;         // blocks per cluster in x, y, z
+    unsigned rank;     // the running block's rank in its cluster (x fastest)
+    unsigned nblocks;  // blocks in the cluster
+    bool is_explicit;  // launched with clusters (__cluster_dims__ or the launch attribute)
+};
+ClusterInfo cluster_info();
+// The cluster barrier (barrier.cluster.arrive / .wait; cluster.sync() is both):
+// a phase completes when every thread of the cluster that has not returned has
+// arrived. `release` false: .relaxed (orders nothing for the race checker).
+void cluster_arrive(bool release);
+void cluster_wait();
+// The same place as `p` (in the shared memory of a block of the cluster) in the
+// shared memory of the block of rank `rank`; the rank and the address are checked.
+void* cluster_map_shared(const void* p, unsigned rank);
+// The rank of the block whose shared memory holds `p`.
+unsigned cluster_query_rank(const void* p);
+// A kernel declared __cluster_dims__(x, y, z) checks the launch gave it those clusters.
+void declared_cluster_dims(unsigned x, unsigned y, unsigned z);
 
 template <class T, class Tag>
 T& static_shared(Tag) {

@@ -31,6 +31,12 @@ namespace emu {
 uint32_t shared_window_address(const void* p);
 void* shared_window_pointer(uint32_t address, std::size_t bytes);
 std::size_t dynamic_shared_bytes();
+// The .shared::cluster state space's addresses: bits 27..31 hold the rank + 1
+// of the block (0: the running block's own, so a .shared::cta address is also
+// a .shared::cluster one), bits 0..26 the address in that block's window.
+// mapa.shared::cluster makes one from an address and a rank.
+uint32_t cluster_window_map(uint32_t address, unsigned rank);
+void* cluster_window_pointer(uint32_t address, std::size_t bytes);
 
 // One operand of an asm statement: `out` the address of an output ("=" or
 // "+"), else `in` the input's bits.
