@@ -857,8 +857,8 @@ struct Parser {
         const std::vector<std::string> t = tokens(opc);
         auto layout = [](const std::string& x) { return x == "row" ? 0 : x == "col" ? 1 : -1; };
         auto acc = [](const std::string& x) { return x == "f32" ? int(MtF32) : x == "f16" ? int(MtF16) : -1; };
-        if (t.size() != 10 || layout(t[4]) < 0 || layout(t[5]) < 0 || acc(t[6]) < 0 || t[7] != "f16" ||
-            t[8] != "f16" || acc(t[9]) < 0)
+        if (t.size() != 10 || layout(t[4]) < 0 || layout(t[5]) < 0 || acc(t[6]) < 0 || t[7] != "f16" || t[8] != "f16" ||
+            acc(t[9]) < 0)
             fail("this mma shape or type is not emulated");
         in.op = Op::Mma;
         in.p[0] = 2;
@@ -1169,8 +1169,8 @@ struct Exec {
         if (dt == MtF16) {
             for (unsigned j = 0; j < 4; ++j)
                 if (D.regs[j] >= 0)
-                    r[D.regs[j]] = uint32_t(float_to_half_rn(dot(u, 2 * j))) |
-                                   uint32_t(float_to_half_rn(dot(u, 2 * j + 1))) << 16;
+                    r[D.regs[j]] =
+                        uint32_t(float_to_half_rn(dot(u, 2 * j))) | uint32_t(float_to_half_rn(dot(u, 2 * j + 1))) << 16;
         } else {
             for (unsigned i = 0; i < 8; ++i)
                 if (D.regs[i] >= 0)

@@ -220,11 +220,21 @@ __global__ void cluster_ids_kernel(unsigned* out) {
     asm("mov.u32 %0, %%cluster_ctaid.y;" : "=r"(cta_y));
     asm("mov.u32 %0, %%cluster_nctaid.z;" : "=r"(ncta_z));
     asm("{\n\t.reg .pred p;\n\tmov.pred p, %%is_explicit_cluster;\n\tselp.u32 %0, 1, 0, p;\n\t}" : "=r"(is_explicit));
-    const unsigned vals[kIds] = {cluster.block_rank(),    cluster.num_blocks(),    cluster.dim_blocks().y,
-                                 cluster.block_index().x, cluster.block_index().z, cluster.thread_rank(),
-                                 cluster.num_threads(),   cluster.thread_index().x, ctarank,
-                                 nctarank,                cid_x,                   cid_z,
-                                 ncid_y,                  cta_y,                   ncta_z,
+    const unsigned vals[kIds] = {cluster.block_rank(),
+                                 cluster.num_blocks(),
+                                 cluster.dim_blocks().y,
+                                 cluster.block_index().x,
+                                 cluster.block_index().z,
+                                 cluster.thread_rank(),
+                                 cluster.num_threads(),
+                                 cluster.thread_index().x,
+                                 ctarank,
+                                 nctarank,
+                                 cid_x,
+                                 cid_z,
+                                 ncid_y,
+                                 cta_y,
+                                 ncta_z,
                                  is_explicit};
     for (int i = 0; i < kIds; ++i) o[i] = vals[i];
 }
@@ -255,22 +265,14 @@ TEST_CASE("cluster ranks and coordinates of cooperative groups and the %cluster_
                     const unsigned b = bx + grid.x * (by + grid.y * bz);
                     const unsigned* o = &h[kIds * (b * nthreads + t)];
                     const unsigned rank = bx % cl.x + cl.x * (by % cl.y + cl.y * (bz % cl.z));
-                    const unsigned want[kIds] = {rank,
-                                                 8,
-                                                 cl.y,
-                                                 bx % cl.x,
-                                                 bz % cl.z,
-                                                 rank * nthreads + t,
-                                                 8 * nthreads,
-                                                 bx % cl.x * block.x + t % block.x,
-                                                 rank,
-                                                 8,
-                                                 bx / cl.x,
-                                                 bz / cl.z,
-                                                 grid.y / cl.y,
-                                                 by % cl.y,
-                                                 cl.z,
-                                                 1};
+                    const unsigned want[kIds] = {rank,          8,
+                                                 cl.y,          bx % cl.x,
+                                                 bz % cl.z,     rank * nthreads + t,
+                                                 8 * nthreads,  bx % cl.x * block.x + t % block.x,
+                                                 rank,          8,
+                                                 bx / cl.x,     bz / cl.z,
+                                                 grid.y / cl.y, by % cl.y,
+                                                 cl.z,          1};
                     for (int i = 0; i < kIds; ++i) {
                         INFO("block " << b << " thread " << t << " value " << i);
                         REQUIRE(o[i] == want[i]);

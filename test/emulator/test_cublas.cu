@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "emu/control.h"
+#include "device_buffers.h"
 
 namespace {
 
@@ -78,16 +79,10 @@ Stored make_stored(std::mt19937& rng, cudaDataType_t t, int rows, int cols, int 
     return s;
 }
 
-void* upload(const std::vector<unsigned char>& h) {
-    void* d = nullptr;
-    REQUIRE(cudaMalloc(&d, h.size()) == cudaSuccess);
-    REQUIRE(cudaMemcpy(d, h.data(), h.size(), cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
+// Raw bytes to and from the device (the shared helpers of device_buffers.h).
+void* upload(const std::vector<unsigned char>& h) { return emu_test::to_device(h); }
 std::vector<unsigned char> download(const void* d, std::size_t n) {
-    std::vector<unsigned char> h(n);
-    REQUIRE(cudaMemcpy(h.data(), d, n, cudaMemcpyDeviceToHost) == cudaSuccess);
-    return h;
+    return emu_test::to_host(static_cast<const unsigned char*>(d), n);
 }
 // Device array of the batch items' addresses (for the *Batched calls).
 void** pointer_array(void* base, const Stored& s) {

@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "device_buffers.h"
+
 namespace {
 
 struct Case {
@@ -67,16 +69,10 @@ cublasLtMatrixLayout_t layout(cudaDataType_t t, const Stored& s, int batch) {
     return l;
 }
 
-void* upload(const std::vector<unsigned char>& h) {
-    void* d = nullptr;
-    REQUIRE(cudaMalloc(&d, h.size()) == cudaSuccess);
-    REQUIRE(cudaMemcpy(d, h.data(), h.size(), cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
+// Raw bytes to and from the device (the shared helpers of device_buffers.h).
+void* upload(const std::vector<unsigned char>& h) { return emu_test::to_device(h); }
 std::vector<unsigned char> download(const void* d, std::size_t n) {
-    std::vector<unsigned char> h(n);
-    REQUIRE(cudaMemcpy(h.data(), d, n, cudaMemcpyDeviceToHost) == cudaSuccess);
-    return h;
+    return emu_test::to_host(static_cast<const unsigned char*>(d), n);
 }
 
 double gelu(double x) { return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); }
