@@ -86,6 +86,19 @@ std::map<uintptr_t, std::size_t> symbols;             // __device__/__constant__
 std::map<const void*, emu::ArgsLauncher> kernel_launchers;  // kernels seen with their types
 int current_device = 0;
 
+// The devices a process sees. Under MPI, as many as the node's ranks, so that a
+// program that gives rank r device r (cudaSetDevice(local_rank)) runs unchanged:
+// each process uses one of them, and they are all the one emulated GPU.
+// EMU_DEVICES overrides. A process that uses two devices is not emulated.
+int device_count() {
+    for (const char* v : {"EMU_DEVICES", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE",
+                          "SLURM_NTASKS_PER_NODE"}) {
+        const char* e = std::getenv(v);
+        if (e && std::atoi(e) >= 1) return std::min(std::atoi(e), 64);
+    }
+    return 1;
+}
+
 std::mt19937_64& seeded_rng() {
     if (!rng_seeded) {
         const char* e = std::getenv("EMU_SEED");
@@ -335,11 +348,11 @@ cudaError_t max_potential_block_size(int* min_grid, int* block, const void* func
 
 cudaError_t cudaGetDeviceCount(int* count) {
     if (!count) return fail(cudaErrorInvalidValue);
-    *count = 1;
+    *count = device_count();
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-    if (device != 0) return fail(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     current_device = device;
     return cudaSuccess;
 }
@@ -351,7 +364,7 @@ cudaError_t cudaGetDevice(int* device) {
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
     if (!p) return fail(cudaErrorInvalidValue);
-    if (device != 0) return fail(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     const Profile& f = profile();
     std::memset(p, 0, sizeof(*p));
     std::snprintf(p->name, sizeof(p->name), "%s", f.name);

@@ -491,11 +491,27 @@ TEST_CASE("occupancy, kernel attributes, device attributes and launches by point
     REQUIRE(cudaGetDeviceProperties(&p, 0) == cudaSuccess);
     REQUIRE(p.cooperativeLaunch == 1);
     int dev = -1, count = 0;
+    REQUIRE(setenv("EMU_DEVICES", "1", 1) == 0);
     REQUIRE(cudaGetDeviceCount(&count) == cudaSuccess);
     REQUIRE(count == 1);
     REQUIRE(cudaSetDevice(0) == cudaSuccess);
     REQUIRE(cudaGetDevice(&dev) == cudaSuccess);
     REQUIRE(dev == 0);
+    REQUIRE(cudaSetDevice(1) == cudaErrorInvalidDevice);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidDevice);
+    // Under MPI a process sees as many devices as its node has ranks (here set by
+    // EMU_DEVICES), so that rank r can take device r: each is the one emulated GPU.
+    REQUIRE(setenv("EMU_DEVICES", "3", 1) == 0);
+    REQUIRE(cudaGetDeviceCount(&count) == cudaSuccess);
+    REQUIRE(count == 3);
+    REQUIRE(cudaSetDevice(2) == cudaSuccess);
+    REQUIRE(cudaGetDevice(&dev) == cudaSuccess);
+    REQUIRE(dev == 2);
+    REQUIRE(cudaGetDeviceProperties(&p, 2) == cudaSuccess);
+    REQUIRE(cudaSetDevice(3) == cudaErrorInvalidDevice);
+    REQUIRE(cudaGetLastError() == cudaErrorInvalidDevice);
+    REQUIRE(cudaSetDevice(0) == cudaSuccess);
+    REQUIRE(unsetenv("EMU_DEVICES") == 0);
 
     // A kernel first seen as void* cannot have its arguments read: refused, with a message.
     int* d = nullptr;
