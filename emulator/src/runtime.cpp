@@ -91,8 +91,8 @@ int current_device = 0;
 // each process uses one of them, and they are all the one emulated GPU.
 // EMU_DEVICES overrides. A process that uses two devices is not emulated.
 int device_count() {
-    for (const char* v : {"EMU_DEVICES", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE",
-                          "SLURM_NTASKS_PER_NODE"}) {
+    for (const char* v :
+         {"EMU_DEVICES", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"}) {
         const char* e = std::getenv(v);
         if (e && std::atoi(e) >= 1) return std::min(std::atoi(e), 64);
     }
