@@ -142,9 +142,9 @@ struct Cluster {
 };
 
 struct Block {
-    bool faulted = false;
+    bool faulted = false;  // a thread faulted: the block's other threads are abandoned
     Cluster* cluster = nullptr;
-    unsigned cluster_rank = 0;  // a thread faulted: the block's other threads are abandoned
+    unsigned cluster_rank = 0;  // this block's rank in its cluster
     std::vector<Fiber> fibers;
     GridBarrier* grid = nullptr;  // set for cooperative launches only
     char* tsan_stacks = nullptr;
