@@ -1114,14 +1114,12 @@ struct Exec {
             if (D.regs[i] >= 0) r[D.regs[i]] = bits(d[i]);
     }
 
-    // The other mma.sync forms (PTX ISA, "Matrix Fragments for mma.m16n8k8",
-    // "mma.m16n8k16", "mma.m16n8k32"): with g = lane / 4, t = lane % 4 and e
-    // elements per 32-bit register (2 of 16 bits, 4 of 8), register j of A holds
-    // row g + 8 (j % 2), columns e t + K/2 (j / 2) onwards; register j of B holds
-    // column g, rows e t + K/2 j onwards; f32 and s32 C and D register i is
-    // (g + 8 (i / 2), 2t + i % 2), f16 register j the pair (g + 8 j, 2t..2t+1).
-    // The whole A and B are gathered from the warp, then each lane computes its
-    // four elements of D.
+    // Registers i and i+1 of a vector operand in one 64-bit value (the high half 0
+    // past its end), the unit the warp gathers exchange.
+    uint64_t pair(const Operand& o, std::size_t i) const {
+        return uint32_t(r[o.regs[i]]) | (i + 1 < o.regs.size() ? r[o.regs[i + 1]] << 32 : 0);
+    }
+
     // mma.m8n8k4 (PTX ISA, "Matrix Fragments for mma.m8n8k4 with .f16 floating
     // point type"): the warp computes four independent 8x8x4 products, one per
     // quad-pair q, lanes 4q..4q+3 and 4q+16..4q+19. Within a quad-pair, thread
@@ -1136,7 +1134,6 @@ struct Exec {
         const bool a_col = in->p[1], b_row = in->p[2];
         const int dt = in->p[3] & 15, ct = in->p[3] >> 4;
         const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
-        auto pair = [&](const Operand& o, std::size_t i) { return uint32_t(r[o.regs[i]]) | (r[o.regs[i + 1]] << 32); };
         uint64_t a[32], b[32], c[4][32];
         gather(pair(A, 0), a);
         gather(pair(B, 0), b);
@@ -1178,15 +1175,20 @@ struct Exec {
         }
     }
 
+    // The other mma.sync forms (PTX ISA, "Matrix Fragments for mma.m16n8k8",
+    // "mma.m16n8k16", "mma.m16n8k32"): with g = lane / 4, t = lane % 4 and e
+    // elements per 32-bit register (2 of 16 bits, 4 of 8), register j of A holds
+    // row g + 8 (j % 2), columns e t + K/2 (j / 2) onwards; register j of B holds
+    // column g, rows e t + K/2 j onwards; f32 and s32 C and D register i is
+    // (g + 8 (i / 2), 2t + i % 2), f16 register j the pair (g + 8 j, 2t..2t+1).
+    // The whole A and B are gathered from the warp, then each lane computes its
+    // four elements of D.
     [[gnu::noinline]] void mma_generic() {
         const int K = in->p[1], at = in->p[2] & 15, bt = in->p[2] >> 4, dt = in->p[3] & 15, ct = (in->p[3] >> 4) & 15;
         const bool sat = in->p[3] >> 8;
         const Operand &D = in->ops[0], &A = in->ops[1], &B = in->ops[2], &C = in->ops[3];
         const unsigned per = at >= MtS8 ? 4 : 2, bits_each = 32 / per;
         uint64_t a01[32], a23[32], b01[32];
-        auto pair = [&](const Operand& o, std::size_t i) {
-            return uint32_t(r[o.regs[i]]) | (i + 1 < o.regs.size() ? r[o.regs[i + 1]] << 32 : 0);
-        };
         gather(pair(A, 0), a01);
         if (A.regs.size() > 2) gather(pair(A, 2), a23);
         gather(pair(B, 0), b01);
