@@ -81,6 +81,7 @@ struct Fiber {
     bool waiting = false;
     void* tsan_fiber = nullptr;
     void* asan_fake = nullptr;
+    char* asan_low = nullptr;  // the memory checker: below here its stack is unpoisoned (see release_stack)
     AsyncCopyState async;
     WgmmaState wgmma;
     bool cluster_arrived = false;  // barrier.cluster.arrive done, its wait not yet
@@ -219,9 +220,16 @@ std::vector<char*> stack_pool;
     return static_cast<char*>(m) + page_bytes();
 }
 
-[[maybe_unused]] void release_stack(char* s) {
+// The memory checker leaves the redzones of the frames still on a fiber's stack
+// poisoned, and the next fiber must not see them. A fiber that returned has only
+// the frames of its exit left, at the top: `low` is where they end (nullptr: the
+// whole stack). Unpoisoning only that much, instead of the whole 256 KB each
+// time, makes a checked run of a kernel with many small blocks 2 to 3 times faster.
+[[maybe_unused]] void release_stack(char* s, [[maybe_unused]] char* low = nullptr) {
 #if defined(EMU_ASAN)
-    __asan_unpoison_memory_region(s, stack_bytes());
+    char* from = s;
+    if (low && low - s > 4096) from = low - 4096;  // below the last frame: what the switch itself pushed
+    __asan_unpoison_memory_region(from, std::size_t(s + stack_bytes() - from));
 #endif
     std::lock_guard<std::mutex> lock(stack_mutex);
     stack_pool.push_back(s);
@@ -337,6 +345,9 @@ void fiber_entry(bctx::transfer_t t) {
     }
     EMU_TSAN_RELEASE(&grid_done_sync);
     EMU_TSAN_RELEASE(&b.done_sync);
+#if defined(EMU_ASAN)
+    f->asan_low = static_cast<char*>(__builtin_frame_address(0));
+#endif
     switch_to_scheduler(f, true);
     std::abort();  // a finished fiber is never resumed
 }
@@ -497,7 +508,7 @@ void finish_block(Block& b) {
 #if defined(EMU_TSAN)
         __tsan_destroy_fiber(f.tsan_fiber);
 #else
-        release_stack(f.stack);
+        release_stack(f.stack, f.done ? f.asan_low : nullptr);
 #endif
     }
 #if defined(EMU_TSAN)
