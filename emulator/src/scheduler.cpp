@@ -508,7 +508,7 @@ void finish_block(Block& b) {
 #if defined(EMU_TSAN)
         __tsan_destroy_fiber(f.tsan_fiber);
 #else
-        release_stack(f.stack, f.done ? f.asan_low : nullptr);
+        release_stack(f.stack, f.asan_low);  // set only by a fiber that returned
 #endif
     }
 #if defined(EMU_TSAN)
