@@ -142,7 +142,7 @@ EMU_PLANTED := $(basename $(notdir $(wildcard test/emulator/planted/*.cu)))
 EMU_PLANTED_PLAIN := $(foreach p,$(EMU_PLANTED),$(BUILD)/emu/plain/bin/test/emulator/planted/$(p) $(BUILD)/emu/plain/bin/test/emulator/planted/$(p).bug)
 TEST_BINS += $(EMU_PLANTED_PLAIN)
 ifeq ($(HAVE_EMU_CLANG),yes)
-EMU_PLANTED_TSAN := $(foreach p,race_reduction warp_exchange tma_missing_full_wait tma_ring_missing_empty_wait mbarrier_init_no_sync grid_missing_sync tile_missing_sync cluster_missing_sync,$(BUILD)/emu/tsan/bin/test/emulator/planted/$(p) $(BUILD)/emu/tsan/bin/test/emulator/planted/$(p).bug)
+EMU_PLANTED_TSAN := $(foreach p,race_reduction race_between_blocks warp_exchange tma_missing_full_wait tma_ring_missing_empty_wait mbarrier_init_no_sync grid_missing_sync tile_missing_sync cluster_missing_sync,$(BUILD)/emu/tsan/bin/test/emulator/planted/$(p) $(BUILD)/emu/tsan/bin/test/emulator/planted/$(p).bug)
 EMU_PLANTED_ASAN := $(foreach p,shared_oob global_oob dynamic_shared_oob local_oob cluster_exit_early,$(BUILD)/emu/asan/bin/test/emulator/planted/$(p) $(BUILD)/emu/asan/bin/test/emulator/planted/$(p).bug)
 TEST_BINS += $(EMU_PLANTED_TSAN) $(EMU_PLANTED_ASAN)
 endif

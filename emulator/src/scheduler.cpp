@@ -427,6 +427,32 @@ bool form_coalesced_groups(Block& b) {
     return formed;
 }
 
+#if defined(EMU_TSAN)
+// ThreadSanitizer can report a race only while it still holds the history of the
+// thread that made the earlier access, and of destroyed threads it keeps only the
+// last few dozen. Destroying a block's identities when the block ends would hide
+// every race with the next block on this OS thread (two blocks of 64 threads that
+// write the same cells one after the other: no report). So they are destroyed one
+// unit of work later (a block, a cluster), after the next unit has been checked
+// against them.
+thread_local std::vector<void*> tsan_finished;  // the unit running now
+thread_local std::vector<void*> tsan_previous;  // the unit before it
+
+void destroy_tsan_fibers(std::vector<void*>& v) {
+    for (void* f : v) __tsan_destroy_fiber(f);
+    v.clear();
+}
+#endif
+
+// Ends a unit of work on this OS thread; `last`: no more will follow.
+void end_unit([[maybe_unused]] bool last) {
+#if defined(EMU_TSAN)
+    destroy_tsan_fibers(tsan_previous);
+    tsan_previous.swap(tsan_finished);
+    if (last) destroy_tsan_fibers(tsan_previous);
+#endif
+}
+
 // Makes the block's fibers (not yet started).
 void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::function<void()>& body) {
     b.body = &body;
@@ -497,20 +523,19 @@ void finish_block(Block& b) {
     std::optional<std::deque<SharedSlot>> fresh_slots;
     fresh_slots.emplace();
 #if defined(EMU_TSAN)
+    // Kept for end_unit, by the scheduler (the list's memory is its own).
+    for (Fiber& f : b.fibers) tsan_finished.push_back(f.tsan_fiber);
     // Free the block's memory as a throw-away race-checker identity that has seen
     // every fiber finish, so that the scheduler itself stays unordered with the
-    // fibers and later blocks on this OS thread are still checked against this one.
+    // fibers and later blocks on this OS thread are still checked against this one
+    // (their identities live on: see end_unit).
     void* cleanup = __tsan_create_fiber(0);
     __tsan_switch_to_fiber(cleanup, 0);
     EMU_TSAN_ACQUIRE(&b.done_sync);
 #endif
-    for (Fiber& f : b.fibers) {
-#if defined(EMU_TSAN)
-        __tsan_destroy_fiber(f.tsan_fiber);
-#else
-        release_stack(f.stack, f.asan_low);  // set only by a fiber that returned
+#if !defined(EMU_TSAN)
+    for (Fiber& f : b.fibers) release_stack(f.stack, f.asan_low);  // asan_low: set only by a fiber that returned
 #endif
-    }
 #if defined(EMU_TSAN)
     munmap(b.tsan_stacks, b.fibers.size() * (stack_bytes() + page_bytes()));
 #endif
@@ -1175,6 +1200,7 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
     grid_faulted = false;
     if (g.cooperative) {
         run_cooperative_grid(g, body);
+        end_unit(true);
         EMU_TSAN_ACQUIRE(&grid_done_sync);
         return;
     }
@@ -1192,7 +1218,9 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
             if (i >= total || grid_faulted) break;
             if (g.clustered) run_cluster(g, i, body);
             else run_block(g, i, body);
+            end_unit(false);
         }
+        end_unit(true);
     };
     if (nthreads <= 1) {
         work();
