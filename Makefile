@@ -149,11 +149,13 @@ TEST_CMDS += $(BUILD)/test_cpu_twins_asan $(BUILD)/test_gpu_loop
 endif
 endif
 
-.PHONY: all test checklist clean perf-report format
+.PHONY: all test test-bins checklist clean perf-report format
 all: $(ALL_TARGETS)
 	@echo "built: $(ALL_TARGETS)"
 
-# The checklist prints whenever make runs, so every build shows what it found.
+# The checklist prints whenever make runs, so every build shows what it found
+# (once: not again in the sub-make of `make test`).
+ifndef TEST_SUBMAKE
 $(info ---------------------------------------------------------------------)
 $(info nvcc         $(if $(HAVE_NVCC),found $(NVCC_VERSION) at $(NVCC),MISSING))
 $(info GPU          $(if $(GPU_ARCH),sm_$(GPU_ARCH) (targets follow it),none: targets default to sm_80 and sm_90))
@@ -178,11 +180,17 @@ $(info GPU bundle   $(if $(filter %/MANIFEST.md,$(ALL_TARGETS)),built by make (d
 $(info builds       $(notdir $(filter-out %.o,$(ALL_TARGETS))) and $(words $(filter %.o,$(ALL_TARGETS))) CUDA objects compiled by nvcc)
 $(info skips        $(if $(HAVE_NVCC),,CUDA programs (no nvcc)) $(if $(HAVE_CATCH2),,tests (no Catch2)) $(if $(HAVE_CLI11)$(HAVE_JSON),,train_llama_cpu (needs CLI11 and nlohmann-json)) $(if $(HAVE_NVCC)$(HAVE_CUBLASLT),,train_llama (needs nvcc and cuBLASLt)))
 $(info ---------------------------------------------------------------------)
+endif
 
 checklist:
 	@true
 
-test: $(TEST_BINS) $(ALL_TARGETS)
+# `make test` builds what the tests need with one job per core (a sub-make; with
+# -j given, the jobs given), then runs the test commands one after the other.
+NPROC ?= $(shell nproc 2>/dev/null || echo 1)
+test-bins: $(TEST_BINS) $(ALL_TARGETS)
+test:
+	@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) TEST_SUBMAKE=1 test-bins
 	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) scripts/run-tests $(TEST_CMDS)
 
 clean:
