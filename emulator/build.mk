@@ -44,16 +44,18 @@ $(EMU_REWRITE): emulator/tools/emu_rewrite.cpp
 # --gen: every header a source includes with #include "..." (next to it, or from
 # the project root, relative paths included) is rewritten too, into
 # $(BUILD)/emu/gen/<its path> (headers outside the project: .../gen/abs/<path>).
+# The rewriter leaves a file whose text is unchanged as it is (scripts/emu-run
+# goes by the times); touch tells make the target is done.
 EMU_REWRITE_FLAGS := --gen $(BUILD)/emu/gen --root . -I .
 $(BUILD)/emu/gen/%.cpp: %.cu $(EMU_REWRITE)
 	@mkdir -p $(@D)
-	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@
+	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@ && touch $@
 $(BUILD)/emu/gen/%.h: %.h $(EMU_REWRITE)
 	@mkdir -p $(@D)
-	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@
+	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@ && touch $@
 $(BUILD)/emu/gen/%.cuh: %.cuh $(EMU_REWRITE)
 	@mkdir -p $(@D)
-	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@
+	$(EMU_REWRITE) $(EMU_REWRITE_FLAGS) $< $@ && touch $@
 
 # ---- the emulator library, one build per mode -------------------------------
 $(BUILD)/emu/plain/lib/%.o: emulator/src/%.cpp

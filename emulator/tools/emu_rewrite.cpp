@@ -20,13 +20,16 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+// Rewrites `input` into `output`, then the headers it includes (with --gen).
+int rewrite_file(const std::string& input, const std::string& output);
 
 namespace {
 
@@ -438,7 +441,6 @@ std::string cluster_registration(const ClusterDims& cd) {
 // Headers not found this way (cuda_runtime.h, the emulator's own) are left alone.
 std::string gen_dir, root_dir;
 std::vector<std::string> include_dirs;
-std::vector<std::string> passed_options;  // given again to the rewrites of headers
 
 std::string real_path(const std::string& p) {
     char buf[PATH_MAX];
@@ -448,14 +450,6 @@ std::string real_path(const std::string& p) {
 bool is_file(const std::string& p) {
     struct stat st;
     return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// Whether `a` was modified after `b` (or either cannot be read).
-bool newer(const std::string& a, const std::string& b) {
-    struct stat sa, sb;
-    if (stat(b.c_str(), &sb) != 0 || stat(a.c_str(), &sa) != 0) return true;
-    if (sa.st_mtim.tv_sec != sb.st_mtim.tv_sec) return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec;
-    return sa.st_mtim.tv_nsec > sb.st_mtim.tv_nsec;
 }
 
 struct Header {
@@ -505,36 +499,33 @@ std::vector<Header> follow_includes(std::string& text, const std::string& from) 
     return headers;
 }
 
-// Rewrites each header whose copy is missing or older than it (or than this
-// program), by running this program on it; that run follows the header's own
-// includes (a header already rewritten is not done again, so cycles end).
+// Rewrites each header, which follows the header's own includes. Every run
+// rewrites them all (a copy whose text is unchanged keeps its time), so a header
+// changed deep down an include chain is never missed; each is done once per run,
+// so shared headers cost once and cycles end.
+std::set<std::string> headers_done;
 bool rewrite_headers(const std::vector<Header>& headers) {
-    // This program, even if a newer build has replaced its file since it started.
-    const std::string self = "/proc/self/exe";
     for (const Header& h : headers) {
-        if (!newer(h.source, h.copy) && !newer(self, h.copy)) continue;
-        std::vector<std::string> argv_s = {self};
-        argv_s.insert(argv_s.end(), passed_options.begin(), passed_options.end());
-        argv_s.push_back(h.source);
-        argv_s.push_back(h.copy);
-        std::vector<char*> argv_c;
-        for (std::string& a : argv_s) argv_c.push_back(&a[0]);
-        argv_c.push_back(nullptr);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execv(self.c_str(), argv_c.data());
-            _exit(127);
-        }
-        int status = 0;
-        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+        if (!headers_done.insert(h.source).second) continue;
+        const std::string including = input_name;
+        const int rc = rewrite_file(h.source, h.copy);
+        input_name = including;
+        if (rc != 0) return false;
     }
     return true;
 }
 
 // Writes `text` to `path` through a temporary file, so a compiler reading the
 // header while another build rewrites it never sees half of it; the folders are
-// made as needed.
+// made as needed. A file that already holds `text` is left as it is (its time
+// too: scripts/emu-run compiles a program again only when a file is newer).
 bool write_file(const std::string& path, const std::string& text) {
+    {
+        std::ifstream old(path, std::ios::binary);
+        std::ostringstream held;
+        held << old.rdbuf();
+        if (old && held.str() == text) return true;
+    }
     for (std::size_t s = path.find('/', 1); s != std::string::npos; s = path.find('/', s + 1))
         mkdir(path.substr(0, s).c_str(), 0777);
     std::string tmp = path + ".tmp." + std::to_string(getpid());
@@ -723,17 +714,19 @@ int main(int argc, char** argv) {
         else if (opt == "--root") root_dir = real_path(argv[a + 1]);
         else if (opt == "-I") include_dirs.push_back(argv[a + 1]);
         else break;
-        passed_options.insert(passed_options.end(), {argv[a], argv[a + 1]});
     }
     if (argc - a != 2 || (!gen_dir.empty() && root_dir.empty())) {
         std::cerr << "usage: emu_rewrite [--gen DIR --root DIR [-I DIR]...] INPUT.cu OUTPUT.cpp\n";
         return 2;
     }
-    argv += a - 1;
-    input_name = argv[1];
-    std::ifstream in(argv[1], std::ios::binary);
+    return rewrite_file(argv[a], argv[a + 1]);
+}
+
+int rewrite_file(const std::string& input, const std::string& output) {
+    input_name = input;
+    std::ifstream in(input, std::ios::binary);
     if (!in) {
-        std::cerr << "emu_rewrite: cannot read " << argv[1] << "\n";
+        std::cerr << "emu_rewrite: cannot read " << input << "\n";
         return 1;
     }
     std::stringstream buf;
@@ -850,9 +843,9 @@ int main(int argc, char** argv) {
         out += c;
         ++i;
     }
-    std::vector<Header> headers = follow_includes(out, argv[1]);
-    if (!write_file(argv[2], out)) {
-        std::cerr << "emu_rewrite: cannot write " << argv[2] << "\n";
+    std::vector<Header> headers = follow_includes(out, input);
+    if (!write_file(output, out)) {
+        std::cerr << "emu_rewrite: cannot write " << output << "\n";
         return 1;
     }
     return rewrite_headers(headers) ? 0 : 1;
