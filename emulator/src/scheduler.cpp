@@ -80,6 +80,8 @@ struct Fiber {
     bool done = false;
     bool waiting = false;
     void* tsan_fiber = nullptr;
+    bool tsan_reused = false;  // its race-checker identity ran an earlier CUDA thread (see take_identity)
+    unsigned tsan_serial = 0;  // that identity's History
     void* asan_fake = nullptr;
     char* asan_low = nullptr;  // the memory checker: below here its stack is unpoisoned (see release_stack)
     AsyncCopyState async;
@@ -147,8 +149,7 @@ struct Block {
     Cluster* cluster = nullptr;
     unsigned cluster_rank = 0;  // this block's rank in its cluster
     std::vector<Fiber> fibers;
-    GridBarrier* grid = nullptr;  // set for cooperative launches only
-    char* tsan_stacks = nullptr;
+    GridBarrier* grid = nullptr;        // set for cooperative launches only
     std::map<const void*, Mbar> mbars;  // node-based: no bucket array that the checker's memset would see
     std::vector<Warp> warps;
     std::deque<SharedSlot> slots;
@@ -201,8 +202,9 @@ std::size_t page_bytes() {
 std::mutex stack_mutex;
 std::vector<char*> stack_pool;
 
-[[maybe_unused]] char* acquire_stack() {
-    {
+// A fresh stack: `pooled` takes one back from the pool when it can.
+[[maybe_unused]] char* acquire_stack(bool pooled = true) {
+    if (pooled) {
         std::lock_guard<std::mutex> lock(stack_mutex);
         if (!stack_pool.empty()) {
             char* s = stack_pool.back();
@@ -234,24 +236,6 @@ std::vector<char*> stack_pool;
     std::lock_guard<std::mutex> lock(stack_mutex);
     stack_pool.push_back(s);
 }
-
-#if defined(EMU_TSAN)
-// The race checker gets fresh stacks for every block, all in one mapping that is
-// unmapped when the block ends: unmapping wipes the checker's memory of the old
-// fibers' stack accesses, which would otherwise look like races with the next
-// block's fibers. (One mapping per block keeps this cheap.)
-char* map_block_stacks(unsigned n) {
-    std::size_t one = stack_bytes() + page_bytes();
-    void* m = mmap(nullptr, one * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) {
-        std::fprintf(stderr, "emulator: cannot map fiber stacks\n");
-        std::abort();
-    }
-    char* base = static_cast<char*>(m);
-    for (unsigned i = 0; i < n; ++i) mprotect(base + i * one, page_bytes(), PROT_NONE);
-    return base;
-}
-#endif
 
 void switch_to_scheduler(Fiber* f, bool finishing) {
 #if defined(EMU_TSAN)
@@ -361,7 +345,10 @@ void resume(Fiber& f) {
     ::gridDim = f.coords.gridDim;
     if (!f.waiting) ++f.block->progress;
 #if defined(EMU_TSAN)
-    __tsan_switch_to_fiber(f.tsan_fiber, 1 /* no sync */);
+    // The first switch to a reused identity synchronises, which orders the
+    // launch before the new CUDA thread as creating a fiber does.
+    __tsan_switch_to_fiber(f.tsan_fiber, f.tsan_reused ? 0 : 1 /* no sync */);
+    f.tsan_reused = false;
 #endif
 #if defined(EMU_ASAN)
     void* fake = nullptr;
@@ -428,28 +415,126 @@ bool form_coalesced_groups(Block& b) {
 }
 
 #if defined(EMU_TSAN)
-// ThreadSanitizer can report a race only while it still holds the history of the
-// thread that made the earlier access, and of destroyed threads it keeps only the
-// last few dozen. Destroying a block's identities when the block ends would hide
-// every race with the next block on this OS thread (two blocks of 64 threads that
-// write the same cells one after the other: no report). So they are destroyed one
-// unit of work later (a block, a cluster), after the next unit has been checked
-// against them.
-thread_local std::vector<void*> tsan_finished;  // the unit running now
-thread_local std::vector<void*> tsan_previous;  // the unit before it
+// A CUDA thread's race-checker identity: a ThreadSanitizer fiber, and the stack
+// that only it ever runs on (so the stack's accesses by earlier CUDA threads are
+// that identity's own, never a race).
+struct Identity {
+    void* fiber;
+    char* stack;
+    unsigned serial;  // its History (0: none yet)
+};
 
-void destroy_tsan_fibers(std::vector<void*>& v) {
-    for (void* f : v) __tsan_destroy_fiber(f);
+// Creating and destroying a ThreadSanitizer fiber for every CUDA thread cost
+// about 20 us each (its shadow stack and trace mapped and unmapped, their pages
+// faulted in), more than most kernels' threads run. So an OS thread keeps its
+// identities for the whole launch and gives each to a new CUDA thread once
+// kReuseAfter more units of work (blocks, clusters) have run.
+//
+// What that costs in races seen: a reused identity is ordered after everything
+// its earlier CUDA threads did (and what their barriers ordered before them), so
+// a race between two CUDA threads that share an identity is not seen. Races
+// between units fewer than kReuseAfter apart are checked as before, and those
+// between units further apart more often than before, as no identity's history
+// is dropped during a launch (dev/results/2026-12-07-race-checker-coverage.md).
+constexpr std::size_t kReuseAfter = 3;
+thread_local std::vector<Identity> tsan_finished;                 // the unit running now
+thread_local std::vector<Identity> tsan_recent[kReuseAfter - 1];  // the units before it, newest first
+thread_local std::vector<Identity> tsan_free;                     // ready for a new CUDA thread
+
+// Race reports name a thread by its identity's name, which is its CUDA thread's
+// now: an access that an earlier CUDA thread of a reused identity made would be
+// put on the wrong one. So a reused identity is named with a serial number
+// ("block [3,0,0] thread [63,0,0] (identity 2)"); every identity's last CUDA
+// threads are kept here, and the emulator prints them after every report that names it
+// (__tsan_on_report below).
+constexpr unsigned kHistory = 6;
+struct History {
+    unsigned long long n = 0;                 // CUDA threads it ran
+    uint3 block[kHistory], thread[kHistory];  // the last ones, a ring indexed by n
+};
+struct Serial {
+    unsigned v;
+};
+// Types of this file only, so that no instrumented copy of their code is linked.
+std::atomic_flag history_lock = ATOMIC_FLAG_INIT;  // a spin lock (see HistoryLock)
+std::deque<History> histories;                     // by serial - 1
+std::vector<Serial> free_serials;
+
+// `annotated`: the checker is told of the lock, which orders the deque's own
+// copies (they go through its interceptors); never from a report (a fiber's
+// order must not change there).
+struct HistoryLock {
+    explicit HistoryLock(bool annotated = true) : annotated(annotated) {
+        while (history_lock.test_and_set(std::memory_order_acquire)) {
+        }
+        if (annotated) EMU_TSAN_ACQUIRE(&history_lock);
+    }
+    ~HistoryLock() {
+        if (annotated) EMU_TSAN_RELEASE(&history_lock);
+        history_lock.clear(std::memory_order_release);
+    }
+    bool annotated;
+};
+
+// Records that identity `serial` (0: gives it one) now runs the CUDA thread at
+// (block, thread); returns its serial.
+unsigned record_history(unsigned serial, uint3 block, uint3 thread) {
+    HistoryLock lock;
+    if (serial == 0) {
+        if (!free_serials.empty()) {
+            serial = free_serials.back().v;
+            free_serials.pop_back();
+        } else {
+            histories.emplace_back();
+            serial = unsigned(histories.size());
+        }
+        histories[serial - 1] = History{};
+    }
+    History& h = histories[serial - 1];
+    h.block[h.n % kHistory] = block;
+    h.thread[h.n % kHistory] = thread;
+    ++h.n;
+    return serial;
+}
+
+void destroy_identity(const Identity& id) {
+    if (id.serial) {
+        HistoryLock lock;
+        histories[id.serial - 1].n = 0;
+        free_serials.push_back(Serial{id.serial});
+    }
+    __tsan_destroy_fiber(id.fiber);
+    munmap(id.stack - page_bytes(), stack_bytes() + page_bytes());  // wipes the checker's memory of the stack
+}
+
+void destroy_identities(std::vector<Identity>& v) {
+    for (const Identity& id : v) destroy_identity(id);
     v.clear();
+}
+
+Identity take_identity(bool& reused) {
+    reused = !tsan_free.empty();
+    if (reused) {
+        Identity id = tsan_free.back();
+        tsan_free.pop_back();
+        return id;
+    }
+    return Identity{__tsan_create_fiber(0), acquire_stack(false), 0};
 }
 #endif
 
 // Ends a unit of work on this OS thread; `last`: no more will follow.
 void end_unit([[maybe_unused]] bool last) {
 #if defined(EMU_TSAN)
-    destroy_tsan_fibers(tsan_previous);
-    tsan_previous.swap(tsan_finished);
-    if (last) destroy_tsan_fibers(tsan_previous);
+    std::vector<Identity>& oldest = tsan_recent[kReuseAfter - 2];
+    tsan_free.insert(tsan_free.end(), oldest.begin(), oldest.end());
+    oldest.clear();
+    for (std::size_t i = kReuseAfter - 2; i > 0; --i) tsan_recent[i].swap(tsan_recent[i - 1]);
+    tsan_recent[0].swap(tsan_finished);
+    if (last) {
+        destroy_identities(tsan_free);
+        for (std::vector<Identity>& v : tsan_recent) destroy_identities(v);
+    }
 #endif
 }
 
@@ -471,9 +556,6 @@ void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::
     b.dyn_bytes = g.smem;
     if (g.smem) std::memset(b.dyn, 0xff, g.smem);
     b.live = int(n);
-#if defined(EMU_TSAN)
-    b.tsan_stacks = map_block_stacks(n);
-#endif
     for (unsigned i = 0; i < n; ++i) {
         Fiber& f = b.fibers[i];
         f.block = &b;
@@ -484,18 +566,23 @@ void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::
         f.coords.gridDim = g.grid;
         f.coords.lane = i % 32;
 #if defined(EMU_TSAN)
-        f.stack = b.tsan_stacks + i * (stack_bytes() + page_bytes()) + page_bytes();
+        const Identity id = take_identity(f.tsan_reused);
+        f.tsan_fiber = id.fiber;
+        f.stack = id.stack;
+        f.tsan_serial = id.serial;
 #else
         f.stack = acquire_stack();
 #endif
         f.stack_size = stack_bytes();
         f.ctx = bctx::make_fcontext(f.stack + f.stack_size, f.stack_size, fiber_entry);
 #if defined(EMU_TSAN)
-        f.tsan_fiber = __tsan_create_fiber(0);
-        // Race reports then name the CUDA thread ("Thread T12 'block [0,0,0] thread [5,0,0]'").
+        // Race reports then name the CUDA thread ("Thread T12 'block [0,0,0] thread [5,0,0]'"),
+        // and a reused identity's serial (ThreadSanitizer keeps 63 characters).
         char name[96];
-        std::snprintf(name, sizeof(name), "block [%u,%u,%u] thread [%u,%u,%u]", bid.x, bid.y, bid.z,
-                      f.coords.threadIdx.x, f.coords.threadIdx.y, f.coords.threadIdx.z);
+        int len = std::snprintf(name, sizeof(name), "block [%u,%u,%u] thread [%u,%u,%u]", bid.x, bid.y, bid.z,
+                                f.coords.threadIdx.x, f.coords.threadIdx.y, f.coords.threadIdx.z);
+        f.tsan_serial = record_history(f.tsan_serial, bid, f.coords.threadIdx);
+        if (f.tsan_reused) std::snprintf(name + len, sizeof(name) - std::size_t(len), " (identity %u)", f.tsan_serial);
         __tsan_set_fiber_name(f.tsan_fiber, name);
 #endif
     }
@@ -523,8 +610,12 @@ void finish_block(Block& b) {
     std::optional<std::deque<SharedSlot>> fresh_slots;
     fresh_slots.emplace();
 #if defined(EMU_TSAN)
-    // Kept for end_unit, by the scheduler (the list's memory is its own).
-    for (Fiber& f : b.fibers) tsan_finished.push_back(f.tsan_fiber);
+    // Kept for end_unit, by the scheduler (the list's memory is its own). An
+    // identity whose CUDA thread did not return (a block abandoned) is not reused.
+    for (Fiber& f : b.fibers) {
+        if (f.done) tsan_finished.push_back(Identity{f.tsan_fiber, f.stack, f.tsan_serial});
+        else destroy_identity(Identity{f.tsan_fiber, f.stack, f.tsan_serial});
+    }
     // Free the block's memory as a throw-away race-checker identity that has seen
     // every fiber finish, so that the scheduler itself stays unordered with the
     // fibers and later blocks on this OS thread are still checked against this one
@@ -535,9 +626,6 @@ void finish_block(Block& b) {
 #endif
 #if !defined(EMU_TSAN)
     for (Fiber& f : b.fibers) release_stack(f.stack, f.asan_low);  // asan_low: set only by a fiber that returned
-#endif
-#if defined(EMU_TSAN)
-    munmap(b.tsan_stacks, b.fibers.size() * (stack_bytes() + page_bytes()));
 #endif
 #if defined(EMU_ASAN)
     poison_block_shared(b, false);
@@ -1234,6 +1322,51 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
 }
 
 }  // namespace emu
+
+#if defined(EMU_TSAN)
+// Called by ThreadSanitizer after it has printed a report: for each thread of the
+// report that is a reused identity, the CUDA threads it ran (see History).
+extern "C" {
+int __tsan_get_report_data(void* report, const char** description, int* count, int* stack_count, int* mop_count,
+                           int* loc_count, int* mutex_count, int* thread_count, int* unique_tid_count,
+                           void** sleep_trace, unsigned long trace_size);
+int __tsan_get_report_thread(void* report, unsigned long idx, int* tid, unsigned long* os_id, int* running,
+                             const char** name, int* parent_tid, void** trace, unsigned long trace_size);
+
+void __tsan_on_report(void* report) {
+    const char* description = nullptr;
+    int count = 0, stacks = 0, mops = 0, locs = 0, mutexes = 0, threads = 0, unique = 0;
+    void* frame[1];  // the runtime writes a trace's first frame even when asked for none
+    if (!__tsan_get_report_data(report, &description, &count, &stacks, &mops, &locs, &mutexes, &threads, &unique, frame,
+                                1))
+        return;
+    for (int i = 0; i < threads; ++i) {
+        int tid = 0, running = 0, parent = 0;
+        unsigned long os_id = 0;
+        const char* name = nullptr;
+        if (!__tsan_get_report_thread(report, unsigned(i), &tid, &os_id, &running, &name, &parent, frame, 1) || !name)
+            continue;
+        const char* tag = std::strstr(name, " (identity ");
+        if (!tag) continue;
+        const unsigned serial = unsigned(std::strtoul(tag + 11, nullptr, 10));
+        emu::HistoryLock lock(false);
+        if (serial == 0 || serial > emu::histories.size()) continue;
+        const emu::History& h = emu::histories[serial - 1];
+        const int shown = int(std::min<unsigned long long>(h.n, emu::kHistory));
+        std::fprintf(stderr,
+                     "emulator: thread T%d of this report is a race-checker identity that ran several CUDA threads "
+                     "in turn, and an earlier access above by it may be any of theirs; the last %d, newest last%s:",
+                     tid, shown, h.n > emu::kHistory ? " (earlier ones not kept)" : "");
+        for (unsigned long long k = h.n - unsigned(shown); k < h.n; ++k) {
+            const uint3 b = h.block[k % emu::kHistory], t = h.thread[k % emu::kHistory];
+            std::fprintf(stderr, "%s block [%u,%u,%u] thread [%u,%u,%u]", k + unsigned(shown) == h.n ? "" : ",", b.x,
+                         b.y, b.z, t.x, t.y, t.z);
+        }
+        std::fprintf(stderr, "\n");
+    }
+}
+}
+#endif
 
 long long emu_clock64() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
