@@ -11,6 +11,8 @@
 EMU_CLANG     ?= clang++-14
 HAVE_BOOST_CONTEXT := $(if $(wildcard /usr/include/boost/context/detail/fcontext.hpp),yes)
 HAVE_EMU_CLANG := $(shell command -v $(EMU_CLANG) >/dev/null 2>&1 && $(EMU_CLANG) -print-file-name=libclang_rt.tsan-x86_64.a 2>/dev/null | grep -q / && test -f "$$($(EMU_CLANG) -print-file-name=libclang_rt.tsan-x86_64.a)" && echo yes)
+# LLVM's Archer, beside the checker's libomp: scripts/emu-run --tsan links it into -fopenmp programs.
+EMU_ARCHER    := $(if $(HAVE_EMU_CLANG),$(wildcard $(abspath $(shell $(EMU_CLANG) -print-resource-dir)/../..)/libarcher.so))
 
 # Headers with kernels (kernels/*.h, test/emulator/*.cuh) are rewritten too, into
 # $(BUILD)/emu/gen, which comes first on the include path.

@@ -76,7 +76,6 @@ struct Fiber {
     bctx::fcontext_t back = nullptr;  // where it returns to (its scheduler)
     char* stack = nullptr;            // lowest usable byte
     std::size_t stack_size = 0;
-    bool started = false;
     bool done = false;
     bool waiting = false;
     void* tsan_fiber = nullptr;
