@@ -26,6 +26,28 @@ struct cublasContext {
     cublasPointerMode_t pointer_mode = CUBLAS_POINTER_MODE_HOST;
 };
 
+void emu::packed_products(int64_t m, int64_t n, int64_t k, const double* opa, const double* opb,
+                          const std::function<void(int64_t i, int64_t j, double dot)>& out) {
+    auto columns = [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j)
+            for (int64_t i = 0; i < m; ++i) {
+                double acc = 0.0;
+                const double* x = opa + i * k;
+                const double* y = opb + j * k;
+                for (int64_t p = 0; p < k; ++p) acc += x[p] * y[p];
+                out(i, j, acc);
+            }
+    };
+    int64_t threads = std::min<int64_t>(emu::block_threads(), n);
+    if (threads <= 1 || m * n * k < (1 << 20)) {
+        columns(0, n);
+        return;
+    }
+    std::vector<std::thread> pool;
+    for (int64_t t = 0; t < threads; ++t) pool.emplace_back(columns, n * t / threads, n * (t + 1) / threads);
+    for (std::thread& t : pool) t.join();
+}
+
 namespace {
 
 // A refused call says why on stderr, then returns its status.
@@ -136,8 +158,7 @@ cublasStatus_t check_gemm(const char* func, cublasHandle_t h, cublasOperation_t 
 
 // C = alpha * op(A) * op(B) + beta * C for one matrix of the batch. op(A) is
 // copied row by row and op(B) column by column (rounded as the compute type
-// allows), so each element of C is one contiguous dot product. Large products
-// split their columns over the emulator's OS threads.
+// allows), so each element of C is one contiguous dot product.
 void run_gemm(const Gemm& g, const void* a, const void* b, void* c, double alpha, double beta) {
     const int64_t m = g.m, n = g.n, k = g.k;
     if (m == 0 || n == 0) return;
@@ -157,29 +178,12 @@ void run_gemm(const Gemm& g, const void* a, const void* b, void* c, double alpha
                 opb[std::size_t(j * k + p)] = round_input(load(b, g.btype, at), g.rounding);
             }
     }
-    auto columns = [&](int64_t j0, int64_t j1) {
-        for (int64_t j = j0; j < j1; ++j)
-            for (int64_t i = 0; i < m; ++i) {
-                double acc = 0.0;
-                if (product) {
-                    const double* x = &opa[std::size_t(i * k)];
-                    const double* y = &opb[std::size_t(j * k)];
-                    for (int64_t p = 0; p < k; ++p) acc += x[p] * y[p];
-                }
-                double v = alpha * acc;
-                // beta == 0: C is only written, so garbage (NaN) in it does not propagate.
-                if (beta != 0.0) v += beta * load(c, g.ctype, i + j * g.ldc);
-                store(c, g.ctype, i + j * g.ldc, v);
-            }
-    };
-    int64_t threads = std::min<int64_t>(emu::block_threads(), n);
-    if (!product || threads <= 1 || m * n * k < (1 << 20)) {
-        columns(0, n);
-        return;
-    }
-    std::vector<std::thread> pool;
-    for (int64_t t = 0; t < threads; ++t) pool.emplace_back(columns, n * t / threads, n * (t + 1) / threads);
-    for (std::thread& t : pool) t.join();
+    emu::packed_products(m, n, product ? k : 0, opa.data(), opb.data(), [&](int64_t i, int64_t j, double acc) {
+        double v = alpha * acc;
+        // beta == 0: C is only written, so garbage (NaN) in it does not propagate.
+        if (beta != 0.0) v += beta * load(c, g.ctype, i + j * g.ldc);
+        store(c, g.ctype, i + j * g.ldc, v);
+    });
 }
 
 // The batch's matrices: either pointer arrays (in device memory, read when the

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "cublasLt.h"
 #include "emulator/src/internal.h"
@@ -267,44 +268,39 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         int64_t m = int64_t(ld.rows), n = int64_t(ld.cols);
         int64_t k = md.transa == CUBLAS_OP_N ? int64_t(la.cols) : int64_t(la.rows);
         int32_t bias_type = md.bias_type < 0 ? ld.type : md.bias_type;
+        // op(A) row by row and op(B) column by column, so that each element of
+        // D is one contiguous dot product (emu::packed_products).
+        std::vector<double> opa(std::size_t(m * k)), opb(std::size_t(n * k));
         for (int64_t bt = 0; bt < ld.batch; ++bt) {
             const char* bias =
                 static_cast<const char*>(md.bias) + bt * md.bias_batch_stride * int64_t(type_size(bias_type));
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t p = 0; p < k; ++p)
+                    opa[std::size_t(i * k + p)] = md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, i, p, bt))
+                                                                           : load(a, la.type, offset(la, p, i, bt));
             for (int64_t j = 0; j < n; ++j)
-                for (int64_t i = 0; i < m; ++i) {
-                    double acc = 0.0;
-                    for (int64_t p = 0; p < k; ++p) {
-                        float x = md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, i, p, bt))
-                                                           : load(a, la.type, offset(la, p, i, bt));
-                        float y = md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, j, bt))
-                                                           : load(b, lb.type, offset(lb, j, p, bt));
-                        acc += double(x) * double(y);
-                    }
-                    float v = al * float(acc);
-                    if (be != 0.0f) v += be * load(c, lc.type, offset(lc, i, j, bt));
-                    uint32_t e = md.epilogue;
-                    if (e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS ||
-                        e == CUBLASLT_EPILOGUE_GELU_BIAS)
-                        v += load(bias, bias_type, i);
-                    if (e == CUBLASLT_EPILOGUE_RELU || e == CUBLASLT_EPILOGUE_RELU_BIAS) v = v > 0.0f ? v : 0.0f;
-                    if (e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS) v = gelu_tanh(v);
-                    store(d, ld.type, offset(ld, i, j, bt), v);
-                }
+                for (int64_t p = 0; p < k; ++p)
+                    opb[std::size_t(j * k + p)] = md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, j, bt))
+                                                                           : load(b, lb.type, offset(lb, j, p, bt));
+            emu::packed_products(m, n, k, opa.data(), opb.data(), [&](int64_t i, int64_t j, double acc) {
+                float v = al * float(acc);
+                if (be != 0.0f) v += be * load(c, lc.type, offset(lc, i, j, bt));
+                uint32_t e = md.epilogue;
+                if (e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS)
+                    v += load(bias, bias_type, i);
+                if (e == CUBLASLT_EPILOGUE_RELU || e == CUBLASLT_EPILOGUE_RELU_BIAS) v = v > 0.0f ? v : 0.0f;
+                if (e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS) v = gelu_tanh(v);
+                store(d, ld.type, offset(ld, i, j, bt), v);
+            });
             // Bias gradients: the sum of op(A) over k for each row of D (BGRADA),
             // or of op(B) over k for each column of D (BGRADB).
             if (md.epilogue == CUBLASLT_EPILOGUE_BGRADA || md.epilogue == CUBLASLT_EPILOGUE_BGRADB) {
                 bool grad_a = md.epilogue == CUBLASLT_EPILOGUE_BGRADA;
+                const std::vector<double>& op = grad_a ? opa : opb;
                 int64_t len = grad_a ? m : n;
                 for (int64_t r = 0; r < len; ++r) {
                     double sum = 0.0;
-                    for (int64_t p = 0; p < k; ++p) {
-                        if (grad_a)
-                            sum += md.transa == CUBLAS_OP_N ? load(a, la.type, offset(la, r, p, bt))
-                                                            : load(a, la.type, offset(la, p, r, bt));
-                        else
-                            sum += md.transb == CUBLAS_OP_N ? load(b, lb.type, offset(lb, p, r, bt))
-                                                            : load(b, lb.type, offset(lb, r, p, bt));
-                    }
+                    for (int64_t p = 0; p < k; ++p) sum += op[std::size_t(r * k + p)];
                     store(const_cast<char*>(bias), bias_type, r, float(sum));
                 }
             }

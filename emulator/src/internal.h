@@ -3,6 +3,7 @@
 #define EMU_INTERNAL_H
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include "emu/types.h"
 
@@ -23,6 +24,13 @@ void run_grid(const GridSpec& g, const std::function<void()>& body);
 bool take_kernel_fault();
 // Queues host-side work (a library call's computation) on a stream.
 void enqueue_host_work(cudaStream_t stream, std::function<void()> work);
+// The dot products of an m x n matrix product, for the cuBLAS and cuBLASLt
+// stand-ins: out(i, j, dot) for each (i, j), dot being the sum over p < k of
+// opa[i * k + p] * opb[j * k + p] in that order (op(A) copied row by row and
+// op(B) column by column, so each is contiguous). Large products split their
+// columns over the emulator's OS threads, so out runs for different columns at once.
+void packed_products(int64_t m, int64_t n, int64_t k, const double* opa, const double* opb,
+                     const std::function<void(int64_t i, int64_t j, double dot)>& out);
 }  // namespace emu
 
 #endif  // EMU_INTERNAL_H

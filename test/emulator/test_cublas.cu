@@ -206,7 +206,7 @@ void run_case(cublasHandle_t h, const Case& c) {
                 double want = c.alpha * sum + c.beta * C.at(i, j, b);
                 double have = get(got, c.out, C.index(i, j, b));
                 inside[C.index(i, j, b)] = true;
-                if (std::fabs(have - want) > tol * (1.0 + std::fabs(want)))
+                if (!(std::fabs(have - want) <= tol * (1.0 + std::fabs(want))))  // NaN fails too
                     FAIL("C[" << b << "](" << i << ", " << j << ") = " << have << ", want " << want);
             }
     // The padding rows and the gaps between batch items are left alone.

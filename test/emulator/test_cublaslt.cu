@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "device_buffers.h"
+#include "emu/control.h"
 
 namespace {
 
@@ -159,7 +160,7 @@ void run_case(const Case& c, cublasLtHandle_t handle) {
                 if (c.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS) want = std::max(want, 0.0);
                 if (c.epilogue == CUBLASLT_EPILOGUE_GELU_BIAS) want = gelu(want);
                 float got = get(hd, c.out_type, sc.index(i, j, b));
-                if (std::fabs(got - want) > tol * (1.0 + std::fabs(want))) {
+                if (!(std::fabs(got - want) <= tol * (1.0 + std::fabs(want)))) {  // NaN (unwritten) fails too
                     FAIL("D[" << b << "][" << i << "][" << j << "] = " << got << ", want " << want);
                 }
             }
@@ -226,6 +227,24 @@ TEST_CASE("cuBLASLt epilogues: bias, ReLU, GELU and bias gradients", "[emulator]
                     INFO("epilogue " << e << " type " << t << " transa " << ta << " transb " << tb);
                     run_case(Case{ta, tb, t, t, CUBLASLT_ORDER_COL, 16, 12, 24, 0, 1, 1.0f, 0.0f, e}, handle);
                 }
+    cublasLtDestroy(handle);
+}
+
+TEST_CASE("cuBLASLt: a product large enough to be split over the emulator's OS threads is whole",
+          "[emulator][cublaslt]") {
+    // m * n * k above 2^20: the columns of D are shared out among threads.
+    emu::set_block_threads(3);
+    struct Restore {
+        ~Restore() { emu::set_block_threads(0); }
+    } restore;
+    cublasLtHandle_t handle;
+    REQUIRE(cublasLtCreate(&handle) == CUBLAS_STATUS_SUCCESS);
+    run_case(Case{true, false, CUDA_R_16BF, CUDA_R_16BF, CUBLASLT_ORDER_COL, 131, 97, 101, 3, 2, 1.0f, 0.5f,
+                  CUBLASLT_EPILOGUE_GELU_BIAS},
+             handle);
+    run_case(Case{false, true, CUDA_R_32F, CUDA_R_32F, CUBLASLT_ORDER_ROW, 97, 131, 101, 0, 1, 0.75f, 0.0f,
+                  CUBLASLT_EPILOGUE_BGRADB},
+             handle);
     cublasLtDestroy(handle);
 }
 
