@@ -439,6 +439,7 @@ constexpr std::size_t kReuseAfter = 3;
 thread_local std::vector<Identity> tsan_finished;                 // the unit running now
 thread_local std::vector<Identity> tsan_recent[kReuseAfter - 1];  // the units before it, newest first
 thread_local std::vector<Identity> tsan_free;                     // ready for a new CUDA thread
+thread_local void* tsan_cleaner = nullptr;                        // frees finished blocks (finish_block)
 
 // Race reports name a thread by its identity's name, which is its CUDA thread's
 // now: an access that an earlier CUDA thread of a reused identity made would be
@@ -475,25 +476,64 @@ struct HistoryLock {
     bool annotated;
 };
 
-// Records that identity `serial` (0: gives it one) now runs the CUDA thread at
-// (block, thread); returns its serial.
-unsigned record_history(unsigned serial, uint3 block, uint3 thread) {
+// Records that each fiber's identity now runs its CUDA thread, giving an
+// identity that has none a serial number. One lock for the whole block.
+void record_history(Block& b) {
     HistoryLock lock;
-    if (serial == 0) {
-        if (!free_serials.empty()) {
-            serial = free_serials.back().v;
-            free_serials.pop_back();
-        } else {
-            histories.emplace_back();
-            serial = unsigned(histories.size());
+    for (Fiber& f : b.fibers) {
+        unsigned& serial = f.tsan_serial;
+        if (serial == 0) {
+            if (!free_serials.empty()) {
+                serial = free_serials.back().v;
+                free_serials.pop_back();
+            } else {
+                histories.emplace_back();
+                serial = unsigned(histories.size());
+            }
+            histories[serial - 1] = History{};
         }
-        histories[serial - 1] = History{};
+        History& h = histories[serial - 1];
+        h.block[h.n % kHistory] = f.coords.blockIdx;
+        h.thread[h.n % kHistory] = f.coords.threadIdx;
+        ++h.n;
     }
-    History& h = histories[serial - 1];
-    h.block[h.n % kHistory] = block;
-    h.thread[h.n % kHistory] = thread;
-    ++h.n;
-    return serial;
+}
+
+// Writes v in decimal at p; returns the end.
+char* put_decimal(char* p, unsigned v) {
+    char digits[10];
+    int n = 0;
+    do {
+        digits[n++] = char('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = digits[--n];
+    return p;
+}
+
+char* put_text(char* p, const char* s) {
+    while (*s) *p++ = *s++;
+    return p;
+}
+
+char* put_triple(char* p, uint3 v) {
+    p = put_decimal(put_text(p, "["), v.x);
+    p = put_decimal(put_text(p, ","), v.y);
+    p = put_decimal(put_text(p, ","), v.z);
+    return put_text(p, "]");
+}
+
+// Race reports name the CUDA thread ("Thread T12 'block [0,0,0] thread [5,0,0]'"),
+// and a reused identity's serial (ThreadSanitizer keeps 63 characters). Written
+// by hand: snprintf, which ThreadSanitizer intercepts, took 14% of a run of
+// small blocks.
+void name_identity(const Fiber& f) {
+    char name[96];
+    char* p = put_triple(put_text(name, "block "), f.coords.blockIdx);
+    p = put_triple(put_text(p, " thread "), f.coords.threadIdx);
+    if (f.tsan_reused) p = put_text(put_decimal(put_text(p, " (identity "), f.tsan_serial), ")");
+    *p = 0;
+    __tsan_set_fiber_name(f.tsan_fiber, name);
 }
 
 void destroy_identity(const Identity& id) {
@@ -533,6 +573,8 @@ void end_unit([[maybe_unused]] bool last) {
     if (last) {
         destroy_identities(tsan_free);
         for (std::vector<Identity>& v : tsan_recent) destroy_identities(v);
+        if (tsan_cleaner) __tsan_destroy_fiber(tsan_cleaner);
+        tsan_cleaner = nullptr;
     }
 #endif
 }
@@ -574,17 +616,11 @@ void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::
 #endif
         f.stack_size = stack_bytes();
         f.ctx = bctx::make_fcontext(f.stack + f.stack_size, f.stack_size, fiber_entry);
-#if defined(EMU_TSAN)
-        // Race reports then name the CUDA thread ("Thread T12 'block [0,0,0] thread [5,0,0]'"),
-        // and a reused identity's serial (ThreadSanitizer keeps 63 characters).
-        char name[96];
-        int len = std::snprintf(name, sizeof(name), "block [%u,%u,%u] thread [%u,%u,%u]", bid.x, bid.y, bid.z,
-                                f.coords.threadIdx.x, f.coords.threadIdx.y, f.coords.threadIdx.z);
-        f.tsan_serial = record_history(f.tsan_serial, bid, f.coords.threadIdx);
-        if (f.tsan_reused) std::snprintf(name + len, sizeof(name) - std::size_t(len), " (identity %u)", f.tsan_serial);
-        __tsan_set_fiber_name(f.tsan_fiber, name);
-#endif
     }
+#if defined(EMU_TSAN)
+    record_history(b);
+    for (Fiber& f : b.fibers) name_identity(f);
+#endif
 }
 
 // Set by a kernel thread that faults (see fault_handler below).
@@ -615,12 +651,15 @@ void finish_block(Block& b) {
         if (f.done) tsan_finished.push_back(Identity{f.tsan_fiber, f.stack, f.tsan_serial});
         else destroy_identity(Identity{f.tsan_fiber, f.stack, f.tsan_serial});
     }
-    // Free the block's memory as a throw-away race-checker identity that has seen
+    // Free the block's memory as a race-checker identity of its own that has seen
     // every fiber finish, so that the scheduler itself stays unordered with the
     // fibers and later blocks on this OS thread are still checked against this one
-    // (their identities live on: see end_unit).
-    void* cleanup = __tsan_create_fiber(0);
-    __tsan_switch_to_fiber(cleanup, 0);
+    // (their identities live on: see end_unit). Nothing is ever ordered after the
+    // cleaner, so one serves every block of the OS thread's launch: a new one
+    // per block (its state mapped and unmapped) took a third of a run of small
+    // blocks.
+    if (!tsan_cleaner) tsan_cleaner = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(tsan_cleaner, 0);
     EMU_TSAN_ACQUIRE(&b.done_sync);
 #endif
 #if !defined(EMU_TSAN)
@@ -639,7 +678,6 @@ void finish_block(Block& b) {
     std::vector<Fiber>().swap(b.fibers);  // the fibers read their coordinates from here
 #if defined(EMU_TSAN)
     __tsan_switch_to_fiber(sched_tsan_fiber, 1 /* no sync */);
-    __tsan_destroy_fiber(cleanup);
 #endif
 }
 
