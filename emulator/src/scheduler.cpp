@@ -95,7 +95,15 @@ struct Warp {
     unsigned arrived = 0;   // lanes parked at the current collective
     unsigned released = 0;  // lanes allowed to leave it
     uint64_t slot[32];
+    // What the race checker is told about who waited for whom at a collective.
+    // One sync object per lane when only some lanes take part; when every lane
+    // does (nearly always) one object per generation of such collectives, two
+    // alternating: no lane reaches generation g + 2 before every lane has left g.
     char tsan_sync[32];
+    char tsan_whole[2];
+    unsigned whole_gen = 0;
+    uint64_t completed = 0;  // collectives completed (see run_round)
+    bool crossed = false;    // a lane used a barrier of the block's (see run_round)
     // coalesced_threads(): lanes parked at a call (and where), and the group
     // each one was given when the block stalled.
     unsigned coalescing = 0;
@@ -253,6 +261,9 @@ void switch_to_scheduler(Fiber* f, bool finishing) {
 }
 
 void yield() { switch_to_scheduler(current, false); }
+
+// The current thread's warp uses a barrier other warps use (see run_round).
+void crossing() { current->block->warps[current->warp].crossed = true; }
 
 template <class Pred>
 void wait_until(Pred ready) {
@@ -627,15 +638,44 @@ void setup_block(Block& b, const GridSpec& g, unsigned block_linear, const std::
 std::atomic<bool> grid_faulted{false};
 std::atomic<bool> any_fault{false};
 
-// Resumes every unfinished fiber of the block once; returns how many are left.
+// Resumes every unfinished fiber of the block, warp by warp; returns how many
+// are left. A warp whose lanes completed a warp collective (a shuffle, a vote,
+// __syncwarp) in their turn, and touched no barrier that other warps use
+// (__syncthreads, an mbarrier, a cluster or grid barrier), takes another turn
+// at once, up to kWarpTurns in a round: a warp reduction then runs its steps
+// one after another on 32 fibers, not one step per round of the whole block.
+// That order is one a GPU may take too, and it is cheaper: the lanes' stacks
+// stay in the caches, and under the race checker their identities keep their
+// slots in its clocks (it has 256: a block of 256 or more threads, resumed in
+// turn, had them taken back and handed out again at every collective). A warp
+// that works with the others through a barrier keeps pace with them, one turn
+// a round, as before (a producer warp does not run ahead of its consumers),
+// and the cap keeps a warp that spins on another warp's store from starving it.
+constexpr int kWarpTurns = 32;
+
 // A thread that faulted abandons the block (the launch fails, as on a GPU).
 int run_round(Block& b) {
     int alive = 0;
-    for (Fiber& f : b.fibers) {
-        if (f.done) continue;
-        resume(f);
-        if (b.faulted) return 0;
-        if (!f.done) ++alive;
+    const std::size_t n = b.fibers.size();
+    for (std::size_t first = 0; first < n; first += 32) {
+        Warp& w = b.warps[first / 32];
+        const std::size_t last = std::min(n, first + 32);
+        for (int turn = 1;; ++turn) {
+            const uint64_t completed = w.completed;
+            w.crossed = false;
+            int left = 0;
+            for (std::size_t i = first; i < last; ++i) {
+                Fiber& f = b.fibers[i];
+                if (f.done) continue;
+                resume(f);
+                if (b.faulted) return 0;
+                if (!f.done) ++left;
+            }
+            if (left == 0 || w.completed == completed || w.crossed || turn == kWarpTurns) {
+                alive += left;
+                break;
+            }
+        }
     }
     return alive;
 }
@@ -869,6 +909,7 @@ std::size_t dynamic_shared_bytes() {
 int block_sync(int op, int pred) {
     Fiber* f = current;
     if (!f) kernel_fail("__syncthreads() called outside a kernel");
+    crossing();
     Block& b = *f->block;
     unsigned g = b.gen;
     b.accum[g & 1] += pred;
@@ -893,19 +934,28 @@ int block_sync(int op, int pred) {
 namespace {
 void warp_barrier(Warp& w, unsigned eff, unsigned lane) {
     unsigned me = 1u << lane;
+    // Every lane: one release and one acquire of the generation's object, not
+    // one acquire per lane (the checker's clock operations were most of the time
+    // of a warp-reduction loop).
+    const bool whole = eff == w.exists;
+    [[maybe_unused]] char* sync = whole ? &w.tsan_whole[w.whole_gen & 1] : &w.tsan_sync[lane];
     w.arrived |= me;
-    EMU_TSAN_RELEASE(&w.tsan_sync[lane]);
+    EMU_TSAN_RELEASE(sync);
     if ((w.arrived & eff) == eff) {
         w.arrived &= ~eff;
         w.released |= eff & ~me;
+        if (whole) ++w.whole_gen;
+        ++w.completed;
         ++current->block->progress;
     } else {
         wait_until([&] { return (w.released & me) != 0; });
         w.released &= ~me;
     }
 #if defined(EMU_TSAN)
-    for (unsigned l = 0; l < 32; ++l)
-        if (eff >> l & 1u) EMU_TSAN_ACQUIRE(&w.tsan_sync[l]);
+    if (whole) EMU_TSAN_ACQUIRE(sync);
+    else
+        for (unsigned l = 0; l < 32; ++l)
+            if (eff >> l & 1u) EMU_TSAN_ACQUIRE(&w.tsan_sync[l]);
 #endif
 }
 }  // namespace
@@ -934,6 +984,7 @@ WgmmaState& wgmma_state() {
 namespace {
 Mbar& find_mbar(const void* bar, const char* op) {
     if (!current) kernel_fail("mbarrier used outside a kernel");
+    crossing();
     auto it = current->block->mbars.find(bar);
     if (it == current->block->mbars.end()) {
         char msg[128];
@@ -955,6 +1006,7 @@ void mbarrier_init(void* bar, unsigned count) {
     if (!current) kernel_fail("mbarrier used outside a kernel");
     if (reinterpret_cast<uintptr_t>(bar) % 8) kernel_fail("mbarrier.init: the barrier is not 8-byte aligned");
     if (count == 0 || count >= (1u << 20)) kernel_fail("mbarrier.init: the count must be in [1, 2^20)");
+    crossing();
     Mbar& m = current->block->mbars[bar];
     m.count = m.pending = count;
     m.tx = 0;
@@ -1022,6 +1074,7 @@ bool in_cooperative_launch() {
 void grid_sync() {
     Fiber* f = current;
     if (!f) kernel_fail("grid.sync() called outside a kernel");
+    crossing();
     Block& b = *f->block;
     if (!b.grid)
         kernel_fail(
@@ -1138,6 +1191,7 @@ void cluster_arrive(bool release) {
         kernel_fail("barrier.cluster.arrive twice with no barrier.cluster.wait between (cluster barrier_arrive/wait)");
     f->cluster_arrived = true;
     f->cluster_gen = c.gen;
+    crossing();
     if (release) EMU_TSAN_RELEASE(&c.tsan_sync[c.gen & 1]);
     ++c.arrived;
     if (c.arrived == c.live) complete_cluster_barrier(c, *f->block);
@@ -1151,6 +1205,7 @@ void cluster_wait() {
             "barrier.cluster.wait with no barrier.cluster.arrive before it (cluster barrier_wait without "
             "barrier_arrive)");
     const unsigned gen = f->cluster_gen;
+    crossing();
     wait_until([&] { return c.gen != gen; });
     f->cluster_arrived = false;
     EMU_TSAN_ACQUIRE(&c.tsan_sync[gen & 1]);
