@@ -246,6 +246,32 @@ TEST_CASE("a butterfly reduction with __shfl_xor_sync gives every lane the warp 
     }
 }
 
+// Warp 0 polls a flag that only warp 1 sets, with a shuffle in its loop. The
+// scheduler lets a warp that completes warp collectives run again at once, but
+// only so many times in a row, so warp 1 gets its turn (a GPU runs both).
+__global__ void poll_other_warp_kernel(int* flag, int* polls) {
+    const int lane = threadIdx.x % 32;
+    if (threadIdx.x < 32) {
+        int n = 0;
+        for (;;) {
+            const int seen = lane == 0 ? atomicAdd(flag, 0) : 0;
+            if (__shfl_sync(0xffffffffu, seen, 0)) break;
+            ++n;
+        }
+        if (lane == 0) *polls = n;
+    } else if (lane == 0) {
+        atomicExch(flag, 1);
+    }
+}
+
+TEST_CASE("a warp that polls another warp's flag with a shuffle in its loop lets that warp run", "[emulator][warp]") {
+    DeviceBuffer<int> flag(1), polls(1);
+    CHECK_CUDA(cudaMemset(flag.ptr, 0, sizeof(int)));
+    poll_other_warp_kernel<<<1, 64>>>(flag.ptr, polls.ptr);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    REQUIRE(polls.get()[0] >= 1);
+}
+
 __global__ void shfl_types_kernel(double* d, long long* ll, __nv_bfloat16* b) {
     int lane = threadIdx.x;
     d[lane] = __shfl_sync(0xffffffffu, 0.5 + lane, 31 - lane);
