@@ -76,6 +76,7 @@ enum class Op : uint8_t {
     BarSync,     // bar.sync 0 / barrier.sync 0
     Elect,       // elect.sync
     Activemask,  // activemask.b32
+    Nanosleep,   // nanosleep.u32
     MbarExpectTx,
     BulkCopy,  // cp.async.bulk (not tensor), completing on an mbarrier
     Stmatrix,
@@ -622,6 +623,12 @@ struct Parser {
             in.op = Op::Activemask;
             expect(in, 1);
             expect_kind(in.ops[0], Operand::Reg, "a destination register");
+            return true;
+        }
+        if (opc == "nanosleep.u32") {
+            in.op = Op::Nanosleep;
+            expect(in, 1);
+            expect_value(in.ops[0]);  // the time: a hint, not kept
             return true;
         }
         if (decode_cluster(in, t)) return true;
@@ -1466,6 +1473,9 @@ struct Exec {
             }
             case Op::Activemask:
                 r[in->ops[0].reg] = active_lanes();
+                return;
+            case Op::Nanosleep:
+                nanosleep_yield();
                 return;
             case Op::MbarExpectTx: {
                 void* bar = shared(in->ops[0], 8);

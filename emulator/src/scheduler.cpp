@@ -63,6 +63,7 @@ __thread dim3 gridDim;
 namespace emu {
 
 __thread ThreadCoords* tls_coords = nullptr;
+__thread unsigned long long atomic_changes = 0;
 
 namespace {
 
@@ -78,6 +79,7 @@ struct Fiber {
     std::size_t stack_size = 0;
     bool done = false;
     bool waiting = false;
+    bool sleeping = false;  // in __nanosleep (see nanosleep_yield)
     void* tsan_fiber = nullptr;
     bool tsan_reused = false;  // its race-checker identity ran an earlier CUDA thread (see take_identity)
     unsigned tsan_serial = 0;  // that identity's History
@@ -185,6 +187,65 @@ thread_local Fiber* current = nullptr;
 
 [[maybe_unused]] char grid_done_sync;
 std::atomic<int> configured_threads{0};
+
+// Blocks, or groups of blocks run together, taken and not yet finished by the
+// OS threads of every launch: a thread that polls a flag with __nanosleep may
+// be waiting for one of them. An OS thread counts itself before it takes a
+// block, so a block never sees the one before it as not yet running.
+std::atomic<int> units_running{0};
+struct RunningUnit {
+    RunningUnit() { ++units_running; }
+    ~RunningUnit() { --units_running; }
+    RunningUnit(const RunningUnit&) = delete;
+    RunningUnit& operator=(const RunningUnit&) = delete;
+};
+
+// How long threads that poll with __nanosleep may find nothing new, with no
+// other block running, before the block is reported as a deadlock (read when
+// a block stalls, which is rare).
+double spin_seconds() {
+    const char* e = std::getenv("EMU_SPIN_SECONDS");
+    return e && *e ? std::atof(e) : 10.0;
+}
+
+// A thread that polls a flag with __nanosleep and finds it unset makes no
+// progress, so a round of the block in which nothing else happened looks like
+// a deadlock. An atomic that changed memory in the round is progress (the
+// thread that sets a flag with atomicExch may itself have just come out of a
+// __nanosleep: two warps that hand work to each other through flags). Other
+// rounds without progress may still not be a deadlock: the flag may be set by
+// a block on another OS thread, or with a plain store. Such a block runs on as
+// long as other blocks run (pausing between rounds: their OS threads need the
+// core more), and then for spin_seconds() and at least one more round; only
+// then is it reported.
+class PollWatch {
+public:
+    void progressed() { armed_ = false; }
+    // After a round without progress: whether to run another.
+    template <class Blocks>
+    bool keep_polling(const Blocks& blocks) {
+        bool polling = false;
+        for (const Block* b : blocks)
+            for (const Fiber& f : b->fibers) polling = polling || (f.sleeping && !f.done);
+        if (!polling) return false;
+        const auto now = std::chrono::steady_clock::now();
+        if (units_running.load() > 1) {
+            armed_ = false;
+            std::this_thread::sleep_for(std::chrono::microseconds(20));
+            return true;
+        }
+        if (!armed_) {
+            since_ = now;
+            armed_ = true;
+            return true;
+        }
+        return std::chrono::duration<double>(now - since_).count() < spin_seconds();
+    }
+
+private:
+    std::chrono::steady_clock::time_point since_{};
+    bool armed_ = false;
+};
 
 std::size_t stack_bytes() {
     static std::size_t bytes = [] {
@@ -388,8 +449,11 @@ bool hang_on_deadlock() {
                  "emulator: deadlock in block [%u,%u,%u]: every thread still running waits at a barrier or warp "
                  "collective that can never complete (a __syncthreads() not reached by all threads, a warp "
                  "mask naming lanes that exited or never arrive, an mbarrier phase whose arrivals or "
-                 "transaction bytes never come, or a grid.sync() or cluster barrier that some threads never reach)\n",
-                 b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z);
+                 "transaction bytes never come, or a grid.sync() or cluster barrier that some threads never "
+                 "reach), or polls with __nanosleep for what no thread does (nothing new for %g s, "
+                 "EMU_SPIN_SECONDS, with no other block running)\n",
+                 b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z,
+                 spin_seconds());
     int shown = 0;
     for (Fiber& f : b.fibers) {
         if (f.done) continue;
@@ -397,8 +461,9 @@ bool hang_on_deadlock() {
             std::fprintf(stderr, "  ...\n");
             break;
         }
-        std::fprintf(stderr, "  thread [%u,%u,%u] (warp %u lane %u) is waiting\n", f.coords.threadIdx.x,
-                     f.coords.threadIdx.y, f.coords.threadIdx.z, f.warp, f.coords.lane);
+        std::fprintf(stderr, "  thread [%u,%u,%u] (warp %u lane %u) is %s\n", f.coords.threadIdx.x,
+                     f.coords.threadIdx.y, f.coords.threadIdx.z, f.warp, f.coords.lane,
+                     f.sleeping ? "polling (__nanosleep)" : "waiting");
     }
     std::abort();
 }
@@ -728,10 +793,14 @@ void run_block(const GridSpec& g, unsigned block_linear, const std::function<voi
     c.blocks[0] = &b;
     c.live = b.live;
     b.cluster = &c;
+    PollWatch watch;
+    const Block* const self[1] = {&b};
     for (;;) {
-        uint64_t before = b.progress;
+        // Only this block's threads run on this OS thread during the round.
+        const uint64_t before = b.progress + atomic_changes;
         if (run_round(b) == 0) break;
-        if (b.progress == before && !form_coalesced_groups(b) && !hang_on_deadlock()) report_deadlock(b);
+        if (b.progress + atomic_changes != before) watch.progressed();
+        else if (!form_coalesced_groups(b) && !hang_on_deadlock() && !watch.keep_polling(self)) report_deadlock(b);
     }
     finish_block(b);
 }
@@ -766,18 +835,23 @@ void setup_cluster(Cluster& c, std::deque<Block>& blocks, std::size_t first, con
 // Runs blocks that must be resident together (a cooperative grid, a cluster):
 // interleaved on the calling OS thread, a round of each in turn.
 void run_together(std::deque<Block>& blocks) {
+    PollWatch watch;
+    std::vector<const Block*> all;
+    for (const Block& b : blocks) all.push_back(&b);
     for (;;) {
-        uint64_t before = 0, after = 0;
+        uint64_t before = atomic_changes, after = 0;
         int alive = 0;
         for (Block& b : blocks) before += b.progress;
         for (Block& b : blocks)
             if (b.live > 0) alive += run_round(b);
         if (alive == 0 || grid_faulted) break;
+        after = atomic_changes;
         for (Block& b : blocks) after += b.progress;
+        if (after != before) watch.progressed();
         if (after != before || hang_on_deadlock()) continue;
         bool formed = false;
         for (Block& b : blocks) formed = form_coalesced_groups(b) || formed;
-        if (formed) continue;
+        if (formed || watch.keep_polling(all)) continue;
         for (Block& b : blocks)
             if (b.live > 0) report_deadlock(b);
     }
@@ -1053,6 +1127,14 @@ bool mbarrier_try_wait(void* bar, unsigned parity) {
     }
     EMU_TSAN_ACQUIRE(&m.tsan_sync);
     return true;
+}
+
+void nanosleep_yield() {
+    Fiber* f = current;
+    if (!f) return;
+    f->waiting = f->sleeping = true;  // a thread that only polls is no progress (see PollWatch)
+    yield();
+    f->waiting = f->sleeping = false;
 }
 
 void mbarrier_wait(void* bar, unsigned parity) {
@@ -1379,6 +1461,7 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
     install_fault_handler();
     grid_faulted = false;
     if (g.cooperative) {
+        RunningUnit running;
         run_cooperative_grid(g, body);
         end_unit(true);
         EMU_TSAN_ACQUIRE(&grid_done_sync);
@@ -1394,6 +1477,7 @@ void run_grid(const GridSpec& g, const std::function<void()>& body) {
         sched_tsan_fiber = __tsan_get_current_fiber();
 #endif
         for (;;) {
+            RunningUnit running;
             unsigned i = next++;
             if (i >= total || grid_faulted) break;
             if (g.clustered) run_cluster(g, i, body);

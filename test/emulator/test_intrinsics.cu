@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <type_traits>
@@ -270,6 +271,94 @@ TEST_CASE("a warp that polls another warp's flag with a shuffle in its loop lets
     poll_other_warp_kernel<<<1, 64>>>(flag.ptr, polls.ptr);
     CHECK_CUDA(cudaDeviceSynchronize());
     REQUIRE(polls.get()[0] >= 1);
+}
+
+// Lane 0 of each of three warps takes its turns in order, 0, 1, 2, 0, 1, ...:
+// it polls the turn with __nanosleep, appends to the log what the entry before
+// it says plus one, and passes the turn on. Only the thread whose turn it is can
+// go on, so each one waits for the others to run. Every thread of the block's
+// rounds comes out of a __nanosleep: only the atomicExch that passes the turn
+// on tells the emulator that the block is not stuck.
+__global__ void take_turns_kernel(int* turn, int* log, int steps) {
+    if (threadIdx.x % 32) return;
+    const int me = threadIdx.x / 32;
+    for (int k = me; k < steps; k += 3) {
+        while (atomicAdd(turn, 0) != k) __nanosleep(100);
+        __threadfence();
+        log[k] = 1000 * me + (k ? log[k - 1] % 1000 + 1 : 0);
+        __threadfence();
+        atomicExch(turn, k + 1);
+    }
+}
+
+TEST_CASE("threads that poll a flag with __nanosleep let the threads that set it run", "[emulator][sync]") {
+    const int steps = 61;
+    DeviceBuffer<int> turn(1), log(steps);
+    CHECK_CUDA(cudaMemset(turn.ptr, 0, sizeof(int)));
+    setenv("EMU_SPIN_SECONDS", "0", 1);  // no time allowed to pollers that find nothing new
+    take_turns_kernel<<<1, 96>>>(turn.ptr, log.ptr, steps);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    unsetenv("EMU_SPIN_SECONDS");
+    auto r = log.get();
+    for (int k = 0; k < steps; ++k) REQUIRE(r[k] == 1000 * (k % 3) + k);
+    REQUIRE(turn.get()[0] == steps);
+}
+
+// Each block adds its part of the input to the total of the blocks before it,
+// which thread 0 of the block before publishes (its total, then its flag):
+// thread 0 polls that flag with __nanosleep. Thread 0 of block 0 waits 0.2 s
+// (of clock64, nanoseconds here) before it publishes, so that block 1 polls
+// while block 0 still runs on the other OS thread.
+constexpr int kChainPart = 1000;
+__global__ void chained_total_kernel(const int* in, int* total, int* ready) {
+    __shared__ int sum;
+    if (threadIdx.x == 0) sum = 0;
+    __syncthreads();
+    int mine = 0;
+    for (int i = int(threadIdx.x); i < kChainPart; i += blockDim.x) mine += in[blockIdx.x * kChainPart + i];
+    atomicAdd(&sum, mine);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int before = 0;
+        if (blockIdx.x > 0) {
+            while (atomicAdd(&ready[blockIdx.x - 1], 0) == 0) __nanosleep(100);
+            __threadfence();
+            before = total[blockIdx.x - 1];
+        } else {
+            const long long start = clock64();
+            while (clock64() - start < 200000000) {
+            }
+        }
+        total[blockIdx.x] = before + sum;
+        __threadfence();
+        atomicExch(&ready[blockIdx.x], 1);
+    }
+}
+
+TEST_CASE("a block that polls another block's flag with __nanosleep waits while that block runs", "[emulator][sync]") {
+    const int blocks = 12;
+    std::vector<int> h(blocks * kChainPart);
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> u(-50, 50);
+    for (int& v : h) v = u(rng);
+    DeviceBuffer<int> in(h.size()), total(blocks), ready(blocks);
+    in.put(h);
+    CHECK_CUDA(cudaMemset(ready.ptr, 0, blocks * sizeof(int)));
+    // With no time allowed to pollers that find nothing new, only the rule that
+    // a block runs on while another block runs keeps block 1 from being
+    // reported as a deadlock while it waits for block 0.
+    setenv("EMU_SPIN_SECONDS", "0", 1);
+    emu::set_block_threads(2);
+    chained_total_kernel<<<blocks, 64>>>(in.ptr, total.ptr, ready.ptr);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    emu::set_block_threads(0);
+    unsetenv("EMU_SPIN_SECONDS");
+    auto r = total.get();
+    long long want = 0;
+    for (int b = 0; b < blocks; ++b) {
+        for (int i = 0; i < kChainPart; ++i) want += h[b * kChainPart + i];
+        REQUIRE(r[b] == want);
+    }
 }
 
 __global__ void shfl_types_kernel(double* d, long long* ll, __nv_bfloat16* b) {
@@ -670,7 +759,8 @@ TEST_CASE("shuffles move bf16, half and bf16 pairs bit for bit", "[emulator][war
     }
 }
 
-// __launch_bounds__ and __grid_constant__ only steer nvcc; __nanosleep only waits.
+// __launch_bounds__ and __grid_constant__ only steer nvcc; a __nanosleep with no
+// flag to wait for changes nothing.
 __global__ void __launch_bounds__(128, 2)
     hinted_copy_kernel(const __grid_constant__ int4 key, const int4* in, int4* out, const float4* fin, float4* fout,
                        const __nv_bfloat16* bin, __nv_bfloat16* bout) {

@@ -1,7 +1,7 @@
 // Raw inline PTX run by the emulator's interpreter, part 2: the plain
 // per-thread instructions of real kernels (ld/st, integer and float
 // arithmetic, bit operations, cvt, prmt, lop3) and the warp and block ones
-// (shfl.sync, elect.sync, activemask, bar.sync), each against a CPU
+// (shfl.sync, elect.sync, activemask, bar.sync, nanosleep), each against a CPU
 // computation on random inputs.
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>
@@ -540,6 +540,41 @@ TEST_CASE("inline PTX: shfl.sync, elect.sync and activemask against the CPU", "[
         }
     }
     cudaFree(d_v);
+    cudaFree(d_out);
+}
+
+// nanosleep.u32 with a register and with an immediate: lane 0 of warp 0 and of
+// warp 1 take turns through a flag in shared memory, each polling it with
+// nanosleep, so each waits for the other to run.
+__global__ void take_turns_ptx(unsigned ns, unsigned* out, int steps) {
+    __shared__ int turn;
+    if (threadIdx.x == 0) turn = 0;
+    __syncthreads();
+    if (threadIdx.x % 32) return;
+    const int me = int(threadIdx.x / 32);
+    for (int k = me; k < steps; k += 2) {
+        while (atomicAdd(&turn, 0) != k) {
+            if (me) asm volatile("nanosleep.u32 %0;" ::"r"(ns) : "memory");
+            else asm volatile("nanosleep.u32 1000;" ::: "memory");
+        }
+        __threadfence_block();
+        out[k] = (k ? out[k - 1] : 0u) * 3u + unsigned(me) + 1u;
+        __threadfence_block();
+        atomicExch(&turn, k + 1);
+    }
+}
+
+TEST_CASE("inline PTX: nanosleep.u32 lets the thread that sets a polled flag run", "[emulator][ptx]") {
+    const int steps = 21;
+    unsigned* d_out = device_buffer<unsigned>(steps);
+    take_turns_ptx<<<1, 64>>>(500u, d_out, steps);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    const std::vector<unsigned> out = to_host(d_out, steps);
+    unsigned want = 0;
+    for (int k = 0; k < steps; ++k) {
+        want = want * 3u + unsigned(k % 2) + 1u;
+        CHECK(out[std::size_t(k)] == want);
+    }
     cudaFree(d_out);
 }
 

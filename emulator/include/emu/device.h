@@ -45,6 +45,17 @@ struct ThreadCoords {
 // __thread, not thread_local: no initialisation wrapper, so each access is one load.
 extern __thread ThreadCoords* tls_coords;
 
+// Atomics run on this OS thread that changed memory. A thread that sets a flag
+// another thread polls makes progress; one that only polls it does not (see
+// __nanosleep). The fibers of an OS thread share the count, so it is read and
+// written with relaxed atomics: the race checker neither reports it nor sees
+// order in it.
+extern __thread unsigned long long atomic_changes;
+inline void count_change(bool changed) {
+    if (changed)
+        __atomic_store_n(&atomic_changes, __atomic_load_n(&atomic_changes, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 // Barrier over the block's fibers. op: 0 plain, 1 count, 2 and, 3 or.
 int block_sync(int op, int pred);
 // Warp collective: every lane of `mask` (restricted to lanes that exist) deposits
@@ -106,6 +117,9 @@ void mbarrier_complete_tx(void* bar, unsigned bytes);
 bool mbarrier_try_wait(void* bar, unsigned parity);
 // Blocks until the phase of parity `parity` has completed.
 void mbarrier_wait(void* bar, unsigned parity);
+// __nanosleep: lets the other threads run before the caller goes on, so a
+// thread that polls a flag with it lets the thread that sets the flag run.
+void nanosleep_yield();
 
 // Cooperative groups and libcu++ (cooperative_groups.h, cuda/barrier).
 // Whether the running kernel came from cudaLaunchCooperativeKernel.
@@ -286,19 +300,32 @@ inline T atomic_update(T* p, F f) {
         T n = f(o);
         U nb = 0;
         std::memcpy(&nb, &n, sizeof(T));
-        if (__atomic_compare_exchange_n(q, &old, nb, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return o;
+        if (__atomic_compare_exchange_n(q, &old, nb, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+            count_change(nb != old);
+            return o;
+        }
     }
 }
 }  // namespace emu
+// Each counts whether it changed memory (see atomic_changes): o is the old
+// value, v the operand.
+#define EMU_ATOMIC_RMW(T, NAME, BUILTIN, CHANGED)    \
+    inline T NAME(T* p, T v) {                       \
+        const T o = BUILTIN(p, v, __ATOMIC_SEQ_CST); \
+        ::emu::count_change(CHANGED);                \
+        return o;                                    \
+    }
 #define EMU_ATOMIC_INT(T)                                                                   \
-    inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }    \
-    inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }    \
-    inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }    \
-    inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }      \
-    inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }    \
-    inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }  \
+    EMU_ATOMIC_RMW(T, atomicAdd, __atomic_fetch_add, v != 0)                                \
+    EMU_ATOMIC_RMW(T, atomicSub, __atomic_fetch_sub, v != 0)                                \
+    EMU_ATOMIC_RMW(T, atomicAnd, __atomic_fetch_and, (o & v) != o)                          \
+    EMU_ATOMIC_RMW(T, atomicOr, __atomic_fetch_or, (o | v) != o)                            \
+    EMU_ATOMIC_RMW(T, atomicXor, __atomic_fetch_xor, v != 0)                                \
+    EMU_ATOMIC_RMW(T, atomicExch, __atomic_exchange_n, o != v)                              \
     inline T atomicCAS(T* p, T cmp, T v) {                                                  \
+        const T want = cmp;                                                                 \
         __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+        ::emu::count_change(cmp == want && want != v);                                      \
         return cmp;                                                                         \
     }                                                                                       \
     inline T atomicMax(T* p, T v) {                                                         \
@@ -312,6 +339,7 @@ EMU_ATOMIC_INT(unsigned int)
 EMU_ATOMIC_INT(unsigned long long)
 EMU_ATOMIC_INT(long long)
 #undef EMU_ATOMIC_INT
+#undef EMU_ATOMIC_RMW
 inline float atomicAdd(float* p, float v) {
     return ::emu::atomic_update(p, [v](float o) { return o + v; });
 }
@@ -458,6 +486,6 @@ inline void __stwt(T* p, T v) {
 long long emu_clock64();
 inline long long clock64() { return emu_clock64(); }
 inline long long __clock64() { return emu_clock64(); }
-inline void __nanosleep(unsigned) {}
+inline void __nanosleep(unsigned) { emu::nanosleep_yield(); }
 
 #endif  // EMU_DEVICE_H
