@@ -1475,7 +1475,7 @@ struct Exec {
                 r[in->ops[0].reg] = active_lanes();
                 return;
             case Op::Nanosleep:
-                nanosleep_yield();
+                poll_pause();
                 return;
             case Op::MbarExpectTx: {
                 void* bar = shared(in->ops[0], 8);

@@ -79,7 +79,7 @@ struct Fiber {
     std::size_t stack_size = 0;
     bool done = false;
     bool waiting = false;
-    bool sleeping = false;  // in __nanosleep (see nanosleep_yield)
+    bool polling = false;  // in __nanosleep or an atomic that changed nothing (see poll_pause)
     void* tsan_fiber = nullptr;
     bool tsan_reused = false;  // its race-checker identity ran an earlier CUDA thread (see take_identity)
     unsigned tsan_serial = 0;  // that identity's History
@@ -208,26 +208,29 @@ double spin_seconds() {
     return e && *e ? std::atof(e) : 10.0;
 }
 
-// A thread that polls a flag with __nanosleep and finds it unset makes no
-// progress, so a round of the block in which nothing else happened looks like
-// a deadlock. An atomic that changed memory in the round is progress (the
-// thread that sets a flag with atomicExch may itself have just come out of a
-// __nanosleep: two warps that hand work to each other through flags). Other
-// rounds without progress may still not be a deadlock: the flag may be set by
-// a block on another OS thread, or with a plain store. Such a block runs on as
-// long as other blocks run (pausing between rounds: their OS threads need the
-// core more), and then for spin_seconds() and at least one more round; only
-// then is it reported.
+// A thread that polls a flag (poll_pause: __nanosleep, or an atomic that
+// changed nothing) and finds it unset makes no progress, so a round of the
+// block in which nothing else happened looks like a deadlock. An atomic that
+// changed memory in the round is progress (the thread that sets a flag with
+// atomicExch may itself have just come out of a poll: two warps that hand work
+// to each other through flags). Rounds without progress may still not be a
+// deadlock: the flag may be set by a block on another OS thread, or with a
+// plain store, and a poll loop may pass several polls (an atomic read, then a
+// __nanosleep) before it sees the flag another thread set. Such a block runs
+// on as long as other blocks run (pausing between rounds: their OS threads
+// need the core more), and then for spin_seconds() and at least kPollRounds
+// rounds; only then is it reported.
+constexpr int kPollRounds = 8;
 class PollWatch {
 public:
     void progressed() { armed_ = false; }
     // After a round without progress: whether to run another.
     template <class Blocks>
     bool keep_polling(const Blocks& blocks) {
-        bool polling = false;
+        bool any = false;
         for (const Block* b : blocks)
-            for (const Fiber& f : b->fibers) polling = polling || (f.sleeping && !f.done);
-        if (!polling) return false;
+            for (const Fiber& f : b->fibers) any = any || (f.polling && !f.done);
+        if (!any) return false;
         const auto now = std::chrono::steady_clock::now();
         if (units_running.load() > 1) {
             armed_ = false;
@@ -236,14 +239,15 @@ public:
         }
         if (!armed_) {
             since_ = now;
+            rounds_ = 0;
             armed_ = true;
-            return true;
         }
-        return std::chrono::duration<double>(now - since_).count() < spin_seconds();
+        return ++rounds_ < kPollRounds || std::chrono::duration<double>(now - since_).count() < spin_seconds();
     }
 
 private:
     std::chrono::steady_clock::time_point since_{};
+    int rounds_ = 0;
     bool armed_ = false;
 };
 
@@ -450,8 +454,8 @@ bool hang_on_deadlock() {
                  "collective that can never complete (a __syncthreads() not reached by all threads, a warp "
                  "mask naming lanes that exited or never arrive, an mbarrier phase whose arrivals or "
                  "transaction bytes never come, or a grid.sync() or cluster barrier that some threads never "
-                 "reach), or polls with __nanosleep for what no thread does (nothing new for %g s, "
-                 "EMU_SPIN_SECONDS, with no other block running)\n",
+                 "reach), or polls a flag that no thread sets (nothing new for %g s, EMU_SPIN_SECONDS, "
+                 "with no other block running)\n",
                  b.fibers[0].coords.blockIdx.x, b.fibers[0].coords.blockIdx.y, b.fibers[0].coords.blockIdx.z,
                  spin_seconds());
     int shown = 0;
@@ -463,7 +467,7 @@ bool hang_on_deadlock() {
         }
         std::fprintf(stderr, "  thread [%u,%u,%u] (warp %u lane %u) is %s\n", f.coords.threadIdx.x,
                      f.coords.threadIdx.y, f.coords.threadIdx.z, f.warp, f.coords.lane,
-                     f.sleeping ? "polling (__nanosleep)" : "waiting");
+                     f.polling ? "polling (__nanosleep, or an atomic that changed nothing)" : "waiting");
     }
     std::abort();
 }
@@ -1129,12 +1133,12 @@ bool mbarrier_try_wait(void* bar, unsigned parity) {
     return true;
 }
 
-void nanosleep_yield() {
+void poll_pause() {
     Fiber* f = current;
     if (!f) return;
-    f->waiting = f->sleeping = true;  // a thread that only polls is no progress (see PollWatch)
+    f->waiting = f->polling = true;  // a thread that only polls is no progress (see PollWatch)
     yield();
-    f->waiting = f->sleeping = false;
+    f->waiting = f->polling = false;
 }
 
 void mbarrier_wait(void* bar, unsigned parity) {

@@ -344,6 +344,32 @@ __global__ void grid_phases_kernel(const int* in, int* a, int* b, int* out, int 
     }
 }
 
+// The blocks of a cooperative launch run interleaved on one OS thread: block 0
+// polls, with atomicAdd(p, 0) alone, the flag that the last block raises once
+// it has written its value.
+__global__ void wait_for_last_block_kernel(int* flag, int* value, int* out) {
+    if (threadIdx.x != 0) return;
+    if (blockIdx.x == 0) {
+        while (atomicAdd(flag, 0) == 0) {
+        }
+        __threadfence();
+        *out = *value + 1;
+    } else if (blockIdx.x == gridDim.x - 1) {
+        *value = 41;
+        __threadfence();
+        atomicExch(flag, 1);
+    }
+}
+
+TEST_CASE("a block of a cooperative launch that polls another block's flag with atomics lets it run",
+          "[emulator][coop]") {
+    CoopBuffer<int> flag(1), value(1), out(1);
+    CHECK_CUDA(cudaMemset(flag.ptr, 0, sizeof(int)));
+    void* args[] = {&flag.ptr, &value.ptr, &out.ptr};
+    CHECK_CUDA(cudaLaunchCooperativeKernel(wait_for_last_block_kernel, 4, 32, args, 0, 0));
+    REQUIRE(out.get()[0] == 42);
+}
+
 __global__ void grid_fill_kernel(int* p) { p[blockIdx.x * blockDim.x + threadIdx.x] = 7; }
 
 TEST_CASE("cudaLaunchCooperativeKernel runs every block at once so grid.sync() completes", "[emulator][coop]") {

@@ -361,6 +361,61 @@ TEST_CASE("a block that polls another block's flag with __nanosleep waits while 
     }
 }
 
+// Polls with atomics alone, no __nanosleep: warp 0 waits for what warp 1 (run
+// after it) writes. Every lane of warp 0 polls a flag with atomicAdd(p, 0);
+// lane 0 then claims a token with a compare-and-swap that fails until warp 1
+// offers it, and lane 1 takes a lock, held from the start, that warp 1
+// releases. Each such atomic leaves memory as it was, and lets the others run.
+__global__ void atomic_polls_kernel(int* flags, int* data, int* out) {
+    const int lane = threadIdx.x % 32;
+    if (threadIdx.x < 32) {
+        while (atomicAdd(&flags[0], 0) == 0) {
+        }
+        __threadfence();
+        out[lane] = data[lane];
+        if (lane == 0) {
+            while (atomicCAS(&flags[1], 1, 2) != 1) {
+            }
+            __threadfence();
+            out[32] = data[32];
+        } else if (lane == 1) {
+            while (atomicExch(&flags[2], 1) == 1) {
+            }
+            __threadfence();
+            out[33] = data[33];
+            atomicExch(&flags[2], 0);
+        }
+    } else {
+        data[lane] = 3 * lane + 1;
+        __threadfence();
+        __syncwarp();
+        if (lane == 0) {
+            atomicExch(&flags[0], 1);
+            data[32] = 77;
+            __threadfence();
+            atomicExch(&flags[1], 1);
+        } else if (lane == 1) {
+            data[33] = 99;
+            __threadfence();
+            atomicExch(&flags[2], 0);
+        }
+    }
+}
+
+TEST_CASE("threads that poll a flag with atomics alone let the threads that set it run", "[emulator][sync]") {
+    DeviceBuffer<int> flags(3), data(34), out(34);
+    flags.put({0, 0, 1});
+    atomic_polls_kernel<<<1, 64>>>(flags.ptr, data.ptr, out.ptr);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    auto r = out.get();
+    for (int l = 0; l < 32; ++l) REQUIRE(r[l] == 3 * l + 1);
+    REQUIRE(r[32] == 77);
+    REQUIRE(r[33] == 99);
+    auto f = flags.get();
+    REQUIRE(f[1] == 2);
+    REQUIRE(f[2] == 0);
+}
+
 __global__ void shfl_types_kernel(double* d, long long* ll, __nv_bfloat16* b) {
     int lane = threadIdx.x;
     d[lane] = __shfl_sync(0xffffffffu, 0.5 + lane, 31 - lane);

@@ -47,13 +47,23 @@ extern __thread ThreadCoords* tls_coords;
 
 // Atomics run on this OS thread that changed memory. A thread that sets a flag
 // another thread polls makes progress; one that only polls it does not (see
-// __nanosleep). The fibers of an OS thread share the count, so it is read and
+// poll_pause). The fibers of an OS thread share the count, so it is read and
 // written with relaxed atomics: the race checker neither reports it nor sees
 // order in it.
 extern __thread unsigned long long atomic_changes;
 inline void count_change(bool changed) {
     if (changed)
         __atomic_store_n(&atomic_changes, __atomic_load_n(&atomic_changes, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+// Lets the other threads run before the caller goes on, so a thread that polls
+// a flag waits for the thread that sets it: __nanosleep, and an integer
+// atomic that left memory as it was (an atomic read such as atomicAdd(p, 0),
+// a compare-and-swap that failed, an exchange that found its own value).
+void poll_pause();
+// After an integer read-modify-write atomic.
+inline void atomic_done(bool changed) {
+    if (changed) count_change(true);
+    else poll_pause();
 }
 
 // Barrier over the block's fibers. op: 0 plain, 1 count, 2 and, 3 or.
@@ -117,9 +127,6 @@ void mbarrier_complete_tx(void* bar, unsigned bytes);
 bool mbarrier_try_wait(void* bar, unsigned parity);
 // Blocks until the phase of parity `parity` has completed.
 void mbarrier_wait(void* bar, unsigned parity);
-// __nanosleep: lets the other threads run before the caller goes on, so a
-// thread that polls a flag with it lets the thread that sets the flag run.
-void nanosleep_yield();
 
 // Cooperative groups and libcu++ (cooperative_groups.h, cuda/barrier).
 // Whether the running kernel came from cudaLaunchCooperativeKernel.
@@ -307,12 +314,12 @@ inline T atomic_update(T* p, F f) {
     }
 }
 }  // namespace emu
-// Each counts whether it changed memory (see atomic_changes): o is the old
-// value, v the operand.
+// Each counts whether it changed memory, or lets the other threads run if it
+// did not (see atomic_done): o is the old value, v the operand.
 #define EMU_ATOMIC_RMW(T, NAME, BUILTIN, CHANGED)    \
     inline T NAME(T* p, T v) {                       \
         const T o = BUILTIN(p, v, __ATOMIC_SEQ_CST); \
-        ::emu::count_change(CHANGED);                \
+        ::emu::atomic_done(CHANGED);                 \
         return o;                                    \
     }
 #define EMU_ATOMIC_INT(T)                                                                   \
@@ -325,7 +332,7 @@ inline T atomic_update(T* p, F f) {
     inline T atomicCAS(T* p, T cmp, T v) {                                                  \
         const T want = cmp;                                                                 \
         __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
-        ::emu::count_change(cmp == want && want != v);                                      \
+        ::emu::atomic_done(cmp == want && want != v);                                       \
         return cmp;                                                                         \
     }                                                                                       \
     inline T atomicMax(T* p, T v) {                                                         \
@@ -486,6 +493,6 @@ inline void __stwt(T* p, T v) {
 long long emu_clock64();
 inline long long clock64() { return emu_clock64(); }
 inline long long __clock64() { return emu_clock64(); }
-inline void __nanosleep(unsigned) { emu::nanosleep_yield(); }
+inline void __nanosleep(unsigned) { emu::poll_pause(); }
 
 #endif  // EMU_DEVICE_H
