@@ -189,7 +189,7 @@ thread_local Fiber* current = nullptr;
 std::atomic<int> configured_threads{0};
 
 // Blocks, or groups of blocks run together, taken and not yet finished by the
-// OS threads of every launch: a thread that polls a flag with __nanosleep may
+// OS threads of every launch: a thread that polls a flag (see poll_pause) may
 // be waiting for one of them. An OS thread counts itself before it takes a
 // block, so a block never sees the one before it as not yet running.
 std::atomic<int> units_running{0};
@@ -200,8 +200,8 @@ struct RunningUnit {
     RunningUnit& operator=(const RunningUnit&) = delete;
 };
 
-// How long threads that poll with __nanosleep may find nothing new, with no
-// other block running, before the block is reported as a deadlock (read when
+// How long threads that poll a flag may find nothing new, with no other block
+// running, before the block is reported as a deadlock (read when
 // a block stalls, which is rare).
 double spin_seconds() {
     const char* e = std::getenv("EMU_SPIN_SECONDS");
