@@ -8,6 +8,8 @@
 #   bin/train_llama_twin   the GPU step on the kernels' CPU twins, which the GPU step is checked against
 #   bin/test_gpu_loop      the suite that compares them (LLAMA_GPU_TRAINER=train_llama)
 #   bin/planted_hang       a kernel that never ends (dev/gpu-run --plant-hang)
+#   bin/test_ptx_gpu       the emulator's raw-PTX suites (test/emulator/test_ptx*.cu, test_cluster.cu) for sm_90a,
+#                          so the instructions the emulator runs are checked against the GPU's
 #   dev/*                  every dev/cuda program (as build/dev/ has them)
 #   data/kjv.txt           the text they train on, and data/kjv-llama3/ the same text in token shards of
 #                          the Llama 3 tokenizer (data/llama3.tiktoken), for the 0.4B model's throughput
@@ -24,7 +26,8 @@ GPU_BUNDLE        := $(BUILD)/gpu-bundle
 MBARRIER_TIMEOUT_NS := 1000000000
 BUNDLE_ARCHS      := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
 BUNDLE_STATIC     := -Wl,--as-needed -Wl,-Bstatic -lxxhash -lpcre2-8 -lzstd -lz -Wl,-Bdynamic
-BUNDLE_BINS       := $(addprefix $(GPU_BUNDLE)/bin/,train_llama train_llama_cpu train_llama_twin test_gpu_loop planted_hang)
+BUNDLE_BINS       := $(addprefix $(GPU_BUNDLE)/bin/,train_llama train_llama_cpu train_llama_twin test_gpu_loop planted_hang \
+                                                   test_ptx_gpu)
 
 ifeq ($(HAVE_NVCC)$(HAVE_CUBLASLT)$(HAVE_CLI11)$(HAVE_JSON)$(HAVE_BOOST_CONTEXT)$(HAVE_CATCH2)$(HAVE_BIBLE)$(HAVE_VENV),yesyesyesyesyesyesyesyes)
 ALL_TARGETS += $(GPU_BUNDLE)/MANIFEST.md
@@ -75,6 +78,10 @@ $(GPU_BUNDLE)/bin/planted_hang: test/gpu-run/planted_hang.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) $(BUNDLE_ARCHS) -DLLAMA_MBARRIER_TIMEOUT_NS=$(MBARRIER_TIMEOUT_NS) \
 	  $< -o $@
+	strip --strip-debug $@
+$(GPU_BUNDLE)/bin/test_ptx_gpu: $(CATCH_MAIN) $(EMU_NVCC_SUITE_OBJS)
+	@mkdir -p $(@D)
+	$(CXX) $^ -o $@ -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread
 	strip --strip-debug $@
 
 $(GPU_BUNDLE)/data/kjv.txt:

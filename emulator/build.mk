@@ -146,7 +146,7 @@ EMU_PLANTED := $(basename $(notdir $(wildcard test/emulator/planted/*.cu)))
 EMU_PLANTED_PLAIN := $(foreach p,$(EMU_PLANTED),$(BUILD)/emu/plain/bin/test/emulator/planted/$(p) $(BUILD)/emu/plain/bin/test/emulator/planted/$(p).bug)
 TEST_BINS += $(EMU_PLANTED_PLAIN)
 ifeq ($(HAVE_EMU_CLANG),yes)
-EMU_PLANTED_TSAN := $(foreach p,race_reduction race_between_blocks warp_exchange tma_missing_full_wait tma_ring_missing_empty_wait mbarrier_init_no_sync grid_missing_sync tile_missing_sync cluster_missing_sync,$(BUILD)/emu/tsan/bin/test/emulator/planted/$(p) $(BUILD)/emu/tsan/bin/test/emulator/planted/$(p).bug)
+EMU_PLANTED_TSAN := $(foreach p,race_reduction race_between_blocks warp_exchange tma_missing_full_wait tma_ring_missing_empty_wait mbarrier_init_no_sync grid_missing_sync tile_missing_sync cluster_missing_sync flag_weak_store,$(BUILD)/emu/tsan/bin/test/emulator/planted/$(p) $(BUILD)/emu/tsan/bin/test/emulator/planted/$(p).bug)
 EMU_PLANTED_ASAN := $(foreach p,shared_oob global_oob dynamic_shared_oob local_oob cluster_exit_early,$(BUILD)/emu/asan/bin/test/emulator/planted/$(p) $(BUILD)/emu/asan/bin/test/emulator/planted/$(p).bug)
 TEST_BINS += $(EMU_PLANTED_TSAN) $(EMU_PLANTED_ASAN)
 endif
@@ -169,6 +169,20 @@ $(BUILD)/nvcc/%.o: %.cu
 $(BUILD)/nvcc/%.bug.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -DPLANTED_BUG -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+endif
+
+# The raw-PTX suites too, for sm_90a only (wgmma, TMA and clusters are Hopper's),
+# so that ptxas checks every asm string the emulator runs; the GPU bundle links
+# them into bin/test_ptx_gpu (dev/build.mk), which runs them on a GPU.
+ifeq ($(HAVE_NVCC)$(HAVE_CATCH2),yesyes)
+EMU_NVCC_SUITES := $(addprefix test/emulator/,test_ptx.cu test_ptx_asm.cu test_ptx_asm2.cu test_ptx_wgmma.cu \
+                                              test_cluster.cu test_ptx_sync.cu)
+EMU_NVCC_SUITE_OBJS := $(EMU_NVCC_SUITES:%.cu=$(BUILD)/nvcc90/%.o)
+ALL_TARGETS += $(EMU_NVCC_SUITE_OBJS)
+$(BUILD)/nvcc90/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(filter-out -gencode arch=%,$(NVCCFLAGS)) -gencode arch=compute_90a,code=sm_90a -MMD -MP -MF $(@:.o=.d) \
+	  -c $< -o $@
 endif
 
 # Keep the rewritten sources and objects (make would delete them as intermediates).

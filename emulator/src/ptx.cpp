@@ -25,6 +25,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 #include "cuda.h"
@@ -68,8 +69,10 @@ enum class Op : uint8_t {
     Selp,
     Mov,
     TmaLoad,
-    Ld,          // ld: p[0] element bytes, p[1] vector length, p[2] state space, p[3] sign-extends
+    Ld,          // ld: p[0] element bytes, p[1] vector length, p[2] state space, p[3] sign-extends, p[4] strong
     St,          // st: the same
+    Atom,        // atom and red: p[0] an AtomOp, p[1] a type_code, p[2] the state space, p[3] 1 for atom (a result)
+    Fence,       // fence.{sc,acq_rel}.scope, membar.level
     Alu,         // per-thread arithmetic and logic: p[0] an AluOp, p[1] a type_code, p[2] flush subnormals
     Cvt,         // cvt: p[0] a CvtKind, p[1] and p[2] the destination's and source's type, p[3] the rounding
     Shfl,        // shfl.sync: p[0] the mode
@@ -77,6 +80,7 @@ enum class Op : uint8_t {
     Elect,       // elect.sync
     Activemask,  // activemask.b32
     Nanosleep,   // nanosleep.u32
+    Bra,         // bra[.uni] label: p[0] the index of the instruction after the label
     MbarExpectTx,
     BulkCopy,  // cp.async.bulk (not tensor), completing on an mbarrier
     Stmatrix,
@@ -113,6 +117,9 @@ enum AluOp : int {
     ALop3,
     APrmt,
 };
+
+// The operations of Op::Atom.
+enum AtomOp : int { XAdd, XAnd, XOr, XXor, XExch, XCas, XInc, XDec, XMin, XMax };
 
 // Element types of the generic mma.
 enum MmaType : int { MtBf16, MtF16, MtS8, MtU8, MtF32, MtS32 };
@@ -171,7 +178,7 @@ struct Insn {
     Op op = Op::Nop;
     int guard = -1;  // predicate register, or -1
     bool guard_neg = false;
-    int p[4] = {0, 0, 0, 0};  // the form's parameters (shape, count, comparison, ...)
+    int p[5] = {0, 0, 0, 0, 0};  // the form's parameters (shape, count, comparison, ...)
     std::vector<Operand> ops;
     std::string text;
 };
@@ -247,6 +254,8 @@ struct Parser {
     std::vector<std::pair<std::string, int>> locals;
     std::vector<int> predicates;  // the locals declared .pred
     const Insn* cur = nullptr;
+    std::vector<std::pair<std::string, std::size_t>> labels;    // name, the index of the next instruction
+    std::vector<std::pair<std::string, std::size_t>> branches;  // target, the index of the bra
 
     [[noreturn]] void fail(const std::string& what) { prog.fail(cur, what); }
 
@@ -593,6 +602,18 @@ struct Parser {
         const std::vector<std::string> t = tokens(opc);
         const std::string& name = t[0];
         if (name == "ld" || name == "st") return decode_ld_st(in, t), true;
+        if (name == "atom" || name == "red") return decode_atom(in, t), true;
+        if (name == "fence" || name == "membar") {
+            // fence.sc.scope, fence.acq_rel.scope, membar.{cta,gl,sys}: memory is
+            // sequentially consistent here, but the compiler must not move
+            // accesses across it either.
+            if (name == "fence" ? !(t.size() == 3 && (t[1] == "sc" || t[1] == "acq_rel") && is_scope(t[2]))
+                                : !(t.size() == 2 && (t[1] == "cta" || t[1] == "gl" || t[1] == "sys")))
+                fail("this " + name + " form is not emulated");
+            in.op = Op::Fence;
+            expect(in, 0);
+            return true;
+        }
         if (name == "cvt") return decode_cvt(in, t), true;
         if (opc == "shfl.sync.up.b32" || opc == "shfl.sync.down.b32" || opc == "shfl.sync.bfly.b32" ||
             opc == "shfl.sync.idx.b32") {
@@ -661,13 +682,18 @@ struct Parser {
         return true;
     }
 
-    // ld/st[.weak|.volatile|.relaxed.scope][.shared|.shared::cta|.global][.nc][cache hints][.v2|.v4].type
-    // (and .shared::cluster)
+    static bool is_scope(const std::string& x) { return x == "cta" || x == "cluster" || x == "gpu" || x == "sys"; }
+
+    // ld/st[.weak|.volatile|.relaxed.scope|.acquire.scope (ld)|.release.scope (st)]
+    // [.shared|.shared::cta|.shared::cluster|.global][.nc][cache hints][.v2|.v4].type
+    // p[4] 1 for the strong forms (volatile, relaxed, acquire, release): each
+    // element is an atomic access, and a strong load is a poll (see ld_st).
     void decode_ld_st(Insn& in, const std::vector<std::string>& t) {
         const bool load = t[0] == "ld";
         in.op = load ? Op::Ld : Op::St;
         in.p[1] = 1;
         int type = -1;
+        bool order = false, scope = false, nc = false;
         for (std::size_t i = 1; i < t.size(); ++i) {
             const std::string& x = t[i];
             if (x == "shared" || x == "shared::cta") in.p[2] = SpaceShared;
@@ -677,16 +703,21 @@ struct Parser {
             else if (x == "f32") type = 4 * 2;
             else if (x == "f64") type = 8 * 2;
             else if (int_type(x) >= 0) type = int_type(x);
-            else if (x == "weak" || x == "volatile" || x == "relaxed" || x == "cta" || x == "gpu" || x == "sys" ||
-                     x == "ca" || x == "cg" || x == "cs" || x == "lu" || x == "cv" || x == "wb" || x == "wt" ||
-                     (load && x == "nc") || x == "L1::no_allocate" || x == "L1::evict_last" || x == "L1::evict_first" ||
+            else if (x == "volatile") in.p[4] = 1;
+            else if (x == "relaxed" || x == (load ? "acquire" : "release")) in.p[4] = 1, order = true;
+            else if (is_scope(x)) scope = true;
+            else if (load && x == "nc") nc = true;
+            else if (x == "weak" || x == "ca" || x == "cg" || x == "cs" || x == "lu" || x == "cv" || x == "wb" ||
+                     x == "wt" || x == "L1::no_allocate" || x == "L1::evict_last" || x == "L1::evict_first" ||
                      x == "L1::evict_normal" || x == "L1::evict_unchanged" || x == "L2::64B" || x == "L2::128B" ||
                      x == "L2::256B")
-                continue;  // ordering and cache hints: one memory, no caches
+                continue;  // cache hints: one memory, no caches
             else fail("this " + t[0] + " form is not emulated (." + x + ")");
             if (i + 1 != t.size() && type >= 0) fail("the type must come last");
         }
         if (type < 0) fail("a type is needed");
+        if (order != scope) fail(order ? "a memory order needs a scope" : "a scope needs a memory order");
+        if (nc && in.p[4]) fail("ld.global.nc is a weak load");
         in.p[0] = type / 2;
         in.p[3] = type & 1;
         expect(in, 2);
@@ -698,6 +729,64 @@ struct Parser {
         if (!load && v.kind == Operand::Vec)
             for (int x : v.regs)
                 if (x < 0) fail("a vector to store cannot hold _");
+    }
+
+    // atom{.sem}{.scope}{.space}.op.type d, [a], b{, c} and red{.sem}{.scope}{.space}.op.type [a], b:
+    // and/or/xor .b32/.b64, exch and cas .b32/.b64 (atom only), add .u32/.s32/.u64/.f32/.f64,
+    // inc/dec .u32, min/max .u32/.s32/.u64/.s64.
+    void decode_atom(Insn& in, const std::vector<std::string>& t) {
+        static const char* const names[] = {"add", "and", "or", "xor", "exch", "cas", "inc", "dec", "min", "max"};
+        const bool atom = t[0] == "atom";
+        in.op = Op::Atom;
+        in.p[0] = -1;
+        in.p[3] = atom;
+        for (std::size_t i = 1; i + 1 < t.size(); ++i) {
+            const std::string& x = t[i];
+            int op = -1;
+            for (int k = 0; k < int(sizeof names / sizeof names[0]); ++k)
+                if (x == names[k]) op = k;
+            if (op >= 0 && in.p[0] < 0) in.p[0] = op;
+            else if (in.p[0] >= 0) fail("this " + t[0] + " form is not emulated (." + x + " after the operation)");
+            else if (x == "shared" || x == "shared::cta") in.p[2] = SpaceShared;
+            else if (x == "shared::cluster") in.p[2] = SpaceCluster;
+            else if (x == "global") in.p[2] = SpaceGlobal;
+            else if (!(x == "relaxed" || x == "release" || (atom && (x == "acquire" || x == "acq_rel")) || is_scope(x)))
+                fail("this " + t[0] + " form is not emulated (." + x + ")");
+        }
+        const std::string& type = t.back();
+        in.p[1] = type == "f64" ? 6 : type_code(type);
+        const bool bits = type == "b32" || type == "b64", unsig = type == "u32" || type == "u64";
+        bool ok = false;
+        switch (in.p[0]) {
+            case XAnd:
+            case XOr:
+            case XXor:
+                ok = bits;
+                break;
+            case XExch:
+            case XCas:
+                ok = atom && bits;
+                break;
+            case XAdd:
+                ok = unsig || type == "s32" || type == "f32" || type == "f64";
+                break;
+            case XInc:
+            case XDec:
+                ok = type == "u32";
+                break;
+            case XMin:
+            case XMax:
+                ok = unsig || type == "s32" || type == "s64";
+                break;
+            default:
+                fail("an operation is needed (add, and, or, xor, exch, cas, inc, dec, min, max)");
+        }
+        if (!ok) fail("this " + t[0] + " form is not emulated (." + names[in.p[0]] + "." + type + ")");
+        const std::size_t first = atom ? 1 : 0;  // the address
+        expect(in, first + (in.p[0] == XCas ? 3 : 2));
+        if (atom) expect_kind(in.ops[0], Operand::Reg, "a destination register");
+        expect_kind(in.ops[first], Operand::Mem, "an address");
+        for (std::size_t i = first + 1; i < in.ops.size(); ++i) expect_value(in.ops[i]);
     }
 
     // cvt[.rounding][.ftz][.satfinite] dtype atype: between integers, f32 and
@@ -721,7 +810,10 @@ struct Parser {
             if (round != "rn") fail("only .rn is emulated for cvt to " + dt);
             in.p[0] = CvtPack16;
         } else if (dt == "f32" && is16(st)) {
-            if (!round.empty() && round != "rn") fail("a widening cvt rounds nothing");
+            // Exact either way; ptxas takes a rounding modifier from bf16 but refuses one from f16.
+            if (st == "f16" ? !round.empty()
+                            : !(round.empty() || round == "rn" || round == "rz" || round == "rm" || round == "rp"))
+                fail(st == "f16" ? "cvt.f32.f16 takes no rounding modifier" : "this cvt.f32.bf16 form is not emulated");
             in.p[0] = CvtFrom16;
         } else if (is16(dt) && st == "f32") {
             if (round != "rn") fail("only .rn is emulated for cvt to " + dt);
@@ -954,7 +1046,14 @@ struct Parser {
         if (rest[0] == '.') fail("directive not emulated");
         const std::size_t sp = rest.find_first_of(" \t");
         const std::string opc = rest.substr(0, sp);
-        if (opc.back() == ':') fail("labels are not emulated");
+        if (opc == "bra" || opc == "bra.uni") {  // its operand is a label, resolved at the end
+            ins.op = Op::Bra;
+            const std::string target = sp == std::string::npos ? "" : trim(rest.substr(sp));
+            if (!is_label(target)) fail("bra needs a label");
+            branches.emplace_back(target, prog.insns.size() - 1);
+            cur = nullptr;
+            return;
+        }
         if (sp != std::string::npos)
             for (const std::string& o : split_operands(rest.substr(sp))) {
                 if (o.empty()) fail("an empty operand");
@@ -970,6 +1069,33 @@ struct Parser {
                 ins.ops.push_back(operand(o));
             }
         decode(ins, opc);
+        cur = nullptr;
+    }
+
+    static bool is_label(const std::string& s) {
+        if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+        for (char c : s)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$')) return false;
+        return true;
+    }
+
+    // `NAME:` before an instruction (or before the end): branches to it go to
+    // the instruction that follows. Names are unique in the template: the
+    // scopes of {} do not shadow labels here.
+    void label(const std::string& name) {
+        for (auto& l : labels)
+            if (l.first == name) fail("label " + name + " defined twice");
+        labels.emplace_back(name, prog.insns.size());
+    }
+    void resolve_branches() {
+        for (auto& b : branches) {
+            Insn& in = prog.insns[b.second];
+            cur = &in;
+            in.p[0] = -1;
+            for (auto& l : labels)
+                if (l.first == b.first) in.p[0] = int(l.second);
+            if (in.p[0] < 0) fail("no label " + b.first);
+        }
         cur = nullptr;
     }
 
@@ -1004,9 +1130,15 @@ struct Parser {
                 st.clear();
                 continue;
             }
+            if (c == ':' && depth == 0 && (i + 1 >= t.size() || t[i + 1] != ':') && is_label(trim(st))) {
+                label(trim(st));
+                st.clear();
+                continue;
+            }
             st += c;
         }
         if (!trim(st).empty()) statement(st);
+        resolve_branches();
     }
 };
 
@@ -1451,6 +1583,11 @@ struct Exec {
             case Op::Ld:
             case Op::St:
                 return ld_st();
+            case Op::Atom:
+                return atom();
+            case Op::Fence:
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+                return;
             case Op::Alu:
                 return alu();
             case Op::Cvt:
@@ -1476,6 +1613,8 @@ struct Exec {
                 return;
             case Op::Nanosleep:
                 poll_pause();
+                return;
+            case Op::Bra:  // taken by run()
                 return;
             case Op::MbarExpectTx: {
                 void* bar = shared(in->ops[0], 8);
@@ -1505,30 +1644,142 @@ struct Exec {
                                 : reinterpret_cast<uintptr_t>(cluster_map_shared(reinterpret_cast<void*>(a), rank));
     }
 
-    // ld and st: the address's space decides how it maps to memory; a
-    // misaligned access stops the kernel, as it faults on the GPU.
+    // The memory an ld, st, atom or red of `bytes` addresses in its state space
+    // (p[2]); a misaligned access stops the kernel, as it faults on the GPU.
+    unsigned char* memory(const Operand& a, unsigned bytes) const {
+        unsigned char* p = in->p[2] == SpaceShared ? static_cast<unsigned char*>(shared(a, bytes))
+                           : in->p[2] == SpaceCluster
+                               ? static_cast<unsigned char*>(cluster_window_pointer(uint32_t(address(a)), bytes))
+                               : reinterpret_cast<unsigned char*>(address(a));
+        if (reinterpret_cast<uintptr_t>(p) % bytes) fail("misaligned address");
+        return p;
+    }
+
+    // An atomic load or store of 1, 2, 4 or 8 bytes at p. The race checker
+    // sees acquire loads and release stores whatever the instruction's order:
+    // it does not model fences, so a relaxed access ordered by a fence would
+    // be reported as a race.
+    static uint64_t load_atomic(const unsigned char* p, unsigned bytes) {
+        switch (bytes) {
+            case 1:
+                return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+            case 2:
+                return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_ACQUIRE);
+            case 4:
+                return __atomic_load_n(reinterpret_cast<const uint32_t*>(p), __ATOMIC_ACQUIRE);
+            default:
+                return __atomic_load_n(reinterpret_cast<const uint64_t*>(p), __ATOMIC_ACQUIRE);
+        }
+    }
+    static void store_atomic(unsigned char* p, unsigned bytes, uint64_t x) {
+        switch (bytes) {
+            case 1:
+                return __atomic_store_n(p, uint8_t(x), __ATOMIC_RELEASE);
+            case 2:
+                return __atomic_store_n(reinterpret_cast<uint16_t*>(p), uint16_t(x), __ATOMIC_RELEASE);
+            case 4:
+                return __atomic_store_n(reinterpret_cast<uint32_t*>(p), uint32_t(x), __ATOMIC_RELEASE);
+            default:
+                return __atomic_store_n(reinterpret_cast<uint64_t*>(p), x, __ATOMIC_RELEASE);
+        }
+    }
+
+    // ld and st: the address's space decides how it maps to memory. A strong
+    // form (volatile, relaxed, acquire, release) is atomic per element, as
+    // the PTX memory model makes it: strong accesses never race each other. A
+    // strong load is a poll (a thread that spins on a flag lets the thread
+    // that sets it run: poll_pause); a strong store that changes memory is
+    // progress.
     [[gnu::noinline]] void ld_st() {
         const unsigned bytes = unsigned(in->p[0]), n = unsigned(in->p[1]);
-        const bool load = in->op == Op::Ld;
+        const bool load = in->op == Op::Ld, strong = in->p[4];
         const Operand& a = in->ops[load ? 1 : 0];
         const Operand& v = in->ops[load ? 0 : 1];
-        unsigned char* p = in->p[2] == SpaceShared ? static_cast<unsigned char*>(shared(a, bytes * n))
-                           : in->p[2] == SpaceCluster
-                               ? static_cast<unsigned char*>(cluster_window_pointer(uint32_t(address(a)), bytes * n))
-                               : reinterpret_cast<unsigned char*>(address(a));
-        if (reinterpret_cast<uintptr_t>(p) % (bytes * n)) fail("misaligned address");
+        unsigned char* p = memory(a, bytes * n);
+        bool changed = false;
         for (unsigned i = 0; i < n; ++i) {
             const int reg = n > 1 ? v.regs[i] : v.reg;
             if (load) {
                 uint64_t x = 0;
-                std::memcpy(&x, p + i * bytes, bytes);
+                if (strong) x = load_atomic(p + i * bytes, bytes);
+                else std::memcpy(&x, p + i * bytes, bytes);
                 if (in->p[3] && bytes < 8) x = uint64_t(int64_t(x << (64 - 8 * bytes)) >> (64 - 8 * bytes));
                 if (reg >= 0) r[reg] = x;
+            } else if (strong) {
+                const uint64_t x = n > 1 ? r[reg] : val(v),
+                               width = bytes < 8 ? (uint64_t(1) << (8 * bytes)) - 1 : ~0ull;
+                changed |= ((load_atomic(p + i * bytes, bytes) ^ x) & width) != 0;
+                store_atomic(p + i * bytes, bytes, x);
             } else {
                 const uint64_t x = n > 1 ? r[reg] : val(v);
                 std::memcpy(p + i * bytes, &x, bytes);
             }
         }
+        if (strong && load) poll_pause();
+        count_change(changed);
+    }
+
+    // atom and red: a compare-and-swap loop with the new value computed from
+    // the old, so every form is one function. As the C++ atomics (emu/device.h),
+    // an integer add, and, or, xor, exch or cas that leaves memory as it was is
+    // a poll; inc, dec, min, max and the float adds only count their changes.
+    template <class U>
+    U rmw(U* q, U b, U c, bool& changed) const {
+        const int op = in->p[0], type = in->p[1];
+        U old = __atomic_load_n(q, __ATOMIC_RELAXED), nu;
+        do {
+            const bool sgn = type & 1;
+            const bool less = sgn ? std::make_signed_t<U>(old) < std::make_signed_t<U>(b) : old < b;
+            switch (op) {
+                case XAdd:
+                    if (type == 2) nu = U(bits(f32(old) + f32(b)));
+                    else if (type == 6) nu = U(pack_bits(unpack_bits<double>(old) + unpack_bits<double>(b)));
+                    else nu = U(old + b);
+                    break;
+                case XAnd:
+                    nu = old & b;
+                    break;
+                case XOr:
+                    nu = old | b;
+                    break;
+                case XXor:
+                    nu = old ^ b;
+                    break;
+                case XExch:
+                    nu = b;
+                    break;
+                case XCas:
+                    nu = old == b ? c : old;
+                    break;
+                case XInc:
+                    nu = old >= b ? U(0) : U(old + 1);
+                    break;
+                case XDec:
+                    nu = old == 0 || old > b ? b : U(old - 1);
+                    break;
+                case XMin:
+                    nu = less ? old : b;
+                    break;
+                default:
+                    nu = less ? b : old;
+                    break;
+            }
+        } while (!__atomic_compare_exchange_n(q, &old, nu, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+        changed = nu != old;
+        return old;
+    }
+    [[gnu::noinline]] void atom() {
+        const bool wide = in->p[1] & 4, result = in->p[3];
+        const std::size_t first = result ? 1 : 0;
+        unsigned char* p = memory(in->ops[first], wide ? 8 : 4);
+        const uint64_t b = val(in->ops[first + 1]), c = in->p[0] == XCas ? val(in->ops[first + 2]) : 0;
+        bool changed = false;
+        const uint64_t old = wide ? rmw(reinterpret_cast<uint64_t*>(p), b, c, changed)
+                                  : rmw(reinterpret_cast<uint32_t*>(p), uint32_t(b), uint32_t(c), changed);
+        if (result) r[in->ops[0].reg] = old;
+        const bool integer = in->p[1] != 2 && in->p[1] != 6;
+        if (integer && in->p[0] <= XCas) atomic_done(changed);
+        else count_change(changed);
     }
 
     static float ftz(float x, bool on) { return on && std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x; }
@@ -2007,7 +2258,7 @@ PtxSite::Program* parse(const char* text, const char* constraints, const char* f
     if (n != p.nargs) p.fail(nullptr, "the number of operands is not the constraints'");
     p.imm.resize(std::size_t(n));
     for (int i = 0; i < n; ++i) p.imm[std::size_t(i)] = int64_t(args[i].in);
-    Parser{p, {}, {}, nullptr}.parse(text);
+    Parser{p, {}, {}, nullptr, {}, {}}.parse(text);
     return prog;
 }
 
@@ -2051,8 +2302,13 @@ void PtxSite::run(PtxArg* args, int n) const {
     }
     for (int i = n; i < p.nregs; ++i) regs[i] = 0;
     Exec x{p, regs, args};
-    for (const Insn& in : p.insns) {
+    for (std::size_t pc = 0; pc < p.insns.size();) {
+        const Insn& in = p.insns[pc++];
         if (in.guard >= 0 && (regs[in.guard] != 0) == in.guard_neg) continue;
+        if (in.op == Op::Bra) {
+            pc = std::size_t(in.p[0]);
+            continue;
+        }
         x.in = &in;
         x.step();
     }

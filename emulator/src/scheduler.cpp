@@ -79,7 +79,7 @@ struct Fiber {
     std::size_t stack_size = 0;
     bool done = false;
     bool waiting = false;
-    bool polling = false;  // in __nanosleep or an atomic that changed nothing (see poll_pause)
+    bool polling = false;  // in __nanosleep, a strong PTX load or an atomic that changed nothing (poll_pause)
     void* tsan_fiber = nullptr;
     bool tsan_reused = false;  // its race-checker identity ran an earlier CUDA thread (see take_identity)
     unsigned tsan_serial = 0;  // that identity's History
@@ -208,8 +208,8 @@ double spin_seconds() {
     return e && *e ? std::atof(e) : 10.0;
 }
 
-// A thread that polls a flag (poll_pause: __nanosleep, or an atomic that
-// changed nothing) and finds it unset makes no progress, so a round of the
+// A thread that polls a flag (poll_pause: __nanosleep, a strong PTX load, or
+// an atomic that changed nothing) and finds it unset makes no progress, so a round of the
 // block in which nothing else happened looks like a deadlock. An atomic that
 // changed memory in the round is progress (the thread that sets a flag with
 // atomicExch may itself have just come out of a poll: two warps that hand work
@@ -465,9 +465,10 @@ bool hang_on_deadlock() {
             std::fprintf(stderr, "  ...\n");
             break;
         }
-        std::fprintf(stderr, "  thread [%u,%u,%u] (warp %u lane %u) is %s\n", f.coords.threadIdx.x,
-                     f.coords.threadIdx.y, f.coords.threadIdx.z, f.warp, f.coords.lane,
-                     f.polling ? "polling (__nanosleep, or an atomic that changed nothing)" : "waiting");
+        std::fprintf(
+            stderr, "  thread [%u,%u,%u] (warp %u lane %u) is %s\n", f.coords.threadIdx.x, f.coords.threadIdx.y,
+            f.coords.threadIdx.z, f.warp, f.coords.lane,
+            f.polling ? "polling (__nanosleep, a strong PTX load, or an atomic that changed nothing)" : "waiting");
     }
     std::abort();
 }

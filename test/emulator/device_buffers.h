@@ -20,6 +20,15 @@ T* to_device(const std::vector<T>& h) {
     return d;
 }
 
+// n elements of device memory set to zero (cudaFree it).
+template <class T>
+T* device_zeros(std::size_t n) {
+    T* d = nullptr;
+    REQUIRE(cudaMalloc(&d, n * sizeof(T)) == cudaSuccess);
+    REQUIRE(cudaMemset(d, 0, n * sizeof(T)) == cudaSuccess);
+    return d;
+}
+
 // The first n elements at device pointer d.
 template <class T>
 std::vector<T> to_host(const T* d, std::size_t n) {

@@ -1,8 +1,10 @@
-// Compiles the kernels of ptx_kernels.cuh with nvcc for every GPU target, so the
-// inline PTX of kernels/ptx.h is assembled in CI (the emulated build runs them).
+// Compiles the kernels of ptx_kernels.cuh and ptx_sync_kernels.cuh with nvcc for
+// every GPU target, so the inline PTX of kernels/ptx.h and of the emulator's
+// tests is assembled in CI (the emulated build runs them).
 #include <cstdio>
 #include "kernels/cuda_check.h"
 #include "ptx_kernels.cuh"
+#include "ptx_sync_kernels.cuh"
 
 int main() {
     std::printf("ptx kernels: mma %p, ldmatrix %p, cp.async %p, tile gemm %p, wgmma %p %p\n",
@@ -22,5 +24,9 @@ int main() {
                 reinterpret_cast<const void*>(wgmma_ss_kernel<false, false>),
                 reinterpret_cast<const void*>(wgmma_ss_kernel<false, true>),
                 reinterpret_cast<const void*>(setmaxnreg_kernel));
+    std::printf("strong loads and stores %p %p, atom and red %p, labelled wait %p\n",
+                reinterpret_cast<const void*>(strong_turns_kernel),
+                reinterpret_cast<const void*>(strong_turns_shared_kernel),
+                reinterpret_cast<const void*>(atom_ops_kernel), reinterpret_cast<const void*>(labelled_wait_kernel));
     return 0;
 }

@@ -140,11 +140,15 @@ TEST_CASE("a cluster-wide sum through distributed shared memory with cooperative
 // The same sum in raw PTX, as CUTLASS-style code writes it: %cluster_ctarank,
 // barrier.cluster.arrive.release / wait.acquire, mapa.shared::cluster and
 // ld.shared::cluster.u64 (pull), st.shared::cluster.v2.u32 into rank 0's table
-// (push), and mapa.u64 on a generic pointer read by a plain load.
+// (push), red.shared::cluster.add.u64 into rank 0's total and fence.acq_rel.cluster,
+// and mapa.u64 on a generic pointer read by a plain load.
 __global__ void __cluster_dims__(4, 1, 1) cluster_ptx_sum_kernel(const int* in, long long* out, int* table_out) {
     __shared__ int scratch[kThreads];
     __shared__ long long partial;
-    __shared__ int2 table[4];  // rank 0's: {low 32 bits of the partial, rank} pushed by each block
+    __shared__ int2 table[4];             // rank 0's: {low 32 bits of the partial, rank} pushed by each block
+    __shared__ unsigned long long total;  // rank 0's: the sum of the partials, added by each block
+    if (threadIdx.x == 0) total = 0;
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
     block_sum(in, scratch, partial);
     unsigned rank, nrank;
     asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
@@ -154,6 +158,11 @@ __global__ void __cluster_dims__(4, 1, 1) cluster_ptx_sum_kernel(const int* in, 
         uint32_t there;
         asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(there) : "r"(mine), "r"(0u));
         asm volatile("st.shared::cluster.v2.u32 [%0], {%1, %2};" ::"r"(there), "r"(uint32_t(partial)), "r"(rank)
+                     : "memory");
+        const uint32_t mine_total = uint32_t(__cvta_generic_to_shared(&total));
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(there) : "r"(mine_total), "r"(0u));
+        asm volatile("red.relaxed.cluster.shared::cluster.add.u64 [%0], %1;\n\tfence.acq_rel.cluster;" ::"r"(there),
+                     "l"(partial)
                      : "memory");
     }
     asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
@@ -173,7 +182,7 @@ __global__ void __cluster_dims__(4, 1, 1) cluster_ptx_sum_kernel(const int* in, 
             table_out[2 * (blockIdx.x / 4 * 4 + r)] = table[r].x;
             table_out[2 * (blockIdx.x / 4 * 4 + r) + 1] = table[r].y;
         }
-        out[blockIdx.x / 4] = s;
+        out[blockIdx.x / 4] = (long long)total == s ? s : -(1LL << 41);
     }
     asm volatile("barrier.cluster.arrive;\n\tbarrier.cluster.wait;" ::: "memory");
 }

@@ -149,7 +149,7 @@ __global__ void float_ops(const float* a, const float* b, const float* c, unsign
     asm("cvt.f32.bf16 %0, %1;" : "=f"(f) : "h"(h));
     o[11] = __float_as_uint(f);
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(C));
-    asm("cvt.rn.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     o[12] = __float_as_uint(f);
     int k;
     asm("cvt.rzi.s32.f32 %0, %1;" : "=r"(k) : "f"(A * 100.0f));

@@ -45,20 +45,20 @@ struct ThreadCoords {
 // __thread, not thread_local: no initialisation wrapper, so each access is one load.
 extern __thread ThreadCoords* tls_coords;
 
-// Atomics run on this OS thread that changed memory. A thread that sets a flag
-// another thread polls makes progress; one that only polls it does not (see
-// poll_pause). The fibers of an OS thread share the count, so it is read and
-// written with relaxed atomics: the race checker neither reports it nor sees
-// order in it.
+// Atomics (and strong stores in inline PTX) run on this OS thread that
+// changed memory. A thread that sets a flag another thread polls makes
+// progress; one that only polls it does not (see poll_pause). The fibers of an OS thread share the count, so it is read
+// and written with relaxed atomics: the race checker neither reports it nor sees order in it.
 extern __thread unsigned long long atomic_changes;
 inline void count_change(bool changed) {
     if (changed)
         __atomic_store_n(&atomic_changes, __atomic_load_n(&atomic_changes, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 // Lets the other threads run before the caller goes on, so a thread that polls
-// a flag waits for the thread that sets it: __nanosleep, and an integer
-// atomic that left memory as it was (an atomic read such as atomicAdd(p, 0),
-// a compare-and-swap that failed, an exchange that found its own value).
+// a flag waits for the thread that sets it: __nanosleep, a strong load in
+// inline PTX (ld.volatile, ld.relaxed, ld.acquire), and an integer atomic
+// that left memory as it was (an atomic read such as atomicAdd(p, 0), a
+// compare-and-swap that failed, an exchange that found its own value).
 void poll_pause();
 // After an integer read-modify-write atomic.
 inline void atomic_done(bool changed) {
