@@ -171,12 +171,12 @@ $(BUILD)/nvcc/%.bug.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -DPLANTED_BUG -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 endif
 
-# The raw-PTX suites too, for sm_90a only (wgmma, TMA and clusters are Hopper's),
+# The raw-PTX suites too (and libcu++'s atomics), for sm_90a only (wgmma, TMA and clusters are Hopper's),
 # so that ptxas checks every asm string the emulator runs; the GPU bundle links
 # them into bin/test_ptx_gpu (dev/build.mk), which runs them on a GPU.
 ifeq ($(HAVE_NVCC)$(HAVE_CATCH2),yesyes)
 EMU_NVCC_SUITES := $(addprefix test/emulator/,test_ptx.cu test_ptx_asm.cu test_ptx_asm2.cu test_ptx_wgmma.cu \
-                                              test_cluster.cu test_ptx_sync.cu)
+                                              test_cluster.cu test_ptx_sync.cu test_cuda_atomic.cu)
 EMU_NVCC_SUITE_OBJS := $(EMU_NVCC_SUITES:%.cu=$(BUILD)/nvcc90/%.o)
 ALL_TARGETS += $(EMU_NVCC_SUITE_OBJS)
 $(BUILD)/nvcc90/%.o: %.cu

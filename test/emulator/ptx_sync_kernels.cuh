@@ -158,10 +158,10 @@ __global__ void labelled_wait_kernel(const float* in, float* out) {
 // (olds64[t] and folds[t] the results of the u64 and f32 adds), and per block
 // in shared memory red.add.u32 a % 1000 and atom.add.u64 b % 1000, whose
 // totals thread 0 writes to block_u32 and block_u64.
-__global__ void atom_ops_kernel(const unsigned* a, const unsigned long long* b, const float* f, unsigned* u32,
-                                int* s32, unsigned long long* u64, long long* s64, float* f32, double* f64,
-                                unsigned* olds, unsigned* xolds, unsigned long long* olds64, float* folds,
-                                unsigned* block_u32, unsigned long long* block_u64) {
+__global__ void atom_ops_kernel(const unsigned* a, const unsigned long long* b, const float* f, unsigned* u32, int* s32,
+                                unsigned long long* u64, long long* s64, float* f32, double* f64, unsigned* olds,
+                                unsigned* xolds, unsigned long long* olds64, float* folds, unsigned* block_u32,
+                                unsigned long long* block_u64) {
     __shared__ unsigned sum32;
     __shared__ unsigned long long sum64;
     if (threadIdx.x == 0) sum32 = 0, sum64 = 0;
@@ -174,7 +174,10 @@ __global__ void atom_ops_kernel(const unsigned* a, const unsigned long long* b, 
     unsigned long long q = 0;
     asm volatile("atom.global.add.u32 %0, [%1], 1;" : "=r"(r) : "l"(u32 + 0) : "memory");
     olds[t] = r;
-    asm volatile("atom.relaxed.gpu.global.and.b32 %0, [%1], %2;" : "=r"(r) : "l"(u32 + 1), "r"(~(1u << x % 32)) : "memory");
+    asm volatile("atom.relaxed.gpu.global.and.b32 %0, [%1], %2;"
+                 : "=r"(r)
+                 : "l"(u32 + 1), "r"(~(1u << x % 32))
+                 : "memory");
     asm volatile("red.global.or.b32 [%0], %1;" ::"l"(u32 + 2), "r"(1u << x % 32) : "memory");
     asm volatile("atom.xor.b32 %0, [%1], %2;" : "=r"(r) : "l"(u32 + 3), "r"(x) : "memory");
     asm volatile("atom.global.inc.u32 %0, [%1], 6;" : "=r"(r) : "l"(u32 + 4) : "memory");

@@ -32,9 +32,10 @@ std::vector<unsigned> turns(int steps, unsigned mul) {
 // With EMU_SPIN_SECONDS=0 a block is reported as soon as 8 rounds in a row
 // see no progress, so the turns stop if a hand-over is not counted as
 // progress; they never end if a poll does not let the other warps run.
-TEST_CASE("inline PTX: warps take turns through ld.acquire (in an asm loop), volatile, relaxed polls and "
-          "st.release/volatile, red",
-          "[emulator][ptx]") {
+TEST_CASE(
+    "inline PTX: warps take turns through ld.acquire (in an asm loop), volatile, relaxed polls and "
+    "st.release/volatile, red",
+    "[emulator][ptx]") {
     setenv("EMU_SPIN_SECONDS", "0", 1);
     const int steps = 31;
     unsigned *d_turn = device_zeros<unsigned>(1), *d_out = device_zeros<unsigned>(steps);
@@ -48,9 +49,10 @@ TEST_CASE("inline PTX: warps take turns through ld.acquire (in an asm loop), vol
     cudaFree(d_out);
 }
 
-TEST_CASE("inline PTX: warps take turns through shared memory: ld.acquire.cta (in an asm loop), an atom read, "
-          "ld.volatile.v2, strong stores",
-          "[emulator][ptx]") {
+TEST_CASE(
+    "inline PTX: warps take turns through shared memory: ld.acquire.cta (in an asm loop), an atom read, "
+    "ld.volatile.v2, strong stores",
+    "[emulator][ptx]") {
     setenv("EMU_SPIN_SECONDS", "0", 1);
     const int steps = 31;
     unsigned* d_out = device_zeros<unsigned>(steps);
@@ -101,8 +103,10 @@ TEST_CASE("inline PTX: atom and red, every operation and type, in global and sha
     long long* d_s64 = to_device(s64_init);
     float* d_f32 = to_device(std::vector<float>{0.5f});
     double* d_f64 = to_device(std::vector<double>{0.25});
-    unsigned *d_olds = device_zeros<unsigned>(n), *d_xolds = device_zeros<unsigned>(n), *d_bu32 = device_zeros<unsigned>(blocks);
-    unsigned long long *d_bu64 = device_zeros<unsigned long long>(blocks), *d_olds64 = device_zeros<unsigned long long>(n);
+    unsigned *d_olds = device_zeros<unsigned>(n), *d_xolds = device_zeros<unsigned>(n),
+             *d_bu32 = device_zeros<unsigned>(blocks);
+    unsigned long long *d_bu64 = device_zeros<unsigned long long>(blocks),
+                       *d_olds64 = device_zeros<unsigned long long>(n);
     float* d_folds = device_zeros<float>(n);
     atom_ops_kernel<<<blocks, threads>>>(d_a, d_b, d_f, d_u32, d_s32, d_u64, d_s64, d_f32, d_f64, d_olds, d_xolds,
                                          d_olds64, d_folds, d_bu32, d_bu64);
