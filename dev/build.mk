@@ -8,8 +8,9 @@
 #   bin/train_llama_twin   the GPU step on the kernels' CPU twins, which the GPU step is checked against
 #   bin/test_gpu_loop      the suite that compares them (LLAMA_GPU_TRAINER=train_llama)
 #   bin/planted_hang       a kernel that never ends (dev/gpu-run --plant-hang)
-#   bin/test_ptx_gpu       the emulator's raw-PTX suites (test/emulator/test_ptx*.cu, test_cluster.cu) for sm_90a,
-#                          so the instructions the emulator runs are checked against the GPU's
+#   bin/test_ptx_gpu       the emulator's raw-PTX and libcu++ atomic suites (test/emulator/test_ptx*.cu,
+#                          test_cluster.cu, test_cuda_atomic.cu) for sm_90a, so that what the emulator runs is
+#                          checked against the GPU
 #   dev/*                  every dev/cuda program (as build/dev/ has them)
 #   data/kjv.txt           the text they train on, and data/kjv-llama3/ the same text in token shards of
 #                          the Llama 3 tokenizer (data/llama3.tiktoken), for the 0.4B model's throughput

@@ -112,7 +112,8 @@ __global__ void atomic_ops_kernel(const int* a, const unsigned long long* b, con
 }  // namespace
 
 // EMU_SPIN_SECONDS=0: a hand-over not counted as progress stops the turns.
-TEST_CASE("libcu++ atomics: warps take turns with load/store, wait and notify, compare_exchange", "[emulator][atomic]") {
+TEST_CASE("libcu++ atomics: warps take turns with load/store, wait and notify, compare_exchange",
+          "[emulator][atomic]") {
     setenv("EMU_SPIN_SECONDS", "0", 1);
     const int steps = 31;
     unsigned* d_out = device_zeros<unsigned>(steps);
