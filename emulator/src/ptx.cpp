@@ -683,6 +683,13 @@ struct Parser {
     }
 
     static bool is_scope(const std::string& x) { return x == "cta" || x == "cluster" || x == "gpu" || x == "sys"; }
+    // The Space a state-space token names (ld, st, atom, red), or -1.
+    static int space(const std::string& x) {
+        if (x == "shared" || x == "shared::cta") return SpaceShared;
+        if (x == "shared::cluster") return SpaceCluster;
+        if (x == "global") return SpaceGlobal;
+        return -1;
+    }
 
     // ld/st[.weak|.volatile|.relaxed.scope|.acquire.scope (ld)|.release.scope (st)]
     // [.shared|.shared::cta|.shared::cluster|.global][.nc][cache hints][.v2|.v4].type
@@ -696,9 +703,7 @@ struct Parser {
         bool order = false, scope = false, nc = false;
         for (std::size_t i = 1; i < t.size(); ++i) {
             const std::string& x = t[i];
-            if (x == "shared" || x == "shared::cta") in.p[2] = SpaceShared;
-            else if (x == "shared::cluster") in.p[2] = SpaceCluster;
-            else if (x == "global") in.p[2] = SpaceGlobal;
+            if (space(x) >= 0) in.p[2] = space(x);
             else if (x == "v2" || x == "v4") in.p[1] = x[1] - '0';
             else if (x == "f32") type = 4 * 2;
             else if (x == "f64") type = 8 * 2;
@@ -747,9 +752,7 @@ struct Parser {
                 if (x == names[k]) op = k;
             if (op >= 0 && in.p[0] < 0) in.p[0] = op;
             else if (in.p[0] >= 0) fail("this " + t[0] + " form is not emulated (." + x + " after the operation)");
-            else if (x == "shared" || x == "shared::cta") in.p[2] = SpaceShared;
-            else if (x == "shared::cluster") in.p[2] = SpaceCluster;
-            else if (x == "global") in.p[2] = SpaceGlobal;
+            else if (space(x) >= 0) in.p[2] = space(x);
             else if (!(x == "relaxed" || x == "release" || (atom && (x == "acquire" || x == "acq_rel")) || is_scope(x)))
                 fail("this " + t[0] + " form is not emulated (." + x + ")");
         }
